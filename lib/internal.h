@@ -28,4 +28,34 @@ wgam_ssize wgam_state_encode_entry(uint8_t *dest, size_t destlen,
  * Returns nonzero if valid. */
 int wgam_utf8_valid(const uint8_t *s, size_t len);
 
+/* blake3.c: incremental hashing, for inputs that are not contiguous (the key
+ * derivation hashes a prefix and the caller's secret). The struct is plain
+ * data: wipe it after hashing secrets. */
+typedef struct wgam_blake3_hasher {
+  uint32_t cv[8];         /* chaining value of the current chunk */
+  uint64_t chunk_counter; /* index of the current chunk */
+  uint8_t block[64];      /* bytes of the current block not yet compressed */
+  uint8_t blocklen;
+  uint8_t blocks_compressed; /* in the current chunk */
+  uint8_t cv_stack_len;
+  uint32_t cv_stack[54][8]; /* subtree chaining values; 54 levels = 2^64 B */
+} wgam_blake3_hasher;
+void wgam_blake3_init(wgam_blake3_hasher *h);
+void wgam_blake3_update(wgam_blake3_hasher *h, const uint8_t *in,
+                        size_t inlen);
+void wgam_blake3_final(const wgam_blake3_hasher *h,
+                       uint8_t out[WGAM_BLAKE3_OUT_LEN]);
+
+/* wire.c: bincode encoding of one (SocketAddr, u64) endpoint, shared by the
+ * message and state file codecs. wgam_bincode_endpoint_len returns the
+ * encoded size, or 0 for a family other than INET/INET6. _put writes that
+ * many bytes and returns the count. _get decodes one endpoint from at most
+ * @len bytes and returns the bytes consumed, or 0 if truncated or the
+ * SocketAddr tag is unknown. */
+#define WGAM_BINCODE_ENDPOINT_MAX_LEN (4 + 16 + 2 + 8)
+size_t wgam_bincode_endpoint_len(const wgam_endpoint *ep);
+size_t wgam_bincode_put_endpoint(uint8_t *dest, const wgam_endpoint *ep);
+size_t wgam_bincode_get_endpoint(wgam_endpoint *ep, const uint8_t *src,
+                                 size_t len);
+
 #endif /* WGAM_INTERNAL_H */
