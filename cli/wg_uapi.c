@@ -1,0 +1,655 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Userspace WireGuard over the UAPI socket (/var/run/wireguard/IFNAME.sock),
+ * the text protocol of wireguard-go and boringtun:
+ *   "get=1\n\n"  -> key=value lines, then "errno=N\n\n";
+ *   "set=1\n" key=value lines "\n" -> "errno=N\n\n".
+ * A connection is made per operation, as wireguard-tools does, so that a
+ * restarted wireguard-go is picked up without any reconnection logic.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "log.h"
+#include "wg_internal.h"
+#include "wg_uapi.h"
+
+/* A peer that stops answering must not hang the daemon's event loop. */
+#define UAPI_TIMEOUT_SEC 10
+
+struct wg_uapi {
+  struct wg_backend b; /* first */
+  char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+};
+
+/* ---------------------------------------------------------------------- */
+/* Reply parsing                                                          */
+/* ---------------------------------------------------------------------- */
+
+static int hexval(char c) {
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
+}
+
+static int parse_key(uint8_t key[WGAM_KEY_LEN], const char *v, size_t vlen) {
+  size_t i;
+
+  if (vlen != 2 * WGAM_KEY_LEN)
+    return -EPROTO;
+  for (i = 0; i < WGAM_KEY_LEN; i++) {
+    int hi = hexval(v[2 * i]), lo = hexval(v[2 * i + 1]);
+
+    if (hi < 0 || lo < 0)
+      return -EPROTO;
+    key[i] = (uint8_t)(hi << 4 | lo);
+  }
+  return 0;
+}
+
+/* Strict unsigned decimal: digits only, no sign, no overflow, <= @max. */
+static int parse_u64(uint64_t *out, const char *v, size_t vlen, uint64_t max) {
+  uint64_t n = 0;
+  size_t i;
+
+  if (!vlen || vlen > 20)
+    return -EPROTO;
+  for (i = 0; i < vlen; i++) {
+    unsigned d;
+
+    if (v[i] < '0' || v[i] > '9')
+      return -EPROTO;
+    d = (unsigned)(v[i] - '0');
+    if (n > (UINT64_MAX - d) / 10)
+      return -EPROTO;
+    n = n * 10 + d;
+  }
+  if (n > max)
+    return -EPROTO;
+  *out = n;
+  return 0;
+}
+
+/* Copies v[0..vlen) into @dst as a C string; fails if it does not fit or
+ * holds a NUL (which inet_pton would silently stop at). */
+static int cstr(char *dst, size_t dstlen, const char *v, size_t vlen) {
+  if (vlen >= dstlen || memchr(v, '\0', vlen))
+    return -EPROTO;
+  memcpy(dst, v, vlen);
+  dst[vlen] = '\0';
+  return 0;
+}
+
+/* "a.b.c.d" or "v6" (no brackets, no scope) into @a (port untouched). */
+static int parse_ip(wgam_addr *a, const char *v, size_t vlen) {
+  char s[INET6_ADDRSTRLEN];
+
+  if (cstr(s, sizeof(s), v, vlen) < 0)
+    return -EPROTO;
+  memset(a->ip, 0, sizeof(a->ip));
+  if (memchr(v, ':', vlen)) {
+    if (inet_pton(AF_INET6, s, a->ip) != 1)
+      return -EPROTO;
+    a->family = WGAM_AF_INET6;
+  } else {
+    if (inet_pton(AF_INET, s, a->ip) != 1)
+      return -EPROTO;
+    a->family = WGAM_AF_INET;
+  }
+  return 0;
+}
+
+/* "198.51.100.1:51820" or "[2001:db8::1%eth0]:51820". */
+static int parse_endpoint(wgam_addr *a, const char *v, size_t vlen) {
+  const char *colon, *host = v;
+  size_t hostlen;
+  uint64_t port;
+
+  memset(a, 0, sizeof(*a));
+  if (vlen && v[0] == '[') {
+    const char *close = memchr(v, ']', vlen), *pct;
+
+    if (!close || close + 1 >= v + vlen || close[1] != ':')
+      return -EPROTO;
+    host = v + 1;
+    hostlen = (size_t)(close - host);
+    /* The scope of a link-local address is not part of wgam_addr. */
+    pct = memchr(host, '%', hostlen);
+    if (pct)
+      hostlen = (size_t)(pct - host);
+    if (!memchr(host, ':', hostlen))
+      return -EPROTO;
+    colon = close + 1;
+  } else {
+    colon = memchr(v, ':', vlen);
+    if (!colon || memchr(colon + 1, ':', vlen - (size_t)(colon + 1 - v)))
+      return -EPROTO;
+    hostlen = (size_t)(colon - v);
+  }
+  if (parse_ip(a, host, hostlen) < 0)
+    return -EPROTO;
+  if (parse_u64(&port, colon + 1, vlen - (size_t)(colon + 1 - v), 65535) < 0)
+    return -EPROTO;
+  a->port = (uint16_t)port;
+  return 0;
+}
+
+/* "10.0.0.1/32" or "fd00::1/128". */
+static int parse_cidr(wgam_cidr *c, const char *v, size_t vlen) {
+  const char *slash = memchr(v, '/', vlen);
+  uint64_t plen;
+
+  memset(c, 0, sizeof(*c));
+  if (!slash || parse_ip(&c->addr, v, (size_t)(slash - v)) < 0)
+    return -EPROTO;
+  if (parse_u64(&plen, slash + 1, vlen - (size_t)(slash + 1 - v),
+                c->addr.family == WGAM_AF_INET ? 32 : 128) < 0)
+    return -EPROTO;
+  c->prefixlen = (uint8_t)plen;
+  return 0;
+}
+
+/* "errno=N": wireguard-go writes a positive N, tolerate a negative one. */
+static int parse_errno_value(const char *v, size_t vlen) {
+  uint64_t n;
+
+  if (vlen && v[0] == '-') {
+    v++;
+    vlen--;
+  }
+  if (parse_u64(&n, v, vlen, 4095) < 0)
+    return -EPROTO;
+  return -(int)n;
+}
+
+static int keyis(const char *k, size_t klen, const char *name) {
+  return klen == strlen(name) && !memcmp(k, name, klen);
+}
+
+/*
+ * Calls @fn for each "key=value" line of @buf until it returns nonzero
+ * (returned) or the lines run out (-EPROTO: a complete reply always ends
+ * with errno=, which the callbacks stop at).
+ */
+typedef int (*line_fn)(const char *k, size_t klen, const char *v, size_t vlen,
+                       void *arg);
+
+static int for_each_line(const char *buf, size_t len, line_fn fn, void *arg) {
+  size_t off = 0;
+
+  while (off < len) {
+    const char *line = buf + off, *nl, *eq;
+    size_t linelen, max = len - off;
+    int ret;
+
+    if (max > WG_UAPI_MAX_LINE + 1)
+      max = WG_UAPI_MAX_LINE + 1;
+    nl = memchr(line, '\n', max);
+    if (!nl)
+      return -EPROTO; /* truncated, or a line too long */
+    linelen = (size_t)(nl - line);
+    off += linelen + 1;
+    eq = memchr(line, '=', linelen);
+    if (!eq)
+      return -EPROTO; /* includes the blank line ending a reply early */
+    ret = fn(line, (size_t)(eq - line), eq + 1,
+             linelen - (size_t)(eq - line) - 1, arg);
+    if (ret)
+      return ret;
+  }
+  return -EPROTO;
+}
+
+struct get_ctx {
+  struct wg_dev *out;
+  wgam_device_peer *peer; /* current peer, NULL before the first */
+};
+
+/* Returns 1 at errno=0 (done), 0 to go on, or a negative error. */
+static int get_line(const char *k, size_t klen, const char *v, size_t vlen,
+                    void *arg) {
+  struct get_ctx *ctx = arg;
+  wgam_device_peer *p = ctx->peer;
+  uint64_t n;
+  int ret;
+
+  if (keyis(k, klen, "errno")) {
+    ret = parse_errno_value(v, vlen);
+    return ret < 0 ? ret : 1;
+  }
+  if (keyis(k, klen, "private_key")) {
+    uint8_t priv[WGAM_KEY_LEN];
+    static const uint8_t zero[WGAM_KEY_LEN];
+
+    ret = parse_key(priv, v, vlen);
+    if (ret == 0) {
+      ctx->out->dev.has_pubkey =
+          sodium_memcmp(priv, zero, sizeof(priv)) != 0 &&
+          crypto_scalarmult_curve25519_base(ctx->out->dev.pubkey, priv) == 0;
+      if (!ctx->out->dev.has_pubkey)
+        memset(ctx->out->dev.pubkey, 0, WGAM_KEY_LEN);
+    }
+    sodium_memzero(priv, sizeof(priv));
+    return ret;
+  }
+  if (keyis(k, klen, "listen_port")) {
+    ret = parse_u64(&n, v, vlen, 65535);
+    if (ret == 0)
+      ctx->out->dev.listen_port = (uint16_t)n;
+    return ret;
+  }
+  if (keyis(k, klen, "public_key")) {
+    uint8_t key[WGAM_KEY_LEN];
+
+    ret = parse_key(key, v, vlen);
+    if (ret < 0)
+      return ret;
+    ret = wg_dev_add_peer(ctx->out, &ctx->peer);
+    if (ret < 0)
+      return ret;
+    memcpy(ctx->peer->pubkey, key, WGAM_KEY_LEN);
+    return 0;
+  }
+  if (keyis(k, klen, "endpoint")) {
+    if (!p)
+      return -EPROTO;
+    return parse_endpoint(&p->endpoint, v, vlen);
+  }
+  if (keyis(k, klen, "last_handshake_time_sec")) {
+    if (!p)
+      return -EPROTO;
+    return parse_u64(&p->last_handshake, v, vlen, UINT64_MAX);
+  }
+  if (keyis(k, klen, "rx_bytes")) {
+    if (!p)
+      return -EPROTO;
+    return parse_u64(&p->rx_bytes, v, vlen, UINT64_MAX);
+  }
+  if (keyis(k, klen, "tx_bytes")) {
+    if (!p)
+      return -EPROTO;
+    return parse_u64(&p->tx_bytes, v, vlen, UINT64_MAX);
+  }
+  if (keyis(k, klen, "persistent_keepalive_interval")) {
+    if (!p)
+      return -EPROTO;
+    ret = parse_u64(&n, v, vlen, 65535);
+    if (ret == 0)
+      p->persistent_keepalive = (uint16_t)n;
+    return ret;
+  }
+  if (keyis(k, klen, "allowed_ip")) {
+    wgam_cidr c;
+
+    if (!p)
+      return -EPROTO;
+    ret = parse_cidr(&c, v, vlen);
+    if (ret < 0)
+      return ret;
+    return wg_dev_add_allowedip(ctx->out, &c);
+  }
+  /* fwmark, preshared_key, last_handshake_time_nsec, protocol_version and
+   * keys of later versions: not needed. */
+  return 0;
+}
+
+int wg_uapi_parse_get(const char *buf, size_t len, struct wg_dev *out) {
+  struct get_ctx ctx = {out, NULL};
+  int ret;
+
+  if (sodium_init() < 0)
+    return -ENOMEM;
+  wg_dev_reset(out);
+  ret = for_each_line(buf, len, get_line, &ctx);
+  if (ret < 0) {
+    wg_dev_reset(out);
+    return ret;
+  }
+  wg_dev_finish(out);
+  return 0;
+}
+
+static int errno_line(const char *k, size_t klen, const char *v, size_t vlen,
+                      void *arg) {
+  int ret;
+
+  (void)arg;
+  if (!keyis(k, klen, "errno"))
+    return -EPROTO;
+  ret = parse_errno_value(v, vlen);
+  return ret < 0 ? ret : 1;
+}
+
+int wg_uapi_parse_errno(const char *buf, size_t len) {
+  int ret = for_each_line(buf, len, errno_line, NULL);
+
+  return ret < 0 ? ret : 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Set transaction                                                        */
+/* ---------------------------------------------------------------------- */
+
+struct sbuf {
+  char *p;
+  size_t len, cap;
+  int err;
+};
+
+static void sb_printf(struct sbuf *sb, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void sb_printf(struct sbuf *sb, const char *fmt, ...) {
+  va_list ap;
+  int n;
+
+  if (sb->err)
+    return;
+  for (;;) {
+    va_start(ap, fmt);
+    n = vsnprintf(sb->p + sb->len, sb->cap - sb->len, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+      sb->err = -EINVAL;
+      return;
+    }
+    if ((size_t)n < sb->cap - sb->len) {
+      sb->len += (size_t)n;
+      return;
+    }
+    {
+      size_t cap = sb->cap * 2 + (size_t)n + 1;
+      char *p = realloc(sb->p, cap);
+
+      if (!p) {
+        sb->err = -ENOMEM;
+        return;
+      }
+      sb->p = p;
+      sb->cap = cap;
+    }
+  }
+}
+
+static int format_ip(char *dst, size_t dstlen, const wgam_addr *a) {
+  int af = a->family == WGAM_AF_INET    ? AF_INET
+           : a->family == WGAM_AF_INET6 ? AF_INET6
+                                        : -1;
+
+  if (af < 0 || !inet_ntop(af, a->ip, dst, (socklen_t)dstlen))
+    return -EINVAL;
+  return 0;
+}
+
+int wg_uapi_build_set(const wgam_peer_update *upds, size_t n, char **pbuf,
+                      size_t *plen) {
+  struct sbuf sb = {NULL, 0, 0, 0};
+  char ip[INET6_ADDRSTRLEN];
+  size_t i, j;
+  int ret;
+
+  *pbuf = NULL;
+  *plen = 0;
+  sb.cap = 64 + n * 256;
+  sb.p = malloc(sb.cap);
+  if (!sb.p)
+    return -ENOMEM;
+  sb_printf(&sb, "set=1\n");
+  for (i = 0; i < n; i++) {
+    const wgam_peer_update *u = &upds[i];
+
+    sb_printf(&sb, "public_key=");
+    for (j = 0; j < WGAM_KEY_LEN; j++)
+      sb_printf(&sb, "%02x", u->pubkey[j]);
+    sb_printf(&sb, "\n");
+    if (u->flags & WGAM_PEER_REMOVE_ME) {
+      sb_printf(&sb, "remove=true\n");
+      continue;
+    }
+    if (!(u->flags & WGAM_PEER_REPLACE_ALLOWEDIPS))
+      sb_printf(&sb, "update_only=true\n");
+    if (u->flags & WGAM_PEER_HAS_ENDPOINT) {
+      ret = format_ip(ip, sizeof(ip), &u->endpoint);
+      if (ret < 0)
+        goto out;
+      if (u->endpoint.family == WGAM_AF_INET6)
+        sb_printf(&sb, "endpoint=[%s]:%u\n", ip, u->endpoint.port);
+      else
+        sb_printf(&sb, "endpoint=%s:%u\n", ip, u->endpoint.port);
+    }
+    if (u->flags & WGAM_PEER_HAS_KEEPALIVE)
+      sb_printf(&sb, "persistent_keepalive_interval=%u\n",
+                u->persistent_keepalive);
+    if (u->flags & WGAM_PEER_REPLACE_ALLOWEDIPS) {
+      sb_printf(&sb, "replace_allowed_ips=true\n");
+      /* Family NONE: replace with nothing, i.e. drop the peer's routes. */
+      if (u->allowedip.addr.family != WGAM_AF_NONE) {
+        unsigned max = u->allowedip.addr.family == WGAM_AF_INET ? 32 : 128;
+
+        ret = format_ip(ip, sizeof(ip), &u->allowedip.addr);
+        if (ret < 0 || u->allowedip.prefixlen > max) {
+          ret = -EINVAL;
+          goto out;
+        }
+        sb_printf(&sb, "allowed_ip=%s/%u\n", ip, u->allowedip.prefixlen);
+      }
+    }
+  }
+  sb_printf(&sb, "\n");
+  ret = sb.err;
+  if (ret < 0)
+    goto out;
+  *pbuf = sb.p;
+  *plen = sb.len;
+  sb.p = NULL;
+out:
+  free(sb.p);
+  return ret;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Socket I/O                                                             */
+/* ---------------------------------------------------------------------- */
+
+static int uapi_connect(const char *path) {
+  struct sockaddr_un sun = {.sun_family = AF_UNIX};
+  struct timeval tv = {.tv_sec = UAPI_TIMEOUT_SEC};
+  int fd, ret;
+
+  if (strlen(path) >= sizeof(sun.sun_path))
+    return -ENAMETOOLONG;
+  strcpy(sun.sun_path, path);
+  fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return -errno;
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
+      setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0) {
+    ret = -errno;
+    goto err;
+  }
+  if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+    ret = -errno;
+    /* No socket file, or no process behind it: the device is gone. */
+    if (ret == -ENOENT || ret == -ECONNREFUSED)
+      ret = -ENODEV;
+    goto err;
+  }
+  return fd;
+err:
+  close(fd);
+  return ret;
+}
+
+/*
+ * Sends @req and reads the reply up to its terminating blank line into a
+ * malloc'ed *@preply (NUL-terminated, the terminator included in *@plen).
+ */
+static int uapi_xfer(const char *path, const char *req, size_t reqlen,
+                     char **preply, size_t *plen) {
+  size_t off = 0, len = 0, cap = 4096, scan = 0;
+  char *buf = NULL;
+  int fd, ret;
+
+  *preply = NULL;
+  *plen = 0;
+  fd = uapi_connect(path);
+  if (fd < 0)
+    return fd;
+  while (off < reqlen) {
+    ssize_t w = send(fd, req + off, reqlen - off, MSG_NOSIGNAL);
+
+    if (w < 0) {
+      if (errno == EINTR)
+        continue;
+      ret = errno == EAGAIN ? -ETIMEDOUT : -errno;
+      goto out;
+    }
+    off += (size_t)w;
+  }
+  buf = malloc(cap);
+  if (!buf) {
+    ret = -ENOMEM;
+    goto out;
+  }
+  for (;;) {
+    ssize_t r;
+    char *end;
+
+    if (cap - len < 2) {
+      char *p;
+
+      if (cap >= WG_UAPI_MAX_REPLY) {
+        ret = -E2BIG;
+        goto out;
+      }
+      p = realloc(buf, cap * 2);
+      if (!p) {
+        ret = -ENOMEM;
+        goto out;
+      }
+      buf = p;
+      cap *= 2;
+    }
+    r = recv(fd, buf + len, cap - len - 1, 0);
+    if (r < 0) {
+      if (errno == EINTR)
+        continue;
+      ret = errno == EAGAIN ? -ETIMEDOUT : -errno;
+      goto out;
+    }
+    if (r == 0)
+      break; /* the parser reports a reply cut short */
+    len += (size_t)r;
+    buf[len] = '\0';
+    /* Lines are never empty, so the first "\n\n" ends the reply. */
+    end = memmem(buf + scan, len - scan, "\n\n", 2);
+    if (end) {
+      len = (size_t)(end - buf) + 2;
+      break;
+    }
+    scan = len > 0 ? len - 1 : 0;
+  }
+  buf[len] = '\0';
+  *preply = buf;
+  *plen = len;
+  buf = NULL;
+  ret = 0;
+out:
+  free(buf);
+  close(fd);
+  return ret;
+}
+
+static int uapi_get(wg_backend *b, struct wg_dev *out) {
+  struct wg_uapi *u = (struct wg_uapi *)b;
+  char *reply;
+  size_t len;
+  int ret;
+
+  ret = uapi_xfer(u->path, "get=1\n\n", 7, &reply, &len);
+  if (ret < 0)
+    return ret;
+  ret = wg_uapi_parse_get(reply, len, out);
+  if (ret == -EPROTO)
+    log_warn("%s: malformed UAPI reply to get", b->ifname);
+  free(reply);
+  return ret;
+}
+
+static int uapi_set(wg_backend *b, const wgam_peer_update *upds, size_t n) {
+  struct wg_uapi *u = (struct wg_uapi *)b;
+  char *req = NULL, *reply = NULL;
+  size_t reqlen, len;
+  int ret;
+
+  ret = wg_uapi_build_set(upds, n, &req, &reqlen);
+  if (ret < 0)
+    goto out;
+  ret = uapi_xfer(u->path, req, reqlen, &reply, &len);
+  if (ret < 0)
+    goto out;
+  ret = wg_uapi_parse_errno(reply, len);
+  if (ret < 0)
+    log_warn("%s: UAPI set of %zu peer(s) failed: %s", b->ifname, n,
+             strerror(-ret));
+out:
+  free(req);
+  free(reply);
+  return ret;
+}
+
+static void uapi_close(wg_backend *b) {
+  free(b);
+}
+
+static const struct wg_backend_ops uapi_ops = {
+    .name = "uapi",
+    .get = uapi_get,
+    .set = uapi_set,
+    .close = uapi_close,
+};
+
+int wg_uapi_open(wg_backend **pb, const char *ifname, const char *sockpath) {
+  char def[sizeof(((struct sockaddr_un *)0)->sun_path)];
+  struct wg_uapi *u;
+  int fd;
+
+  *pb = NULL;
+  if (!wg_ifname_valid(ifname))
+    return -EINVAL;
+  if (!sockpath) {
+    snprintf(def, sizeof(def), "/var/run/wireguard/%s.sock", ifname);
+    sockpath = def;
+  }
+  if (strlen(sockpath) >= sizeof(u->path))
+    return -ENAMETOOLONG;
+  /* Fail at open, not at the first read, when nobody listens. */
+  fd = uapi_connect(sockpath);
+  if (fd < 0)
+    return fd;
+  close(fd);
+  u = calloc(1, sizeof(*u));
+  if (!u)
+    return -ENOMEM;
+  u->b.ops = &uapi_ops;
+  strcpy(u->b.ifname, ifname);
+  strcpy(u->path, sockpath);
+  *pb = &u->b;
+  return 0;
+}

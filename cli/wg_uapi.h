@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Userspace WireGuard (wireguard-go, boringtun) over the UAPI socket: the
+ * text protocol pieces, exposed so unit tests and fuzz targets reach them
+ * without a socket.
+ */
+#ifndef WGAM_CLI_WG_UAPI_H
+#define WGAM_CLI_WG_UAPI_H
+
+#include <stddef.h>
+
+#include "wg.h"
+
+/* Longest line of a reply we accept (keys are 64 hex digits). */
+#define WG_UAPI_MAX_LINE 1024
+/* Largest reply we read: about 4,000 bytes per peer with many IPs. */
+#define WG_UAPI_MAX_REPLY (64u << 20)
+
+/*
+ * Parses the reply to "get=1": key=value lines up to and including
+ * "errno=N". @buf need not be NUL-terminated; bytes after the errno line are
+ * ignored. Our public key is derived from private_key. @out is reset first
+ * and finished (its pointers set) on success.
+ *
+ * Returns 0; -N when the reply carries errno=N != 0; -EPROTO for a malformed
+ * reply (a line without '=' or newline, bad hex, a number out of range, an
+ * unparsable address, a peer attribute before any public_key, no errno
+ * line); -E2BIG beyond WG_MAX_PEERS / WG_MAX_ALLOWEDIPS; -ENOMEM.
+ */
+int wg_uapi_parse_get(const char *buf, size_t len, struct wg_dev *out);
+
+/*
+ * Parses a reply made only of "errno=N" (the reply to "set=1").
+ * Returns 0, -N, or -EPROTO.
+ */
+int wg_uapi_parse_errno(const char *buf, size_t len);
+
+/*
+ * Builds one "set=1" transaction for @n updates, terminated by the blank
+ * line, into a malloc'ed *@pbuf of *@plen bytes (also NUL-terminated).
+ * Updates without REPLACE_ALLOWEDIPS carry update_only=true, so that a change
+ * of endpoint or keepalive never creates a peer that has no allowed IP.
+ *
+ * Returns 0, -EINVAL (an endpoint or allowed IP of unknown family, a prefix
+ * too long), or -ENOMEM.
+ */
+int wg_uapi_build_set(const wgam_peer_update *upds, size_t n, char **pbuf,
+                      size_t *plen);
+
+#endif
