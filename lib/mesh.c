@@ -1,0 +1,1957 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The mesh engine: peers, the gossip store, candidate endpoints, timers.
+ *
+ * Per configured peer (never ourselves) the engine keeps what the device
+ * says (endpoint, handshake, received bytes), what gossip says (at most
+ * WGAM_MAX_ENDPOINTS endpoints, newest first), the LAN endpoint heard by
+ * broadcast, and a small state machine:
+ *
+ *   IDLE --candidate--> TRYING --handshake/pong--> CONNECTED
+ *                         |  ^                        |
+ *          every one failed  | new candidate / round  | probe unanswered,
+ *                         v  |                        | handshake too old
+ *                       BACKOFF <---------------------+
+ *
+ * The classic policy instead runs the original's loop: every 30 s each
+ * disconnected peer moves to endpoint i % n of its sorted candidate list.
+ *
+ * Output is queued as small records (type, subject, destination) and only
+ * encoded and sealed in wgam_mesh_write_pkt(), so answering a Request from a
+ * large mesh costs a few bytes per announce until it is sent.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "internal.h"
+
+#define NONE WGAM_TSTAMP_NONE
+#define NO_IDX UINT32_MAX
+#define SUBJECT_SELF (UINT32_MAX - 1)
+#define MAX_CFG_ENDPOINTS WGAM_MAX_ENDPOINTS
+/* Candidates of one round: LAN + gossip + configured. */
+#define MAX_CANDIDATES (1 + WGAM_MAX_ENDPOINTS + MAX_CFG_ENDPOINTS)
+/* Fast policy: Requests sent when peers connect, at most one per interval. */
+#define REQUEST_INTERVAL (10 * WGAM_SECONDS)
+/* Requests answered per source at most once per this interval (a replayed
+ * Request must not make us send the whole store again and again). */
+#define ANSWER_INTERVAL (5 * WGAM_SECONDS)
+/* Probes per second the whole engine may send in steady state. */
+#define PROBE_RATE 8
+/* Peers asked for their store after the first device read (fast). */
+#define INITIAL_REQUESTS 3
+
+enum { UPD_ALLOWED = 0x1, UPD_ENDPOINT = 0x2, UPD_KEEPALIVE = 0x4 };
+
+struct peer {
+  uint8_t pubkey[WGAM_KEY_LEN];
+  wgam_addr address;
+  /* Configured (or resolved) endpoints. */
+  wgam_addr *cfg;
+  uint8_t ncfg;
+
+  /* Gossip store, newest first, and where each entry came from. */
+  uint8_t nknown;
+  uint8_t known_src[WGAM_MAX_ENDPOINTS];
+  wgam_endpoint known[WGAM_MAX_ENDPOINTS];
+
+  wgam_addr lan;
+  wgam_tstamp lan_seen;
+
+  /* The device's view, as last observed (and as we last wrote it). */
+  uint8_t on_device;
+  uint8_t allowed_ok;
+  uint16_t dev_keepalive;
+  wgam_addr dev_ep;
+  uint64_t dev_hs;     /* Unix seconds, 0 = never */
+  wgam_tstamp hs_at;   /* dev_hs on our monotonic clock */
+  uint64_t rx_bytes;
+  wgam_tstamp rx_at;   /* last time rx_bytes grew */
+  wgam_tstamp pong_at; /* last Pong from the peer */
+
+  /* Control. */
+  uint8_t state;
+  uint8_t src;      /* source of dev_ep */
+  uint8_t want_src; /* source of want_ep */
+  uint8_t backoff_level;
+  uint8_t lan_switch; /* trying the LAN endpoint while connected */
+  uint8_t ntried;
+  uint8_t upd;    /* pending UPD_* */
+  uint8_t queued; /* in the update queue */
+  uint16_t want_keepalive;
+  uint32_t tried[MAX_CANDIDATES];
+  uint32_t tries;
+  wgam_tstamp deadline;  /* end of the try window or of the backoff */
+  wgam_tstamp try_start;
+  wgam_tstamp lan_fail_until;
+  wgam_tstamp probe_at;  /* Ping sent to check a silent path */
+  wgam_tstamp broken_at; /* that Ping went unanswered */
+  wgam_tstamp answered_at;
+  wgam_addr want_ep;
+  wgam_addr prev_ep;
+  uint64_t prio;
+  uint64_t endpoint_changes;
+
+  uint32_t heap_idx;
+  wgam_tstamp next;
+};
+
+struct pending {
+  uint32_t subject; /* peer index, SUBJECT_SELF, or NO_IDX */
+  uint8_t type;
+  wgam_addr dest;
+};
+
+struct wgam_mesh {
+  wgam_settings s;
+  const wgam_mem *mem;
+  uint8_t key[WGAM_KEY_LEN];
+
+  struct peer *peers;
+  size_t npeers;
+  uint32_t *keytab; /* open addressing, index + 1, 0 = empty */
+  uint32_t *addrtab;
+  size_t tabcap; /* power of two, both tables */
+  uint32_t *order; /* peers by gossip priority */
+  uint32_t *heap;
+  size_t heaplen;
+  uint32_t *updq; /* ring of peer indices with pending updates */
+  size_t updq_head, updq_len;
+  uint8_t (*removed)[WGAM_KEY_LEN];
+  size_t nremoved;
+
+  struct pending *q; /* ring of datagrams to send */
+  size_t qcap, qhead, qlen;
+
+  uint8_t pubkey[WGAM_KEY_LEN];
+  int has_pubkey;
+  uint16_t listen_port;
+  uint32_t self_idx;
+  uint8_t nself_known;
+  wgam_endpoint self_known[WGAM_MAX_ENDPOINTS];
+  wgam_addr external;
+
+  int dev_seen;
+  uint64_t unix_base;
+  wgam_tstamp unix_base_ts;
+
+  wgam_tstamp t_device, t_lan, t_persist, t_igd;
+  uint32_t wants;
+  int cycle_due;
+  uint64_t cycle;
+  int state_dirty;
+  wgam_tstamp last_request;
+  wgam_tstamp foreign_answered_at;
+
+  wgam_stats stats;
+};
+
+/* ------------------------------------------------------------------------ */
+/* Small helpers                                                            */
+/* ------------------------------------------------------------------------ */
+
+static void *default_malloc(size_t size, void *user_data) {
+  (void)user_data;
+  return malloc(size);
+}
+static void default_free(void *ptr, void *user_data) {
+  (void)user_data;
+  free(ptr);
+}
+static void *default_calloc(size_t nmemb, size_t size, void *user_data) {
+  (void)user_data;
+  return calloc(nmemb, size);
+}
+static void *default_realloc(void *ptr, size_t size, void *user_data) {
+  (void)user_data;
+  return realloc(ptr, size);
+}
+static const wgam_mem default_mem = {NULL, default_malloc, default_free,
+                                     default_calloc, default_realloc};
+
+static void *xcalloc(const wgam_mesh *m, size_t n, size_t size) {
+  if (n == 0)
+    n = 1;
+  return m->mem->calloc(n, size, m->mem->user_data);
+}
+static void xfree(const wgam_mesh *m, void *p) {
+  if (p)
+    m->mem->free(p, m->mem->user_data);
+}
+
+static wgam_tstamp tadd(wgam_tstamp a, wgam_tstamp b) {
+  return a > NONE - b ? NONE : a + b;
+}
+static wgam_tstamp tmin(wgam_tstamp a, wgam_tstamp b) { return a < b ? a : b; }
+static wgam_tstamp tmax3(wgam_tstamp a, wgam_tstamp b, wgam_tstamp c) {
+  /* NONE means "never" here, which must not win a max. */
+  wgam_tstamp r = 0;
+  if (a != NONE && a > r)
+    r = a;
+  if (b != NONE && b > r)
+    r = b;
+  if (c != NONE && c > r)
+    r = c;
+  return r;
+}
+
+static void logf_(const wgam_mesh *m, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void logf_(const wgam_mesh *m, int level, const char *fmt, ...) {
+  char buf[256];
+  va_list ap;
+
+  if (!m->s.log || level > m->s.log_level)
+    return;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof(buf), fmt, ap);
+  va_end(ap);
+  m->s.log(m->s.user_data, level, buf);
+}
+
+/* Short printable key ("AbCdEfGh") for log lines. */
+struct keystr {
+  char s[WGAM_KEY_B64_LEN + 1];
+};
+static struct keystr keyshort(const uint8_t *key) {
+  struct keystr k;
+  wgam_key_to_base64(k.s, key);
+  k.s[8] = '\0';
+  return k;
+}
+struct addrstr {
+  char s[WGAM_ADDR_STRLEN];
+};
+static struct addrstr addrs(const wgam_addr *a) {
+  struct addrstr r;
+  wgam_addr_format(r.s, sizeof(r.s), a, 1);
+  return r;
+}
+
+static int addr_ip_equal(const wgam_addr *a, const wgam_addr *b) {
+  return a->family == b->family && memcmp(a->ip, b->ip, 16) == 0;
+}
+static int addr_valid(const wgam_addr *a) { return a->family != WGAM_AF_NONE; }
+
+static uint32_t addr_hash32(const wgam_addr *a) {
+  uint32_t h = 2166136261u;
+  size_t i;
+
+  h = (h ^ a->family) * 16777619u;
+  for (i = 0; i < 16; i++)
+    h = (h ^ a->ip[i]) * 16777619u;
+  h = (h ^ (a->port & 0xff)) * 16777619u;
+  h = (h ^ (a->port >> 8)) * 16777619u;
+  return h;
+}
+
+static uint64_t key_hash(const uint8_t *key) {
+  uint64_t h;
+  memcpy(&h, key, sizeof(h)); /* public keys are uniformly distributed */
+  return h;
+}
+static uint64_t ip_hash(const wgam_addr *a) {
+  uint64_t h = 1469598103934665603ull;
+  size_t i;
+
+  h = (h ^ a->family) * 1099511628211ull;
+  for (i = 0; i < 16; i++)
+    h = (h ^ a->ip[i]) * 1099511628211ull;
+  return h;
+}
+
+/* Rust's Ord for (SocketAddr, u64): V4 < V6, then address, port, time. */
+static int endpoint_cmp_rust(const wgam_endpoint *a, const wgam_endpoint *b) {
+  int c;
+  size_t len;
+
+  if (a->addr.family != b->addr.family)
+    return a->addr.family == WGAM_AF_INET ? -1 : 1;
+  len = a->addr.family == WGAM_AF_INET ? 4 : 16;
+  c = memcmp(a->addr.ip, b->addr.ip, len);
+  if (c)
+    return c;
+  if (a->addr.port != b->addr.port)
+    return a->addr.port < b->addr.port ? -1 : 1;
+  if (a->time != b->time)
+    return a->time < b->time ? -1 : 1;
+  return 0;
+}
+
+static uint64_t unix_at(const wgam_mesh *m, wgam_tstamp ts) {
+  if (!m->dev_seen || ts < m->unix_base_ts)
+    return m->unix_base;
+  return m->unix_base + (ts - m->unix_base_ts) / WGAM_SECONDS;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Tables                                                                   */
+/* ------------------------------------------------------------------------ */
+
+static size_t tab_cap_for(size_t n) {
+  size_t cap = 16;
+  while (cap < n * 2)
+    cap <<= 1;
+  return cap;
+}
+
+/* Finds @key in @tab; returns the slot (empty or matching). */
+static size_t keytab_slot(const struct peer *peers, const uint32_t *tab,
+                          size_t cap, const uint8_t *key) {
+  size_t i = (size_t)key_hash(key) & (cap - 1);
+  while (tab[i] && memcmp(peers[tab[i] - 1].pubkey, key, WGAM_KEY_LEN) != 0)
+    i = (i + 1) & (cap - 1);
+  return i;
+}
+static size_t addrtab_slot(const struct peer *peers, const uint32_t *tab,
+                           size_t cap, const wgam_addr *a) {
+  size_t i = (size_t)ip_hash(a) & (cap - 1);
+  while (tab[i] && !addr_ip_equal(&peers[tab[i] - 1].address, a))
+    i = (i + 1) & (cap - 1);
+  return i;
+}
+
+static uint32_t find_peer(const wgam_mesh *m, const uint8_t *key) {
+  size_t slot;
+  if (!m->npeers)
+    return NO_IDX;
+  slot = keytab_slot(m->peers, m->keytab, m->tabcap, key);
+  return m->keytab[slot] ? m->keytab[slot] - 1 : NO_IDX;
+}
+static uint32_t find_addr(const wgam_mesh *m, const wgam_addr *a) {
+  size_t slot;
+  if (!m->npeers || !addr_valid(a))
+    return NO_IDX;
+  slot = addrtab_slot(m->peers, m->addrtab, m->tabcap, a);
+  return m->addrtab[slot] ? m->addrtab[slot] - 1 : NO_IDX;
+}
+
+/* An endpoint we are willing to configure: a valid unicast endpoint that is
+ * not one of the mesh's own addresses (that would route the tunnel into
+ * itself). */
+static int endpoint_acceptable(const wgam_mesh *m, const wgam_addr *a) {
+  return wgam_addr_is_valid_endpoint(a) && find_addr(m, a) == NO_IDX;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Peer deadline heap                                                       */
+/* ------------------------------------------------------------------------ */
+
+static void heap_swap(wgam_mesh *m, size_t i, size_t j) {
+  uint32_t t = m->heap[i];
+  m->heap[i] = m->heap[j];
+  m->heap[j] = t;
+  m->peers[m->heap[i]].heap_idx = (uint32_t)i;
+  m->peers[m->heap[j]].heap_idx = (uint32_t)j;
+}
+static void heap_up(wgam_mesh *m, size_t i) {
+  while (i > 0) {
+    size_t parent = (i - 1) / 2;
+    if (m->peers[m->heap[parent]].next <= m->peers[m->heap[i]].next)
+      break;
+    heap_swap(m, i, parent);
+    i = parent;
+  }
+}
+static void heap_down(wgam_mesh *m, size_t i) {
+  for (;;) {
+    size_t l = 2 * i + 1, r = l + 1, min = i;
+    if (l < m->heaplen &&
+        m->peers[m->heap[l]].next < m->peers[m->heap[min]].next)
+      min = l;
+    if (r < m->heaplen &&
+        m->peers[m->heap[r]].next < m->peers[m->heap[min]].next)
+      min = r;
+    if (min == i)
+      return;
+    heap_swap(m, i, min);
+    i = min;
+  }
+}
+static void heap_set(wgam_mesh *m, uint32_t idx, wgam_tstamp next) {
+  struct peer *p = &m->peers[idx];
+  size_t i;
+
+  p->next = next;
+  if (p->heap_idx == NO_IDX) {
+    if (next == NONE)
+      return;
+    i = m->heaplen++;
+    m->heap[i] = idx;
+    p->heap_idx = (uint32_t)i;
+    heap_up(m, i);
+    return;
+  }
+  i = p->heap_idx;
+  if (next == NONE) {
+    size_t last = --m->heaplen;
+    if (i != last) {
+      heap_swap(m, i, last);
+      m->peers[idx].heap_idx = NO_IDX;
+      heap_down(m, i);
+      heap_up(m, i);
+    } else {
+      p->heap_idx = NO_IDX;
+    }
+    return;
+  }
+  heap_up(m, i);
+  heap_down(m, p->heap_idx);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Output queues                                                            */
+/* ------------------------------------------------------------------------ */
+
+static int queue_pkt(wgam_mesh *m, uint8_t type, uint32_t subject,
+                     const wgam_addr *dest) {
+  struct pending *e;
+
+  if (m->qlen == m->qcap) {
+    size_t ncap = m->qcap ? m->qcap * 2 : 64, i;
+    struct pending *nq;
+
+    if (m->qcap >= m->s.max_pending) {
+      m->stats.rejected[WGAM_REJECT_QUEUE_FULL]++;
+      return WGAM_ERR_LIMIT;
+    }
+    if (ncap > m->s.max_pending)
+      ncap = m->s.max_pending;
+    nq = xcalloc(m, ncap, sizeof(*nq));
+    if (!nq)
+      return WGAM_ERR_NOMEM;
+    for (i = 0; i < m->qlen; i++)
+      nq[i] = m->q[(m->qhead + i) % m->qcap];
+    xfree(m, m->q);
+    m->q = nq;
+    m->qcap = ncap;
+    m->qhead = 0;
+  }
+  e = &m->q[(m->qhead + m->qlen) % m->qcap];
+  e->type = type;
+  e->subject = subject;
+  e->dest = *dest;
+  m->qlen++;
+  return 0;
+}
+
+static int queue_to_peer(wgam_mesh *m, uint8_t type, uint32_t subject,
+                         const struct peer *p) {
+  wgam_addr dest = p->address;
+  dest.port = m->s.gossip_port;
+  return queue_pkt(m, type, subject, &dest);
+}
+
+static void mark_upd(wgam_mesh *m, struct peer *p, uint8_t flags) {
+  p->upd |= flags;
+  if (!p->queued) {
+    m->updq[(m->updq_head + m->updq_len) % m->npeers] =
+        (uint32_t)(p - m->peers);
+    m->updq_len++;
+    p->queued = 1;
+  }
+}
+
+static void set_keepalive(wgam_mesh *m, struct peer *p, uint16_t ka) {
+  p->want_keepalive = ka;
+  if (p->dev_keepalive != ka || !p->on_device)
+    mark_upd(m, p, UPD_KEEPALIVE);
+}
+
+static void state_changed(wgam_mesh *m, wgam_tstamp ts) {
+  m->state_dirty = 1;
+  if ((m->s.flags & WGAM_SETTINGS_PERSIST) &&
+      m->s.policy == WGAM_POLICY_FAST && m->t_persist == NONE)
+    m->t_persist = tadd(ts, m->s.persist_interval);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Gossip store                                                             */
+/* ------------------------------------------------------------------------ */
+
+static int peer_connected(const wgam_mesh *m, const struct peer *p,
+                          wgam_tstamp ts) {
+  if (p->hs_at == NONE || ts >= tadd(p->hs_at, m->s.timeout))
+    return 0;
+  if (p->broken_at != NONE &&
+      tmax3(p->rx_at, p->hs_at, p->pong_at) <= p->broken_at)
+    return 0;
+  return 1;
+}
+
+/* Sends the store of @subject to at most WGAM_GOSSIP_FANOUT connected peers,
+ * in the fixed order of their per-pair priority. */
+static void propagate(wgam_mesh *m, uint32_t subject, wgam_tstamp ts) {
+  size_t i, sent = 0;
+
+  for (i = 0; i < m->npeers && sent < WGAM_GOSSIP_FANOUT; i++) {
+    uint32_t idx = m->order[i];
+    const struct peer *p = &m->peers[idx];
+
+    if (idx == m->self_idx || idx == subject || !addr_valid(&p->dev_ep) ||
+        !peer_connected(m, p, ts))
+      continue;
+    if (queue_to_peer(m, WGAM_MSG_ANNOUNCE, subject, p) != 0)
+      return;
+    sent++;
+  }
+}
+
+/*
+ * The original's merge: an endpoint is taken when no entry has the same
+ * address with an equal or newer time; the list is then ordered newest
+ * first (stable) and cut to WGAM_MAX_ENDPOINTS. Returns nonzero if the list
+ * changed.
+ */
+static int merge_endpoints(wgam_endpoint *known, uint8_t *known_src,
+                           uint8_t *nknown, const wgam_endpoint *eps,
+                           size_t neps, uint8_t src) {
+  wgam_endpoint list[WGAM_MAX_ENDPOINTS + WGAM_MSG_MAX_ENDPOINTS];
+  uint8_t srcs[WGAM_MAX_ENDPOINTS + WGAM_MSG_MAX_ENDPOINTS];
+  size_t n = *nknown, i, j, k;
+  int changed;
+
+  memcpy(list, known, n * sizeof(*known));
+  memcpy(srcs, known_src, n);
+  for (i = 0; i < neps; i++) {
+    int take = 1;
+    for (j = 0; j < n; j++)
+      if (wgam_addr_equal(&list[j].addr, &eps[i].addr) &&
+          list[j].time >= eps[i].time)
+        take = 0;
+    if (!take)
+      continue;
+    for (j = k = 0; j < n; j++) {
+      if (wgam_addr_equal(&list[j].addr, &eps[i].addr))
+        continue;
+      list[k] = list[j];
+      srcs[k++] = srcs[j];
+    }
+    n = k;
+    list[n] = eps[i];
+    srcs[n++] = src;
+  }
+  /* Stable insertion sort, newest first. */
+  for (i = 1; i < n; i++) {
+    wgam_endpoint e = list[i];
+    uint8_t s = srcs[i];
+    for (j = i; j > 0 && list[j - 1].time < e.time; j--) {
+      list[j] = list[j - 1];
+      srcs[j] = srcs[j - 1];
+    }
+    list[j] = e;
+    srcs[j] = s;
+  }
+  if (n > WGAM_MAX_ENDPOINTS)
+    n = WGAM_MAX_ENDPOINTS;
+  changed = n != *nknown;
+  for (i = 0; !changed && i < n; i++)
+    changed = !wgam_addr_equal(&list[i].addr, &known[i].addr) ||
+              list[i].time != known[i].time;
+  if (changed) {
+    memcpy(known, list, n * sizeof(*known));
+    memcpy(known_src, srcs, n);
+    *nknown = (uint8_t)n;
+  }
+  return changed;
+}
+
+static void peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts);
+
+/* Handles an announce about @subject (a peer index or SUBJECT_SELF). */
+static void handle_announce(wgam_mesh *m, uint32_t subject,
+                            const wgam_endpoint *eps, size_t neps, uint8_t src,
+                            wgam_tstamp ts) {
+  int changed;
+
+  if (subject == SUBJECT_SELF) {
+    uint8_t srcs[WGAM_MAX_ENDPOINTS];
+    changed = merge_endpoints(m->self_known, srcs, &m->nself_known, eps, neps,
+                              src);
+  } else {
+    struct peer *p = &m->peers[subject];
+    changed = merge_endpoints(p->known, p->known_src, &p->nknown, eps, neps,
+                              src);
+  }
+  if (!changed)
+    return;
+  state_changed(m, ts);
+  propagate(m, subject, ts);
+  if (subject != SUBJECT_SELF && m->s.policy == WGAM_POLICY_FAST &&
+      m->dev_seen)
+    peer_step(m, subject, ts);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Candidates and the per-peer state machine                                */
+/* ------------------------------------------------------------------------ */
+
+struct cand {
+  wgam_addr addr;
+  uint8_t src;
+};
+
+static size_t add_cand(struct cand *c, size_t n, const wgam_addr *a,
+                       uint8_t src) {
+  size_t i;
+  for (i = 0; i < n; i++)
+    if (wgam_addr_equal(&c[i].addr, a))
+      return n;
+  c[n].addr = *a;
+  c[n].src = src;
+  return n + 1;
+}
+
+/* Fast policy order: LAN (fresh), gossip newest first, configured. */
+static size_t candidates(const wgam_mesh *m, const struct peer *p,
+                         struct cand *c) {
+  size_t n = 0, i;
+
+  if (addr_valid(&p->lan))
+    n = add_cand(c, n, &p->lan, WGAM_SOURCE_LAN);
+  for (i = 0; i < p->nknown; i++)
+    if (endpoint_acceptable(m, &p->known[i].addr))
+      n = add_cand(c, n, &p->known[i].addr, p->known_src[i]);
+  for (i = 0; i < p->ncfg; i++)
+    n = add_cand(c, n, &p->cfg[i], WGAM_SOURCE_CONFIG);
+  return n;
+}
+
+static int was_tried(const struct peer *p, const wgam_addr *a) {
+  uint32_t h = addr_hash32(a);
+  size_t i;
+  for (i = 0; i < p->ntried; i++)
+    if (p->tried[i] == h)
+      return 1;
+  return 0;
+}
+
+static void send_ping(wgam_mesh *m, struct peer *p) {
+  queue_to_peer(m, WGAM_MSG_PING, NO_IDX, p);
+}
+
+/* Points the device at @ep for this peer and gives it a handshake window. */
+static void try_endpoint(wgam_mesh *m, struct peer *p, const wgam_addr *ep,
+                         uint8_t src, wgam_tstamp ts) {
+  if (p->ntried < MAX_CANDIDATES)
+    p->tried[p->ntried++] = addr_hash32(ep);
+  p->want_ep = *ep;
+  p->want_src = src;
+  p->try_start = ts;
+  p->deadline = tadd(ts, m->s.try_interval);
+  p->tries++;
+  p->state = WGAM_PEER_TRYING;
+  if (!p->lan_switch)
+    set_keepalive(m, p, m->s.keepalive_trying);
+  if (!wgam_addr_equal(&p->dev_ep, ep)) {
+    mark_upd(m, p, UPD_ENDPOINT);
+    p->endpoint_changes++;
+    m->stats.endpoint_changes++;
+  }
+  logf_(m, WGAM_LOG_INFO, "peer %s: trying %s endpoint %s",
+        keyshort(p->pubkey).s, wgam_source_name(src), addrs(ep).s);
+  /* Traffic for the peer makes WireGuard start a handshake right away. */
+  send_ping(m, p);
+}
+
+static wgam_tstamp backoff_delay(const wgam_mesh *m, uint8_t level) {
+  wgam_tstamp d = m->s.backoff_min;
+  while (level-- && d < m->s.backoff_max)
+    d *= 2;
+  return d < m->s.backoff_max ? d : m->s.backoff_max;
+}
+
+/* Tries the first candidate not tried in this round, or backs off. */
+static void try_next(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
+  struct cand c[MAX_CANDIDATES];
+  size_t n = candidates(m, p, c), i;
+
+  for (i = 0; i < n; i++)
+    if (!was_tried(p, &c[i].addr)) {
+      try_endpoint(m, p, &c[i].addr, c[i].src, ts);
+      return;
+    }
+  set_keepalive(m, p, m->s.keepalive_trying);
+  if (p->ntried == 0) {
+    p->state = WGAM_PEER_IDLE;
+    p->deadline = NONE;
+    return;
+  }
+  p->state = WGAM_PEER_BACKOFF;
+  p->deadline = tadd(ts, backoff_delay(m, p->backoff_level));
+  if (p->backoff_level < 16)
+    p->backoff_level++;
+  logf_(m, WGAM_LOG_DEBUG, "peer %s: %u candidates failed, next round in %llus",
+        keyshort(p->pubkey).s, (unsigned)p->ntried,
+        (unsigned long long)((p->deadline - ts) / WGAM_SECONDS));
+}
+
+static int has_untried(const wgam_mesh *m, const struct peer *p) {
+  struct cand c[MAX_CANDIDATES];
+  size_t n = candidates(m, p, c), i;
+  for (i = 0; i < n; i++)
+    if (!was_tried(p, &c[i].addr))
+      return 1;
+  return 0;
+}
+
+static wgam_tstamp probe_idle(const wgam_mesh *m) {
+  /* Small meshes probe quickly; large ones stay within PROBE_RATE probes a
+   * second, down to relying on the peers' own keepalives. */
+  wgam_tstamp idle = m->s.probe_idle;
+  wgam_tstamp budget = (wgam_tstamp)m->npeers * WGAM_SECONDS / PROBE_RATE;
+  wgam_tstamp cap = (wgam_tstamp)(m->s.keepalive_connected + 5) * WGAM_SECONDS;
+  if (budget > idle)
+    idle = budget;
+  return idle > cap && cap > m->s.probe_idle ? cap : idle;
+}
+
+static void became_connected(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
+  int was_up = p->state == WGAM_PEER_CONNECTED;
+
+  p->state = WGAM_PEER_CONNECTED;
+  p->backoff_level = 0;
+  p->ntried = 0;
+  p->tries = 0;
+  p->deadline = NONE;
+  p->broken_at = NONE;
+  p->probe_at = NONE;
+  set_keepalive(m, p, m->s.keepalive_connected);
+  if (was_up)
+    return;
+  logf_(m, WGAM_LOG_INFO, "peer %s: connected via %s", keyshort(p->pubkey).s,
+        addrs(&p->dev_ep).s);
+  /* A newly connected peer knows the mesh: ask it, now and then. */
+  if (m->s.policy == WGAM_POLICY_FAST &&
+      (m->last_request == NONE ||
+       ts >= tadd(m->last_request, REQUEST_INTERVAL))) {
+    m->last_request = ts;
+    queue_to_peer(m, WGAM_MSG_REQUEST, NO_IDX, p);
+  }
+}
+
+static wgam_tstamp peer_next(const wgam_mesh *m, const struct peer *p) {
+  wgam_tstamp next = p->deadline;
+
+  if (addr_valid(&p->lan))
+    next = tmin(next, tadd(p->lan_seen, m->s.lan_timeout));
+  if (p->state == WGAM_PEER_CONNECTED) {
+    next = tmin(next, tadd(p->hs_at, m->s.timeout));
+    if (m->s.probe_idle) {
+      if (p->probe_at != NONE)
+        next = tmin(next, tadd(p->probe_at, m->s.probe_timeout));
+      else
+        next = tmin(next, tadd(tmax3(p->rx_at, p->hs_at, p->pong_at),
+                               probe_idle(m)));
+    }
+  }
+  return next;
+}
+
+/* The fast policy's decision for one peer at @ts. */
+static void peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
+  struct peer *p = &m->peers[idx];
+  int conn;
+
+  if (idx == m->self_idx) {
+    heap_set(m, idx, NONE);
+    return;
+  }
+  if (!m->dev_seen)
+    return;
+  if (addr_valid(&p->lan) && ts >= tadd(p->lan_seen, m->s.lan_timeout)) {
+    logf_(m, WGAM_LOG_INFO, "peer %s: LAN endpoint %s is stale",
+          keyshort(p->pubkey).s, addrs(&p->lan).s);
+    memset(&p->lan, 0, sizeof(p->lan));
+  }
+  if (m->s.policy == WGAM_POLICY_CLASSIC) {
+    /* Classic peers move only in the 30 s cycle; keep the view current. */
+    p->state = peer_connected(m, p, ts) ? WGAM_PEER_CONNECTED
+               : p->state == WGAM_PEER_CONNECTED ? WGAM_PEER_IDLE
+                                                 : p->state;
+    heap_set(m, idx, NONE);
+    return;
+  }
+
+  conn = peer_connected(m, p, ts);
+  if (conn && m->s.probe_idle && p->state == WGAM_PEER_CONNECTED) {
+    wgam_tstamp last = tmax3(p->rx_at, p->hs_at, p->pong_at);
+    if (p->probe_at != NONE && last > p->probe_at) {
+      p->probe_at = NONE;
+    } else if (p->probe_at != NONE &&
+               ts >= tadd(p->probe_at, m->s.probe_timeout)) {
+      logf_(m, WGAM_LOG_INFO, "peer %s: path via %s is silent",
+            keyshort(p->pubkey).s, addrs(&p->dev_ep).s);
+      p->broken_at = ts;
+      p->probe_at = NONE;
+      conn = 0;
+    } else if (p->probe_at == NONE && ts >= tadd(last, probe_idle(m))) {
+      p->probe_at = ts;
+      send_ping(m, p);
+    }
+  }
+
+  if (conn) {
+    if (p->lan_switch) {
+      if (p->pong_at != NONE && p->pong_at >= p->try_start &&
+          wgam_addr_equal(&p->dev_ep, &p->lan)) {
+        p->lan_switch = 0;
+        became_connected(m, p, ts);
+        logf_(m, WGAM_LOG_INFO, "peer %s: now on LAN endpoint %s",
+              keyshort(p->pubkey).s, addrs(&p->lan).s);
+      } else if (ts >= p->deadline) {
+        logf_(m, WGAM_LOG_INFO,
+              "peer %s: LAN endpoint %s does not answer, back to %s",
+              keyshort(p->pubkey).s, addrs(&p->lan).s, addrs(&p->prev_ep).s);
+        p->lan_switch = 0;
+        p->lan_fail_until = tadd(ts, m->s.backoff_max);
+        p->want_ep = p->prev_ep;
+        p->want_src = p->src;
+        mark_upd(m, p, UPD_ENDPOINT);
+        m->stats.endpoint_changes++;
+        p->endpoint_changes++;
+        became_connected(m, p, ts);
+      }
+    } else {
+      became_connected(m, p, ts);
+      if (addr_valid(&p->lan) && !wgam_addr_equal(&p->dev_ep, &p->lan) &&
+          (p->lan_fail_until == NONE || ts >= p->lan_fail_until)) {
+        p->prev_ep = p->dev_ep;
+        p->lan_switch = 1;
+        try_endpoint(m, p, &p->lan, WGAM_SOURCE_LAN, ts);
+      }
+    }
+  } else {
+    if (p->lan_switch)
+      p->lan_switch = 0;
+    switch (p->state) {
+    case WGAM_PEER_CONNECTED:
+      logf_(m, WGAM_LOG_INFO, "peer %s: disconnected", keyshort(p->pubkey).s);
+      p->ntried = 0;
+      p->backoff_level = 0;
+      try_next(m, p, ts);
+      break;
+    case WGAM_PEER_TRYING:
+      if (ts >= p->deadline)
+        try_next(m, p, ts);
+      break;
+    case WGAM_PEER_BACKOFF:
+      if (ts >= p->deadline) {
+        p->ntried = 0;
+        try_next(m, p, ts);
+      } else if (has_untried(m, p)) {
+        try_next(m, p, ts);
+      }
+      break;
+    default:
+      try_next(m, p, ts);
+      break;
+    }
+  }
+  heap_set(m, idx, peer_next(m, p));
+}
+
+/* The original's loop body for one peer (classic policy). */
+static void classic_peer(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
+  wgam_endpoint list[MAX_CANDIDATES];
+  size_t n = 0, i, j;
+  int bad;
+
+  if (addr_valid(&p->lan) && ts >= tadd(p->lan_seen, m->s.lan_timeout))
+    memset(&p->lan, 0, sizeof(p->lan));
+  bad = addr_valid(&p->lan) && addr_valid(&p->dev_ep) &&
+        !wgam_addr_equal(&p->lan, &p->dev_ep);
+  if (!bad && peer_connected(m, p, ts)) {
+    p->state = WGAM_PEER_CONNECTED;
+    p->tries = 0;
+    set_keepalive(m, p, m->s.keepalive_connected);
+    return;
+  }
+  if (addr_valid(&p->lan)) {
+    list[n].addr = p->lan;
+    list[n++].time = 0;
+  } else {
+    for (i = 0; i < p->nknown; i++)
+      if (endpoint_acceptable(m, &p->known[i].addr))
+        list[n++] = p->known[i];
+    for (i = 0; i < p->ncfg; i++) {
+      list[n].addr = p->cfg[i];
+      list[n++].time = 0;
+    }
+    for (i = 1; i < n; i++) {
+      wgam_endpoint e = list[i];
+      for (j = i; j > 0 && endpoint_cmp_rust(&list[j - 1], &e) > 0; j--)
+        list[j] = list[j - 1];
+      list[j] = e;
+    }
+  }
+  if (n == 0) {
+    p->state = WGAM_PEER_IDLE;
+    return;
+  }
+  {
+    const wgam_addr *ep = &list[m->cycle % n].addr;
+    uint8_t src = addr_valid(&p->lan) ? WGAM_SOURCE_LAN : WGAM_SOURCE_GOSSIP;
+
+    for (i = 0; i < p->ncfg; i++)
+      if (wgam_addr_equal(ep, &p->cfg[i]))
+        src = WGAM_SOURCE_CONFIG;
+    for (i = 0; i < p->nknown; i++)
+      if (wgam_addr_equal(ep, &p->known[i].addr))
+        src = p->known_src[i];
+    p->state = WGAM_PEER_TRYING;
+    if (wgam_addr_equal(&p->dev_ep, ep))
+      return; /* already using it */
+    p->ntried = 0;
+    try_endpoint(m, p, ep, src, ts);
+  }
+}
+
+static void classic_cycle(wgam_mesh *m, wgam_tstamp ts) {
+  size_t i;
+  for (i = 0; i < m->npeers; i++)
+    if (i != m->self_idx)
+      classic_peer(m, &m->peers[i], ts);
+  m->cycle++;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Object life cycle                                                        */
+/* ------------------------------------------------------------------------ */
+
+static int settings_valid(const wgam_settings *s) {
+  return s->rand && s->gossip_port && s->device_interval && s->try_interval &&
+         s->backoff_min && s->backoff_max >= s->backoff_min && s->timeout &&
+         s->lan_interval && s->lan_timeout && s->persist_interval &&
+         s->igd_interval && s->max_peers && s->max_peers < NO_IDX - 2 &&
+         s->max_pending && (!s->probe_idle || s->probe_timeout) &&
+         (s->secret || !s->secretlen) &&
+         (s->policy == WGAM_POLICY_CLASSIC || s->policy == WGAM_POLICY_FAST);
+}
+
+int wgam_mesh_new_versioned(wgam_mesh **pmesh, int settings_version,
+                            const wgam_settings *settings, wgam_tstamp ts) {
+  const wgam_mem *mem;
+  wgam_mesh *m;
+
+  if (!pmesh || !settings || settings_version != WGAM_SETTINGS_VERSION_V1 ||
+      !settings_valid(settings))
+    return WGAM_ERR_INVALID_ARGUMENT;
+  if (sodium_init() < 0)
+    return WGAM_ERR_FATAL;
+  mem = settings->mem ? settings->mem : &default_mem;
+  m = mem->calloc(1, sizeof(*m), mem->user_data);
+  if (!m)
+    return WGAM_ERR_NOMEM;
+  m->s = *settings;
+  m->s.secret = NULL;
+  m->s.secretlen = 0;
+  m->mem = mem;
+  wgam_key_derive(m->key, settings->secret, settings->secretlen);
+  m->self_idx = NO_IDX;
+  m->t_device = ts; /* the first thing we need is the device */
+  m->wants = WGAM_WANT_DEVICE;
+  m->t_lan = NONE;
+  m->t_persist = NONE;
+  m->t_igd = NONE;
+  m->last_request = NONE;
+  m->foreign_answered_at = NONE;
+  if (m->s.policy == WGAM_POLICY_CLASSIC &&
+      (m->s.flags & WGAM_SETTINGS_PERSIST))
+    m->t_persist = ts; /* the original writes at start, then every 600 s */
+  *pmesh = m;
+  logf_(m, WGAM_LOG_DEBUG, "engine created (%s policy)",
+        m->s.policy == WGAM_POLICY_FAST ? "fast" : "classic");
+  return 0;
+}
+
+static void free_peers(wgam_mesh *m, struct peer *peers, size_t n) {
+  size_t i;
+  for (i = 0; i < n; i++)
+    xfree(m, peers[i].cfg);
+  xfree(m, peers);
+}
+
+void wgam_mesh_del(wgam_mesh *m) {
+  if (!m)
+    return;
+  free_peers(m, m->peers, m->npeers);
+  xfree(m, m->keytab);
+  xfree(m, m->addrtab);
+  xfree(m, m->order);
+  xfree(m, m->heap);
+  xfree(m, m->updq);
+  xfree(m, m->removed);
+  xfree(m, m->q);
+  sodium_memzero(m->key, sizeof(m->key));
+  m->mem->free(m, m->mem->user_data);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Peer list                                                                */
+/* ------------------------------------------------------------------------ */
+
+static void peer_init(struct peer *p) {
+  memset(p, 0, sizeof(*p));
+  p->lan_seen = NONE;
+  p->hs_at = NONE;
+  p->rx_at = NONE;
+  p->pong_at = NONE;
+  p->deadline = NONE;
+  p->try_start = NONE;
+  p->lan_fail_until = NONE;
+  p->probe_at = NONE;
+  p->broken_at = NONE;
+  p->answered_at = NONE;
+  p->heap_idx = NO_IDX;
+  p->next = NONE;
+}
+
+static uint64_t pair_prio(const uint8_t *ours, const uint8_t *theirs) {
+  /* The original hashes "<our key>-<peer key>": each node has its own fixed
+   * set of gossip partners, so announces spread as in a random graph. */
+  uint8_t buf[2 * WGAM_KEY_B64_LEN + 1], h[WGAM_BLAKE3_OUT_LEN];
+  char b64[WGAM_KEY_B64_LEN + 1];
+  uint64_t prio;
+
+  wgam_key_to_base64(b64, ours);
+  memcpy(buf, b64, WGAM_KEY_B64_LEN);
+  buf[WGAM_KEY_B64_LEN] = '-';
+  wgam_key_to_base64(b64, theirs);
+  memcpy(buf + WGAM_KEY_B64_LEN + 1, b64, WGAM_KEY_B64_LEN);
+  wgam_blake3(h, buf, sizeof(buf));
+  memcpy(&prio, h, sizeof(prio));
+  return prio;
+}
+
+struct prio_idx {
+  uint64_t prio;
+  uint32_t idx;
+};
+
+static int cmp_prio_idx(const void *a, const void *b) {
+  const struct prio_idx *x = a, *y = b;
+  if (x->prio != y->prio)
+    return x->prio < y->prio ? -1 : 1;
+  return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+/* Recomputes who we are in the peer list and the gossip order. Without
+ * memory for sorting, the configuration order serves (still a fixed order,
+ * only not spread per pair). */
+static void update_identity(wgam_mesh *m) {
+  struct prio_idx *v;
+  size_t i;
+
+  m->self_idx = m->has_pubkey ? find_peer(m, m->pubkey) : NO_IDX;
+  for (i = 0; i < m->npeers; i++) {
+    m->peers[i].prio =
+        m->has_pubkey ? pair_prio(m->pubkey, m->peers[i].pubkey) : 0;
+    m->order[i] = (uint32_t)i;
+  }
+  v = xcalloc(m, m->npeers, sizeof(*v));
+  if (!v)
+    return;
+  for (i = 0; i < m->npeers; i++) {
+    v[i].prio = m->peers[i].prio;
+    v[i].idx = (uint32_t)i;
+  }
+  qsort(v, m->npeers, sizeof(*v), cmp_prio_idx);
+  for (i = 0; i < m->npeers; i++)
+    m->order[i] = v[i].idx;
+  xfree(m, v);
+}
+
+int wgam_mesh_set_peers(wgam_mesh *m, const wgam_peer_config *cfg, size_t n,
+                        wgam_tstamp ts) {
+  struct peer *np = NULL;
+  uint32_t *keytab = NULL, *addrtab = NULL, *order = NULL, *heap = NULL,
+           *updq = NULL, *remap = NULL;
+  uint8_t(*removed)[WGAM_KEY_LEN] = NULL;
+  size_t cap, i, nremoved = 0;
+  int rv = WGAM_ERR_NOMEM;
+
+  if (!m || (n && !cfg))
+    return WGAM_ERR_INVALID_ARGUMENT;
+  if (n > m->s.max_peers)
+    return WGAM_ERR_LIMIT;
+  for (i = 0; i < n; i++) {
+    if ((cfg[i].address.family != WGAM_AF_INET &&
+         cfg[i].address.family != WGAM_AF_INET6) ||
+        (addr_valid(&cfg[i].endpoint) &&
+         !wgam_addr_is_valid_endpoint(&cfg[i].endpoint)))
+      return WGAM_ERR_INVALID_ARGUMENT;
+  }
+
+  cap = tab_cap_for(n);
+  np = xcalloc(m, n, sizeof(*np));
+  keytab = xcalloc(m, cap, sizeof(*keytab));
+  addrtab = xcalloc(m, cap, sizeof(*addrtab));
+  order = xcalloc(m, n, sizeof(*order));
+  heap = xcalloc(m, n, sizeof(*heap));
+  updq = xcalloc(m, n, sizeof(*updq));
+  remap = xcalloc(m, m->npeers, sizeof(*remap));
+  removed = xcalloc(m, m->nremoved + m->npeers, sizeof(*removed));
+  if (!np || !keytab || !addrtab || !order || !heap || !updq || !remap ||
+      !removed)
+    goto out;
+
+  for (i = 0; i < n; i++) {
+    size_t ks = keytab_slot(np, keytab, cap, cfg[i].pubkey);
+    size_t as = addrtab_slot(np, addrtab, cap, &cfg[i].address);
+    uint32_t old = find_peer(m, cfg[i].pubkey);
+    struct peer *p = &np[i];
+
+    if (keytab[ks] || addrtab[as]) {
+      rv = WGAM_ERR_DUPLICATE_PEER;
+      goto out;
+    }
+    if (old != NO_IDX) {
+      *p = m->peers[old];
+      p->cfg = NULL;
+      p->queued = 0;
+      p->heap_idx = NO_IDX;
+      if (!addr_ip_equal(&p->address, &cfg[i].address))
+        p->upd |= UPD_ALLOWED;
+    } else {
+      peer_init(p);
+      memcpy(p->pubkey, cfg[i].pubkey, WGAM_KEY_LEN);
+      p->upd = UPD_ALLOWED | UPD_KEEPALIVE;
+      p->want_keepalive = m->s.keepalive_trying;
+    }
+    p->address = cfg[i].address;
+    p->address.port = 0;
+    p->ncfg = 0;
+    if (addr_valid(&cfg[i].endpoint)) {
+      p->cfg = xcalloc(m, 1, sizeof(*p->cfg));
+      if (!p->cfg)
+        goto out;
+      p->cfg[0] = cfg[i].endpoint;
+      p->ncfg = 1;
+    } else if (old != NO_IDX && m->peers[old].ncfg &&
+               !addr_valid(&cfg[i].endpoint)) {
+      /* Keep endpoints resolved from a hostname across a reload; the caller
+       * replaces them with wgam_mesh_set_peer_endpoints(). */
+      p->cfg = xcalloc(m, m->peers[old].ncfg, sizeof(*p->cfg));
+      if (p->cfg) {
+        memcpy(p->cfg, m->peers[old].cfg,
+               m->peers[old].ncfg * sizeof(*p->cfg));
+        p->ncfg = m->peers[old].ncfg;
+      }
+    }
+    keytab[ks] = (uint32_t)i + 1;
+    addrtab[as] = (uint32_t)i + 1;
+  }
+
+  /* Old index -> new index, and the peers that went away. */
+  for (i = 0; i < m->npeers; i++) {
+    size_t ks = keytab_slot(np, keytab, cap, m->peers[i].pubkey);
+    remap[i] = keytab[ks] ? keytab[ks] - 1 : NO_IDX;
+    if (remap[i] == NO_IDX && i != m->self_idx) {
+      memcpy(removed[nremoved++], m->peers[i].pubkey, WGAM_KEY_LEN);
+      logf_(m, WGAM_LOG_INFO, "peer %s: removed from the configuration",
+            keyshort(m->peers[i].pubkey).s);
+    }
+  }
+  /* Removals not yet emitted stay pending, unless the peer is back. */
+  for (i = 0; i < m->nremoved; i++)
+    if (!keytab[keytab_slot(np, keytab, cap, m->removed[i])])
+      memcpy(removed[nremoved++], m->removed[i], WGAM_KEY_LEN);
+
+  /* Queued datagrams follow their subject to its new index. */
+  for (i = 0; i < m->qlen; i++) {
+    struct pending *e = &m->q[(m->qhead + i) % m->qcap];
+    if (e->subject < m->npeers)
+      e->subject = remap[e->subject];
+    if (e->subject == NO_IDX && e->type == WGAM_MSG_ANNOUNCE)
+      e->type = 0xff; /* dropped at write time */
+  }
+
+  /* Commit. */
+  {
+    size_t oldn = m->npeers;
+    struct peer *oldp = m->peers;
+
+    m->peers = np;
+    m->npeers = n;
+    free_peers(m, oldp, oldn);
+  }
+  xfree(m, m->keytab);
+  xfree(m, m->addrtab);
+  xfree(m, m->order);
+  xfree(m, m->heap);
+  xfree(m, m->updq);
+  xfree(m, m->removed);
+  m->keytab = keytab;
+  m->addrtab = addrtab;
+  m->tabcap = cap;
+  m->order = order;
+  m->heap = heap;
+  m->heaplen = 0;
+  m->updq = updq;
+  m->updq_head = 0;
+  m->updq_len = 0;
+  m->removed = removed;
+  m->nremoved = nremoved;
+  update_identity(m);
+
+  for (i = 0; i < n; i++) {
+    struct peer *p = &m->peers[i];
+    uint8_t upd = p->upd;
+    int is_new = (upd & UPD_ALLOWED) && !p->on_device && p->hs_at == NONE;
+
+    if (i == m->self_idx) {
+      p->upd = 0;
+      continue;
+    }
+    p->upd = 0;
+    if (upd)
+      mark_upd(m, p, upd);
+    /* The original asks every peer for its store at start; on a reload only
+     * new peers are asked. The fast policy asks a few after the first device
+     * read instead, since a peer without an endpoint cannot be reached. */
+    if (is_new && m->s.policy == WGAM_POLICY_CLASSIC)
+      queue_to_peer(m, WGAM_MSG_REQUEST, NO_IDX, p);
+    if (m->dev_seen)
+      peer_step(m, (uint32_t)i, ts);
+  }
+  logf_(m, WGAM_LOG_INFO, "%zu peers configured", n);
+  rv = 0;
+  np = NULL;
+  keytab = addrtab = order = heap = updq = NULL;
+  removed = NULL;
+out:
+  if (np)
+    free_peers(m, np, n);
+  xfree(m, keytab);
+  xfree(m, addrtab);
+  xfree(m, order);
+  xfree(m, heap);
+  xfree(m, updq);
+  xfree(m, remap);
+  xfree(m, removed);
+  return rv;
+}
+
+int wgam_mesh_set_peer_endpoints(wgam_mesh *m,
+                                 const uint8_t pubkey[WGAM_KEY_LEN],
+                                 const wgam_addr *addrs_, size_t naddrs,
+                                 wgam_tstamp ts) {
+  uint32_t idx;
+  struct peer *p;
+  wgam_addr *cfg = NULL;
+  size_t i;
+
+  if (!m || !pubkey || naddrs > MAX_CFG_ENDPOINTS || (naddrs && !addrs_))
+    return WGAM_ERR_INVALID_ARGUMENT;
+  idx = find_peer(m, pubkey);
+  if (idx == NO_IDX)
+    return WGAM_ERR_INVALID_ARGUMENT;
+  for (i = 0; i < naddrs; i++)
+    if (!wgam_addr_is_valid_endpoint(&addrs_[i]))
+      return WGAM_ERR_INVALID_ARGUMENT;
+  if (naddrs) {
+    cfg = xcalloc(m, naddrs, sizeof(*cfg));
+    if (!cfg)
+      return WGAM_ERR_NOMEM;
+    memcpy(cfg, addrs_, naddrs * sizeof(*cfg));
+  }
+  p = &m->peers[idx];
+  xfree(m, p->cfg);
+  p->cfg = cfg;
+  p->ncfg = (uint8_t)naddrs;
+  if (m->s.policy == WGAM_POLICY_FAST)
+    peer_step(m, idx, ts);
+  return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Device                                                                   */
+/* ------------------------------------------------------------------------ */
+
+static int allowed_ok(const struct peer *p, const wgam_device_peer *dp) {
+  uint8_t plen = p->address.family == WGAM_AF_INET ? 32 : 128;
+  return dp->nallowedips == 1 && dp->allowedips &&
+         dp->allowedips[0].prefixlen == plen &&
+         addr_ip_equal(&dp->allowedips[0].addr, &p->address);
+}
+
+static uint8_t guess_source(const struct peer *p, const wgam_addr *ep) {
+  size_t i;
+  if (addr_valid(&p->lan) && wgam_addr_equal(&p->lan, ep))
+    return WGAM_SOURCE_LAN;
+  for (i = 0; i < p->nknown; i++)
+    if (wgam_addr_equal(&p->known[i].addr, ep))
+      return p->known_src[i];
+  for (i = 0; i < p->ncfg; i++)
+    if (wgam_addr_equal(&p->cfg[i], ep))
+      return WGAM_SOURCE_CONFIG;
+  return WGAM_SOURCE_ROAMING;
+}
+
+static void observe_peer(wgam_mesh *m, struct peer *p,
+                         const wgam_device_peer *dp, wgam_tstamp ts,
+                         uint64_t unix_now) {
+  int first = !p->on_device;
+
+  if (!wgam_addr_equal(&p->dev_ep, &dp->endpoint) || first) {
+    if (addr_valid(&p->want_ep) && wgam_addr_equal(&dp->endpoint, &p->want_ep))
+      p->src = p->want_src;
+    else if (addr_valid(&dp->endpoint))
+      p->src = guess_source(p, &dp->endpoint);
+    else
+      p->src = WGAM_SOURCE_NONE;
+    if (!first && addr_valid(&p->dev_ep) && addr_valid(&dp->endpoint))
+      logf_(m, WGAM_LOG_DEBUG, "peer %s: device endpoint now %s (%s)",
+            keyshort(p->pubkey).s, addrs(&dp->endpoint).s,
+            wgam_source_name(p->src));
+  }
+  p->dev_ep = dp->endpoint;
+  p->on_device = 1;
+  p->dev_keepalive = dp->persistent_keepalive;
+  p->allowed_ok = (uint8_t)allowed_ok(p, dp);
+  if (dp->last_handshake) {
+    uint64_t age = unix_now > dp->last_handshake
+                       ? unix_now - dp->last_handshake
+                       : 0;
+    wgam_tstamp agens = age > ts / WGAM_SECONDS ? ts : age * WGAM_SECONDS;
+    wgam_tstamp at = ts - agens;
+    /* Keep the estimate stable: only move it for a new handshake. */
+    if (p->hs_at == NONE || dp->last_handshake != p->dev_hs)
+      p->hs_at = at;
+  } else {
+    p->hs_at = NONE;
+  }
+  p->dev_hs = dp->last_handshake;
+  if (dp->rx_bytes != p->rx_bytes) {
+    if (!first)
+      p->rx_at = ts;
+    p->rx_bytes = dp->rx_bytes;
+  }
+}
+
+int wgam_mesh_observe_device(wgam_mesh *m, const wgam_device *dev,
+                             wgam_tstamp ts, uint64_t unix_now) {
+  size_t i;
+  int first;
+
+  if (!m || !dev || (dev->npeers && !dev->peers))
+    return WGAM_ERR_INVALID_ARGUMENT;
+  first = !m->dev_seen;
+  m->unix_base = unix_now;
+  m->unix_base_ts = ts;
+  m->listen_port = dev->listen_port;
+  if (dev->has_pubkey != m->has_pubkey ||
+      (dev->has_pubkey && memcmp(dev->pubkey, m->pubkey, WGAM_KEY_LEN))) {
+    m->has_pubkey = dev->has_pubkey;
+    memcpy(m->pubkey, dev->pubkey, WGAM_KEY_LEN);
+    update_identity(m);
+    if (m->has_pubkey)
+      logf_(m, WGAM_LOG_INFO, "device key %s, listen port %u",
+            keyshort(m->pubkey).s, (unsigned)m->listen_port);
+  }
+
+  for (i = 0; i < m->npeers; i++)
+    m->peers[i].on_device = m->peers[i].on_device ? 2 : 0;
+  for (i = 0; i < dev->npeers; i++) {
+    const wgam_device_peer *dp = &dev->peers[i];
+    uint32_t idx = find_peer(m, dp->pubkey);
+    if (idx == NO_IDX || idx == m->self_idx)
+      continue; /* peers we do not manage are left alone */
+    if (m->peers[idx].on_device == 2)
+      m->peers[idx].on_device = 1;
+    observe_peer(m, &m->peers[idx], dp, ts, unix_now);
+    m->peers[idx].on_device = 3; /* seen in this read */
+  }
+
+  m->dev_seen = 1;
+  for (i = 0; i < m->npeers; i++) {
+    struct peer *p = &m->peers[i];
+
+    if (i == m->self_idx)
+      continue;
+    if (p->on_device != 3) {
+      /* Gone from the device (or never there): configure it again. */
+      p->on_device = 0;
+      p->allowed_ok = 0;
+      memset(&p->dev_ep, 0, sizeof(p->dev_ep));
+      p->hs_at = NONE;
+      p->dev_hs = 0;
+    } else {
+      p->on_device = 1;
+    }
+    /* Drop what the device already has, then ask for what it lacks. */
+    if (p->allowed_ok)
+      p->upd &= (uint8_t)~UPD_ALLOWED;
+    if (p->dev_keepalive == p->want_keepalive)
+      p->upd &= (uint8_t)~UPD_KEEPALIVE;
+    if (!p->allowed_ok)
+      mark_upd(m, p, UPD_ALLOWED);
+    if (p->want_keepalive && p->dev_keepalive != p->want_keepalive)
+      mark_upd(m, p, UPD_KEEPALIVE);
+    /* Announce what the device sees, as the original does, when the store
+     * lacks it or holds it only with a time over gossip_interval older. */
+    if (p->dev_hs && endpoint_acceptable(m, &p->dev_ep)) {
+      uint64_t gi = m->s.gossip_interval / WGAM_SECONDS;
+      size_t k;
+      int fresh = 0;
+      for (k = 0; k < p->nknown; k++)
+        if (wgam_addr_equal(&p->known[k].addr, &p->dev_ep) &&
+            p->dev_hs <= p->known[k].time + gi)
+          fresh = 1;
+      if (!fresh) {
+        wgam_endpoint e;
+        e.addr = p->dev_ep;
+        e.time = p->dev_hs;
+        handle_announce(m, (uint32_t)i, &e, 1,
+                        p->src ? p->src : WGAM_SOURCE_ROAMING, ts);
+      }
+    }
+    if (m->s.policy == WGAM_POLICY_FAST)
+      peer_step(m, (uint32_t)i, ts);
+  }
+
+  if (m->s.policy == WGAM_POLICY_CLASSIC && (first || m->cycle_due)) {
+    classic_cycle(m, ts);
+    m->cycle_due = 0;
+  }
+  if (first) {
+    if (m->s.flags & (WGAM_SETTINGS_LAN_DISCOVERY))
+      m->t_lan = ts;
+    if (m->s.flags & WGAM_SETTINGS_IGD)
+      m->t_igd = ts;
+    if (m->s.policy == WGAM_POLICY_FAST) {
+      size_t asked = 0;
+      for (i = 0; i < m->npeers && asked < INITIAL_REQUESTS; i++) {
+        struct peer *p = &m->peers[m->order[i]];
+        if (m->order[i] == m->self_idx || !peer_connected(m, p, ts))
+          continue;
+        queue_to_peer(m, WGAM_MSG_REQUEST, NO_IDX, p);
+        asked++;
+      }
+      if (asked)
+        m->last_request = ts;
+    }
+  }
+  m->wants &= ~WGAM_WANT_DEVICE;
+  m->t_device = tadd(ts, m->s.device_interval);
+  return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Datagrams in                                                             */
+/* ------------------------------------------------------------------------ */
+
+/* Maps an announced key string to a peer index or SUBJECT_SELF. */
+static uint32_t subject_of(const wgam_mesh *m, const uint8_t *s, size_t len) {
+  uint8_t key[WGAM_KEY_LEN];
+  uint32_t idx;
+
+  if (len != WGAM_KEY_B64_LEN ||
+      wgam_key_from_base64(key, (const char *)s, len) != 0)
+    return NO_IDX; /* decoded, but never configured */
+  if (m->has_pubkey && memcmp(key, m->pubkey, WGAM_KEY_LEN) == 0)
+    return SUBJECT_SELF;
+  idx = find_peer(m, key);
+  return idx == m->self_idx ? SUBJECT_SELF : idx;
+}
+
+static int answer_request(wgam_mesh *m, const wgam_addr *src, wgam_tstamp ts) {
+  uint32_t from = find_addr(m, src);
+  wgam_tstamp *last =
+      from != NO_IDX ? &m->peers[from].answered_at : &m->foreign_answered_at;
+  size_t i;
+
+  if (*last != NONE && ts < tadd(*last, ANSWER_INTERVAL))
+    return WGAM_ERR_PKT_IGNORED;
+  *last = ts;
+  if (m->nself_known)
+    queue_pkt(m, WGAM_MSG_ANNOUNCE, SUBJECT_SELF, src);
+  for (i = 0; i < m->npeers; i++)
+    if (m->peers[i].nknown && i != m->self_idx)
+      if (queue_pkt(m, WGAM_MSG_ANNOUNCE, (uint32_t)i, src) != 0)
+        break;
+  return 0;
+}
+
+static int handle_lan_broadcast(wgam_mesh *m, const wgam_addr *src,
+                                const wgam_msg *msg, wgam_tstamp ts) {
+  uint32_t idx;
+  struct peer *p;
+  wgam_addr lan;
+
+  if (!(m->s.flags & WGAM_SETTINGS_LAN_DISCOVERY))
+    return WGAM_ERR_PKT_IGNORED;
+  idx = subject_of(m, msg->pubkey, msg->pubkeylen);
+  if (idx == SUBJECT_SELF) {
+    m->stats.rejected[WGAM_REJECT_OWN]++;
+    return WGAM_ERR_PKT_IGNORED; /* our own broadcast came back */
+  }
+  if (idx == NO_IDX) {
+    m->stats.rejected[WGAM_REJECT_UNKNOWN_KEY]++;
+    return WGAM_ERR_PKT_IGNORED;
+  }
+  lan = *src;
+  lan.port = msg->listen_port;
+  if (!endpoint_acceptable(m, &lan)) {
+    m->stats.rejected[WGAM_REJECT_BAD_ENDPOINT]++;
+    return WGAM_ERR_PKT_IGNORED;
+  }
+  p = &m->peers[idx];
+  if (!wgam_addr_equal(&p->lan, &lan)) {
+    logf_(m, WGAM_LOG_INFO, "peer %s: LAN endpoint %s", keyshort(p->pubkey).s,
+          addrs(&lan).s);
+    p->lan = lan;
+    p->lan_fail_until = NONE;
+    p->lan_seen = ts;
+    if (m->s.policy == WGAM_POLICY_FAST)
+      peer_step(m, idx, ts);
+  }
+  p->lan_seen = ts;
+  return 0;
+}
+
+int wgam_mesh_read_pkt(wgam_mesh *m, const wgam_addr *src, const uint8_t *pkt,
+                       size_t pktlen, wgam_tstamp ts) {
+  uint8_t plain[WGAM_MAX_PLAINTEXT_LEN];
+  wgam_msg msg;
+  wgam_ssize n;
+  uint32_t idx;
+
+  if (!m || !src || (!pkt && pktlen))
+    return WGAM_ERR_INVALID_ARGUMENT;
+  n = wgam_pkt_open(plain, sizeof(plain), m->key, pkt, pktlen);
+  if (n < 0) {
+    m->stats.rejected[n == WGAM_ERR_PKT_LENGTH ? WGAM_REJECT_LENGTH
+                                               : WGAM_REJECT_AUTH]++;
+    return n == WGAM_ERR_PKT_LENGTH ? WGAM_ERR_PKT_LENGTH : WGAM_ERR_PKT_AUTH;
+  }
+  if (wgam_msg_decode(&msg, plain, (size_t)n) < 0) {
+    m->stats.rejected[WGAM_REJECT_DECODE]++;
+    return WGAM_ERR_PKT_DECODE;
+  }
+  m->stats.pkts_in[msg.type]++;
+  m->stats.bytes_in += pktlen;
+
+  switch (msg.type) {
+  case WGAM_MSG_PING:
+    queue_pkt(m, WGAM_MSG_PONG, NO_IDX, src);
+    return 0;
+  case WGAM_MSG_PONG:
+    idx = find_addr(m, src);
+    if (idx != NO_IDX && idx != m->self_idx) {
+      m->peers[idx].pong_at = ts;
+      if (m->dev_seen)
+        peer_step(m, idx, ts);
+    }
+    return 0;
+  case WGAM_MSG_REQUEST:
+    return answer_request(m, src, ts);
+  case WGAM_MSG_LAN_BROADCAST:
+    return handle_lan_broadcast(m, src, &msg, ts);
+  case WGAM_MSG_ANNOUNCE: {
+    wgam_endpoint eps[WGAM_MSG_MAX_ENDPOINTS];
+    size_t i, k = 0;
+
+    idx = subject_of(m, msg.pubkey, msg.pubkeylen);
+    if (idx == NO_IDX) {
+      m->stats.rejected[WGAM_REJECT_UNKNOWN_KEY]++;
+      return WGAM_ERR_PKT_IGNORED;
+    }
+    for (i = 0; i < msg.nendpoints; i++)
+      if (endpoint_acceptable(m, &msg.endpoints[i].addr))
+        eps[k++] = msg.endpoints[i];
+    if (k < msg.nendpoints)
+      m->stats.rejected[WGAM_REJECT_BAD_ENDPOINT]++;
+    handle_announce(m, idx, eps, k, WGAM_SOURCE_GOSSIP, ts);
+    return k < msg.nendpoints && k == 0 ? WGAM_ERR_PKT_IGNORED : 0;
+  }
+  default:
+    return WGAM_ERR_PKT_DECODE;
+  }
+}
+
+/* ------------------------------------------------------------------------ */
+/* State file, external endpoint                                            */
+/* ------------------------------------------------------------------------ */
+
+struct load_ctx {
+  wgam_mesh *m;
+  wgam_tstamp ts;
+  size_t loaded, skipped;
+};
+
+static int load_entry(const uint8_t *pubkey, size_t pubkeylen,
+                      const wgam_endpoint *eps, size_t neps, void *user_data) {
+  struct load_ctx *c = user_data;
+  wgam_endpoint ok[WGAM_STATE_MAX_ENDPOINTS];
+  uint32_t idx = subject_of(c->m, pubkey, pubkeylen);
+  size_t i, k = 0;
+
+  if (idx == NO_IDX) {
+    c->skipped++;
+    return 0;
+  }
+  for (i = 0; i < neps; i++)
+    if (endpoint_acceptable(c->m, &eps[i].addr))
+      ok[k++] = eps[i];
+  handle_announce(c->m, idx, ok, k, WGAM_SOURCE_STATE, c->ts);
+  c->loaded++;
+  return 0;
+}
+
+int wgam_mesh_load_state(wgam_mesh *m, const uint8_t *data, size_t datalen,
+                         wgam_tstamp ts) {
+  struct load_ctx c = {m, ts, 0, 0};
+  int rv;
+
+  if (!m || (!data && datalen))
+    return WGAM_ERR_INVALID_ARGUMENT;
+  rv = wgam_state_parse(data, datalen, load_entry, &c);
+  if (rv != 0)
+    return WGAM_ERR_STATE_DECODE;
+  logf_(m, WGAM_LOG_INFO, "state: %zu keys loaded, %zu unknown skipped",
+        c.loaded, c.skipped);
+  return 0;
+}
+
+wgam_ssize wgam_mesh_write_state(wgam_mesh *m, uint8_t *dest, size_t destlen) {
+  char b64[WGAM_KEY_B64_LEN + 1];
+  size_t i, count = 0, off;
+  wgam_ssize n;
+
+  if (!m)
+    return WGAM_ERR_INVALID_ARGUMENT;
+  for (i = 0; i < m->npeers; i++)
+    if (m->peers[i].nknown && i != m->self_idx)
+      count++;
+  if (m->nself_known && m->has_pubkey)
+    count++;
+  n = wgam_state_encode_header(dest, destlen, count);
+  if (n < 0)
+    return n;
+  off = (size_t)n;
+  if (m->nself_known && m->has_pubkey) {
+    wgam_key_to_base64(b64, m->pubkey);
+    n = wgam_state_encode_entry(dest ? dest + off : NULL,
+                                dest ? destlen - off : 0, (const uint8_t *)b64,
+                                WGAM_KEY_B64_LEN, m->self_known,
+                                m->nself_known);
+    if (n < 0)
+      return n;
+    off += (size_t)n;
+  }
+  for (i = 0; i < m->npeers; i++) {
+    const struct peer *p = &m->peers[i];
+    if (!p->nknown || i == m->self_idx)
+      continue;
+    wgam_key_to_base64(b64, p->pubkey);
+    n = wgam_state_encode_entry(dest ? dest + off : NULL,
+                                dest ? destlen - off : 0, (const uint8_t *)b64,
+                                WGAM_KEY_B64_LEN, p->known, p->nknown);
+    if (n < 0)
+      return n;
+    off += (size_t)n;
+  }
+  if (dest) {
+    m->wants &= ~WGAM_WANT_STATE;
+    m->state_dirty = 0;
+    m->stats.state_writes++;
+  }
+  return (wgam_ssize)off;
+}
+
+int wgam_mesh_set_external_endpoint(wgam_mesh *m, const wgam_addr *addr,
+                                    wgam_tstamp ts) {
+  wgam_endpoint e;
+
+  if (!m)
+    return WGAM_ERR_INVALID_ARGUMENT;
+  if (!addr) {
+    memset(&m->external, 0, sizeof(m->external));
+    return 0;
+  }
+  if (!wgam_addr_is_valid_endpoint(addr))
+    return WGAM_ERR_INVALID_ARGUMENT;
+  if (!wgam_addr_equal(&m->external, addr))
+    logf_(m, WGAM_LOG_INFO, "external endpoint %s (UPnP)", addrs(addr).s);
+  m->external = *addr;
+  if (!m->has_pubkey)
+    return 0;
+  e.addr = *addr;
+  e.time = unix_at(m, ts);
+  /* Refreshed like an observed endpoint: only when its time is old. */
+  {
+    size_t i;
+    uint64_t gi = m->s.gossip_interval / WGAM_SECONDS;
+    for (i = 0; i < m->nself_known; i++)
+      if (wgam_addr_equal(&m->self_known[i].addr, addr) &&
+          e.time <= m->self_known[i].time + gi)
+        return 0;
+  }
+  handle_announce(m, SUBJECT_SELF, &e, 1, WGAM_SOURCE_UPNP, ts);
+  return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Timers and output                                                        */
+/* ------------------------------------------------------------------------ */
+
+wgam_tstamp wgam_mesh_get_expiry(const wgam_mesh *m) {
+  wgam_tstamp t;
+
+  if (!m)
+    return NONE;
+  t = tmin(tmin(m->t_device, m->t_lan), tmin(m->t_persist, m->t_igd));
+  if (m->heaplen)
+    t = tmin(t, m->peers[m->heap[0]].next);
+  return t;
+}
+
+static void queue_lan_broadcast(wgam_mesh *m) {
+  wgam_addr dest;
+
+  memset(&dest, 0, sizeof(dest));
+  dest.family = WGAM_AF_INET;
+  memset(dest.ip, 0xff, 4);
+  dest.port = m->s.gossip_port;
+  queue_pkt(m, WGAM_MSG_LAN_BROADCAST, NO_IDX, &dest);
+  if (m->s.flags & WGAM_SETTINGS_LAN_DISCOVERY_V6) {
+    memset(&dest, 0, sizeof(dest));
+    dest.family = WGAM_AF_INET6;
+    dest.ip[0] = 0xff;
+    dest.ip[1] = 0x05;
+    dest.ip[15] = 0x01;
+    dest.port = m->s.gossip_port;
+    queue_pkt(m, WGAM_MSG_LAN_BROADCAST, NO_IDX, &dest);
+  }
+}
+
+int wgam_mesh_handle_expiry(wgam_mesh *m, wgam_tstamp ts) {
+  if (!m)
+    return WGAM_ERR_INVALID_ARGUMENT;
+  if (ts >= m->t_device) {
+    m->wants |= WGAM_WANT_DEVICE;
+    m->cycle_due = 1;
+    /* Keep waking the caller while the device cannot be read. */
+    m->t_device = tadd(ts, m->s.device_interval);
+  }
+  if (ts >= m->t_lan) {
+    if (m->has_pubkey && m->listen_port)
+      queue_lan_broadcast(m);
+    m->t_lan = tadd(ts, m->s.lan_interval);
+  }
+  if (ts >= m->t_persist) {
+    m->wants |= WGAM_WANT_STATE;
+    m->t_persist = m->s.policy == WGAM_POLICY_CLASSIC
+                       ? tadd(ts, m->s.persist_interval)
+                       : NONE;
+  }
+  if (ts >= m->t_igd) {
+    m->wants |= WGAM_WANT_IGD;
+    m->t_igd = tadd(ts, m->s.igd_interval);
+  }
+  if (addr_valid(&m->external))
+    wgam_mesh_set_external_endpoint(m, &m->external, ts);
+  while (m->heaplen && m->peers[m->heap[0]].next <= ts) {
+    uint32_t idx = m->heap[0];
+    wgam_tstamp before = m->peers[idx].next;
+    peer_step(m, idx, ts);
+    /* A step always moves the deadline forward or drops it. */
+    if (m->peers[idx].heap_idx != NO_IDX && m->peers[idx].next <= before)
+      heap_set(m, idx, tadd(ts, WGAM_SECONDS));
+  }
+  return 0;
+}
+
+uint32_t wgam_mesh_get_wants(const wgam_mesh *m) { return m ? m->wants : 0; }
+
+void wgam_mesh_ack_igd(wgam_mesh *m) {
+  if (m)
+    m->wants &= ~WGAM_WANT_IGD;
+}
+
+wgam_ssize wgam_mesh_write_pkt(wgam_mesh *m, wgam_addr *destaddr,
+                               uint8_t *dest, size_t destlen,
+                               wgam_tstamp ts) {
+  uint8_t plain[WGAM_MAX_PLAINTEXT_LEN];
+  uint8_t nonce[WGAM_NONCE_LEN];
+  char b64[WGAM_KEY_B64_LEN + 1];
+  (void)ts;
+
+  if (!m || !destaddr || !dest)
+    return WGAM_ERR_INVALID_ARGUMENT;
+  while (m->qlen) {
+    struct pending e = m->q[m->qhead];
+    wgam_msg msg;
+    wgam_ssize n;
+
+    if (destlen < WGAM_MAX_DATAGRAM_LEN)
+      return WGAM_ERR_NOBUF;
+    m->qhead = (m->qhead + 1) % m->qcap;
+    m->qlen--;
+
+    memset(&msg, 0, sizeof(msg));
+    msg.type = e.type;
+    switch (e.type) {
+    case WGAM_MSG_PING:
+    case WGAM_MSG_PONG:
+    case WGAM_MSG_REQUEST:
+      break;
+    case WGAM_MSG_ANNOUNCE:
+      if (e.subject == SUBJECT_SELF) {
+        if (!m->has_pubkey)
+          continue;
+        wgam_key_to_base64(b64, m->pubkey);
+        msg.nendpoints = m->nself_known;
+        memcpy(msg.endpoints, m->self_known,
+               m->nself_known * sizeof(wgam_endpoint));
+      } else if (e.subject < m->npeers) {
+        const struct peer *p = &m->peers[e.subject];
+        wgam_key_to_base64(b64, p->pubkey);
+        msg.nendpoints = p->nknown;
+        memcpy(msg.endpoints, p->known, p->nknown * sizeof(wgam_endpoint));
+      } else {
+        continue;
+      }
+      msg.pubkey = (const uint8_t *)b64;
+      msg.pubkeylen = WGAM_KEY_B64_LEN;
+      break;
+    case WGAM_MSG_LAN_BROADCAST:
+      if (!m->has_pubkey)
+        continue;
+      wgam_key_to_base64(b64, m->pubkey);
+      msg.pubkey = (const uint8_t *)b64;
+      msg.pubkeylen = WGAM_KEY_B64_LEN;
+      msg.listen_port = m->listen_port;
+      break;
+    default:
+      continue; /* dropped while queued (its subject was removed) */
+    }
+    n = wgam_msg_encode(plain, sizeof(plain), &msg);
+    if (n < 0)
+      continue;
+    if (m->s.rand(m->s.user_data, nonce, sizeof(nonce)) != 0)
+      return WGAM_ERR_CALLBACK_FAILURE;
+    n = wgam_pkt_seal(dest, destlen, m->key, nonce, plain, (size_t)n);
+    if (n < 0)
+      continue;
+    *destaddr = e.dest;
+    m->stats.pkts_out[e.type]++;
+    m->stats.bytes_out += (uint64_t)n;
+    return n;
+  }
+  return 0;
+}
+
+int wgam_mesh_next_peer_update(wgam_mesh *m, wgam_peer_update *upd) {
+  if (!m || !upd || !m->dev_seen)
+    return 0; /* nothing is decided before the device was read */
+  if (m->nremoved) {
+    memset(upd, 0, sizeof(*upd));
+    memcpy(upd->pubkey, m->removed[--m->nremoved], WGAM_KEY_LEN);
+    upd->flags = WGAM_PEER_REMOVE_ME;
+    m->stats.peer_updates++;
+    return 1;
+  }
+  while (m->updq_len) {
+    uint32_t idx = m->updq[m->updq_head];
+    struct peer *p = &m->peers[idx];
+    uint8_t flags = p->upd;
+
+    m->updq_head = (m->updq_head + 1) % m->npeers;
+    m->updq_len--;
+    p->queued = 0;
+    p->upd = 0;
+    if (!flags || idx == m->self_idx)
+      continue;
+    memset(upd, 0, sizeof(*upd));
+    memcpy(upd->pubkey, p->pubkey, WGAM_KEY_LEN);
+    /* A peer new to the device gets its allowed IP in the same update. */
+    if (!p->on_device)
+      flags |= UPD_ALLOWED;
+    if (flags & UPD_ALLOWED) {
+      upd->flags |= WGAM_PEER_REPLACE_ALLOWEDIPS;
+      upd->allowedip.addr = p->address;
+      upd->allowedip.prefixlen = p->address.family == WGAM_AF_INET ? 32 : 128;
+      p->allowed_ok = 1;
+    }
+    if ((flags & UPD_ENDPOINT) && addr_valid(&p->want_ep)) {
+      upd->flags |= WGAM_PEER_HAS_ENDPOINT;
+      upd->endpoint = p->want_ep;
+      p->dev_ep = p->want_ep;
+      p->src = p->want_src;
+    }
+    if ((flags & UPD_KEEPALIVE) || !p->on_device) {
+      upd->flags |= WGAM_PEER_HAS_KEEPALIVE;
+      upd->persistent_keepalive =
+          p->want_keepalive ? p->want_keepalive : m->s.keepalive_trying;
+      p->dev_keepalive = upd->persistent_keepalive;
+    }
+    p->on_device = 1;
+    m->stats.peer_updates++;
+    return 1;
+  }
+  return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Status                                                                   */
+/* ------------------------------------------------------------------------ */
+
+size_t wgam_mesh_get_npeers(const wgam_mesh *m) {
+  if (!m)
+    return 0;
+  return m->npeers - (m->self_idx != NO_IDX ? 1 : 0);
+}
+
+int wgam_mesh_get_peer_info(const wgam_mesh *m, size_t idx,
+                            wgam_peer_info *info) {
+  const struct peer *p;
+
+  if (!m || !info || idx >= wgam_mesh_get_npeers(m))
+    return WGAM_ERR_INVALID_ARGUMENT;
+  if (m->self_idx != NO_IDX && idx >= m->self_idx)
+    idx++;
+  p = &m->peers[idx];
+  memset(info, 0, sizeof(*info));
+  memcpy(info->pubkey, p->pubkey, WGAM_KEY_LEN);
+  info->address = p->address;
+  info->endpoint = p->dev_ep;
+  info->source = addr_valid(&p->dev_ep) ? p->src : WGAM_SOURCE_NONE;
+  info->state = p->state;
+  info->connected = p->state == WGAM_PEER_CONNECTED ||
+                    (p->lan_switch && p->state == WGAM_PEER_TRYING);
+  info->last_handshake = p->dev_hs;
+  info->tries = p->tries;
+  info->endpoint_changes = p->endpoint_changes;
+  info->nknown = p->nknown;
+  memcpy(info->known, p->known, p->nknown * sizeof(wgam_endpoint));
+  info->lan_endpoint = p->lan;
+  return 0;
+}
+
+void wgam_mesh_get_stats(const wgam_mesh *m, wgam_stats *stats) {
+  size_t i;
+
+  if (!m || !stats)
+    return;
+  *stats = m->stats;
+  memcpy(stats->pubkey, m->pubkey, WGAM_KEY_LEN);
+  stats->has_pubkey = m->has_pubkey;
+  stats->listen_port = m->listen_port;
+  stats->external_endpoint = m->external;
+  stats->npeers_connected = 0;
+  for (i = 0; i < m->npeers; i++)
+    if (i != m->self_idx && m->peers[i].state == WGAM_PEER_CONNECTED)
+      stats->npeers_connected++;
+  stats->mem_bytes = sizeof(*m) + m->npeers * (sizeof(struct peer) + 4 * 4) +
+                     2 * m->tabcap * sizeof(uint32_t) +
+                     m->qcap * sizeof(struct pending) +
+                     m->nremoved * WGAM_KEY_LEN;
+  for (i = 0; i < m->npeers; i++)
+    stats->mem_bytes += m->peers[i].ncfg * sizeof(wgam_addr);
+}
