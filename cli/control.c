@@ -1,0 +1,544 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "control.h"
+#include "log.h"
+
+/* A client gets this long to send its line and read the reply. */
+#define CLIENT_TIMEOUT_NS (5ULL * 1000000000ULL)
+
+struct client {
+  int fd;
+  char in[CONTROL_MAX_CMD];
+  size_t inlen;
+  struct sbuf out;
+  size_t outoff;
+  int writing;
+  uint64_t deadline;
+  int pfd; /* index in the last control_pollfds() output, or -1 */
+};
+
+struct control {
+  int fd;
+  int listen_pfd;
+  char *path;
+  control_handler handler;
+  void *user_data;
+  struct client clients[CONTROL_MAX_CLIENTS];
+  size_t nclients;
+};
+
+static int mkdir_parents(const char *path) {
+  char *copy = strdup(path), *dir;
+  int rc = 0;
+
+  if (!copy)
+    return -ENOMEM;
+  dir = dirname(copy);
+  if (strcmp(dir, "/") && strcmp(dir, ".")) {
+    rc = mkdir_parents(dir);
+    if (!rc && mkdir(dir, 0755) < 0 && errno != EEXIST)
+      rc = -errno;
+  }
+  free(copy);
+  return rc;
+}
+
+static int fill_sun(struct sockaddr_un *sun, const char *path) {
+  memset(sun, 0, sizeof(*sun));
+  sun->sun_family = AF_UNIX;
+  if (strlen(path) >= sizeof(sun->sun_path))
+    return -ENAMETOOLONG;
+  strcpy(sun->sun_path, path);
+  return 0;
+}
+
+int control_open(struct control **pc, const char *path, control_handler h,
+                 void *user_data) {
+  struct sockaddr_un sun;
+  struct control *c = NULL;
+  mode_t old;
+  int fd = -1, probe, rc;
+
+  *pc = NULL;
+  rc = fill_sun(&sun, path);
+  if (rc)
+    return rc;
+  rc = mkdir_parents(path);
+  if (rc)
+    return rc;
+
+  /* Tell a live daemon's socket from a stale one left by a crash. */
+  probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (probe >= 0) {
+    int live = connect(probe, (struct sockaddr *)&sun, sizeof(sun)) == 0;
+
+    close(probe);
+    if (live)
+      return -EADDRINUSE;
+  }
+  if (unlink(path) < 0 && errno != ENOENT)
+    return -errno;
+
+  fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0)
+    return -errno;
+  /* Created 0600 from the start: no window where others could connect. */
+  old = umask(0177);
+  rc = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
+  umask(old);
+  if (rc < 0 || listen(fd, CONTROL_MAX_CLIENTS) < 0) {
+    rc = -errno;
+    goto fail;
+  }
+  c = calloc(1, sizeof(*c));
+  if (!c || !(c->path = strdup(path))) {
+    rc = -ENOMEM;
+    goto fail;
+  }
+  c->fd = fd;
+  c->handler = h;
+  c->user_data = user_data;
+  c->listen_pfd = -1;
+  *pc = c;
+  return 0;
+fail:
+  if (c)
+    free(c->path);
+  free(c);
+  close(fd);
+  unlink(path);
+  return rc;
+}
+
+static void client_drop(struct control *c, size_t i) {
+  close(c->clients[i].fd);
+  sb_free(&c->clients[i].out);
+  c->clients[i] = c->clients[--c->nclients];
+}
+
+size_t control_pollfds(struct control *c, struct pollfd *pfds, size_t max) {
+  size_t n = 0;
+
+  c->listen_pfd = -1;
+  if (c->nclients < CONTROL_MAX_CLIENTS && n < max) {
+    pfds[n] = (struct pollfd){.fd = c->fd, .events = POLLIN};
+    c->listen_pfd = (int)n++;
+  }
+  for (size_t i = 0; i < c->nclients; i++) {
+    struct client *cl = &c->clients[i];
+
+    cl->pfd = -1;
+    if (n == max)
+      continue;
+    pfds[n] =
+        (struct pollfd){.fd = cl->fd, .events = cl->writing ? POLLOUT : POLLIN};
+    cl->pfd = (int)n++;
+  }
+  return n;
+}
+
+static void client_read(struct control *c, struct client *cl) {
+  ssize_t r;
+  char *nl;
+
+  r = recv(cl->fd, cl->in + cl->inlen, sizeof(cl->in) - 1 - cl->inlen, 0);
+  if (r < 0 && (errno == EAGAIN || errno == EINTR))
+    return;
+  if (r <= 0) {
+    cl->deadline = 0; /* closed before a full line: drop */
+    return;
+  }
+  cl->inlen += (size_t)r;
+  cl->in[cl->inlen] = '\0';
+  nl = strchr(cl->in, '\n');
+  if (!nl) {
+    if (cl->inlen == sizeof(cl->in) - 1)
+      cl->deadline = 0; /* no newline within the limit */
+    return;
+  }
+  *nl = '\0';
+  if (nl > cl->in && nl[-1] == '\r')
+    nl[-1] = '\0';
+  c->handler(c->user_data, cl->in, &cl->out);
+  cl->writing = 1;
+  cl->outoff = 0;
+  /* The reply is complete: stop reading, the client reads until EOF. */
+  shutdown(cl->fd, SHUT_RD);
+}
+
+static void client_write(struct client *cl) {
+  ssize_t w;
+
+  if (cl->out.oom) {
+    cl->deadline = 0;
+    return;
+  }
+  while (cl->outoff < cl->out.len) {
+    w = send(cl->fd, cl->out.p + cl->outoff, cl->out.len - cl->outoff,
+             MSG_NOSIGNAL);
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w < 0 && errno == EAGAIN)
+      return;
+    if (w < 0) {
+      cl->deadline = 0;
+      return;
+    }
+    cl->outoff += (size_t)w;
+  }
+  cl->deadline = 0; /* all written: close, the client sees EOF */
+}
+
+void control_handle(struct control *c, const struct pollfd *pfds, size_t n,
+                    uint64_t now) {
+  for (size_t i = 0; i < c->nclients; i++) {
+    struct client *cl = &c->clients[i];
+    short ev;
+
+    if (cl->pfd < 0 || (size_t)cl->pfd >= n)
+      continue;
+    ev = pfds[cl->pfd].revents;
+    if (!cl->writing && (ev & (POLLIN | POLLHUP | POLLERR)))
+      client_read(c, cl);
+    else if (cl->writing && (ev & (POLLOUT | POLLHUP | POLLERR)))
+      client_write(cl);
+    if (cl->writing && cl->deadline)
+      client_write(cl); /* a short reply usually goes out at once */
+  }
+  for (size_t i = 0; i < c->nclients;) {
+    if (c->clients[i].deadline <= now)
+      client_drop(c, i);
+    else
+      i++;
+  }
+  if (c->listen_pfd >= 0 && (size_t)c->listen_pfd < n &&
+      (pfds[c->listen_pfd].revents & POLLIN)) {
+    while (c->nclients < CONTROL_MAX_CLIENTS) {
+      int fd = accept4(c->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      struct client *cl;
+
+      if (fd < 0) {
+        if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+          log_debug("control socket: accept: %s", strerror(errno));
+        break;
+      }
+      cl = &c->clients[c->nclients++];
+      memset(cl, 0, sizeof(*cl));
+      cl->fd = fd;
+      cl->pfd = -1;
+      cl->deadline = now + CLIENT_TIMEOUT_NS;
+    }
+  }
+}
+
+uint64_t control_expiry(const struct control *c) {
+  uint64_t e = UINT64_MAX;
+
+  for (size_t i = 0; i < c->nclients; i++)
+    if (c->clients[i].deadline < e)
+      e = c->clients[i].deadline;
+  return e;
+}
+
+void control_close(struct control *c) {
+  if (!c)
+    return;
+  while (c->nclients)
+    client_drop(c, 0);
+  close(c->fd);
+  unlink(c->path);
+  free(c->path);
+  free(c);
+}
+
+int control_query(const char *path, const char *cmd, struct sbuf *reply) {
+  struct timeval tv = {.tv_sec = 10};
+  struct sockaddr_un sun;
+  char buf[4096];
+  size_t len = strlen(cmd), off = 0;
+  int fd, rc;
+
+  rc = fill_sun(&sun, path);
+  if (rc)
+    return rc;
+  fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return -errno;
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+  if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+    rc = -errno;
+    goto out;
+  }
+  while (off < len + 1) {
+    /* cmd followed by its newline */
+    const char *p = off < len ? cmd + off : "\n";
+    size_t n = off < len ? len - off : 1;
+    ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w < 0) {
+      rc = -errno;
+      goto out;
+    }
+    off += (size_t)w;
+  }
+  for (;;) {
+    ssize_t r = recv(fd, buf, sizeof(buf), 0);
+
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r < 0) {
+      rc = errno == EAGAIN ? -ETIMEDOUT : -errno;
+      goto out;
+    }
+    if (r == 0)
+      break;
+    sb_putn(reply, buf, (size_t)r);
+  }
+  rc = reply->oom ? -ENOMEM : 0;
+out:
+  close(fd);
+  return rc;
+}
+
+/* ---- rendering -------------------------------------------------------- */
+
+static const char *jstr(const cJSON *o, const char *k) {
+  const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, k);
+
+  return cJSON_IsString(it) ? it->valuestring : NULL;
+}
+
+static double jnum(const cJSON *o, const char *k, double dflt) {
+  const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, k);
+
+  return cJSON_IsNumber(it) ? it->valuedouble : dflt;
+}
+
+/* Display width of a UTF-8 string (counts code points). */
+static size_t width(const char *s) {
+  size_t w = 0;
+
+  for (; *s; s++)
+    if (((unsigned char)*s & 0xc0) != 0x80)
+      w++;
+  return w;
+}
+
+static void pad(struct sbuf *out, const char *s, size_t w, int last) {
+  sb_puts(out, s);
+  if (last)
+    return;
+  for (size_t i = width(s); i < w + 2; i++)
+    sb_putc(out, ' ');
+}
+
+static void age_str(char *dst, size_t n, double age) {
+  if (age < 0)
+    snprintf(dst, n, "never");
+  else if (age < 120)
+    snprintf(dst, n, "%.0fs ago", age);
+  else if (age < 2 * 3600)
+    snprintf(dst, n, "%.0fm ago", age / 60);
+  else if (age < 2 * 86400)
+    snprintf(dst, n, "%.0fh ago", age / 3600);
+  else
+    snprintf(dst, n, "%.0fd ago", age / 86400);
+}
+
+#define NCOLS 6
+
+static int render_table(struct sbuf *out, const cJSON *root) {
+  static const char *const head[NCOLS] = {"PEER",   "ADDRESS", "ENDPOINT",
+                                          "SOURCE", "STATE",   "HANDSHAKE"};
+  const cJSON *peers = cJSON_GetObjectItemCaseSensitive(root, "peers"), *p;
+  size_t npeers = (size_t)cJSON_GetArraySize(peers), w[NCOLS], r = 0;
+  char(*cells)[NCOLS][64];
+  const char *ext = jstr(root, "external_endpoint");
+  const char *key = jstr(root, "pubkey");
+
+  sb_printf(out,
+            "interface: %s  public key: %s  listen port: %.0f  "
+            "external endpoint: %s  policy: %s\n",
+            jstr(root, "interface") ? jstr(root, "interface") : "?",
+            key ? key : "(none)", jnum(root, "listen_port", 0),
+            ext ? ext : "none",
+            jstr(root, "policy") ? jstr(root, "policy") : "?");
+  cells = calloc(npeers + 1, sizeof(*cells));
+  if (!cells)
+    return -ENOMEM;
+  for (size_t c = 0; c < NCOLS; c++)
+    snprintf(cells[0][c], sizeof(cells[0][c]), "%s", head[c]);
+  cJSON_ArrayForEach(p, peers) {
+    const char *pk = jstr(p, "pubkey"), *ep = jstr(p, "endpoint");
+    const cJSON *age = cJSON_GetObjectItemCaseSensitive(p, "handshake_age");
+
+    if (++r > npeers)
+      break;
+    snprintf(cells[r][0], sizeof(cells[r][0]), "%.8s\u2026", pk ? pk : "?");
+    snprintf(cells[r][1], sizeof(cells[r][1]), "%s",
+             jstr(p, "address") ? jstr(p, "address") : "?");
+    snprintf(cells[r][2], sizeof(cells[r][2]), "%s", ep ? ep : "(none)");
+    snprintf(cells[r][3], sizeof(cells[r][3]), "%s",
+             jstr(p, "source") ? jstr(p, "source") : "?");
+    snprintf(cells[r][4], sizeof(cells[r][4]), "%s",
+             jstr(p, "state") ? jstr(p, "state") : "?");
+    age_str(cells[r][5], sizeof(cells[r][5]),
+            cJSON_IsNumber(age) ? age->valuedouble : -1);
+  }
+  for (size_t c = 0; c < NCOLS; c++) {
+    w[c] = 0;
+    for (size_t i = 0; i <= r; i++)
+      if (width(cells[i][c]) > w[c])
+        w[c] = width(cells[i][c]);
+  }
+  for (size_t i = 0; i <= r; i++) {
+    for (size_t c = 0; c < NCOLS; c++)
+      pad(out, cells[i][c], w[c], c == NCOLS - 1);
+    sb_putc(out, '\n');
+  }
+  free(cells);
+  return 0;
+}
+
+static void prom_head(struct sbuf *out, const char *name, const char *type,
+                      const char *help) {
+  sb_printf(out, "# HELP wgautomesh_%s %s\n# TYPE wgautomesh_%s %s\n", name,
+            help, name, type);
+}
+
+/* Label values here are base64 keys and fixed names: escape anyway. */
+static void prom_label(struct sbuf *out, const char *v) {
+  for (; *v; v++) {
+    if (*v == '"' || *v == '\\')
+      sb_putc(out, '\\');
+    if (*v == '\n')
+      sb_puts(out, "\\n");
+    else
+      sb_putc(out, *v);
+  }
+}
+
+static int render_prometheus(struct sbuf *out, const cJSON *root) {
+  static const char *const dirs[2] = {"in", "out"};
+  const cJSON *peers = cJSON_GetObjectItemCaseSensitive(root, "peers"), *p;
+  const cJSON *stats = cJSON_GetObjectItemCaseSensitive(root, "stats"), *it;
+  const char *ext = jstr(root, "external_endpoint");
+
+  prom_head(out, "info", "gauge", "Daemon information.");
+  sb_puts(out, "wgautomesh_info{interface=\"");
+  prom_label(out, jstr(root, "interface") ? jstr(root, "interface") : "");
+  sb_puts(out, "\",backend=\"");
+  prom_label(out, jstr(root, "backend") ? jstr(root, "backend") : "");
+  sb_puts(out, "\",policy=\"");
+  prom_label(out, jstr(root, "policy") ? jstr(root, "policy") : "");
+  sb_puts(out, "\",version=\"" WGAM_VERSION "\"} 1\n");
+
+  prom_head(out, "peers_configured", "gauge", "Peers in the configuration.");
+  sb_printf(out, "wgautomesh_peers_configured %d\n", cJSON_GetArraySize(peers));
+  prom_head(out, "peers_connected", "gauge", "Peers with a recent handshake.");
+  sb_printf(out, "wgautomesh_peers_connected %.0f\n",
+            jnum(stats, "peers_connected", 0));
+
+  prom_head(out, "peer_connected", "gauge", "1 if the peer is connected.");
+  cJSON_ArrayForEach(p, peers) {
+    sb_puts(out, "wgautomesh_peer_connected{peer=\"");
+    prom_label(out, jstr(p, "pubkey") ? jstr(p, "pubkey") : "");
+    sb_printf(out, "\"} %d\n",
+              cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(p, "connected")));
+  }
+  prom_head(out, "peer_handshake_age_seconds", "gauge",
+            "Seconds since the peer's last handshake (absent: never).");
+  cJSON_ArrayForEach(p, peers) {
+    it = cJSON_GetObjectItemCaseSensitive(p, "handshake_age");
+    if (!cJSON_IsNumber(it))
+      continue;
+    sb_puts(out, "wgautomesh_peer_handshake_age_seconds{peer=\"");
+    prom_label(out, jstr(p, "pubkey") ? jstr(p, "pubkey") : "");
+    sb_printf(out, "\"} %.0f\n", it->valuedouble);
+  }
+  prom_head(out, "peer_endpoint_changes_total", "counter",
+            "Endpoints written for the peer.");
+  cJSON_ArrayForEach(p, peers) {
+    sb_puts(out, "wgautomesh_peer_endpoint_changes_total{peer=\"");
+    prom_label(out, jstr(p, "pubkey") ? jstr(p, "pubkey") : "");
+    sb_printf(out, "\"} %.0f\n", jnum(p, "endpoint_changes", 0));
+  }
+
+  prom_head(out, "gossip_packets_total", "counter",
+            "Gossip datagrams by direction and message type.");
+  for (int d = 0; d < 2; d++) {
+    const cJSON *o =
+        cJSON_GetObjectItemCaseSensitive(stats, d ? "pkts_out" : "pkts_in");
+
+    cJSON_ArrayForEach(it, o) {
+      if (!cJSON_IsNumber(it) || !it->string)
+        continue;
+      sb_printf(out, "wgautomesh_gossip_packets_total{direction=\"%s\",type=\"",
+                dirs[d]);
+      prom_label(out, it->string);
+      sb_printf(out, "\"} %.0f\n", it->valuedouble);
+    }
+  }
+  prom_head(out, "gossip_bytes_total", "counter", "Gossip bytes by direction.");
+  sb_printf(out, "wgautomesh_gossip_bytes_total{direction=\"in\"} %.0f\n",
+            jnum(stats, "bytes_in", 0));
+  sb_printf(out, "wgautomesh_gossip_bytes_total{direction=\"out\"} %.0f\n",
+            jnum(stats, "bytes_out", 0));
+  prom_head(out, "gossip_rejected_total", "counter",
+            "Rejected gossip datagrams by reason.");
+  cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(stats, "rejected")) {
+    if (!cJSON_IsNumber(it) || !it->string)
+      continue;
+    sb_puts(out, "wgautomesh_gossip_rejected_total{reason=\"");
+    prom_label(out, it->string);
+    sb_printf(out, "\"} %.0f\n", it->valuedouble);
+  }
+  prom_head(out, "endpoint_changes_total", "counter",
+            "Endpoints written to the device.");
+  sb_printf(out, "wgautomesh_endpoint_changes_total %.0f\n",
+            jnum(stats, "endpoint_changes", 0));
+  prom_head(out, "peer_updates_total", "counter",
+            "Peer changes applied to the device.");
+  sb_printf(out, "wgautomesh_peer_updates_total %.0f\n",
+            jnum(stats, "peer_updates", 0));
+  prom_head(out, "state_writes_total", "counter", "State file writes.");
+  sb_printf(out, "wgautomesh_state_writes_total %.0f\n",
+            jnum(stats, "state_writes", 0));
+  prom_head(out, "upnp_mapped", "gauge",
+            "1 if a UPnP IGD mapping gives an external endpoint.");
+  sb_printf(out, "wgautomesh_upnp_mapped %d\n", ext != NULL);
+  return 0;
+}
+
+int status_render(struct sbuf *out, const char *json, enum status_format fmt) {
+  cJSON *root = cJSON_Parse(json);
+  int rc;
+
+  if (!cJSON_IsObject(root) ||
+      !cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(root, "peers"))) {
+    cJSON_Delete(root);
+    return -EINVAL;
+  }
+  rc = fmt == STATUS_PROMETHEUS ? render_prometheus(out, root)
+                                : render_table(out, root);
+  cJSON_Delete(root);
+  if (!rc && out->oom)
+    rc = -ENOMEM;
+  return rc;
+}
