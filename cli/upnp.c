@@ -32,8 +32,10 @@
 #include "log.h"
 #include "upnp.h"
 
-/* How long SSDP discovery listens for answers. */
-#define DISCOVER_DELAY_MS 2000
+/* SSDP discovery waits this long for each search target in turn (miniupnpc
+ * rounds it up to 1 s): two targets bound a discovery to 2 s, where
+ * upnpDiscover()'s four would take 8 s on a LAN without an IGD. */
+#define DISCOVER_DELAY_MS 1000
 /* Lease asked from the router; renewed long before it runs out. */
 #define LEASE_S 300u
 /* IPv6 pinhole lease (the standard allows 1..86400 s). */
@@ -159,11 +161,18 @@ static void drop_igd(upnp *u) {
 
 /* Returns 0 when an IGD was found and selected, -1 otherwise. */
 static int discover(upnp *u) {
+  /* An IGD:2 answers searches for IGD:1 too; "upnp:rootdevice" catches
+   * devices that answer nothing else. */
+  static const char *const targets[] = {
+      "urn:schemas-upnp-org:device:InternetGatewayDevice:1",
+      "upnp:rootdevice",
+      NULL,
+  };
   struct UPNPDev *devlist;
   int err = 0, r;
 
-  devlist = upnpDiscover(DISCOVER_DELAY_MS, NULL, NULL, UPNP_LOCAL_PORT_ANY, 0,
-                         2, &err);
+  devlist = upnpDiscoverDevices(targets, DISCOVER_DELAY_MS, NULL, NULL,
+                                UPNP_LOCAL_PORT_ANY, 0, 2, &err, 0);
   if (!devlist)
     return -1;
 
