@@ -41,8 +41,7 @@ typedef struct wgam_blake3_hasher {
   uint32_t cv_stack[54][8]; /* subtree chaining values; 54 levels = 2^64 B */
 } wgam_blake3_hasher;
 void wgam_blake3_init(wgam_blake3_hasher *h);
-void wgam_blake3_update(wgam_blake3_hasher *h, const uint8_t *in,
-                        size_t inlen);
+void wgam_blake3_update(wgam_blake3_hasher *h, const uint8_t *in, size_t inlen);
 void wgam_blake3_final(const wgam_blake3_hasher *h,
                        uint8_t out[WGAM_BLAKE3_OUT_LEN]);
 
