@@ -34,7 +34,9 @@ const char *wgam_strerror(int liberr) {
   }
 }
 
-int wgam_err_is_fatal(int liberr) { return liberr < WGAM_ERR_FATAL; }
+int wgam_err_is_fatal(int liberr) {
+  return liberr < WGAM_ERR_FATAL;
+}
 
 const char *wgam_source_name(int source) {
   static const char *const names[] = {"none",  "config", "gossip", "lan",
@@ -45,17 +47,16 @@ const char *wgam_source_name(int source) {
 }
 
 const char *wgam_peer_state_name(int state) {
-  static const char *const names[] = {"idle", "trying", "backoff",
-                                      "connected"};
+  static const char *const names[] = {"idle", "trying", "backoff", "connected"};
   if (state < 0 || (size_t)state >= sizeof(names) / sizeof(names[0]))
     return "unknown";
   return names[state];
 }
 
 const char *wgam_reject_name(int reason) {
-  static const char *const names[] = {"length",       "auth",  "decode",
-                                      "unknown_key",  "bad_endpoint",
-                                      "own",          "queue_full"};
+  static const char *const names[] = {"length",      "auth",         "decode",
+                                      "unknown_key", "bad_endpoint", "own",
+                                      "queue_full"};
   if (reason < 0 || reason >= WGAM_REJECT_COUNT)
     return "unknown";
   return names[reason];

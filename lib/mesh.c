@@ -66,8 +66,8 @@ struct peer {
   uint8_t allowed_ok;
   uint16_t dev_keepalive;
   wgam_addr dev_ep;
-  uint64_t dev_hs;     /* Unix seconds, 0 = never */
-  wgam_tstamp hs_at;   /* dev_hs on our monotonic clock */
+  uint64_t dev_hs;   /* Unix seconds, 0 = never */
+  wgam_tstamp hs_at; /* dev_hs on our monotonic clock */
   uint64_t rx_bytes;
   wgam_tstamp rx_at;   /* last time rx_bytes grew */
   wgam_tstamp pong_at; /* last Pong from the peer */
@@ -84,7 +84,7 @@ struct peer {
   uint16_t want_keepalive;
   uint32_t tried[MAX_CANDIDATES];
   uint32_t tries;
-  wgam_tstamp deadline;  /* end of the try window or of the backoff */
+  wgam_tstamp deadline; /* end of the try window or of the backoff */
   wgam_tstamp try_start;
   wgam_tstamp lan_fail_until;
   wgam_tstamp probe_at;  /* Ping sent to check a silent path */
@@ -114,7 +114,7 @@ struct wgam_mesh {
   size_t npeers;
   uint32_t *keytab; /* open addressing, index + 1, 0 = empty */
   uint32_t *addrtab;
-  size_t tabcap; /* power of two, both tables */
+  size_t tabcap;   /* power of two, both tables */
   uint32_t *order; /* peers by gossip priority */
   uint32_t *heap;
   size_t heaplen;
@@ -185,7 +185,9 @@ static void xfree(const wgam_mesh *m, void *p) {
 static wgam_tstamp tadd(wgam_tstamp a, wgam_tstamp b) {
   return a > NONE - b ? NONE : a + b;
 }
-static wgam_tstamp tmin(wgam_tstamp a, wgam_tstamp b) { return a < b ? a : b; }
+static wgam_tstamp tmin(wgam_tstamp a, wgam_tstamp b) {
+  return a < b ? a : b;
+}
 static wgam_tstamp tmax3(wgam_tstamp a, wgam_tstamp b, wgam_tstamp c) {
   /* NONE means "never" here, which must not win a max. */
   wgam_tstamp r = 0;
@@ -234,7 +236,9 @@ static struct addrstr addrs(const wgam_addr *a) {
 static int addr_ip_equal(const wgam_addr *a, const wgam_addr *b) {
   return a->family == b->family && memcmp(a->ip, b->ip, 16) == 0;
 }
-static int addr_valid(const wgam_addr *a) { return a->family != WGAM_AF_NONE; }
+static int addr_valid(const wgam_addr *a) {
+  return a->family != WGAM_AF_NONE;
+}
 
 static uint32_t addr_hash32(const wgam_addr *a) {
   uint32_t h = 2166136261u;
@@ -463,8 +467,8 @@ static void set_keepalive(wgam_mesh *m, struct peer *p, uint16_t ka) {
 
 static void state_changed(wgam_mesh *m, wgam_tstamp ts) {
   m->state_dirty = 1;
-  if ((m->s.flags & WGAM_SETTINGS_PERSIST) &&
-      m->s.policy == WGAM_POLICY_FAST && m->t_persist == NONE)
+  if ((m->s.flags & WGAM_SETTINGS_PERSIST) && m->s.policy == WGAM_POLICY_FAST &&
+      m->t_persist == NONE)
     m->t_persist = tadd(ts, m->s.persist_interval);
 }
 
@@ -569,19 +573,18 @@ static void handle_announce(wgam_mesh *m, uint32_t subject,
 
   if (subject == SUBJECT_SELF) {
     uint8_t srcs[WGAM_MAX_ENDPOINTS];
-    changed = merge_endpoints(m->self_known, srcs, &m->nself_known, eps, neps,
-                              src);
+    changed =
+        merge_endpoints(m->self_known, srcs, &m->nself_known, eps, neps, src);
   } else {
     struct peer *p = &m->peers[subject];
-    changed = merge_endpoints(p->known, p->known_src, &p->nknown, eps, neps,
-                              src);
+    changed =
+        merge_endpoints(p->known, p->known_src, &p->nknown, eps, neps, src);
   }
   if (!changed)
     return;
   state_changed(m, ts);
   propagate(m, subject, ts);
-  if (subject != SUBJECT_SELF && m->s.policy == WGAM_POLICY_FAST &&
-      m->dev_seen)
+  if (subject != SUBJECT_SELF && m->s.policy == WGAM_POLICY_FAST && m->dev_seen)
     peer_step(m, subject, ts);
 }
 
@@ -712,6 +715,9 @@ static wgam_tstamp probe_idle(const wgam_mesh *m) {
 static void became_connected(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
   int was_up = p->state == WGAM_PEER_CONNECTED;
 
+  set_keepalive(m, p, m->s.keepalive_connected);
+  if (was_up)
+    return;
   p->state = WGAM_PEER_CONNECTED;
   p->backoff_level = 0;
   p->ntried = 0;
@@ -719,9 +725,6 @@ static void became_connected(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
   p->deadline = NONE;
   p->broken_at = NONE;
   p->probe_at = NONE;
-  set_keepalive(m, p, m->s.keepalive_connected);
-  if (was_up)
-    return;
   logf_(m, WGAM_LOG_INFO, "peer %s: connected via %s", keyshort(p->pubkey).s,
         addrs(&p->dev_ep).s);
   /* A newly connected peer knows the mesh: ask it, now and then. */
@@ -744,8 +747,8 @@ static wgam_tstamp peer_next(const wgam_mesh *m, const struct peer *p) {
       if (p->probe_at != NONE)
         next = tmin(next, tadd(p->probe_at, m->s.probe_timeout));
       else
-        next = tmin(next, tadd(tmax3(p->rx_at, p->hs_at, p->pong_at),
-                               probe_idle(m)));
+        next = tmin(next,
+                    tadd(tmax3(p->rx_at, p->hs_at, p->pong_at), probe_idle(m)));
     }
   }
   return next;
@@ -769,7 +772,7 @@ static void peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
   }
   if (m->s.policy == WGAM_POLICY_CLASSIC) {
     /* Classic peers move only in the 30 s cycle; keep the view current. */
-    p->state = peer_connected(m, p, ts) ? WGAM_PEER_CONNECTED
+    p->state = peer_connected(m, p, ts)          ? WGAM_PEER_CONNECTED
                : p->state == WGAM_PEER_CONNECTED ? WGAM_PEER_IDLE
                                                  : p->state;
     heap_set(m, idx, NONE);
@@ -789,6 +792,8 @@ static void peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
       p->probe_at = NONE;
       conn = 0;
     } else if (p->probe_at == NONE && ts >= tadd(last, probe_idle(m))) {
+      logf_(m, WGAM_LOG_TRACE, "peer %s: probing a silent path",
+            keyshort(p->pubkey).s);
       p->probe_at = ts;
       send_ping(m, p);
     }
@@ -1137,8 +1142,7 @@ int wgam_mesh_set_peers(wgam_mesh *m, const wgam_peer_config *cfg, size_t n,
        * replaces them with wgam_mesh_set_peer_endpoints(). */
       p->cfg = xcalloc(m, m->peers[old].ncfg, sizeof(*p->cfg));
       if (p->cfg) {
-        memcpy(p->cfg, m->peers[old].cfg,
-               m->peers[old].ncfg * sizeof(*p->cfg));
+        memcpy(p->cfg, m->peers[old].cfg, m->peers[old].ncfg * sizeof(*p->cfg));
         p->ncfg = m->peers[old].ncfg;
       }
     }
@@ -1314,9 +1318,8 @@ static void observe_peer(wgam_mesh *m, struct peer *p,
   p->dev_keepalive = dp->persistent_keepalive;
   p->allowed_ok = (uint8_t)allowed_ok(p, dp);
   if (dp->last_handshake) {
-    uint64_t age = unix_now > dp->last_handshake
-                       ? unix_now - dp->last_handshake
-                       : 0;
+    uint64_t age =
+        unix_now > dp->last_handshake ? unix_now - dp->last_handshake : 0;
     wgam_tstamp agens = age > ts / WGAM_SECONDS ? ts : age * WGAM_SECONDS;
     wgam_tstamp at = ts - agens;
     /* Keep the estimate stable: only move it for a new handshake. */
@@ -1636,10 +1639,9 @@ wgam_ssize wgam_mesh_write_state(wgam_mesh *m, uint8_t *dest, size_t destlen) {
   off = (size_t)n;
   if (m->nself_known && m->has_pubkey) {
     wgam_key_to_base64(b64, m->pubkey);
-    n = wgam_state_encode_entry(dest ? dest + off : NULL,
-                                dest ? destlen - off : 0, (const uint8_t *)b64,
-                                WGAM_KEY_B64_LEN, m->self_known,
-                                m->nself_known);
+    n = wgam_state_encode_entry(
+        dest ? dest + off : NULL, dest ? destlen - off : 0,
+        (const uint8_t *)b64, WGAM_KEY_B64_LEN, m->self_known, m->nself_known);
     if (n < 0)
       return n;
     off += (size_t)n;
@@ -1767,16 +1769,17 @@ int wgam_mesh_handle_expiry(wgam_mesh *m, wgam_tstamp ts) {
   return 0;
 }
 
-uint32_t wgam_mesh_get_wants(const wgam_mesh *m) { return m ? m->wants : 0; }
+uint32_t wgam_mesh_get_wants(const wgam_mesh *m) {
+  return m ? m->wants : 0;
+}
 
 void wgam_mesh_ack_igd(wgam_mesh *m) {
   if (m)
     m->wants &= ~WGAM_WANT_IGD;
 }
 
-wgam_ssize wgam_mesh_write_pkt(wgam_mesh *m, wgam_addr *destaddr,
-                               uint8_t *dest, size_t destlen,
-                               wgam_tstamp ts) {
+wgam_ssize wgam_mesh_write_pkt(wgam_mesh *m, wgam_addr *destaddr, uint8_t *dest,
+                               size_t destlen, wgam_tstamp ts) {
   uint8_t plain[WGAM_MAX_PLAINTEXT_LEN];
   uint8_t nonce[WGAM_NONCE_LEN];
   char b64[WGAM_KEY_B64_LEN + 1];

@@ -1,0 +1,1227 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The engine driven by a fake clock, nodes wired in memory: one node's
+ * datagrams are another's input, through a small model of WireGuard
+ * (handshakes, retries every 5 s, keepalives, roaming) and of NAT
+ * (none, port-restricted cone, symmetric) and LANs.
+ */
+#include <check.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+#include "wgautomesh.h"
+
+#define MAXN 16
+#define UNIX0 1700000000ull
+#define GOSSIP_PORT 1666
+#define WG_PORT 51820
+
+enum { NAT_NONE, NAT_CONE, NAT_SYM };
+
+struct dpeer {
+  int present;
+  wgam_addr ep;
+  uint16_t ka;
+  wgam_cidr allowed;
+  size_t nallowed;
+  uint64_t hs; /* unix */
+  uint64_t rx, tx;
+  wgam_tstamp last_try, last_ka;
+};
+
+struct node {
+  wgam_mesh *m;
+  uint64_t rnd;
+  uint8_t pub[WGAM_KEY_LEN];
+  wgam_addr mesh;
+  wgam_addr ext;   /* as seen from the internet (NAT: the mapped address) */
+  wgam_addr lanip; /* address on its LAN, when lan_id */
+  int nat, lan_id, down, no_broadcast;
+  struct dpeer dev[MAXN];
+  wgam_addr perm[64]; /* destinations this node has sent to (NAT state) */
+  int nperm;
+  uint64_t endpoint_writes[MAXN];
+};
+
+struct net {
+  struct node n[MAXN];
+  int count;
+  wgam_tstamp now;
+  int classic;
+  uint32_t flags;
+};
+
+static struct net net;
+
+static uint64_t unix_now(void) {
+  return UNIX0 + net.now / WGAM_SECONDS;
+}
+
+static wgam_addr v4(int a, int b, int c, int d, uint16_t port) {
+  wgam_addr x;
+  memset(&x, 0, sizeof(x));
+  x.family = WGAM_AF_INET;
+  x.ip[0] = (uint8_t)a;
+  x.ip[1] = (uint8_t)b;
+  x.ip[2] = (uint8_t)c;
+  x.ip[3] = (uint8_t)d;
+  x.port = port;
+  return x;
+}
+
+static int same(const wgam_addr *a, const wgam_addr *b) {
+  return wgam_addr_equal(a, b);
+}
+
+/* The source address node @a's packet to @to shows at the receiver. */
+static wgam_addr src_of(const struct node *a, const wgam_addr *to) {
+  int i;
+  for (i = 0; i < net.count; i++)
+    if (net.n[i].lan_id && net.n[i].lan_id == a->lan_id &&
+        same(&net.n[i].lanip, to))
+      return a->lanip;
+  if (a->nat == NAT_SYM) {
+    wgam_addr s = a->ext;
+    s.port = (uint16_t)(20000 + (to->ip[3] * 7 + to->port) % 20000);
+    return s;
+  }
+  return a->ext;
+}
+
+static int has_perm(const struct node *n, const wgam_addr *from) {
+  int i;
+  for (i = 0; i < n->nperm; i++)
+    if (same(&n->perm[i], from))
+      return 1;
+  return 0;
+}
+
+static void add_perm(struct node *n, const wgam_addr *to) {
+  if (has_perm(n, to))
+    return;
+  if (n->nperm < 64)
+    n->perm[n->nperm++] = *to;
+}
+
+/* Sends a UDP packet from @a to @to; returns the receiving node or -1, and
+ * the source it sees in *@src. */
+static int deliver_(struct node *a, const wgam_addr *to, wgam_addr *src,
+                    int dry) {
+  int i;
+
+  if (a->down)
+    return -1;
+  if (!dry)
+    add_perm(a, to);
+  *src = src_of(a, to);
+  for (i = 0; i < net.count; i++) {
+    struct node *b = &net.n[i];
+    if (b == a || b->down)
+      continue;
+    if (b->lan_id && b->lan_id == a->lan_id && same(&b->lanip, to))
+      return i;
+    if (b->nat == NAT_SYM) {
+      /* A symmetric NAT accepts only the remote its mapping was made for. */
+      if (!memcmp(to->ip, b->ext.ip, 4) && has_perm(b, src)) {
+        wgam_addr m = src_of(b, src);
+        if (same(&m, to))
+          return i;
+      }
+      continue;
+    }
+    if (same(&b->ext, to)) {
+      if (b->nat == NAT_CONE && !has_perm(b, src))
+        return -1;
+      return i;
+    }
+  }
+  return -1;
+}
+
+static int deliver(struct node *a, const wgam_addr *to, wgam_addr *src) {
+  return deliver_(a, to, src, 0);
+}
+
+/* Whether a packet from @a to its endpoint for @b would arrive now. */
+static int path_ok(int a, int b) {
+  wgam_addr src;
+  const struct dpeer *d = &net.n[a].dev[b];
+  return d->present && d->ep.family &&
+         deliver_(&net.n[a], &d->ep, &src, 1) == b;
+}
+
+static int idx_of(const uint8_t *key) {
+  int i;
+  for (i = 0; i < net.count; i++)
+    if (!memcmp(net.n[i].pub, key, WGAM_KEY_LEN))
+      return i;
+  return -1;
+}
+
+static int session_ok(const struct dpeer *d) {
+  return d->hs && unix_now() - d->hs < 180;
+}
+
+/* WireGuard handshake from a to b (b's index in a's device). */
+static int handshake(int ai, int bi) {
+  struct node *a = &net.n[ai], *b = &net.n[bi];
+  struct dpeer *d = &a->dev[bi];
+  wgam_addr s1, s2;
+  int r;
+
+  if (!d->present || !d->ep.family)
+    return 0;
+  d->last_try = net.now;
+  r = deliver(a, &d->ep, &s1);
+  if (r != bi || !b->dev[ai].present)
+    return 0;
+  r = deliver(b, &s1, &s2);
+  if (r != ai)
+    return 0;
+  d->hs = b->dev[ai].hs = unix_now();
+  b->dev[ai].ep = s1; /* the responder roams to the initiator */
+  d->last_ka = b->dev[ai].last_ka = net.now;
+  return 1;
+}
+
+/* Data from a to b through the tunnel; returns nonzero if it arrived. */
+static int tunnel(int ai, int bi, size_t len) {
+  struct node *a = &net.n[ai], *b = &net.n[bi];
+  struct dpeer *d = &a->dev[bi];
+  wgam_addr src;
+
+  if (!d->present || !d->ep.family)
+    return 0;
+  if (!session_ok(d)) {
+    if (d->last_try != WGAM_TSTAMP_NONE &&
+        net.now < d->last_try + 5 * WGAM_SECONDS && d->last_try)
+      return 0;
+    if (!handshake(ai, bi))
+      return 0;
+  }
+  d->tx += len;
+  if (deliver(a, &d->ep, &src) != bi || !session_ok(&b->dev[ai]))
+    return 0;
+  b->dev[ai].rx += len;
+  b->dev[ai].ep = src;
+  return 1;
+}
+
+static void log_cb(void *u, int level, const char *msg) {
+  (void)level;
+  /* user_data is the node's rnd counter, the first member we can find. */
+  if (getenv("WGAM_TEST_LOG"))
+    fprintf(
+        stderr, "[%llu.%03llu] node %d: %s\n",
+        (unsigned long long)(net.now / WGAM_SECONDS),
+        (unsigned long long)(net.now / WGAM_MILLISECONDS % 1000),
+        (int)((struct node *)((char *)u - offsetof(struct node, rnd)) - net.n),
+        msg);
+}
+
+static void make_engine(int i) {
+  wgam_settings s;
+  struct node *n = &net.n[i];
+
+  if (net.classic)
+    wgam_settings_classic(&s);
+  else
+    wgam_settings_default(&s);
+  s.secret = (const uint8_t *)"test secret";
+  s.secretlen = 11;
+  s.gossip_port = GOSSIP_PORT;
+  s.flags = net.flags;
+  s.rand = tu_rand_fixed;
+  s.user_data = &n->rnd;
+  s.log = log_cb;
+  s.log_level = WGAM_LOG_TRACE;
+  ck_assert_int_eq(wgam_mesh_new(&n->m, &s, net.now), 0);
+}
+
+static void net_init(int classic, uint32_t flags) {
+  int i;
+  for (i = 0; i < net.count; i++)
+    wgam_mesh_del(net.n[i].m);
+  memset(&net, 0, sizeof(net));
+  net.now = 1000 * WGAM_SECONDS;
+  net.classic = classic;
+  net.flags = flags;
+}
+
+static int add_node(int nat, wgam_addr ext, int lan_id, wgam_addr lanip) {
+  int i = net.count++;
+  struct node *n = &net.n[i];
+
+  n->rnd = 0x1000 + (uint64_t)i;
+  memset(n->pub, 0, sizeof(n->pub));
+  n->pub[0] = (uint8_t)(0x40 + i * 7);
+  n->pub[1] = (uint8_t)i;
+  n->pub[31] = 0x11;
+  n->mesh = v4(100, 64, 0, i + 1, 0);
+  n->ext = ext;
+  n->nat = nat;
+  n->lan_id = lan_id;
+  n->lanip = lanip;
+  make_engine(i);
+  return i;
+}
+
+/* Every node gets every other node as a peer; @endpoints[i] nonzero makes
+ * node i's ext address its configured endpoint. */
+static void configure(const int *with_endpoint) {
+  wgam_peer_config cfg[MAXN];
+  int i, j;
+
+  for (i = 0; i < net.count; i++) {
+    memset(&cfg[i], 0, sizeof(cfg[i]));
+    memcpy(cfg[i].pubkey, net.n[i].pub, WGAM_KEY_LEN);
+    cfg[i].address = net.n[i].mesh;
+    if (with_endpoint && with_endpoint[i])
+      cfg[i].endpoint = net.n[i].ext;
+  }
+  for (j = 0; j < net.count; j++)
+    ck_assert_int_eq(
+        wgam_mesh_set_peers(net.n[j].m, cfg, (size_t)net.count, net.now), 0);
+}
+
+static void apply_update(int i, const wgam_peer_update *u) {
+  int j = idx_of(u->pubkey);
+  struct dpeer *d;
+
+  ck_assert_int_ge(j, 0);
+  ck_assert_int_ne(j, i);
+  d = &net.n[i].dev[j];
+  if (u->flags & WGAM_PEER_REMOVE_ME) {
+    memset(d, 0, sizeof(*d));
+    return;
+  }
+  if (!d->present) {
+    memset(d, 0, sizeof(*d));
+    d->present = 1;
+  }
+  if (u->flags & WGAM_PEER_REPLACE_ALLOWEDIPS) {
+    d->allowed = u->allowedip;
+    d->nallowed = 1;
+  }
+  if (u->flags & WGAM_PEER_HAS_ENDPOINT) {
+    d->ep = u->endpoint;
+    net.n[i].endpoint_writes[j]++;
+  }
+  if (u->flags & WGAM_PEER_HAS_KEEPALIVE)
+    d->ka = u->persistent_keepalive;
+}
+
+static void read_device(int i) {
+  wgam_device_peer dp[MAXN];
+  wgam_device dev;
+  struct node *n = &net.n[i];
+  int j, k = 0;
+
+  memset(&dev, 0, sizeof(dev));
+  memcpy(dev.pubkey, n->pub, WGAM_KEY_LEN);
+  dev.has_pubkey = 1;
+  dev.listen_port = WG_PORT;
+  for (j = 0; j < net.count; j++) {
+    const struct dpeer *d = &n->dev[j];
+    if (!d->present)
+      continue;
+    memset(&dp[k], 0, sizeof(dp[k]));
+    memcpy(dp[k].pubkey, net.n[j].pub, WGAM_KEY_LEN);
+    dp[k].endpoint = d->ep;
+    dp[k].last_handshake = d->hs;
+    dp[k].rx_bytes = d->rx;
+    dp[k].tx_bytes = d->tx;
+    dp[k].persistent_keepalive = d->ka;
+    dp[k].allowedips = &d->allowed;
+    dp[k].nallowedips = d->nallowed;
+    k++;
+  }
+  dev.peers = dp;
+  dev.npeers = (size_t)k;
+  ck_assert_int_eq(wgam_mesh_observe_device(n->m, &dev, net.now, unix_now()),
+                   0);
+}
+
+static int by_mesh(const wgam_addr *a) {
+  int i;
+  for (i = 0; i < net.count; i++)
+    if (!memcmp(net.n[i].mesh.ip, a->ip, 4))
+      return i;
+  return -1;
+}
+
+static void send_out(int i) {
+  uint8_t buf[WGAM_MAX_DATAGRAM_LEN];
+  wgam_addr dest;
+  wgam_ssize len;
+  struct node *n = &net.n[i];
+
+  while ((len = wgam_mesh_write_pkt(n->m, &dest, buf, sizeof(buf), net.now)) >
+         0) {
+    int j;
+    if (n->down)
+      continue;
+    if (dest.ip[0] == 255) { /* LAN broadcast, outside the tunnel */
+      for (j = 0; j < net.count; j++) {
+        wgam_addr src = n->lanip;
+        if (!n->lan_id || n->no_broadcast || net.n[j].lan_id != n->lan_id ||
+            net.n[j].down)
+          continue;
+        src.port = GOSSIP_PORT;
+        wgam_mesh_read_pkt(net.n[j].m, &src, buf, (size_t)len, net.now);
+      }
+      continue;
+    }
+    j = by_mesh(&dest);
+    if (j < 0 || j == i)
+      continue;
+    if (tunnel(i, j, (size_t)len)) {
+      wgam_addr src = n->mesh;
+      src.port = GOSSIP_PORT;
+      wgam_mesh_read_pkt(net.n[j].m, &src, buf, (size_t)len, net.now);
+    }
+  }
+  ck_assert_int_eq(len, 0);
+}
+
+static void pump(int i) {
+  wgam_peer_update u;
+  struct node *n = &net.n[i];
+
+  if (wgam_mesh_get_wants(n->m) & WGAM_WANT_DEVICE)
+    read_device(i);
+  while (wgam_mesh_next_peer_update(n->m, &u))
+    apply_update(i, &u);
+  send_out(i);
+}
+
+/* WireGuard's own timers, once a second: retries and keepalives. */
+static void wg_tick(void) {
+  int i, j;
+  for (i = 0; i < net.count; i++)
+    for (j = 0; j < net.count; j++) {
+      struct dpeer *d = &net.n[i].dev[j];
+      if (i == j || !d->present || !d->ep.family || !d->ka || net.n[i].down)
+        continue;
+      if (!session_ok(d) || unix_now() - d->hs >= 120) {
+        if (net.now >= d->last_try + 5 * WGAM_SECONDS)
+          handshake(i, j);
+      } else if (net.now >= d->last_ka + d->ka * WGAM_SECONDS) {
+        d->last_ka = net.now;
+        tunnel(i, j, 32);
+      }
+    }
+}
+
+static void run_for(wgam_tstamp dur) {
+  wgam_tstamp end = net.now + dur;
+  int i;
+
+  while (net.now < end) {
+    net.now += 100 * WGAM_MILLISECONDS;
+    for (i = 0; i < net.count; i++) {
+      if (net.n[i].down)
+        continue;
+      if (wgam_mesh_get_expiry(net.n[i].m) <= net.now)
+        ck_assert_int_eq(wgam_mesh_handle_expiry(net.n[i].m, net.now), 0);
+      pump(i);
+    }
+    if (net.now % WGAM_SECONDS == 0)
+      wg_tick();
+  }
+}
+
+static int linked(int a, int b) {
+  return session_ok(&net.n[a].dev[b]) && session_ok(&net.n[b].dev[a]) &&
+         path_ok(a, b) && path_ok(b, a);
+}
+
+static int full_mesh(void) {
+  int a, b;
+  for (a = 0; a < net.count; a++)
+    for (b = a + 1; b < net.count; b++)
+      if (!linked(a, b))
+        return 0;
+  return 1;
+}
+
+/* Runs until every pair is linked; returns the seconds it took. */
+static double until_full_mesh(double max_s) {
+  wgam_tstamp start = net.now;
+  while (!full_mesh()) {
+    if (net.now - start > (wgam_tstamp)(max_s * WGAM_SECONDS))
+      return -1;
+    run_for(WGAM_SECONDS);
+  }
+  return (double)(net.now - start) / WGAM_SECONDS;
+}
+
+static void peer_info(int i, int j, wgam_peer_info *info) {
+  size_t k, n = wgam_mesh_get_npeers(net.n[i].m);
+  for (k = 0; k < n; k++) {
+    ck_assert_int_eq(wgam_mesh_get_peer_info(net.n[i].m, k, info), 0);
+    if (!memcmp(info->pubkey, net.n[j].pub, WGAM_KEY_LEN))
+      return;
+  }
+  ck_abort_msg("peer %d not found at node %d", j, i);
+}
+
+static void teardown(void) {
+  net_init(0, 0);
+}
+
+/* A public, B and C behind two different cone NATs; only A's endpoint is
+ * configured. B and C must learn each other's NAT-ed endpoint through A. */
+static void topo_two_nats(int classic) {
+  static const int ep[3] = {1, 0, 0};
+  net_init(classic, 0);
+  add_node(NAT_NONE, v4(198, 51, 100, 1, WG_PORT), 0, (wgam_addr){0});
+  add_node(NAT_CONE, v4(203, 0, 113, 1, 40001), 0, (wgam_addr){0});
+  add_node(NAT_CONE, v4(203, 0, 113, 2, 40002), 0, (wgam_addr){0});
+  configure(ep);
+}
+
+START_TEST(test_nat_pair_learns_via_public) {
+  double t;
+  wgam_peer_info info;
+
+  topo_two_nats(0);
+  t = until_full_mesh(120);
+  ck_assert_msg(t >= 0, "no full mesh in 120 s");
+  /* Directly connected: each has the other's NAT-ed address. */
+  ck_assert(same(&net.n[1].dev[2].ep, &net.n[2].ext));
+  ck_assert(same(&net.n[2].dev[1].ep, &net.n[1].ext));
+  run_for(3 * WGAM_SECONDS); /* the engine sees it at its next device read */
+  peer_info(1, 2, &info);
+  ck_assert_int_eq(info.connected, 1);
+  ck_assert_int_ge(info.nknown, 1);
+  printf("fast: 3-node NAT mesh in %.1f s\n", t);
+}
+END_TEST
+
+START_TEST(test_classic_is_slower) {
+  double fast, classic;
+
+  topo_two_nats(0);
+  fast = until_full_mesh(120);
+  topo_two_nats(1);
+  classic = until_full_mesh(900);
+  ck_assert_msg(fast >= 0 && classic >= 0, "fast %.1f classic %.1f", fast,
+                classic);
+  ck_assert(same(&net.n[1].dev[2].ep, &net.n[2].ext));
+  printf("classic: %.1f s, fast: %.1f s\n", classic, fast);
+  ck_assert(fast < classic);
+}
+END_TEST
+
+/* The classic preset moves a disconnected peer to the next candidate of its
+ * sorted list every 30 s, as the original does. */
+START_TEST(test_classic_cycles_every_30s) {
+  wgam_peer_config cfg[2];
+  wgam_peer_update u;
+  wgam_endpoint eps[3];
+  wgam_addr seen[8];
+  wgam_tstamp at[8];
+  int n = 0, k;
+
+  net_init(1, 0);
+  add_node(NAT_NONE, v4(198, 51, 100, 1, WG_PORT), 0, (wgam_addr){0});
+  add_node(NAT_NONE, v4(198, 51, 100, 2, WG_PORT), 0, (wgam_addr){0});
+  net.n[1].down = 1; /* never answers */
+  memset(cfg, 0, sizeof(cfg));
+  memcpy(cfg[0].pubkey, net.n[0].pub, 32);
+  cfg[0].address = net.n[0].mesh;
+  memcpy(cfg[1].pubkey, net.n[1].pub, 32);
+  cfg[1].address = net.n[1].mesh;
+  cfg[1].endpoint = v4(198, 51, 100, 9, 3);
+  ck_assert_int_eq(wgam_mesh_set_peers(net.n[0].m, cfg, 2, net.now), 0);
+  /* Two more candidates from a state file. */
+  {
+    uint8_t file[512];
+    char b64[45];
+    size_t off = 0;
+    wgam_key_to_base64(b64, net.n[1].pub);
+    eps[0].addr = v4(198, 51, 100, 7, 1);
+    eps[0].time = UNIX0 - 10;
+    eps[1].addr = v4(10, 1, 1, 1, 2);
+    eps[1].time = UNIX0 - 20;
+    /* state file: count 1, key, 2 endpoints (layout checked elsewhere) */
+    memset(file, 0, sizeof(file));
+    file[0] = 1;
+    off = 8;
+    file[off] = 44;
+    off += 8;
+    memcpy(file + off, b64, 44);
+    off += 44;
+    file[off] = 2;
+    off += 8;
+    for (k = 0; k < 2; k++) {
+      file[off] = 0; /* V4 */
+      off += 4;
+      memcpy(file + off, eps[k].addr.ip, 4);
+      off += 4;
+      file[off++] = (uint8_t)(eps[k].addr.port & 0xff);
+      file[off++] = (uint8_t)(eps[k].addr.port >> 8);
+      memcpy(file + off, &eps[k].time, 8); /* little endian host */
+      off += 8;
+    }
+    ck_assert_int_eq(wgam_mesh_load_state(net.n[0].m, file, off, net.now), 0);
+  }
+  while (net.now < 1000 * WGAM_SECONDS + 125 * WGAM_SECONDS) {
+    net.now += 500 * WGAM_MILLISECONDS;
+    if (wgam_mesh_get_expiry(net.n[0].m) <= net.now)
+      wgam_mesh_handle_expiry(net.n[0].m, net.now);
+    if (wgam_mesh_get_wants(net.n[0].m) & WGAM_WANT_DEVICE)
+      read_device(0);
+    while (wgam_mesh_next_peer_update(net.n[0].m, &u)) {
+      apply_update(0, &u);
+      if ((u.flags & WGAM_PEER_HAS_ENDPOINT) && n < 8) {
+        seen[n] = u.endpoint;
+        at[n++] = net.now;
+      }
+    }
+    send_out(0);
+  }
+  /* Sorted (address, time): 10.1.1.1:2, 198.51.100.7:1, 198.51.100.9:3 */
+  ck_assert_int_ge(n, 4);
+  ck_assert(same(&seen[0], &eps[1].addr));
+  ck_assert(same(&seen[1], &eps[0].addr));
+  ck_assert(same(&seen[2], &cfg[1].endpoint));
+  ck_assert(same(&seen[3], &eps[1].addr));
+  for (k = 1; k < 4; k++)
+    ck_assert_uint_eq(at[k] - at[k - 1], 30 * WGAM_SECONDS);
+}
+END_TEST
+
+/* B and C on one LAN behind a NAT, A public: with LAN discovery, B and C
+ * use each other's LAN addresses; when broadcasts stop, the LAN endpoint
+ * goes stale and is dropped. */
+START_TEST(test_lan_preferred_then_stale) {
+  static const int ep[3] = {1, 0, 0};
+  wgam_peer_info info;
+
+  net_init(0, WGAM_SETTINGS_LAN_DISCOVERY);
+  add_node(NAT_NONE, v4(198, 51, 100, 1, WG_PORT), 0, (wgam_addr){0});
+  add_node(NAT_CONE, v4(203, 0, 113, 5, 40001), 1, v4(192, 168, 1, 2, WG_PORT));
+  add_node(NAT_CONE, v4(203, 0, 113, 5, 40002), 1, v4(192, 168, 1, 3, WG_PORT));
+  configure(ep);
+  ck_assert_msg(until_full_mesh(120) >= 0, "no full mesh");
+  run_for(20 * WGAM_SECONDS);
+  ck_assert(same(&net.n[1].dev[2].ep, &net.n[2].lanip));
+  ck_assert(same(&net.n[2].dev[1].ep, &net.n[1].lanip));
+  peer_info(1, 2, &info);
+  ck_assert_int_eq(info.source, WGAM_SOURCE_LAN);
+  ck_assert_int_eq(info.lan_endpoint.family, WGAM_AF_INET);
+
+  net.n[1].no_broadcast = net.n[2].no_broadcast = 1;
+  run_for(310 * WGAM_SECONDS);
+  peer_info(1, 2, &info);
+  ck_assert_int_eq(info.lan_endpoint.family, WGAM_AF_NONE);
+  ck_assert(linked(1, 2));
+}
+END_TEST
+
+/* Endpoints from a state file are tried at start and re-announced. */
+START_TEST(test_persisted_endpoints_used) {
+  static const int ep[3] = {1, 0, 0};
+  uint8_t buf[4096];
+  wgam_ssize len;
+  wgam_peer_info info;
+
+  topo_two_nats(0);
+  ck_assert(until_full_mesh(120) >= 0);
+  len = wgam_mesh_write_state(net.n[1].m, buf, sizeof(buf));
+  ck_assert_int_gt(len, 8);
+  ck_assert_int_eq(wgam_mesh_get_wants(net.n[1].m) & WGAM_WANT_STATE, 0);
+
+  /* Node 1 restarts with an empty device and only its state file; the
+   * public node is down, so the state file is its only way to C. */
+  wgam_mesh_del(net.n[1].m);
+  memset(net.n[1].dev, 0, sizeof(net.n[1].dev));
+  net.n[1].nperm = 0;
+  make_engine(1);
+  net.n[0].down = 1;
+  {
+    wgam_peer_config cfg[3];
+    int i;
+    for (i = 0; i < 3; i++) {
+      memset(&cfg[i], 0, sizeof(cfg[i]));
+      memcpy(cfg[i].pubkey, net.n[i].pub, 32);
+      cfg[i].address = net.n[i].mesh;
+      if (ep[i])
+        cfg[i].endpoint = v4(198, 51, 100, 99, 9); /* stale config */
+    }
+    ck_assert_int_eq(wgam_mesh_set_peers(net.n[1].m, cfg, 3, net.now), 0);
+  }
+  ck_assert_int_eq(wgam_mesh_load_state(net.n[1].m, buf, (size_t)len, net.now),
+                   0);
+  run_for(40 * WGAM_SECONDS);
+  ck_assert(linked(1, 2));
+  peer_info(1, 2, &info);
+  ck_assert_int_eq(info.connected, 1);
+}
+END_TEST
+
+/* Candidates are tried in order, the next one after the handshake window,
+ * then backoff; a newly learned endpoint is tried at once. */
+START_TEST(test_fallback_order) {
+  wgam_peer_config cfg[2];
+  wgam_peer_update u;
+  wgam_addr seen[16];
+  wgam_tstamp at[16];
+  int n = 0;
+  uint8_t plain[512], pkt[600];
+  wgam_msg msg;
+  char b64[45];
+  wgam_ssize len;
+  uint8_t key[32], nonce[24] = {1};
+  wgam_addr src = v4(100, 64, 0, 2, GOSSIP_PORT);
+
+  net_init(0, 0);
+  add_node(NAT_NONE, v4(198, 51, 100, 1, WG_PORT), 0, (wgam_addr){0});
+  add_node(NAT_NONE, v4(198, 51, 100, 2, WG_PORT), 0, (wgam_addr){0});
+  add_node(NAT_NONE, v4(198, 51, 100, 3, WG_PORT), 0, (wgam_addr){0});
+  net.n[1].down = 1;
+  memset(cfg, 0, sizeof(cfg));
+  memcpy(cfg[0].pubkey, net.n[0].pub, 32);
+  cfg[0].address = net.n[0].mesh;
+  memcpy(cfg[1].pubkey, net.n[1].pub, 32);
+  cfg[1].address = net.n[1].mesh;
+  cfg[1].endpoint = v4(198, 51, 100, 50, 1);
+  ck_assert_int_eq(wgam_mesh_set_peers(net.n[0].m, cfg, 2, net.now), 0);
+
+  /* Gossip: two endpoints, the newer first. */
+  wgam_key_to_base64(b64, net.n[1].pub);
+  memset(&msg, 0, sizeof(msg));
+  msg.type = WGAM_MSG_ANNOUNCE;
+  msg.pubkey = (const uint8_t *)b64;
+  msg.pubkeylen = 44;
+  msg.nendpoints = 2;
+  msg.endpoints[0].addr = v4(198, 51, 100, 40, 1);
+  msg.endpoints[0].time = UNIX0 - 100;
+  msg.endpoints[1].addr = v4(198, 51, 100, 41, 1);
+  msg.endpoints[1].time = UNIX0 - 50;
+  len = wgam_msg_encode(plain, sizeof(plain), &msg);
+  wgam_key_derive(key, (const uint8_t *)"test secret", 11);
+  len = wgam_pkt_seal(pkt, sizeof(pkt), key, nonce, plain, (size_t)len);
+  ck_assert_int_eq(
+      wgam_mesh_read_pkt(net.n[0].m, &src, pkt, (size_t)len, net.now), 0);
+
+  while (net.now < 1000 * WGAM_SECONDS + 60 * WGAM_SECONDS) {
+    net.now += 100 * WGAM_MILLISECONDS;
+    if (net.now == 1000 * WGAM_SECONDS + 25 * WGAM_SECONDS) {
+      /* A new endpoint arrives during the backoff: tried at once. */
+      msg.nendpoints = 1;
+      msg.endpoints[0].addr = v4(198, 51, 100, 2, WG_PORT);
+      msg.endpoints[0].time = UNIX0 + 20;
+      nonce[0]++;
+      len = wgam_msg_encode(plain, sizeof(plain), &msg);
+      len = wgam_pkt_seal(pkt, sizeof(pkt), key, nonce, plain, (size_t)len);
+      ck_assert_int_eq(
+          wgam_mesh_read_pkt(net.n[0].m, &src, pkt, (size_t)len, net.now), 0);
+    }
+    if (wgam_mesh_get_expiry(net.n[0].m) <= net.now)
+      wgam_mesh_handle_expiry(net.n[0].m, net.now);
+    if (wgam_mesh_get_wants(net.n[0].m) & WGAM_WANT_DEVICE)
+      read_device(0);
+    while (wgam_mesh_next_peer_update(net.n[0].m, &u)) {
+      apply_update(0, &u);
+      if ((u.flags & WGAM_PEER_HAS_ENDPOINT) && n < 16) {
+        seen[n] = u.endpoint;
+        at[n++] = net.now;
+      }
+    }
+    send_out(0);
+  }
+  ck_assert_int_ge(n, 4);
+  {
+    wgam_addr e41 = v4(198, 51, 100, 41, 1), e40 = v4(198, 51, 100, 40, 1);
+    ck_assert(same(&seen[0], &e41));
+    ck_assert(same(&seen[1], &e40));
+  }
+  ck_assert(same(&seen[2], &cfg[1].endpoint));
+  ck_assert_uint_eq(at[1] - at[0], 6 * WGAM_SECONDS);
+  ck_assert_uint_eq(at[2] - at[1], 6 * WGAM_SECONDS);
+  /* Then backoff (10 s after the third window), interrupted by the news. */
+  {
+    wgam_addr news = v4(198, 51, 100, 2, WG_PORT);
+    ck_assert(same(&seen[3], &news));
+  }
+  ck_assert_uint_eq(at[3], 1000 * WGAM_SECONDS + 25 * WGAM_SECONDS);
+}
+END_TEST
+
+static void peers_cfg(wgam_peer_config *cfg, const int *which, int n) {
+  int k;
+  for (k = 0; k < n; k++) {
+    memset(&cfg[k], 0, sizeof(cfg[k]));
+    memcpy(cfg[k].pubkey, net.n[which[k]].pub, 32);
+    cfg[k].address = net.n[which[k]].mesh;
+    cfg[k].endpoint = net.n[which[k]].ext;
+  }
+}
+
+/* Reload: removed peers leave the device, new ones are configured,
+ * unchanged ones keep their session and get no update. */
+START_TEST(test_reload) {
+  static const int first[3] = {0, 1, 2}, second[3] = {0, 1, 3};
+  wgam_peer_config cfg[4];
+  wgam_peer_update u;
+  int i, removed = 0, added = 0, touched_1 = 0;
+
+  net_init(0, 0);
+  for (i = 0; i < 4; i++)
+    add_node(NAT_NONE, v4(198, 51, 100, i + 1, WG_PORT), 0, (wgam_addr){0});
+  peers_cfg(cfg, first, 3);
+  for (i = 0; i < 3; i++)
+    ck_assert_int_eq(wgam_mesh_set_peers(net.n[i].m, cfg, 3, net.now), 0);
+  peers_cfg(cfg, second, 3);
+  ck_assert_int_eq(wgam_mesh_set_peers(net.n[3].m, cfg, 3, net.now), 0);
+  net.count = 4;
+  run_for(20 * WGAM_SECONDS);
+  ck_assert(linked(0, 1));
+  ck_assert(linked(0, 2));
+
+  /* Duplicate key or address: refused, nothing changes. */
+  peers_cfg(cfg, second, 3);
+  cfg[2] = cfg[1];
+  ck_assert_int_eq(wgam_mesh_set_peers(net.n[0].m, cfg, 3, net.now),
+                   WGAM_ERR_DUPLICATE_PEER);
+  peers_cfg(cfg, second, 3);
+  cfg[2].address = cfg[1].address;
+  ck_assert_int_eq(wgam_mesh_set_peers(net.n[0].m, cfg, 3, net.now),
+                   WGAM_ERR_DUPLICATE_PEER);
+  ck_assert_uint_eq(wgam_mesh_get_npeers(net.n[0].m), 2);
+
+  peers_cfg(cfg, second, 3);
+  ck_assert_int_eq(wgam_mesh_set_peers(net.n[0].m, cfg, 3, net.now), 0);
+  while (wgam_mesh_next_peer_update(net.n[0].m, &u)) {
+    int j = idx_of(u.pubkey);
+    if (j == 2 && (u.flags & WGAM_PEER_REMOVE_ME))
+      removed++;
+    if (j == 3 && (u.flags & WGAM_PEER_REPLACE_ALLOWEDIPS))
+      added++;
+    if (j == 1)
+      touched_1++;
+    apply_update(0, &u);
+  }
+  ck_assert_int_eq(removed, 1);
+  ck_assert_int_eq(added, 1);
+  ck_assert_int_eq(touched_1, 0);
+  ck_assert(!net.n[0].dev[2].present);
+  ck_assert(linked(0, 1));
+  run_for(20 * WGAM_SECONDS);
+  ck_assert(linked(0, 3));
+  ck_assert_uint_eq(wgam_mesh_get_npeers(net.n[0].m), 2);
+}
+END_TEST
+
+/* Symmetric NAT on both sides: the pair never links, the rest does, and
+ * the endpoint writes for the pair stay within the backoff. */
+START_TEST(test_symmetric_no_flap) {
+  static const int ep[3] = {1, 0, 0};
+  uint64_t before;
+  wgam_peer_info info;
+
+  net_init(0, 0);
+  add_node(NAT_NONE, v4(198, 51, 100, 1, WG_PORT), 0, (wgam_addr){0});
+  add_node(NAT_SYM, v4(203, 0, 113, 1, 0), 0, (wgam_addr){0});
+  add_node(NAT_SYM, v4(203, 0, 113, 2, 0), 0, (wgam_addr){0});
+  configure(ep);
+  run_for(120 * WGAM_SECONDS);
+  ck_assert(linked(0, 1));
+  ck_assert(linked(0, 2));
+  ck_assert(!linked(1, 2));
+  peer_info(1, 2, &info);
+  ck_assert_int_eq(info.connected, 0);
+  before = net.n[1].endpoint_writes[2];
+  run_for(600 * WGAM_SECONDS);
+  /* At most one round of candidates (<= 6) per backoff_max (120 s). */
+  ck_assert_uint_le(net.n[1].endpoint_writes[2] - before, 6 * 6);
+  ck_assert(linked(0, 1));
+  ck_assert(linked(0, 2));
+}
+END_TEST
+
+/* A public node moves; everyone reconnects by itself. */
+START_TEST(test_roaming_public) {
+  static const int ep[4] = {1, 1, 0, 0};
+  double t;
+
+  net_init(0, 0);
+  add_node(NAT_NONE, v4(198, 51, 100, 1, WG_PORT), 0, (wgam_addr){0});
+  add_node(NAT_NONE, v4(198, 51, 100, 2, WG_PORT), 0, (wgam_addr){0});
+  add_node(NAT_CONE, v4(203, 0, 113, 1, 40001), 0, (wgam_addr){0});
+  add_node(NAT_CONE, v4(203, 0, 113, 2, 40002), 0, (wgam_addr){0});
+  configure(ep);
+  ck_assert(until_full_mesh(120) >= 0);
+  run_for(30 * WGAM_SECONDS);
+  net.n[1].ext = v4(198, 51, 100, 77, WG_PORT);
+  run_for(WGAM_SECONDS);
+  t = until_full_mesh(120);
+  ck_assert_msg(t >= 0, "no reconnection after roaming");
+  printf("roaming: reconnected in %.1f s\n", t);
+}
+END_TEST
+
+static wgam_ssize seal_msg(uint8_t *pkt, size_t cap, const wgam_msg *msg,
+                           uint8_t n) {
+  uint8_t plain[WGAM_MAX_PLAINTEXT_LEN], key[32], nonce[24];
+  wgam_ssize len = wgam_msg_encode(plain, sizeof(plain), msg);
+  ck_assert_int_gt(len, 0);
+  memset(nonce, n, sizeof(nonce));
+  wgam_key_derive(key, (const uint8_t *)"test secret", 11);
+  return wgam_pkt_seal(pkt, cap, key, nonce, plain, (size_t)len);
+}
+
+static void announce_to(int i, int subject, const wgam_endpoint *eps, size_t n,
+                        uint8_t nonce) {
+  uint8_t pkt[WGAM_MAX_DATAGRAM_LEN];
+  char b64[45];
+  wgam_msg msg;
+  wgam_addr src = v4(100, 64, 0, 3, GOSSIP_PORT);
+  wgam_ssize len;
+
+  wgam_key_to_base64(b64, net.n[subject].pub);
+  memset(&msg, 0, sizeof(msg));
+  msg.type = WGAM_MSG_ANNOUNCE;
+  msg.pubkey = (const uint8_t *)b64;
+  msg.pubkeylen = 44;
+  msg.nendpoints = n;
+  memcpy(msg.endpoints, eps, n * sizeof(*eps));
+  len = seal_msg(pkt, sizeof(pkt), &msg, nonce);
+  wgam_mesh_read_pkt(net.n[i].m, &src, pkt, (size_t)len, net.now);
+}
+
+/* Merge rule: at most 5 per key, newest first, replace only if newer; bad
+ * endpoints (loopback, multicast, unspecified, mesh addresses) ignored. */
+START_TEST(test_merge_rule) {
+  wgam_endpoint eps[8];
+  wgam_peer_info info;
+  int k;
+
+  net_init(0, 0);
+  for (k = 0; k < 3; k++)
+    add_node(NAT_NONE, v4(198, 51, 100, k + 1, WG_PORT), 0, (wgam_addr){0});
+  configure(NULL);
+  for (k = 0; k < 7; k++) {
+    eps[k].addr = v4(198, 51, 100, 10 + k, 1000);
+    eps[k].time = UNIX0 + (uint64_t)k;
+  }
+  announce_to(0, 1, eps, 7, 1);
+  peer_info(0, 1, &info);
+  ck_assert_uint_eq(info.nknown, 5);
+  for (k = 0; k < 5; k++) {
+    ck_assert(same(&info.known[k].addr, &eps[6 - k].addr));
+    ck_assert_uint_eq(info.known[k].time, UNIX0 + 6 - (uint64_t)k);
+  }
+  /* An older time for a known address changes nothing. */
+  eps[0] = eps[6];
+  eps[0].time = UNIX0 - 1;
+  announce_to(0, 1, eps, 1, 2);
+  peer_info(0, 1, &info);
+  ck_assert_uint_eq(info.known[0].time, UNIX0 + 6);
+  /* A newer one replaces it and moves it to the front. */
+  eps[0] = info.known[4];
+  eps[0].time = UNIX0 + 100;
+  announce_to(0, 1, eps, 1, 3);
+  peer_info(0, 1, &info);
+  ck_assert(same(&info.known[0].addr, &eps[0].addr));
+  ck_assert_uint_eq(info.nknown, 5);
+
+  /* Bad endpoints are dropped and counted. */
+  {
+    wgam_stats st;
+    wgam_endpoint bad[4];
+    memset(bad, 0, sizeof(bad));
+    bad[0].addr = v4(127, 0, 0, 1, 5);
+    bad[1].addr = v4(224, 0, 0, 1, 5);
+    bad[2].addr = v4(0, 0, 0, 0, 5);
+    bad[3].addr = v4(100, 64, 0, 2, 5); /* a mesh address */
+    for (k = 0; k < 4; k++)
+      bad[k].time = UNIX0 + 1000;
+    announce_to(0, 2, bad, 4, 4);
+    peer_info(0, 2, &info);
+    ck_assert_uint_eq(info.nknown, 0);
+    wgam_mesh_get_stats(net.n[0].m, &st);
+    ck_assert_uint_eq(st.rejected[WGAM_REJECT_BAD_ENDPOINT], 1);
+  }
+}
+END_TEST
+
+/* Propagation goes to at most 10 connected peers, in a fixed per-pair
+ * order; Request is answered with every known announce; Ping with Pong. */
+START_TEST(test_propagation_request_ping) {
+  wgam_peer_config cfg[14];
+  wgam_device_peer dp[14];
+  wgam_cidr cidr[14];
+  wgam_device dev;
+  wgam_endpoint ep;
+  wgam_addr dest, targets1[20];
+  uint8_t buf[WGAM_MAX_DATAGRAM_LEN];
+  wgam_ssize len;
+  int k, n1 = 0, round;
+  wgam_msg msg;
+
+  for (round = 0; round < 2; round++) {
+    int n = 0;
+    net_init(0, 0);
+    for (k = 0; k < 14; k++)
+      add_node(NAT_NONE, v4(198, 51, 100, k + 1, WG_PORT), 0, (wgam_addr){0});
+    for (k = 0; k < 14; k++) {
+      /* Second round: the same peers in another configuration order. */
+      int j = round ? 13 - k : k;
+      memset(&cfg[k], 0, sizeof(cfg[k]));
+      memcpy(cfg[k].pubkey, net.n[j].pub, 32);
+      cfg[k].address = net.n[j].mesh;
+    }
+    ck_assert_int_eq(wgam_mesh_set_peers(net.n[0].m, cfg, 14, net.now), 0);
+    memset(&dev, 0, sizeof(dev));
+    memcpy(dev.pubkey, net.n[0].pub, 32);
+    dev.has_pubkey = 1;
+    dev.listen_port = WG_PORT;
+    for (k = 1; k < 14; k++) {
+      memset(&dp[k], 0, sizeof(dp[k]));
+      memcpy(dp[k].pubkey, net.n[k].pub, 32);
+      dp[k].endpoint = net.n[k].ext;
+      dp[k].last_handshake = unix_now() - 5;
+      cidr[k].addr = net.n[k].mesh;
+      cidr[k].prefixlen = 32;
+      dp[k].allowedips = &cidr[k];
+      dp[k].nallowedips = 1;
+      dp[k].persistent_keepalive = 30;
+    }
+    dev.peers = dp + 1;
+    dev.npeers = 13;
+    ck_assert_int_eq(
+        wgam_mesh_observe_device(net.n[0].m, &dev, net.now, unix_now()), 0);
+    /* Drain what the first read produced (its own announces). */
+    while (wgam_mesh_write_pkt(net.n[0].m, &dest, buf, sizeof(buf), net.now) >
+           0)
+      ;
+    ep.addr = v4(198, 51, 100, 200, 7);
+    ep.time = UNIX0 + 5000;
+    announce_to(0, 5, &ep, 1, 9);
+    while ((len = wgam_mesh_write_pkt(net.n[0].m, &dest, buf, sizeof(buf),
+                                      net.now)) > 0) {
+      ck_assert_int_eq(dest.port, GOSSIP_PORT);
+      ck_assert(!same(&dest, &net.n[5].mesh)); /* not to the subject */
+      if (round == 0)
+        targets1[n1++] = dest;
+      else {
+        int found = 0;
+        for (k = 0; k < n1; k++)
+          found |= same(&targets1[k], &dest);
+        ck_assert_msg(found, "propagation set depends on config order");
+      }
+      n++;
+    }
+    ck_assert_int_eq(n, 10);
+  }
+
+  /* Request: one Announce per known key (13 peers observed). */
+  {
+    wgam_addr src = net.n[3].mesh;
+    int announces = 0;
+    src.port = GOSSIP_PORT;
+    memset(&msg, 0, sizeof(msg));
+    msg.type = WGAM_MSG_REQUEST;
+    len = seal_msg(buf, sizeof(buf), &msg, 11);
+    ck_assert_int_eq(
+        wgam_mesh_read_pkt(net.n[0].m, &src, buf, (size_t)len, net.now), 0);
+    while ((len = wgam_mesh_write_pkt(net.n[0].m, &dest, buf, sizeof(buf),
+                                      net.now)) > 0) {
+      ck_assert(same(&dest, &src));
+      announces++;
+    }
+    ck_assert_int_eq(announces, 13);
+    /* A replayed Request right after is not answered again. */
+    memset(&msg, 0, sizeof(msg));
+    msg.type = WGAM_MSG_REQUEST;
+    len = seal_msg(buf, sizeof(buf), &msg, 11);
+    ck_assert_int_eq(
+        wgam_mesh_read_pkt(net.n[0].m, &src, buf, (size_t)len, net.now),
+        WGAM_ERR_PKT_IGNORED);
+    ck_assert_int_eq(
+        wgam_mesh_write_pkt(net.n[0].m, &dest, buf, sizeof(buf), net.now), 0);
+
+    memset(&msg, 0, sizeof(msg));
+    msg.type = WGAM_MSG_PING;
+    len = seal_msg(buf, sizeof(buf), &msg, 12);
+    ck_assert_int_eq(
+        wgam_mesh_read_pkt(net.n[0].m, &src, buf, (size_t)len, net.now), 0);
+    len = wgam_mesh_write_pkt(net.n[0].m, &dest, buf, sizeof(buf), net.now);
+    ck_assert_int_eq(len, 44);
+    ck_assert(same(&dest, &src));
+    {
+      uint8_t plain[64], key[32];
+      wgam_key_derive(key, (const uint8_t *)"test secret", 11);
+      ck_assert_int_eq(wgam_pkt_open(plain, sizeof(plain), key, buf, 44), 4);
+      ck_assert_int_eq(wgam_msg_decode(&msg, plain, 4), 4);
+      ck_assert_int_eq(msg.type, WGAM_MSG_PONG);
+    }
+  }
+}
+END_TEST
+
+/* Every malformed datagram of the vectors leaves the state unchanged and is
+ * counted. */
+START_TEST(test_bad_input_counted) {
+  cJSON *cases = tu_vectors_array("invalid_packet_cases");
+  const cJSON *c;
+  uint8_t before[4096], after[4096], pkt[2048];
+  wgam_ssize lb, la;
+  wgam_stats st;
+  uint64_t rejected = 0;
+  wgam_addr src = v4(100, 64, 0, 2, GOSSIP_PORT);
+  int expected_rejects = 0, k;
+  wgam_settings s;
+  wgam_mesh *m;
+  uint64_t rnd = 1;
+
+  topo_two_nats(0);
+  ck_assert(until_full_mesh(120) >= 0);
+  /* An engine with the vectors' receiver secret, holding real state. */
+  wgam_settings_default(&s);
+  s.secret = (const uint8_t *)"hunter2";
+  s.secretlen = 7;
+  s.rand = tu_rand_fixed;
+  s.user_data = &rnd;
+  ck_assert_int_eq(wgam_mesh_new(&m, &s, net.now), 0);
+  {
+    wgam_peer_config cfg[3];
+    for (k = 0; k < 3; k++) {
+      memset(&cfg[k], 0, sizeof(cfg[k]));
+      memcpy(cfg[k].pubkey, net.n[k].pub, 32);
+      cfg[k].address = net.n[k].mesh;
+    }
+    ck_assert_int_eq(wgam_mesh_set_peers(m, cfg, 3, net.now), 0);
+    lb = wgam_mesh_write_state(net.n[1].m, before, sizeof(before));
+    ck_assert_int_eq(wgam_mesh_load_state(m, before, (size_t)lb, net.now), 0);
+  }
+  lb = wgam_mesh_write_state(m, before, sizeof(before));
+  ck_assert_int_gt(lb, 8);
+  cJSON_ArrayForEach(c, cases) {
+    const char *secret = tu_json_str(c, "receiver_secret");
+    const char *expected = tu_json_str(c, "expected");
+    size_t n;
+    if (strcmp(secret, "hunter2") != 0 || strcmp(expected, "reject") != 0)
+      continue;
+    n = tu_hex_decode(pkt, sizeof(pkt), tu_json_str(c, "packet_hex"));
+    ck_assert_int_lt(wgam_mesh_read_pkt(m, &src, pkt, n, net.now), 0);
+    expected_rejects++;
+  }
+  ck_assert_int_gt(expected_rejects, 3);
+  /* Garbage of every length. */
+  for (k = 0; k < 1600; k += 7) {
+    memset(pkt, k & 0xff, sizeof(pkt));
+    ck_assert_int_lt(wgam_mesh_read_pkt(m, &src, pkt, (size_t)k, net.now), 0);
+    expected_rejects++;
+  }
+  la = wgam_mesh_write_state(m, after, sizeof(after));
+  ck_assert_int_eq(la, lb);
+  ck_assert(memcmp(before, after, (size_t)la) == 0);
+  wgam_mesh_get_stats(m, &st);
+  for (k = 0; k < WGAM_REJECT_COUNT; k++)
+    rejected += st.rejected[k];
+  ck_assert_uint_eq(rejected, (uint64_t)expected_rejects);
+  wgam_mesh_del(m);
+}
+END_TEST
+
+/* Failing allocations never leave a half-built object behind. */
+static int fail_after;
+static void *fail_malloc(size_t n, void *u) {
+  (void)u;
+  return fail_after-- > 0 ? malloc(n) : NULL;
+}
+static void *fail_calloc(size_t a, size_t b, void *u) {
+  (void)u;
+  return fail_after-- > 0 ? calloc(a, b) : NULL;
+}
+static void *fail_realloc(void *p, size_t n, void *u) {
+  (void)u;
+  return fail_after-- > 0 ? realloc(p, n) : NULL;
+}
+static void fail_free(void *p, void *u) {
+  (void)u;
+  free(p);
+}
+
+START_TEST(test_alloc_failures) {
+  static const wgam_mem mem = {NULL, fail_malloc, fail_free, fail_calloc,
+                               fail_realloc};
+  wgam_peer_config cfg[3];
+  wgam_settings s;
+  wgam_mesh *m;
+  uint64_t rnd = 1;
+  int limit, k, ok = 0;
+
+  net_init(0, 0);
+  for (k = 0; k < 3; k++)
+    add_node(NAT_NONE, v4(198, 51, 100, k + 1, WG_PORT), 0, (wgam_addr){0});
+  for (k = 0; k < 3; k++) {
+    memset(&cfg[k], 0, sizeof(cfg[k]));
+    memcpy(cfg[k].pubkey, net.n[k].pub, 32);
+    cfg[k].address = net.n[k].mesh;
+    cfg[k].endpoint = net.n[k].ext;
+  }
+  for (limit = 0; limit < 40; limit++) {
+    int rv;
+    wgam_settings_default(&s);
+    s.rand = tu_rand_fixed;
+    s.user_data = &rnd;
+    s.mem = &mem;
+    fail_after = limit;
+    rv = wgam_mesh_new(&m, &s, 0);
+    if (rv != 0) {
+      ck_assert_int_eq(rv, WGAM_ERR_NOMEM);
+      continue;
+    }
+    rv = wgam_mesh_set_peers(m, cfg, 3, 0);
+    ck_assert(rv == 0 || rv == WGAM_ERR_NOMEM);
+    if (rv == WGAM_ERR_NOMEM)
+      ck_assert_uint_eq(wgam_mesh_get_npeers(m), 0);
+    else
+      ok++;
+    wgam_mesh_del(m);
+  }
+  ck_assert_int_gt(ok, 0);
+}
+END_TEST
+
+static Suite *mesh_suite(void) {
+  Suite *s = suite_create("mesh");
+  TCase *tc = tcase_create("scenarios");
+
+  tcase_set_timeout(tc, 120);
+  tcase_add_checked_fixture(tc, NULL, teardown);
+  tcase_add_test(tc, test_nat_pair_learns_via_public);
+  tcase_add_test(tc, test_classic_is_slower);
+  tcase_add_test(tc, test_classic_cycles_every_30s);
+  tcase_add_test(tc, test_lan_preferred_then_stale);
+  tcase_add_test(tc, test_persisted_endpoints_used);
+  tcase_add_test(tc, test_fallback_order);
+  tcase_add_test(tc, test_reload);
+  tcase_add_test(tc, test_symmetric_no_flap);
+  tcase_add_test(tc, test_roaming_public);
+  tcase_add_test(tc, test_merge_rule);
+  tcase_add_test(tc, test_propagation_request_ping);
+  tcase_add_test(tc, test_bad_input_counted);
+  tcase_add_test(tc, test_alloc_failures);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(void) {
+  SRunner *sr = srunner_create(mesh_suite());
+  int failed;
+
+  srunner_run_all(sr, CK_NORMAL);
+  failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
