@@ -1,0 +1,50 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+#
+# The whole test suite on a fresh Debian 12 machine, as root:
+#   sudo ./tests/run.sh
+# installs the packages the build and the tests need, builds, and runs every
+# suite (unit, sim, netns, vm, fuzz), then the unit and sim suites again in an
+# ASan+UBSan build. WGAM_NO_APT=1 skips the package installation;
+# WGAM_SUITES="unit sim" runs only those suites.
+set -eu
+cd "$(dirname "$0")/.."
+
+packages="meson ninja-build pkg-config gcc clang libclang-rt-14-dev
+  libsodium-dev check libcjson-dev libnl-3-dev libnl-genl-3-dev
+  libminiupnpc-dev miniupnpc miniupnpd wireguard-tools wireguard-go nftables
+  iproute2 procps kmod python3 qemu-system-x86 busybox-static valgrind
+  systemd scdoc"
+
+if [ "${WGAM_NO_APT:-0}" != 1 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "tests/run.sh: run as root (it installs packages and builds network namespaces)" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  # shellcheck disable=SC2086
+  apt-get install -y -q --no-install-recommends $packages
+fi
+
+suites=${WGAM_SUITES:-unit sim netns vm fuzz}
+build=${WGAM_BUILD:-build-test}
+args=""
+for s in $suites; do args="$args --suite $s"; done
+
+start=$(date +%s)
+meson setup "$build" --wipe >/dev/null 2>&1 || meson setup "$build"
+ninja -C "$build"
+# shellcheck disable=SC2086
+meson test -C "$build" --print-errorlogs $args
+
+# The same code under AddressSanitizer and UndefinedBehaviorSanitizer.
+asan=${build}-asan
+meson setup "$asan" --wipe -Db_sanitize=address,undefined -Db_lundef=false \
+  >/dev/null 2>&1 || meson setup "$asan" -Db_sanitize=address,undefined -Db_lundef=false
+ninja -C "$asan"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+  meson test -C "$asan" --print-errorlogs --suite unit --suite sim
+
+echo "tests/run.sh: all suites passed in $(( $(date +%s) - start )) s"
