@@ -355,6 +355,16 @@ class Rig:
         self._sysctl(w, "net.ipv4.conf.all.send_redirects", 0)
         self._sysctl(w, "net.ipv4.conf.%s.send_redirects" % br, 0)
         self.wan_br = br
+        # The internet does not carry LAN broadcasts: without this, public
+        # hosts (one L2 segment here) would "LAN-discover" each other.
+        sh(["ip", "netns", "exec", w, "nft", "-f", "-"], input="""
+table bridge wan {
+  chain forward {
+    type filter hook forward priority filter; policy accept;
+    ip daddr 255.255.255.255 drop
+  }
+}
+""")
         npub = 0
         for word in topology.split():
             kind, _, rest = word.partition(":")
