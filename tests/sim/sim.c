@@ -1,0 +1,1166 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * wgautomesh-sim: N wgautomesh engines in one process, driven by a
+ * discrete-event loop. See sim.h for the model and wgdev.c for the network.
+ *
+ *   wgautomesh-sim --nodes 1000 --nat 0.3 --seed 1 --policy fast|classic|both
+ *       [--lan-groups K] [--loss 0.01] [--latency-ms 20] [--roam T]
+ *       [--duration S]
+ *
+ * The last line of the output is key=value figures for scripts.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "sim.h"
+
+#define NEVER UINT64_MAX
+#define SEC 1000000000ULL
+
+static const char secret[] = "wgautomesh-sim shared secret";
+
+void fatal_nomem(void) {
+  fprintf(stderr, "wgautomesh-sim: out of memory\n");
+  exit(2);
+}
+
+static void *xcalloc(size_t n, size_t size) {
+  void *p = calloc(n ? n : 1, size);
+
+  if (!p)
+    fatal_nomem();
+  return p;
+}
+
+static double wall_now(void) {
+  struct timespec ts;
+
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void addr_v4(wgam_addr *a, uint32_t ip, uint16_t port) {
+  memset(a, 0, sizeof(*a));
+  a->family = WGAM_AF_INET;
+  a->port = port;
+  a->ip[0] = (uint8_t)(ip >> 24);
+  a->ip[1] = (uint8_t)(ip >> 16);
+  a->ip[2] = (uint8_t)(ip >> 8);
+  a->ip[3] = (uint8_t)ip;
+}
+
+static uint32_t addr_ip(const wgam_addr *a) {
+  return (uint32_t)a->ip[0] << 24 | (uint32_t)a->ip[1] << 16 |
+         (uint32_t)a->ip[2] << 8 | a->ip[3];
+}
+
+static void set_now(struct sim *s, uint64_t t) {
+  s->now = t;
+  s->stamp = (uint32_t)(t / 1000000) + 1;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Engines                                                                */
+/* ---------------------------------------------------------------------- */
+
+static int cb_rand(void *user_data, uint8_t *dest, size_t len) {
+  struct node *n = user_data;
+
+  rng_bytes(&n->rng, dest, len);
+  return 0;
+}
+
+static void cb_log(void *user_data, int level, const char *msg) {
+  struct node *n = user_data;
+
+  fprintf(stderr, "[%10.3f] node %" PRIu32 " <%d> %s\n",
+          (double)n->sim->now / 1e9, n->id, level, msg);
+}
+
+static void node_service(struct sim *s, uint32_t i);
+
+static void apply_update(struct sim *s, uint32_t i, const wgam_peer_update *u) {
+  uint32_t j = (uint32_t)u->pubkey[0] | (uint32_t)u->pubkey[1] << 8 |
+               (uint32_t)u->pubkey[2] << 16 | (uint32_t)u->pubkey[3] << 24;
+  struct dpeer *dp;
+
+  if (j >= s->n || j == i || memcmp(u->pubkey, s->keys[j], WGAM_KEY_LEN)) {
+    s->st.bad_update++;
+    return;
+  }
+  dp = DP(s, i, j);
+  s->st.device_writes++;
+  if (u->flags & WGAM_PEER_REMOVE_ME) {
+    uint8_t ever = dp->flags & DP_EVER;
+
+    memset(dp, 0, sizeof(*dp));
+    dp->flags = ever;
+    return;
+  }
+  dp->flags |= DP_PRESENT;
+  if (u->flags & WGAM_PEER_REPLACE_ALLOWEDIPS) {
+    const wgam_cidr *c = &u->allowedip;
+
+    dp->flags &= (uint8_t)~DP_ALLOWED;
+    if (c->addr.family == WGAM_AF_INET && c->prefixlen == 32 &&
+        addr_ip(&c->addr) == MESH_BASE + j + 1)
+      dp->flags |= DP_ALLOWED;
+    else if (c->addr.family != WGAM_AF_NONE)
+      s->st.bad_update++;
+  }
+  if (u->flags & WGAM_PEER_HAS_ENDPOINT) {
+    if (u->endpoint.family == WGAM_AF_INET) {
+      dp->ep_ip = addr_ip(&u->endpoint);
+      dp->ep_port = u->endpoint.port;
+    } else {
+      s->st.bad_update++;
+    }
+  }
+  if (u->flags & WGAM_PEER_HAS_KEEPALIVE)
+    wg_set_keepalive(s, i, j, u->persistent_keepalive);
+}
+
+static void gossip_out(struct sim *s, uint32_t i, const wgam_addr *dst,
+                       const uint8_t *buf, size_t len) {
+  uint32_t ip, j;
+
+  s->st.gossip_bytes += len;
+  s->st.gossip_pkts++;
+  digest_mix(s, ((uint64_t)i << 32) ^ len ^ ((uint64_t)buf[len - 1] << 20));
+  if (dst->family != WGAM_AF_INET) {
+    s->st.bad_dest++;
+    return;
+  }
+  ip = addr_ip(dst);
+  if (ip == BCAST_IP) {
+    net_broadcast(s, i, buf, len);
+    return;
+  }
+  j = ip - MESH_BASE - 1;
+  if (ip <= MESH_BASE || j >= s->n || j == i || dst->port != s->gossip_port) {
+    s->st.bad_dest++;
+    return;
+  }
+  wg_send_data(s, i, j, buf, len);
+}
+
+static void node_service(struct sim *s, uint32_t i) {
+  struct node *n = &s->nodes[i];
+  uint8_t buf[WGAM_MAX_DATAGRAM_LEN];
+  wgam_peer_update u;
+  wgam_addr dst;
+  wgam_ssize len;
+  wgam_tstamp e;
+  uint32_t wants;
+
+  while ((len = wgam_mesh_write_pkt(n->mesh, &dst, buf, sizeof(buf), s->now)) >
+         0)
+    gossip_out(s, i, &dst, buf, (size_t)len);
+  if (len < 0) {
+    fprintf(stderr, "node %" PRIu32 ": write_pkt: %s\n", i,
+            wgam_strerror((int)len));
+    s->failed = 1;
+  }
+  while (wgam_mesh_next_peer_update(n->mesh, &u) == 1)
+    apply_update(s, i, &u);
+  wants = wgam_mesh_get_wants(n->mesh);
+  if ((wants & WGAM_WANT_DEVICE) && !n->dev_pending) {
+    n->dev_pending = 1;
+    if (evq_push(&s->q, s->now, EV_DEVICE, i, 0, 0))
+      fatal_nomem();
+  }
+  if (wants & WGAM_WANT_STATE) {
+    uint8_t *st;
+
+    len = wgam_mesh_write_state(n->mesh, NULL, 0);
+    st = malloc(len > 0 ? (size_t)len : 1);
+    if (!st)
+      fatal_nomem();
+    wgam_mesh_write_state(n->mesh, st, (size_t)(len > 0 ? len : 0));
+    free(st);
+  }
+  if (wants & WGAM_WANT_IGD)
+    wgam_mesh_ack_igd(n->mesh);
+  e = wgam_mesh_get_expiry(n->mesh);
+  if (e != WGAM_TSTAMP_NONE && e < n->sched) {
+    if (e <= s->now)
+      e = s->now;
+    n->sched = e;
+    if (evq_push(&s->q, e, EV_TIMER, i, 0, 0))
+      fatal_nomem();
+  }
+}
+
+void node_deliver(struct sim *s, uint32_t h, uint32_t sip, uint16_t sport,
+                  const uint8_t *data, size_t len) {
+  struct node *n = &s->nodes[h];
+  wgam_addr src;
+  int rc;
+
+  if (!n->started)
+    return;
+  addr_v4(&src, sip, sport);
+  rc = wgam_mesh_read_pkt(n->mesh, &src, data, len, s->now);
+  if (rc < 0) {
+    s->st.rejected++;
+    if (wgam_err_is_fatal(rc)) {
+      fprintf(stderr, "node %" PRIu32 ": read_pkt: %s\n", h, wgam_strerror(rc));
+      s->failed = 1;
+    }
+  } else {
+    s->st.delivered++;
+  }
+  node_service(s, h);
+}
+
+static void node_read_device(struct sim *s, uint32_t i) {
+  struct node *n = &s->nodes[i];
+  struct dpeer *row = DP(s, i, 0);
+  wgam_device dev;
+  size_t k = 0;
+  int rc;
+
+  for (uint32_t j = 0; j < s->n; j++) {
+    struct dpeer *dp = &row[j];
+    wgam_device_peer *d;
+
+    if (!(dp->flags & DP_PRESENT))
+      continue;
+    d = &s->devbuf[k++];
+    memcpy(d->pubkey, s->keys[j], WGAM_KEY_LEN);
+    if (dp->ep_ip)
+      addr_v4(&d->endpoint, dp->ep_ip, dp->ep_port);
+    else
+      memset(&d->endpoint, 0, sizeof(d->endpoint));
+    d->last_handshake = dp->hs ? SIM_EPOCH + (dp->hs - 1) / 1000 : 0;
+    d->rx_bytes = dp->rx_bytes;
+    d->tx_bytes = dp->tx_bytes;
+    d->persistent_keepalive = dp->ka;
+    d->allowedips = (dp->flags & DP_ALLOWED) ? &s->cidr[j] : NULL;
+    d->nallowedips = (dp->flags & DP_ALLOWED) ? 1 : 0;
+  }
+  memset(&dev, 0, sizeof(dev));
+  memcpy(dev.pubkey, s->keys[i], WGAM_KEY_LEN);
+  dev.has_pubkey = 1;
+  dev.listen_port = WG_PORT;
+  dev.peers = s->devbuf;
+  dev.npeers = k;
+  rc =
+      wgam_mesh_observe_device(n->mesh, &dev, s->now, SIM_EPOCH + s->now / SEC);
+  if (rc < 0) {
+    fprintf(stderr, "node %" PRIu32 ": observe_device: %s\n", i,
+            wgam_strerror(rc));
+    s->failed = 1;
+  }
+  node_service(s, i);
+}
+
+static int engine_settings(const struct sim *s, wgam_settings *st) {
+  int rc = s->p.policy == WGAM_POLICY_CLASSIC ? wgam_settings_classic(st)
+                                              : wgam_settings_default(st);
+
+  if (rc < 0)
+    return rc;
+  st->secret = (const uint8_t *)secret;
+  st->secretlen = sizeof(secret) - 1;
+  st->flags |= WGAM_SETTINGS_LAN_DISCOVERY;
+  st->flags &= ~(uint32_t)(WGAM_SETTINGS_PERSIST | WGAM_SETTINGS_IGD);
+  st->rand = cb_rand;
+  st->log = NULL;
+  if (st->max_peers < s->n)
+    st->max_peers = s->n;
+  return 0;
+}
+
+static void node_start(struct sim *s, uint32_t i) {
+  struct node *n = &s->nodes[i];
+  wgam_settings st;
+  int rc;
+
+  rc = engine_settings(s, &st);
+  if (rc == 0) {
+    st.user_data = n;
+    if ((int64_t)i == s->p.log_node) {
+      st.log = cb_log;
+      st.log_level = WGAM_LOG_TRACE;
+    }
+    rc = wgam_mesh_new(&n->mesh, &st, s->now);
+  }
+  if (rc == 0)
+    rc = wgam_mesh_set_peers(n->mesh, s->cfg, s->n, s->now);
+  if (rc < 0) {
+    fprintf(stderr, "node %" PRIu32 ": start: %s\n", i, wgam_strerror(rc));
+    exit(2);
+  }
+  n->started = 1;
+  node_service(s, i);
+  if (evq_push(&s->q, s->now + SEC, EV_TICK, i, 0, 0))
+    fatal_nomem();
+}
+
+/* ---------------------------------------------------------------------- */
+/* Metrics                                                                */
+/* ---------------------------------------------------------------------- */
+
+void metric_session(struct sim *s, uint32_t i, uint32_t j) {
+  struct dpeer *dp = DP(s, i, j);
+
+  if (dp->flags & DP_EVER)
+    return;
+  dp->flags |= DP_EVER;
+  if (!(DP(s, j, i)->flags & DP_EVER))
+    return;
+  if (!reachable(s, i, j)) {
+    s->unreachable_connected++;
+    return;
+  }
+  if (++s->connected_pairs == s->reachable_pairs && s->converged_ns == NEVER) {
+    s->converged_ns = s->now;
+    s->st.conv_bytes = s->st.gossip_bytes;
+    s->st.conv_pkts = s->st.gossip_pkts;
+    s->steady_start_ns = s->now + (uint64_t)(s->p.settle_s * 1e9);
+    s->steady_end_ns = s->steady_start_ns + (uint64_t)(s->p.window_s * 1e9);
+    if (evq_push(&s->q, s->steady_start_ns, EV_MARK, 0, 0, 0) ||
+        evq_push(&s->q, s->steady_end_ns, EV_MARK, 1, 0, 0))
+      fatal_nomem();
+  }
+}
+
+static int done(const struct sim *s) {
+  if (s->converged_ns == NEVER || s->now < s->steady_end_ns)
+    return 0;
+  if (s->roam_node >= 0 && (s->now < s->roam_ns || s->recovered_ns == NEVER))
+    return 0;
+  return 1;
+}
+
+static void progress(struct sim *s, double wall0) {
+  double t = (double)s->now / 1e9;
+
+  if (s->p.quiet)
+    return;
+  printf("t=%.0fs connected=%" PRIu64 "/%" PRIu64 " (%.1f%%) "
+         "gossip_bytes=%" PRIu64 " handshakes=%" PRIu64 "\n",
+         t, s->connected_pairs, s->reachable_pairs,
+         s->reachable_pairs
+             ? 100.0 * (double)s->connected_pairs / (double)s->reachable_pairs
+             : 100.0,
+         s->st.gossip_bytes, s->st.handshakes);
+  {
+    uint64_t out[WGAM_MSG_TYPE_COUNT] = {0};
+
+    for (uint32_t i = 0; i < s->n; i++) {
+      wgam_stats st;
+
+      if (!s->nodes[i].mesh)
+        continue;
+      wgam_mesh_get_stats(s->nodes[i].mesh, &st);
+      for (int k = 0; k < WGAM_MSG_TYPE_COUNT; k++)
+        out[k] += st.pkts_out[k];
+    }
+    fprintf(stderr,
+            "  [wall %.1fs, events queued %zu; sent ping %" PRIu64
+            " pong %" PRIu64 " announce %" PRIu64 " request %" PRIu64
+            " lan %" PRIu64 "]\n",
+            wall_now() - wall0, s->q.n, out[0], out[1], out[2], out[3], out[4]);
+  }
+  fflush(stdout);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Scenario                                                               */
+/* ---------------------------------------------------------------------- */
+
+static void shuffle(struct rng *r, uint32_t *v, uint32_t n) {
+  for (uint32_t k = n; k > 1; k--) {
+    uint32_t m = (uint32_t)rng_below(r, k), t = v[k - 1];
+
+    v[k - 1] = v[m];
+    v[m] = t;
+  }
+}
+
+static int can_connect(const struct sim *s, uint32_t i, uint32_t j,
+                       uint32_t npublic) {
+  const struct node *a = &s->nodes[i], *b = &s->nodes[j];
+
+  if (a->router >= 0 && a->router == b->router)
+    return 1; /* same LAN: broadcast discovery */
+  if (a->router < 0 || b->router < 0)
+    return 1;
+  if (npublic == 0)
+    return 0; /* nobody can tell either its peer's mapped address */
+  if (a->nat == NAT_SYMMETRIC && b->nat != NAT_FULL_CONE)
+    return 0;
+  if (b->nat == NAT_SYMMETRIC && a->nat != NAT_FULL_CONE)
+    return 0;
+  return 1;
+}
+
+static struct router *new_router(struct sim *s, uint8_t nat, uint32_t cap,
+                                 struct rng *r) {
+  struct router *rt = &s->routers[s->nrouters];
+
+  rt->ip = net_alloc_ip(s, -(int32_t)(s->nrouters + 1));
+  rt->nat = nat;
+  rt->next_port = (uint16_t)(1024 + rng_below(r, 60000));
+  rt->hosts = xcalloc(cap, sizeof(*rt->hosts));
+  s->nrouters++;
+  return rt;
+}
+
+static void add_host(struct sim *s, struct router *rt, uint32_t i) {
+  struct node *n = &s->nodes[i];
+
+  n->router = (int32_t)(rt - s->routers);
+  n->nat = rt->nat;
+  n->host = (uint8_t)rt->nhosts;
+  rt->hosts[rt->nhosts++] = i;
+  n->ns = xcalloc(s->n, sizeof(*n->ns));
+}
+
+static size_t probe_engine_mem(struct sim *s) {
+  struct node probe = {0};
+  wgam_settings st;
+  wgam_stats stats;
+  wgam_mesh *m = NULL;
+  int rc;
+
+  probe.sim = s;
+  rng_seed(&probe.rng, s->p.seed, 999);
+  rc = engine_settings(s, &st);
+  st.user_data = &probe;
+  if (rc == 0)
+    rc = wgam_mesh_new(&m, &st, 0);
+  if (rc == 0)
+    rc = wgam_mesh_set_peers(m, s->cfg, s->n, 0);
+  if (rc < 0) {
+    fprintf(stderr, "engine: %s\n", wgam_strerror(rc));
+    exit(2);
+  }
+  wgam_mesh_get_stats(m, &stats);
+  wgam_mesh_del(m);
+  return stats.mem_bytes;
+}
+
+static int setup(struct sim *s, const struct params *p) {
+  struct rng r;
+  uint32_t n = p->nodes, nnat, nfc, nprc, *perm, *types, npublic, k;
+  uint32_t ngroups, gsize;
+  double msum;
+  size_t emem;
+  double need;
+
+  memset(s, 0, sizeof(*s));
+  s->p = *p;
+  s->n = n;
+  s->converged_ns = NEVER;
+  s->steady_start_ns = s->steady_end_ns = NEVER;
+  s->recovered_ns = NEVER;
+  s->roam_node = -1;
+  s->digest = 0xcbf29ce484222325ULL;
+  rng_seed(&r, p->seed, 1);
+  rng_seed(&s->net, p->seed, 2);
+
+  s->nodes = xcalloc(n, sizeof(*s->nodes));
+  s->routers = xcalloc(n, sizeof(*s->routers));
+  s->ip_owner = xcalloc(PUB_MAX, sizeof(*s->ip_owner));
+  s->keys = xcalloc(n, sizeof(*s->keys));
+  s->cfg = xcalloc(n, sizeof(*s->cfg));
+  s->cidr = xcalloc(n, sizeof(*s->cidr));
+  s->devbuf = xcalloc(n, sizeof(*s->devbuf));
+  if (maptab_init(&s->map))
+    fatal_nomem();
+  {
+    wgam_settings st;
+
+    wgam_settings_default(&st);
+    s->gossip_port = st.gossip_port;
+  }
+
+  /* Who is behind which NAT. */
+  perm = xcalloc(n, sizeof(*perm));
+  for (k = 0; k < n; k++)
+    perm[k] = k;
+  shuffle(&r, perm, n);
+  nnat = (uint32_t)llround(p->nat * n);
+  if (nnat > n)
+    nnat = n;
+  msum = p->mix[0] + p->mix[1] + p->mix[2];
+  nfc = (uint32_t)llround(nnat * p->mix[0] / msum);
+  nprc = (uint32_t)llround(nnat * p->mix[1] / msum);
+  if (nfc + nprc > nnat)
+    nprc = nnat - nfc;
+  types = xcalloc(nnat, sizeof(*types));
+  for (k = 0; k < nnat; k++)
+    types[k] = k < nfc          ? NAT_FULL_CONE
+               : k < nfc + nprc ? NAT_PORT_RESTRICTED
+                                : NAT_SYMMETRIC;
+  shuffle(&r, types, nnat);
+  gsize = p->lan_size < 2 ? 2 : p->lan_size > 250 ? 250 : p->lan_size;
+  ngroups = p->lan_groups;
+  if ((uint64_t)ngroups * gsize > nnat)
+    ngroups = nnat / gsize;
+  for (k = 0; k < nnat;) {
+    uint32_t take = k < ngroups * gsize ? gsize : 1;
+    struct router *rt = new_router(s, (uint8_t)types[k], take, &r);
+
+    for (uint32_t m = 0; m < take; m++)
+      add_host(s, rt, perm[k + m]);
+    k += take;
+  }
+  npublic = n - nnat;
+  for (uint32_t i = 0; i < n; i++) {
+    struct node *nd = &s->nodes[i];
+
+    nd->sim = s;
+    nd->id = i;
+    nd->sched = WGAM_TSTAMP_NONE;
+    rng_seed(&nd->rng, p->seed, 1000 + (uint64_t)i);
+    nd->acc_ns =
+        (uint64_t)(p->latency_ms * 1e6 * (0.25 + 0.5 * rng_double(&r)));
+    if (nd->ns == NULL) {
+      nd->router = -1;
+      nd->nat = NAT_NONE;
+      nd->pub_ip = net_alloc_ip(s, (int32_t)i);
+    }
+    rng_bytes(&r, s->keys[i], WGAM_KEY_LEN);
+    s->keys[i][0] = (uint8_t)i;
+    s->keys[i][1] = (uint8_t)(i >> 8);
+    s->keys[i][2] = (uint8_t)(i >> 16);
+    s->keys[i][3] = (uint8_t)(i >> 24);
+    memcpy(s->cfg[i].pubkey, s->keys[i], WGAM_KEY_LEN);
+    addr_v4(&s->cfg[i].address, MESH_BASE + i + 1, 0);
+    if (nd->router < 0)
+      addr_v4(&s->cfg[i].endpoint, nd->pub_ip, WG_PORT);
+    s->cidr[i].addr = s->cfg[i].address;
+    s->cidr[i].prefixlen = 32;
+  }
+  free(perm);
+  free(types);
+
+  /* Which pairs can connect directly at all. */
+  s->reach = xcalloc(((size_t)n * n + 7) / 8, 1);
+  for (uint32_t i = 0; i < n; i++)
+    for (uint32_t j = i + 1; j < n; j++) {
+      size_t b1 = (size_t)i * n + j, b2 = (size_t)j * n + i;
+
+      if (can_connect(s, i, j, npublic)) {
+        s->reach[b1 >> 3] |= (uint8_t)(1 << (b1 & 7));
+        s->reach[b2 >> 3] |= (uint8_t)(1 << (b2 & 7));
+        s->reachable_pairs++;
+      } else {
+        s->unreachable_pairs++;
+      }
+    }
+
+  /* Will it fit? */
+  emem = probe_engine_mem(s);
+  need = (double)emem * n + (double)n * n * sizeof(struct dpeer) +
+         (double)nnat * n * sizeof(struct natslot);
+  fprintf(stderr,
+          "wgautomesh-sim: %" PRIu32 " nodes (%" PRIu32 " public, %" PRIu32
+          " NAT: %" PRIu32 " full cone, %" PRIu32 " port-restricted, %" PRIu32
+          " symmetric; %" PRIu32 " LANs of %" PRIu32 "), engine %zu B "
+          "(%.0f B/peer), simulator %zu B/pair, need ~%.2f GiB\n",
+          n, npublic, nnat, nfc, nprc, nnat - nfc - nprc, ngroups, gsize, emem,
+          n > 1 ? (double)emem / (n - 1) : 0.0, sizeof(struct dpeer),
+          need / 1073741824.0);
+  if (need > p->mem_limit_gib * 1073741824.0) {
+    double per = n > 1 ? (double)emem / (n - 1) + sizeof(struct dpeer) : 1;
+
+    fprintf(stderr,
+            "wgautomesh-sim: %.1f GiB needed, limit %.1f GiB "
+            "(--mem-limit-gib); at %.0f B per peer the largest mesh that "
+            "fits is about %.0f nodes\n",
+            need / 1073741824.0, p->mem_limit_gib, per,
+            floor(sqrt(p->mem_limit_gib * 1073741824.0 / per)));
+    return -ENOMEM;
+  }
+  s->dp = calloc((size_t)n * n, sizeof(*s->dp));
+  if (!s->dp)
+    fatal_nomem();
+
+  /* Roaming node: a NAT-ed cone node alone behind its router, else a
+   * public one. */
+  if (p->roam_s >= 0) {
+    int64_t x = p->roam_node;
+
+    for (uint32_t i = 0; x < 0 && i < n; i++) {
+      struct node *nd = &s->nodes[i];
+
+      if (nd->router >= 0 && s->routers[nd->router].nhosts == 1 &&
+          nd->nat != NAT_SYMMETRIC)
+        x = i;
+    }
+    if (x < 0)
+      x = 0;
+    s->roam_node = x;
+    s->roam_ns = (uint64_t)(p->roam_s * 1e9);
+    s->rec_in = xcalloc(n, sizeof(*s->rec_in));
+    s->rec_out = xcalloc(n, sizeof(*s->rec_out));
+    for (uint32_t j = 0; j < n; j++)
+      if (j != (uint32_t)x && reachable(s, (uint32_t)x, j))
+        s->roam_reach++;
+    if (evq_push(&s->q, s->roam_ns, EV_ROAM, (uint32_t)x, 0, 0))
+      fatal_nomem();
+  }
+
+  for (uint32_t i = 0; i < n; i++)
+    if (evq_push(&s->q, (uint64_t)(p->spread_s * 1e9 * rng_double(&r)),
+                 EV_START, i, 0, 0))
+      fatal_nomem();
+  if (evq_push(&s->q, (uint64_t)(p->progress_s * 1e9), EV_PROGRESS, 0, 0, 0))
+    fatal_nomem();
+  s->end_ns = (uint64_t)(p->duration_s * 1e9);
+  return 0;
+}
+
+static void teardown(struct sim *s) {
+  struct sim_ev ev;
+
+  while (evq_pop(&s->q, &ev))
+    if (ev.kind == EV_PKT)
+      pkt_free(s, ev.arg);
+  evq_free(&s->q);
+  for (uint32_t i = 0; i < s->n; i++) {
+    wgam_mesh_del(s->nodes[i].mesh);
+    free(s->nodes[i].ns);
+  }
+  for (uint32_t r = 0; r < s->nrouters; r++)
+    free(s->routers[r].hosts);
+  free(s->nodes);
+  free(s->routers);
+  free(s->ip_owner);
+  free(s->keys);
+  free(s->cfg);
+  free(s->cidr);
+  free(s->devbuf);
+  free(s->dp);
+  free(s->reach);
+  free(s->rec_in);
+  free(s->rec_out);
+  free(s->pkts);
+  free(s->pktfree);
+  maptab_free(&s->map);
+}
+
+static const char *nat_name(int nat) {
+  static const char *names[] = {"public", "full-cone", "port-restricted",
+                                "symmetric"};
+
+  return names[nat & 3];
+}
+
+/* Why did this pair not connect? What each side's device and engine hold. */
+static void describe_pair(struct sim *s, uint32_t i, uint32_t j) {
+  uint32_t ends[2] = {i, j};
+
+  fprintf(stderr,
+          "  never connected: %" PRIu32 " (%s, router %" PRId32 ") - %" PRIu32
+          " (%s, router %" PRId32 ")\n",
+          i, nat_name(s->nodes[i].nat), s->nodes[i].router, j,
+          nat_name(s->nodes[j].nat), s->nodes[j].router);
+  for (int k = 0; k < 2; k++) {
+    uint32_t a = ends[k], b = ends[1 - k];
+    const struct dpeer *dp = DP(s, a, b);
+    wgam_peer_info info;
+    char ep[WGAM_ADDR_STRLEN], kn[WGAM_ADDR_STRLEN];
+    wgam_addr x;
+
+    addr_v4(&x, dp->ep_ip, dp->ep_port);
+    wgam_addr_format(ep, sizeof(ep), &x, 1);
+    fprintf(stderr,
+            "    %" PRIu32 "->%" PRIu32 ": device ep %s ka %u flags %#x", a, b,
+            dp->ep_ip ? ep : "-", dp->ka, dp->flags);
+    if (s->nodes[a].mesh &&
+        wgam_mesh_get_peer_info(s->nodes[a].mesh, b < a ? b : b - 1, &info) ==
+            0) {
+      fprintf(stderr, "; engine state %s src %s tries %u known",
+              wgam_peer_state_name(info.state), wgam_source_name(info.source),
+              info.tries);
+      for (size_t e = 0; e < info.nknown; e++) {
+        wgam_addr_format(kn, sizeof(kn), &info.known[e].addr, 1);
+        fprintf(stderr, " %s", kn);
+      }
+      if (info.lan_endpoint.family) {
+        wgam_addr_format(kn, sizeof(kn), &info.lan_endpoint, 1);
+        fprintf(stderr, " lan %s", kn);
+      }
+    }
+    fprintf(stderr, "\n");
+  }
+}
+
+static void collect(struct sim *s, struct result *res, double wall) {
+  double conv, steady, total_mem = 0;
+  uint64_t peers = 0;
+
+  memset(res, 0, sizeof(*res));
+  res->policy = s->p.policy;
+  res->nodes = s->n;
+  res->end_s = (double)s->now / 1e9;
+  res->converged_s =
+      s->converged_ns == NEVER ? -1 : (double)s->converged_ns / 1e9;
+  if (s->roam_node < 0)
+    res->recovered_s = NAN;
+  else if (s->recovered_ns == NEVER)
+    res->recovered_s = -1;
+  else
+    res->recovered_s = (double)(s->recovered_ns - s->roam_ns) / 1e9;
+  conv = s->converged_ns == NEVER ? (double)s->now / 1e9 : res->converged_s;
+  if (conv > 0) {
+    uint64_t b =
+        s->converged_ns == NEVER ? s->st.gossip_bytes : s->st.conv_bytes;
+    uint64_t pk =
+        s->converged_ns == NEVER ? s->st.gossip_pkts : s->st.conv_pkts;
+
+    res->gossip_bytes_per_node_s = (double)b / s->n / conv;
+    res->gossip_pkts_per_node_s = (double)pk / s->n / conv;
+  }
+  res->steady_bytes_per_node_s = res->steady_pkts_per_node_s = NAN;
+  if (s->steady_end_ns != NEVER && s->now >= s->steady_end_ns) {
+    steady = s->p.window_s;
+    res->steady_bytes_per_node_s =
+        (double)(s->st.steady_bytes0) / s->n / steady;
+    res->steady_pkts_per_node_s = (double)(s->st.steady_pkts0) / s->n / steady;
+  }
+  for (uint32_t i = 0; i < s->n; i++) {
+    wgam_stats st;
+
+    if (!s->nodes[i].mesh)
+      continue;
+    wgam_mesh_get_stats(s->nodes[i].mesh, &st);
+    total_mem += (double)st.mem_bytes;
+    peers += wgam_mesh_get_npeers(s->nodes[i].mesh);
+  }
+  res->mem_per_peer_bytes = peers ? total_mem / (double)peers : 0;
+  res->device_writes = s->st.device_writes;
+  res->reachable_pairs = s->reachable_pairs;
+  res->unreachable_pairs = s->unreachable_pairs;
+  res->unreachable_connected = s->unreachable_connected;
+  /* Sessions alive now, and what the engines think of the pairs that
+   * cannot connect. */
+  for (uint32_t i = 0; i < s->n; i++)
+    for (uint32_t j = i + 1; j < s->n; j++) {
+      const struct dpeer *a = DP(s, i, j), *b = DP(s, j, i);
+
+      if (reachable(s, i, j)) {
+        if (s->converged_ns == NEVER && !s->p.quiet &&
+            !((a->flags & DP_EVER) && (b->flags & DP_EVER)))
+          describe_pair(s, i, j);
+        if (a->hs && b->hs && age(s, a->hs) < WG_REJECT_AFTER_TIME &&
+            age(s, b->hs) < WG_REJECT_AFTER_TIME)
+          res->connected_end++;
+      } else if (s->p.check && s->nodes[i].mesh) {
+        wgam_peer_info info;
+
+        if (wgam_mesh_get_peer_info(s->nodes[i].mesh, j - 1, &info) == 0 &&
+            (info.connected || info.state == WGAM_PEER_CONNECTED))
+          res->engine_connected_unreachable++;
+      }
+    }
+  res->digest = s->digest;
+  res->wall_s = wall;
+  res->events = s->q.seq;
+  res->ok = !s->failed;
+}
+
+static int run(const struct params *p, struct result *res) {
+  struct sim *s = xcalloc(1, sizeof(*s));
+  struct sim_ev ev;
+  double wall0 = wall_now();
+  int rc;
+
+  rc = setup(s, p);
+  if (rc < 0) {
+    teardown(s);
+    free(s);
+    return rc;
+  }
+  while (!s->failed && evq_pop(&s->q, &ev)) {
+    if (ev.t > s->end_ns) {
+      if (ev.kind == EV_PKT)
+        pkt_free(s, ev.arg);
+      break;
+    }
+    set_now(s, ev.t);
+    switch (ev.kind) {
+    case EV_START:
+      node_start(s, ev.a);
+      break;
+    case EV_TIMER: {
+      struct node *n = &s->nodes[ev.a];
+
+      if (ev.t != n->sched)
+        break; /* superseded by an earlier deadline */
+      n->sched = WGAM_TSTAMP_NONE;
+      if (wgam_mesh_get_expiry(n->mesh) <= s->now) {
+        rc = wgam_mesh_handle_expiry(n->mesh, s->now);
+        if (rc < 0) {
+          fprintf(stderr, "node %" PRIu32 ": handle_expiry: %s\n", ev.a,
+                  wgam_strerror(rc));
+          s->failed = 1;
+        }
+        if (wgam_mesh_get_expiry(n->mesh) <= s->now)
+          s->st.expiry_loops++;
+      }
+      node_service(s, ev.a);
+      /* An engine whose deadline stays in the past would spin: push it
+       * one millisecond on. */
+      if (n->sched == s->now) {
+        n->sched = s->now + 1000000;
+        if (evq_push(&s->q, n->sched, EV_TIMER, ev.a, 0, 0))
+          fatal_nomem();
+      }
+      break;
+    }
+    case EV_DEVICE:
+      s->nodes[ev.a].dev_pending = 0;
+      node_read_device(s, ev.a);
+      break;
+    case EV_TICK:
+      wg_tick(s, ev.a);
+      if (evq_push(&s->q, s->now + SEC, EV_TICK, ev.a, 0, 0))
+        fatal_nomem();
+      break;
+    case EV_PKT:
+      net_arrive(s, ev.a, ev.b, ev.arg);
+      break;
+    case EV_ROAM:
+      s->roam_stamp = s->stamp;
+      net_roam(s, ev.a);
+      if (s->roam_reach == 0)
+        s->recovered_ns = s->now;
+      break;
+    case EV_PROGRESS:
+      progress(s, wall0);
+      if (evq_push(&s->q, s->now + (uint64_t)(p->progress_s * 1e9), EV_PROGRESS,
+                   0, 0, 0))
+        fatal_nomem();
+      break;
+    case EV_MARK:
+      if (ev.a == 0) {
+        s->st.steady_bytes0 = s->st.gossip_bytes;
+        s->st.steady_pkts0 = s->st.gossip_pkts;
+      } else {
+        s->st.steady_bytes0 = s->st.gossip_bytes - s->st.steady_bytes0;
+        s->st.steady_pkts0 = s->st.gossip_pkts - s->st.steady_pkts0;
+      }
+      break;
+    }
+    if (done(s))
+      break;
+  }
+  if (!p->quiet)
+    fprintf(stderr,
+            "  [drops: no session %" PRIu64 ", no endpoint %" PRIu64
+            ", source %" PRIu64 ", destination/NAT %" PRIu64 ", loss %" PRIu64
+            ", no peer %" PRIu64 "; rejected by engines %" PRIu64
+            "; bad dest %" PRIu64 ", bad updates %" PRIu64
+            ", expiry loops %" PRIu64 "; heap peak %zu]\n",
+            s->st.drop_nosession, s->st.drop_noep, s->st.drop_src,
+            s->st.drop_dst, s->st.drop_loss, s->st.drop_nopeer, s->st.rejected,
+            s->st.bad_dest, s->st.bad_update, s->st.expiry_loops, s->q.peak);
+  collect(s, res, wall_now() - wall0);
+  teardown(s);
+  free(s);
+  return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Command line                                                           */
+/* ---------------------------------------------------------------------- */
+
+static const char *policy_name(int policy) {
+  return policy == WGAM_POLICY_CLASSIC ? "classic" : "fast";
+}
+
+static void fmt_s(char *buf, size_t len, double v) {
+  if (isnan(v))
+    snprintf(buf, len, "none");
+  else if (v < 0)
+    snprintf(buf, len, "never");
+  else
+    snprintf(buf, len, "%.3f", v);
+}
+
+static void print_result(const struct result *r, const char *prefix) {
+  char conv[32], rec[32];
+
+  fmt_s(conv, sizeof(conv), r->converged_s);
+  fmt_s(rec, sizeof(rec), r->recovered_s);
+  printf("%spolicy=%s nodes=%" PRIu32 " converged_s=%s recovered_s=%s "
+         "gossip_bytes_per_node_s=%.1f gossip_pkts_per_node_s=%.2f "
+         "steady_bytes_per_node_s=%.1f steady_pkts_per_node_s=%.2f "
+         "mem_per_peer_bytes=%.0f device_writes=%" PRIu64
+         " unreachable_pairs=%" PRIu64 " reachable_pairs=%" PRIu64
+         " connected_at_end=%" PRIu64 " unreachable_connected=%" PRIu64
+         " sim_end_s=%.3f digest=%016" PRIx64 "\n",
+         prefix, policy_name(r->policy), r->nodes, conv, rec,
+         r->gossip_bytes_per_node_s, r->gossip_pkts_per_node_s,
+         r->steady_bytes_per_node_s, r->steady_pkts_per_node_s,
+         r->mem_per_peer_bytes, r->device_writes, r->unreachable_pairs,
+         r->reachable_pairs, r->connected_end, r->unreachable_connected,
+         r->end_s, r->digest);
+  fprintf(stderr, "  [%s: %.1f s of wall time, %" PRIu64 " events]\n",
+          policy_name(r->policy), r->wall_s, r->events);
+}
+
+static int check_result(const struct params *p, const struct result *r) {
+  int ok = r->ok;
+
+  if (r->converged_s < 0) {
+    fprintf(stderr, "CHECK FAILED: %s did not converge\n",
+            policy_name(r->policy));
+    ok = 0;
+  }
+  if (r->unreachable_connected || r->engine_connected_unreachable) {
+    fprintf(stderr,
+            "CHECK FAILED: %" PRIu64 " pairs the model says cannot connect "
+            "had a session, %" PRIu64 " are connected for their engine\n",
+            r->unreachable_connected, r->engine_connected_unreachable);
+    ok = 0;
+  }
+  if (p->expect_unreachable && r->unreachable_pairs == 0) {
+    fprintf(stderr, "CHECK FAILED: no pair is unreachable\n");
+    ok = 0;
+  }
+  return ok;
+}
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: wgautomesh-sim [options]\n"
+          "  --nodes N          mesh size (default 100)\n"
+          "  --nat F            fraction of nodes behind NAT (default 0.3)\n"
+          "  --nat-mix A:B:C    full cone : port-restricted : symmetric "
+          "(default 40:40:20)\n"
+          "  --nat-timeout S    NAT mapping timeout (default 60)\n"
+          "  --lan-groups K     K LANs of --lan-size NAT-ed hosts sharing a "
+          "router (default 0)\n"
+          "  --lan-size M       hosts per LAN (default 4)\n"
+          "  --loss P           packet loss probability (default 0)\n"
+          "  --latency-ms L     mean one-way latency (default 20)\n"
+          "  --roam T           a node's public address changes at T s\n"
+          "  --roam-node I      which node roams (default: a NAT-ed cone one)\n"
+          "  --duration S       simulated time limit (default 900)\n"
+          "  --settle S         wait after convergence before the steady "
+          "window (default 30)\n"
+          "  --window S         steady-state measurement window (default 60)\n"
+          "  --spread S         nodes start within S seconds (default 1)\n"
+          "  --policy P         fast (ours), classic, or both (default fast)\n"
+          "  --seed N           (default 1)\n"
+          "  --progress S       progress line every S s (default 5)\n"
+          "  --mem-limit-gib G  refuse to run above this (default 20)\n"
+          "  --log-node I       engine log of node I on stderr\n"
+          "  --quiet            only the result lines\n"
+          "  --check            exit 1 unless every connectable pair "
+          "connected and no other did\n"
+          "  --expect-unreachable  with --check: some pairs must be "
+          "unreachable\n");
+}
+
+int main(int argc, char **argv) {
+  static const struct option opts[] = {
+      {"nodes", required_argument, NULL, 'n'},
+      {"nat", required_argument, NULL, 'N'},
+      {"nat-mix", required_argument, NULL, 'x'},
+      {"nat-timeout", required_argument, NULL, 'T'},
+      {"lan-groups", required_argument, NULL, 'g'},
+      {"lan-size", required_argument, NULL, 'G'},
+      {"loss", required_argument, NULL, 'l'},
+      {"latency-ms", required_argument, NULL, 'L'},
+      {"roam", required_argument, NULL, 'r'},
+      {"roam-node", required_argument, NULL, 'R'},
+      {"duration", required_argument, NULL, 'd'},
+      {"settle", required_argument, NULL, 'S'},
+      {"window", required_argument, NULL, 'w'},
+      {"spread", required_argument, NULL, 'a'},
+      {"policy", required_argument, NULL, 'p'},
+      {"seed", required_argument, NULL, 's'},
+      {"progress", required_argument, NULL, 'P'},
+      {"mem-limit-gib", required_argument, NULL, 'M'},
+      {"log-node", required_argument, NULL, 'o'},
+      {"quiet", no_argument, NULL, 'q'},
+      {"check", no_argument, NULL, 'c'},
+      {"expect-unreachable", no_argument, NULL, 'u'},
+      {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0},
+  };
+  struct params p = {
+      .nodes = 100,
+      .nat = 0.3,
+      .mix = {40, 40, 20},
+      .lan_size = 4,
+      .latency_ms = 20,
+      .roam_s = -1,
+      .roam_node = -1,
+      .duration_s = 900,
+      .settle_s = 30,
+      .window_s = 60,
+      .progress_s = 5,
+      .spread_s = 1,
+      .nat_timeout_s = 60,
+      .seed = 1,
+      .policy = WGAM_POLICY_FAST,
+      .log_node = -1,
+      .mem_limit_gib = 20,
+  };
+  struct result res[2];
+  int both = 0, c, ok = 1;
+
+  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    switch (c) {
+    case 'n':
+      p.nodes = (uint32_t)strtoul(optarg, NULL, 10);
+      break;
+    case 'N':
+      p.nat = strtod(optarg, NULL);
+      break;
+    case 'x':
+      if (sscanf(optarg, "%lf:%lf:%lf", &p.mix[0], &p.mix[1], &p.mix[2]) != 3 ||
+          p.mix[0] < 0 || p.mix[1] < 0 || p.mix[2] < 0 ||
+          p.mix[0] + p.mix[1] + p.mix[2] <= 0) {
+        fprintf(stderr, "bad --nat-mix\n");
+        return 2;
+      }
+      break;
+    case 'T':
+      p.nat_timeout_s = strtod(optarg, NULL);
+      break;
+    case 'g':
+      p.lan_groups = (uint32_t)strtoul(optarg, NULL, 10);
+      break;
+    case 'G':
+      p.lan_size = (uint32_t)strtoul(optarg, NULL, 10);
+      break;
+    case 'l':
+      p.loss = strtod(optarg, NULL);
+      break;
+    case 'L':
+      p.latency_ms = strtod(optarg, NULL);
+      break;
+    case 'r':
+      p.roam_s = strtod(optarg, NULL);
+      break;
+    case 'R':
+      p.roam_node = strtoll(optarg, NULL, 10);
+      break;
+    case 'd':
+      p.duration_s = strtod(optarg, NULL);
+      break;
+    case 'S':
+      p.settle_s = strtod(optarg, NULL);
+      break;
+    case 'w':
+      p.window_s = strtod(optarg, NULL);
+      break;
+    case 'a':
+      p.spread_s = strtod(optarg, NULL);
+      break;
+    case 'p':
+      if (!strcmp(optarg, "fast") || !strcmp(optarg, "ours"))
+        p.policy = WGAM_POLICY_FAST;
+      else if (!strcmp(optarg, "classic"))
+        p.policy = WGAM_POLICY_CLASSIC;
+      else if (!strcmp(optarg, "both"))
+        both = 1;
+      else {
+        fprintf(stderr, "bad --policy %s\n", optarg);
+        return 2;
+      }
+      break;
+    case 's':
+      p.seed = strtoull(optarg, NULL, 10);
+      break;
+    case 'P':
+      p.progress_s = strtod(optarg, NULL);
+      break;
+    case 'M':
+      p.mem_limit_gib = strtod(optarg, NULL);
+      break;
+    case 'o':
+      p.log_node = strtoll(optarg, NULL, 10);
+      break;
+    case 'q':
+      p.quiet = 1;
+      break;
+    case 'c':
+      p.check = 1;
+      break;
+    case 'u':
+      p.expect_unreachable = 1;
+      break;
+    case 'h':
+      usage(stdout);
+      return 0;
+    default:
+      usage(stderr);
+      return 2;
+    }
+  }
+  if (optind < argc || p.nodes < 2 || p.nodes > 100000 || p.nat < 0 ||
+      p.nat > 1 || p.loss < 0 || p.loss >= 1 || p.latency_ms < 0 ||
+      p.progress_s <= 0 || p.duration_s <= 0 || p.nat_timeout_s <= 0 ||
+      p.window_s <= 0 || p.settle_s < 0 || p.spread_s < 0 ||
+      (p.roam_node >= (int64_t)p.nodes)) {
+    usage(stderr);
+    return 2;
+  }
+  if (both)
+    p.policy = WGAM_POLICY_FAST;
+  if (run(&p, &res[0]) < 0)
+    return 2;
+  if (!p.quiet || both)
+    print_result(&res[0], "");
+  if (p.check)
+    ok &= check_result(&p, &res[0]);
+  if (both) {
+    char conv[32], conv2[32], rec[32];
+    double ratio;
+
+    p.policy = WGAM_POLICY_CLASSIC;
+    if (run(&p, &res[1]) < 0)
+      return 2;
+    print_result(&res[1], "");
+    if (p.check)
+      ok &= check_result(&p, &res[1]);
+    fmt_s(conv, sizeof(conv), res[0].converged_s);
+    fmt_s(conv2, sizeof(conv2), res[1].converged_s);
+    fmt_s(rec, sizeof(rec), res[0].recovered_s);
+    /* If classic never converged, ours/classic is at most ours/duration. */
+    ratio = res[0].converged_s < 0   ? NAN
+            : res[1].converged_s > 0 ? res[0].converged_s / res[1].converged_s
+                                     : res[0].converged_s / p.duration_s;
+    printf("converged_s=%s recovered_s=%s gossip_bytes_per_node_s=%.1f "
+           "steady_bytes_per_node_s=%.1f mem_per_peer_bytes=%.0f "
+           "device_writes=%" PRIu64 " unreachable_pairs=%" PRIu64
+           " classic_converged_s=%s ratio_converged=%s%.4f "
+           "classic_steady_bytes_per_node_s=%.1f "
+           "classic_device_writes=%" PRIu64 "\n",
+           conv, rec, res[0].gossip_bytes_per_node_s,
+           res[0].steady_bytes_per_node_s, res[0].mem_per_peer_bytes,
+           res[0].device_writes, res[0].unreachable_pairs, conv2,
+           res[1].converged_s < 0 ? "<" : "", ratio,
+           res[1].steady_bytes_per_node_s, res[1].device_writes);
+  } else {
+    char conv[32], rec[32];
+
+    fmt_s(conv, sizeof(conv), res[0].converged_s);
+    fmt_s(rec, sizeof(rec), res[0].recovered_s);
+    printf("converged_s=%s recovered_s=%s gossip_bytes_per_node_s=%.1f "
+           "steady_bytes_per_node_s=%.1f mem_per_peer_bytes=%.0f "
+           "device_writes=%" PRIu64 " unreachable_pairs=%" PRIu64 "\n",
+           conv, rec, res[0].gossip_bytes_per_node_s,
+           res[0].steady_bytes_per_node_s, res[0].mem_per_peer_bytes,
+           res[0].device_writes, res[0].unreachable_pairs);
+  }
+  return ok ? 0 : 1;
+}

@@ -1,0 +1,534 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The simulated network and WireGuard devices.
+ *
+ * Network: public hosts and NAT routers have addresses in 198.18.0.0/15;
+ * hosts behind a router share its LAN (10.R.R.h). A NAT is full cone, port
+ * restricted cone or symmetric; a mapping lives while packets use it (either
+ * direction, as Linux conntrack) and for the NAT timeout after. There is no
+ * hairpinning: a host cannot reach its own router's public address.
+ *
+ * WireGuard: a handshake is an initiation sent to the configured endpoint
+ * and a response sent back to where the initiation came from; both must get
+ * through the NATs. The initiator retries every 5 s, for 90 s or for ever
+ * while a persistent keepalive is set. Any authenticated packet moves the
+ * receiver's endpoint to its observed source (roaming). Transport data needs
+ * a session; data for a peer without one starts a handshake and is dropped.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sim.h"
+
+#define NO_PEER UINT32_MAX
+#define LAN_LATENCY_NS 500000ULL
+
+uint32_t lan_ip(uint32_t router, uint32_t host) {
+  return LAN_BASE | (router << 8) | (host + 2);
+}
+
+static int is_lan(uint32_t ip) {
+  return (ip & 0xff000000u) == LAN_BASE;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Mapping table                                                          */
+/* ---------------------------------------------------------------------- */
+
+static size_t map_hash(uint64_t k) {
+  k ^= k >> 33;
+  k *= 0xff51afd7ed558ccdULL;
+  k ^= k >> 33;
+  return (size_t)k;
+}
+
+int maptab_init(struct maptab *t) {
+  t->cap = 1 << 16;
+  t->n = 0;
+  t->keys = calloc(t->cap, sizeof(*t->keys));
+  t->vals = calloc(t->cap, sizeof(*t->vals));
+  return t->keys && t->vals ? 0 : -ENOMEM;
+}
+
+void maptab_free(struct maptab *t) {
+  free(t->keys);
+  free(t->vals);
+  t->keys = NULL;
+  t->vals = NULL;
+}
+
+static void maptab_put(struct maptab *t, uint64_t key, uint64_t val);
+
+static void maptab_grow(struct maptab *t) {
+  struct maptab old = *t;
+
+  t->cap *= 2;
+  t->n = 0;
+  t->keys = calloc(t->cap, sizeof(*t->keys));
+  t->vals = calloc(t->cap, sizeof(*t->vals));
+  if (!t->keys || !t->vals)
+    fatal_nomem();
+  for (size_t i = 0; i < old.cap; i++)
+    if (old.keys[i])
+      maptab_put(t, old.keys[i], old.vals[i]);
+  maptab_free(&old);
+}
+
+/* Keys are (ip << 16 | port) + 1, never 0. A newer mapping of the same
+ * external port overwrites the old one, so nothing is ever deleted. */
+static void maptab_put(struct maptab *t, uint64_t key, uint64_t val) {
+  size_t i;
+
+  if ((t->n + 1) * 2 > t->cap)
+    maptab_grow(t);
+  for (i = map_hash(key) & (t->cap - 1); t->keys[i]; i = (i + 1) & (t->cap - 1))
+    if (t->keys[i] == key)
+      break;
+  if (!t->keys[i])
+    t->n++;
+  t->keys[i] = key;
+  t->vals[i] = val;
+}
+
+static int maptab_get(const struct maptab *t, uint64_t key, uint64_t *val) {
+  for (size_t i = map_hash(key) & (t->cap - 1); t->keys[i];
+       i = (i + 1) & (t->cap - 1))
+    if (t->keys[i] == key) {
+      *val = t->vals[i];
+      return 1;
+    }
+  return 0;
+}
+
+static uint64_t map_key(uint32_t ip, uint16_t port) {
+  return (((uint64_t)ip << 16) | port) + 1;
+}
+
+uint32_t net_alloc_ip(struct sim *s, int32_t owner) {
+  if (s->nips >= PUB_MAX)
+    return 0;
+  s->ip_owner[s->nips++] = owner;
+  return PUB_BASE + s->nips;
+}
+
+static uint16_t alloc_port(struct sim *s, struct router *r, uint32_t node,
+                           uint32_t peer) {
+  uint16_t port = r->next_port++;
+
+  if (r->next_port < 1024)
+    r->next_port = 1024;
+  maptab_put(&s->map, map_key(r->ip, port), ((uint64_t)node << 32) | peer);
+  return port;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Packets                                                                */
+/* ---------------------------------------------------------------------- */
+
+static uint32_t pkt_alloc(struct sim *s) {
+  if (s->npktfree > 0)
+    return s->pktfree[--s->npktfree];
+  if (s->npkts == s->pktcap) {
+    uint32_t cap = s->pktcap ? s->pktcap * 2 : 4096;
+    struct pkt *p = realloc(s->pkts, cap * sizeof(*p));
+    uint32_t *f = realloc(s->pktfree, cap * sizeof(*f));
+
+    if (!p || !f)
+      fatal_nomem();
+    s->pkts = p;
+    s->pktfree = f;
+    s->pktcap = cap;
+  }
+  return s->npkts++;
+}
+
+void pkt_free(struct sim *s, uint32_t idx) {
+  free(s->pkts[idx].data);
+  s->pkts[idx].data = NULL;
+  s->pktfree[s->npktfree++] = idx;
+}
+
+/*
+ * The sending side: source address translation. @j is the peer the packet
+ * is meant for (it keys the NAT slot). Returns 0 and the observed source,
+ * or -1 if the packet cannot leave (LAN address of another LAN, hairpin).
+ */
+static int net_out(struct sim *s, uint32_t i, uint32_t j, uint32_t dip,
+                   uint16_t dport, uint32_t *sip, uint16_t *sport) {
+  struct node *n = &s->nodes[i];
+  uint32_t timeout = (uint32_t)(s->p.nat_timeout_s * 1000);
+  struct router *r;
+  struct natslot *ns;
+
+  if (is_lan(dip)) {
+    if (n->router < 0 || ((dip >> 8) & 0xffff) != (uint32_t)n->router)
+      return -1;
+    *sip = lan_ip((uint32_t)n->router, n->host);
+    *sport = WG_PORT;
+    return 0;
+  }
+  if (n->router < 0) {
+    *sip = n->pub_ip;
+    *sport = WG_PORT;
+    return 0;
+  }
+  r = &s->routers[n->router];
+  if (dip == r->ip)
+    return -1;
+  ns = &n->ns[j];
+  if (r->nat == NAT_SYMMETRIC) {
+    if (!ns->sym_port || ns->filt_ip != dip || ns->filt_port != dport ||
+        age(s, ns->filt) > timeout)
+      ns->sym_port = alloc_port(s, r, i, j);
+    *sport = ns->sym_port;
+  } else {
+    if (!n->map_port || age(s, n->map) > timeout)
+      n->map_port = alloc_port(s, r, i, NO_PEER);
+    n->map = s->stamp;
+    *sport = n->map_port;
+  }
+  ns->filt_ip = dip;
+  ns->filt_port = dport;
+  ns->filt = s->stamp;
+  *sip = r->ip;
+  return 0;
+}
+
+/*
+ * The receiving side: destination translation and filtering, at arrival.
+ * Returns the receiving node, or -1.
+ */
+static int64_t net_in(struct sim *s, const struct pkt *p, uint32_t from) {
+  uint32_t timeout = (uint32_t)(s->p.nat_timeout_s * 1000);
+  uint32_t idx, h, peer;
+  struct router *r;
+  struct node *n;
+  struct natslot *ns;
+  uint64_t v;
+  int32_t o;
+
+  if (is_lan(p->dip)) {
+    uint32_t rid = (p->dip >> 8) & 0xffff, host = (p->dip & 0xff) - 2;
+
+    if (rid >= s->nrouters || host >= s->routers[rid].nhosts ||
+        p->dport != WG_PORT || s->nodes[from].router != (int32_t)rid)
+      return -1;
+    return s->routers[rid].hosts[host];
+  }
+  idx = p->dip - PUB_BASE - 1;
+  if (p->dip <= PUB_BASE || idx >= s->nips)
+    return -1;
+  o = s->ip_owner[idx];
+  if (o >= 0) {
+    n = &s->nodes[o];
+    if (n->pub_ip != p->dip || p->dport != WG_PORT)
+      return -1;
+    return o;
+  }
+  r = &s->routers[-(o + 1)];
+  if (r->ip != p->dip || !maptab_get(&s->map, map_key(p->dip, p->dport), &v))
+    return -1;
+  h = (uint32_t)(v >> 32);
+  peer = (uint32_t)v;
+  n = &s->nodes[h];
+  if (peer == NO_PEER) {
+    if (n->map_port != p->dport || age(s, n->map) > timeout)
+      return -1;
+    ns = &n->ns[from];
+    if (r->nat == NAT_PORT_RESTRICTED &&
+        (ns->filt_ip != p->sip || ns->filt_port != p->sport ||
+         age(s, ns->filt) > timeout))
+      return -1;
+    n->map = s->stamp;
+    if (r->nat == NAT_PORT_RESTRICTED)
+      ns->filt = s->stamp;
+    return h;
+  }
+  ns = &n->ns[peer];
+  if (ns->sym_port != p->dport || age(s, ns->filt) > timeout ||
+      ns->filt_ip != p->sip || ns->filt_port != p->sport)
+    return -1;
+  ns->filt = s->stamp;
+  return h;
+}
+
+static uint64_t link_latency(struct sim *s, uint32_t i, uint32_t j,
+                             uint32_t dip) {
+  if (is_lan(dip))
+    return LAN_LATENCY_NS;
+  return s->nodes[i].acc_ns + s->nodes[j].acc_ns;
+}
+
+static void send_packet(struct sim *s, uint32_t i, uint32_t j, uint8_t type,
+                        uint32_t dip, uint16_t dport, const uint8_t *data,
+                        size_t len, uint32_t wire) {
+  struct dpeer *dp = DP(s, i, j);
+  uint32_t sip, idx;
+  uint16_t sport;
+  struct pkt *p;
+
+  if (net_out(s, i, j, dip, dport, &sip, &sport) < 0) {
+    s->st.drop_src++;
+    return;
+  }
+  dp->tx = s->stamp;
+  dp->tx_bytes += wire;
+  dp->flags &= (uint8_t)~DP_DATA_RX;
+  if (s->p.loss > 0 && rng_double(&s->net) < s->p.loss) {
+    s->st.drop_loss++;
+    return;
+  }
+  idx = pkt_alloc(s);
+  p = &s->pkts[idx];
+  p->sip = sip;
+  p->dip = dip;
+  p->sport = sport;
+  p->dport = dport;
+  p->len = (uint16_t)len;
+  p->type = type;
+  p->sent = s->stamp;
+  p->data = NULL;
+  if (len > 0) {
+    p->data = malloc(len);
+    if (!p->data)
+      fatal_nomem();
+    memcpy(p->data, data, len);
+  }
+  if (evq_push(&s->q, s->now + link_latency(s, i, j, dip), EV_PKT, i, j, idx))
+    fatal_nomem();
+}
+
+/* ---------------------------------------------------------------------- */
+/* WireGuard                                                              */
+/* ---------------------------------------------------------------------- */
+
+static int session_valid(const struct sim *s, const struct dpeer *dp) {
+  return dp->hs && age(s, dp->hs) < WG_REJECT_AFTER_TIME;
+}
+
+static void wg_send_init(struct sim *s, uint32_t i, uint32_t j) {
+  struct dpeer *dp = DP(s, i, j);
+
+  dp->init = s->stamp;
+  if (!dp->ep_ip)
+    return;
+  send_packet(s, i, j, PKT_INIT, dp->ep_ip, dp->ep_port, NULL, 0, WG_INIT_LEN);
+}
+
+static void wg_handshake_start(struct sim *s, uint32_t i, uint32_t j) {
+  struct dpeer *dp = DP(s, i, j);
+
+  if (dp->flags & DP_PENDING)
+    return;
+  dp->flags |= DP_PENDING;
+  dp->attempt = s->stamp;
+  wg_send_init(s, i, j);
+}
+
+void wg_send_data(struct sim *s, uint32_t i, uint32_t j, const uint8_t *data,
+                  size_t len) {
+  struct dpeer *dp = DP(s, i, j);
+
+  if (!(dp->flags & DP_PRESENT)) {
+    s->st.drop_nopeer++;
+    return;
+  }
+  if (!dp->ep_ip) {
+    s->st.drop_noep++;
+    return;
+  }
+  if (!session_valid(s, dp)) {
+    /* WireGuard would stage the packet; we drop it (see the brief). */
+    wg_handshake_start(s, i, j);
+    if (len > 0)
+      s->st.drop_nosession++;
+    return;
+  }
+  if (age(s, dp->hs) >= WG_REKEY_AFTER_TIME)
+    wg_handshake_start(s, i, j);
+  send_packet(s, i, j, PKT_DATA, dp->ep_ip, dp->ep_port, data, len,
+              (uint32_t)len + WG_DATA_OVERHEAD);
+}
+
+/* Setting a keepalive where there was none sends one at once, as the
+ * kernel does. */
+void wg_set_keepalive(struct sim *s, uint32_t i, uint32_t j, uint16_t ka) {
+  struct dpeer *dp = DP(s, i, j);
+  uint16_t old = dp->ka;
+
+  dp->ka = ka;
+  if (!old && ka)
+    wg_send_data(s, i, j, NULL, 0);
+}
+
+void wg_tick(struct sim *s, uint32_t i) {
+  struct dpeer *row = DP(s, i, 0);
+
+  for (uint32_t j = 0; j < s->n; j++) {
+    struct dpeer *dp = &row[j];
+    uint32_t last;
+
+    if (!(dp->flags & DP_PRESENT))
+      continue;
+    if (dp->flags & DP_PENDING) {
+      if (!dp->ka && age(s, dp->attempt) >= WG_REKEY_ATTEMPT_TIME)
+        dp->flags &= (uint8_t)~DP_PENDING;
+      else if (age(s, dp->init) >= WG_REKEY_TIMEOUT)
+        wg_send_init(s, i, j);
+    }
+    /* Persistent keepalive: due ka seconds after the last authenticated
+     * packet in either direction. */
+    last = dp->tx > dp->rx ? dp->tx : dp->rx;
+    if (dp->ka && (!last || age(s, last) >= (uint32_t)dp->ka * 1000))
+      wg_send_data(s, i, j, NULL, 0);
+    else if ((dp->flags & DP_DATA_RX) &&
+             age(s, dp->rx) >= WG_KEEPALIVE_TIMEOUT && session_valid(s, dp))
+      wg_send_data(s, i, j, NULL, 0);
+  }
+}
+
+static void note_rx(struct sim *s, uint32_t h, uint32_t from,
+                    const struct pkt *p, uint32_t wire) {
+  struct dpeer *dp = DP(s, h, from);
+
+  dp->ep_ip = p->sip; /* roaming */
+  dp->ep_port = p->sport;
+  dp->rx = s->stamp;
+  dp->rx_bytes += wire;
+  if (s->roam_node >= 0 && p->sent >= s->roam_stamp && s->roam_stamp) {
+    uint32_t x = (uint32_t)s->roam_node;
+    uint32_t *slot = NULL;
+
+    if (h == x)
+      slot = &s->rec_in[from];
+    else if (from == x)
+      slot = &s->rec_out[h];
+    if (slot && !*slot) {
+      uint32_t other = h == x ? from : h;
+
+      *slot = s->stamp;
+      if (s->rec_in[other] && s->rec_out[other] && reachable(s, x, other) &&
+          ++s->roam_recovered == s->roam_reach)
+        s->recovered_ns = s->now;
+    }
+  }
+}
+
+void net_arrive(struct sim *s, uint32_t from, uint32_t hint, uint32_t pktidx) {
+  struct pkt *p = &s->pkts[pktidx];
+  struct dpeer *dp;
+  int64_t hh;
+  uint32_t h;
+
+  if (p->type == PKT_LAN) {
+    node_deliver(s, hint, p->sip, p->sport, p->data, p->len);
+    goto out;
+  }
+  hh = net_in(s, p, from);
+  if (hh < 0) {
+    s->st.drop_dst++;
+    goto out;
+  }
+  h = (uint32_t)hh;
+  dp = DP(s, h, from);
+  digest_mix(s, ((uint64_t)s->now << 8) ^ ((uint64_t)from << 40) ^
+                    ((uint64_t)h << 20) ^ p->type ^ ((uint64_t)p->len << 2));
+  if (!s->nodes[h].started || !(dp->flags & DP_PRESENT)) {
+    s->st.drop_nopeer++;
+    goto out;
+  }
+  switch (p->type) {
+  case PKT_INIT:
+    note_rx(s, h, from, p, WG_INIT_LEN);
+    dp->flags |= DP_RESP;
+    send_packet(s, h, from, PKT_RESP, p->sip, p->sport, NULL, 0, WG_RESP_LEN);
+    break;
+  case PKT_RESP:
+    if (!(dp->flags & DP_PENDING))
+      break;
+    note_rx(s, h, from, p, WG_RESP_LEN);
+    dp->flags &= (uint8_t)~DP_PENDING;
+    dp->hs = s->stamp;
+    s->st.handshakes++;
+    metric_session(s, h, from);
+    /* The initiator confirms the session with a keepalive. */
+    wg_send_data(s, h, from, NULL, 0);
+    break;
+  case PKT_DATA:
+    if (!session_valid(s, dp)) {
+      if (!(dp->flags & DP_RESP))
+        break;
+      dp->hs = s->stamp;
+      metric_session(s, h, from);
+    }
+    dp->flags &= (uint8_t)~DP_RESP;
+    note_rx(s, h, from, p, (uint32_t)p->len + WG_DATA_OVERHEAD);
+    if (p->len > 0) {
+      dp->flags |= DP_DATA_RX;
+      node_deliver(s, h, MESH_BASE + from + 1, s->gossip_port, p->data, p->len);
+    }
+    break;
+  }
+out:
+  pkt_free(s, pktidx);
+}
+
+void net_broadcast(struct sim *s, uint32_t i, const uint8_t *data, size_t len) {
+  struct node *n = &s->nodes[i];
+  struct router *r;
+
+  if (n->router < 0)
+    return;
+  r = &s->routers[n->router];
+  for (uint32_t k = 0; k < r->nhosts; k++) {
+    uint32_t h = r->hosts[k], idx;
+    struct pkt *p;
+
+    if (h == i)
+      continue;
+    if (s->p.loss > 0 && rng_double(&s->net) < s->p.loss) {
+      s->st.drop_loss++;
+      continue;
+    }
+    idx = pkt_alloc(s);
+    p = &s->pkts[idx];
+    memset(p, 0, sizeof(*p));
+    p->sip = lan_ip((uint32_t)n->router, n->host);
+    p->sport = s->gossip_port;
+    p->dip = BCAST_IP;
+    p->dport = s->gossip_port;
+    p->type = PKT_LAN;
+    p->len = (uint16_t)len;
+    p->sent = s->stamp;
+    p->data = malloc(len);
+    if (!p->data)
+      fatal_nomem();
+    memcpy(p->data, data, len);
+    if (evq_push(&s->q, s->now + LAN_LATENCY_NS, EV_PKT, i, h, idx))
+      fatal_nomem();
+  }
+}
+
+/*
+ * Node @x gets a new public address: a public host's address changes, or
+ * its router's (then every mapping of that router is lost).
+ */
+void net_roam(struct sim *s, uint32_t x) {
+  struct node *n = &s->nodes[x];
+
+  if (n->router < 0) {
+    n->pub_ip = net_alloc_ip(s, (int32_t)x);
+    return;
+  }
+  struct router *r = &s->routers[n->router];
+
+  r->ip = net_alloc_ip(s, -(n->router + 1));
+  for (uint32_t k = 0; k < r->nhosts; k++) {
+    struct node *h = &s->nodes[r->hosts[k]];
+
+    h->map_port = 0;
+    for (uint32_t j = 0; j < s->n; j++)
+      h->ns[j].sym_port = 0;
+  }
+}
