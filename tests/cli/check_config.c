@@ -28,14 +28,13 @@
 #define PEERS "\"peers\":[" PEER1 "," PEER2 "]"
 #define WITH_PEER(p) "{" HEAD SECRET "\"peers\":[" PEER1 "," p "]}"
 #define WITH_ENDPOINT(e)                                                       \
-  WITH_PEER("{\"pubkey\":\"" K2 "\",\"address\":\"100.64.0.2\","              \
+  WITH_PEER("{\"pubkey\":\"" K2 "\",\"address\":\"100.64.0.2\","               \
             "\"endpoint\":\"" e "\"}")
 
 static char tmpdir[] = "/tmp/wgam-check-config-XXXXXX";
 
 static void write_file(const char *path, const char *data, size_t len,
-                       mode_t mode)
-{
+                       mode_t mode) {
   int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
 
   ck_assert_int_ge(fd, 0);
@@ -45,8 +44,7 @@ static void write_file(const char *path, const char *data, size_t len,
 }
 
 /* Replaces every "@D" in @s with the temporary directory. */
-static char *subst(const char *s)
-{
+static char *subst(const char *s) {
   static char out[8192];
   size_t o = 0;
 
@@ -106,8 +104,7 @@ static const struct bad_case bad[] = {
     {"{" HEAD SECRET "\"gossip_secret_file\":\"@D/secret\"," PEERS "}",
      "gossip_secret_file: conflicts with gossip_secret (give one)"},
     /* 15 */
-    {"{" HEAD "\"gossip_secret\":42," PEERS "}",
-     "gossip_secret: not a string"},
+    {"{" HEAD "\"gossip_secret\":42," PEERS "}", "gossip_secret: not a string"},
     {"{" HEAD "\"gossip_secret_file\":\"@D/nope\"," PEERS "}",
      "gossip_secret_file: cannot read @D/nope: No such file or directory"},
     {"{" HEAD "\"gossip_secret_file\":\"@D/empty\"," PEERS "}",
@@ -176,8 +173,8 @@ static const struct bad_case bad[] = {
     {WITH_PEER("{\"pubkey\":\"" K2 "\",\"address\":\"100.64.0.2\","
                "\"allowed_ips\":[]}"),
      "peers[1].allowed_ips: unknown key"},
-    {"{" HEAD SECRET "\"peers\":[" PEER1 "," PEER2
-     ",{\"pubkey\":\"" K1 "\",\"address\":\"fd00::1\"},"
+    {"{" HEAD SECRET "\"peers\":[" PEER1 "," PEER2 ",{\"pubkey\":\"" K1
+     "\",\"address\":\"fd00::1\"},"
      "{\"pubkey\":\"" K3 "\",\"address\":\"100.64.0.2\"}]}",
      "peers[2].pubkey: duplicate of peers[0].pubkey\n"
      "peers[3].address: duplicate of peers[1].address"},
@@ -188,8 +185,7 @@ static const struct bad_case bad[] = {
      "ipv6: not a boolean"},
 };
 
-static void setup(void)
-{
+static void setup(void) {
   char path[512];
 
   ck_assert_ptr_nonnull(mkdtemp(tmpdir));
@@ -201,8 +197,7 @@ static void setup(void)
   write_file(path, "hunter2", 7, 0644);
 }
 
-static void teardown(void)
-{
+static void teardown(void) {
   char cmd[600];
 
   snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
@@ -212,8 +207,7 @@ static void teardown(void)
 
 /* Writes @json to a file and loads it. */
 static int load(struct config *cfg, struct config_diag *diag, const char *json,
-                char *path, size_t pathlen)
-{
+                char *path, size_t pathlen) {
   const char *text = subst(json);
 
   snprintf(path, pathlen, "%s/config.json", tmpdir);
@@ -222,8 +216,7 @@ static int load(struct config *cfg, struct config_diag *diag, const char *json,
   return config_load(cfg, path, 0, diag);
 }
 
-START_TEST(test_bad)
-{
+START_TEST(test_bad) {
   const struct bad_case *c = &bad[_i];
   struct config_diag diag;
   struct config cfg;
@@ -254,8 +247,7 @@ START_TEST(test_bad)
 }
 END_TEST
 
-START_TEST(test_missing_file)
-{
+START_TEST(test_missing_file) {
   struct config_diag diag = {0};
   struct config cfg;
   char path[512], want[600];
@@ -270,8 +262,7 @@ START_TEST(test_missing_file)
 }
 END_TEST
 
-START_TEST(test_good_full)
-{
+START_TEST(test_good_full) {
   static const char json[] =
       "{\"interface\":\"wg-mesh\",\"gossip_port\":1666,"
       "\"gossip_secret_file\":\"@D/secret\",\"persist_file\":\"@D/state\","
@@ -334,8 +325,7 @@ START_TEST(test_good_full)
 }
 END_TEST
 
-START_TEST(test_good_minimal)
-{
+START_TEST(test_good_minimal) {
   static const char json[] = "{\"interface\":\"wg0\",\"gossip_port\":1,"
                              "\"gossip_secret\":\"x\",\"peers\":[]}";
   struct config_diag diag;
@@ -355,8 +345,7 @@ START_TEST(test_good_minimal)
 }
 END_TEST
 
-START_TEST(test_warnings)
-{
+START_TEST(test_warnings) {
   struct config_diag diag;
   struct config cfg;
   char path[512], want[700];
@@ -394,8 +383,7 @@ START_TEST(test_warnings)
 }
 END_TEST
 
-START_TEST(test_skip_secret)
-{
+START_TEST(test_skip_secret) {
   struct config_diag diag;
   struct config cfg;
   char path[512];
@@ -403,8 +391,8 @@ START_TEST(test_skip_secret)
   /* `status` must work without reading the secret. */
   snprintf(path, sizeof(path), "%s/config.json", tmpdir);
   {
-    const char *text = subst("{" HEAD "\"gossip_secret_file\":\"@D/nope\"," PEERS
-                             "}");
+    const char *text =
+        subst("{" HEAD "\"gossip_secret_file\":\"@D/nope\"," PEERS "}");
 
     write_file(path, text, strlen(text), 0600);
   }
@@ -417,16 +405,14 @@ START_TEST(test_skip_secret)
 }
 END_TEST
 
-START_TEST(test_endpoint_parser)
-{
+START_TEST(test_endpoint_parser) {
   wgam_addr a;
   char *host;
   uint16_t port;
   const char *why;
 
-  ck_assert_int_eq(config_parse_endpoint("[2001:db8::7]:1", &a, &host, &port,
-                                         &why),
-                   0);
+  ck_assert_int_eq(
+      config_parse_endpoint("[2001:db8::7]:1", &a, &host, &port, &why), 0);
   ck_assert_int_eq(a.family, WGAM_AF_INET6);
   ck_assert_ptr_null(host);
   ck_assert_int_eq(
@@ -435,9 +421,9 @@ START_TEST(test_endpoint_parser)
   ck_assert_uint_eq(port, 51820);
   ck_assert_int_eq(a.family, WGAM_AF_NONE);
   free(host);
-  ck_assert_int_eq(config_parse_endpoint("127.0.0.1:51820", &a, &host, &port,
-                                         &why),
-                   -EINVAL);
+  ck_assert_int_eq(
+      config_parse_endpoint("127.0.0.1:51820", &a, &host, &port, &why),
+      -EINVAL);
   ck_assert_int_eq(config_parse_endpoint(":51820", &a, &host, &port, &why),
                    -EINVAL);
   ck_assert_int_eq(config_parse_endpoint("a..b:1", &a, &host, &port, &why),
@@ -445,8 +431,7 @@ START_TEST(test_endpoint_parser)
 }
 END_TEST
 
-int main(void)
-{
+int main(void) {
   Suite *s = suite_create("config");
   TCase *tc = tcase_create("config");
   SRunner *sr;
