@@ -323,6 +323,10 @@ def scenario_killstate(policy, keep, rounds=50):
                 say("round %d: state %d bytes, decodes; temp files left: %s" % (
                     i + 1, os.path.getsize(c.state_path), leftovers or "none"))
         fig("kill9_rounds", rounds)
+        # Not an assertion (the file itself always loaded), but worth seeing:
+        # temporary files a killed write leaves behind.
+        fig("kill9_temp_files_left", len([x for x in os.listdir(c.dir)
+                                          if x.startswith("state.bin") and x != "state.bin"]))
         fig("kill9_while_running", killed_running)
         # Rejoin from scratch: fresh interface, so the daemon must configure
         # everything from its config and the state file that survived.
