@@ -340,6 +340,10 @@ static void save_state(struct daemon *d) {
     log_err("state file: %s", wgam_strerror((int)n));
     goto out;
   }
+  /* Without a persist_file the engine should not ask; if it does, the
+   * write above clears the want and the bytes are dropped. */
+  if (!d->cfg.persist_file)
+    goto out;
   rc = state_write(d->cfg.persist_file, buf, (size_t)n);
   if (rc) {
     if (d->state_errno != -rc)
@@ -759,12 +763,8 @@ static void handle_wants(struct daemon *d, wgam_tstamp now) {
   if ((wants & WGAM_WANT_DEVICE) &&
       (d->dev_retry_at == 0 || now >= d->dev_retry_at))
     read_device(d, now);
-  if (wants & WGAM_WANT_STATE) {
-    if (d->cfg.persist_file)
-      save_state(d);
-    else /* nothing to save to: clear the want */
-      wgam_mesh_write_state(d->mesh, NULL, 0);
-  }
+  if (wants & WGAM_WANT_STATE)
+    save_state(d);
   if (wants & WGAM_WANT_IGD) {
     if (d->cfg.upnp_port && d->listen_port) {
       if (!d->upnp) {
@@ -901,6 +901,18 @@ static int run(const char *path, int cli_level) {
   if (cli_level < 0 && d->cfg.log_level >= 0)
     log_level = d->cfg.log_level;
 
+  /* Signals are taken from here on, so a SIGTERM during start-up still
+   * ends with the normal clean-up. */
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGINT);
+  sigaddset(&mask, SIGHUP);
+  if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0 ||
+      (d->sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC)) < 0) {
+    log_err("signalfd: %s", strerror(errno));
+    goto out;
+  }
+
   if (sodium_init() < 0) {
     log_err("libsodium initialisation failed");
     goto out;
@@ -1003,16 +1015,6 @@ static int run(const char *path, int cli_level) {
   }
 
   resolve_submit(d, now);
-
-  sigemptyset(&mask);
-  sigaddset(&mask, SIGTERM);
-  sigaddset(&mask, SIGINT);
-  sigaddset(&mask, SIGHUP);
-  if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0 ||
-      (d->sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC)) < 0) {
-    log_err("signalfd: %s", strerror(errno));
-    goto out;
-  }
 
   notify_send("READY=1");
   log_info("running; gossip on port %u", d->cfg.gossip_port);

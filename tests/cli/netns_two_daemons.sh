@@ -88,7 +88,8 @@ chmod 600 "$TMP"/*.key "$TMP/secret"
 
 start_wg() { # NS IFACE KEY ADDR
   ip netns exec "$1" env WG_PROCESS_FOREGROUND=1 wireguard-go -f "$2" \
-    >"$TMP/$2-wg.log" 2>&1 &
+    >>"$TMP/$2-wg.log" 2>&1 &
+  WGPID=$!
   PIDS+=($!)
   for _ in $(seq 100); do
     [ -S "/var/run/wireguard/$2.sock" ] && break
@@ -102,6 +103,7 @@ start_wg() { # NS IFACE KEY ADDR
 }
 start_wg "$NSA" "$WGA" "$TMP/a.key" 100.64.0.1/24
 start_wg "$NSB" "$WGB" "$TMP/b.key" 100.64.0.2/24
+WGPID_B=$WGPID
 
 write_config() { # NAME IFACE
   cat >"$TMP/$1.json" <<EOC
@@ -137,7 +139,7 @@ import json, sys
 st = json.load(sys.stdin)
 p = [p for p in st["peers"] if p["pubkey"] == sys.argv[1]]
 print(p[0]["connected"] if p else "missing", sum(st["stats"]["pkts_in"].values()))
-' "$2"
+' "$2" 2>/dev/null
 }
 
 start=$(date +%s)
@@ -165,6 +167,39 @@ fi
 
 # The table renders for both.
 "$WGAM" status "$TMP/a.json" | grep -q connected || fail "status table"
+
+# B's interface disappears (wireguard-go stops) and comes back: the daemon
+# logs it once, keeps running, and reconnects the new interface.
+kill "$WGPID_B"
+wait "$WGPID_B" 2>/dev/null
+for _ in $(seq 100); do
+  grep -q "interface $WGB: no such WireGuard interface; retrying" "$TMP/b.log" &&
+    break
+  sleep 0.1
+done
+grep -q "interface $WGB: no such WireGuard interface; retrying" "$TMP/b.log" ||
+  fail "B did not notice its interface going away"
+sleep 3
+kill -0 "$PIDB" 2>/dev/null || fail "daemon B exited when its interface went away"
+[ "$(grep -c 'no such WireGuard interface' "$TMP/b.log")" = 1 ] ||
+  fail "the missing interface was logged more than once"
+start_wg "$NSB" "$WGB" "$TMP/b.key" 100.64.0.2/24
+WGPID_B=$WGPID
+start=$(date +%s)
+ok=0
+while [ $(( $(date +%s) - start )) -lt "$TIMEOUT" ]; do
+  va=$(peer_view a "$PUBB")
+  vb=$(peer_view b "$PUBA")
+  if [ "${va%% *}" = True ] && [ "${vb%% *}" = True ] &&
+     grep -q "interface $WGB is back" "$TMP/b.log" &&
+     ip netns exec "$NSB" wg show "$WGB" latest-handshakes | awk '{exit !($2 > 0)}'; then
+    ok=1
+    break
+  fi
+  sleep 0.5
+done
+[ $ok = 1 ] || fail "no reconnection after B's interface returned: A sees B: $va; B sees A: $vb"
+echo "reconnected $(( $(date +%s) - start ))s after B's interface returned"
 
 # SIGTERM: clean exit, state file written and decodable.
 kill -TERM "$PIDA"
