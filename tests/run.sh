@@ -38,6 +38,12 @@ ninja -C "$build"
 # shellcheck disable=SC2086
 meson test -C "$build" --print-errorlogs $args
 
+# The engine suites under valgrind (no fork, so every leak is seen).
+if command -v valgrind >/dev/null; then
+  meson test -C "$build" --print-errorlogs --setup valgrind \
+    addr blake3 wire persist mesh
+fi
+
 # The same code under AddressSanitizer and UndefinedBehaviorSanitizer.
 asan=${build}-asan
 meson setup "$asan" --wipe -Db_sanitize=address,undefined -Db_lundef=false \
