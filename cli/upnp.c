@@ -440,6 +440,10 @@ static void *worker(void *arg) {
     pthread_mutex_unlock(&u->lock);
     attempt(u, port);
     pthread_mutex_lock(&u->lock);
+    /* A renewal asked for while this attempt ran (the daemon asks right
+     * after upnp_start) is served by it. */
+    if (u->state == ST_MAPPED && u->internal_port == port)
+      u->kick = 0;
   }
   pthread_mutex_unlock(&u->lock);
   cleanup(u);

@@ -36,12 +36,10 @@ TMP=$(mktemp -d /tmp/upnp-test.XXXXXX)
 PIDS=()
 
 cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do
-    kill "$p" 2>/dev/null
-  done
-  for p in "${PIDS[@]}"; do
-    wait "$p" 2>/dev/null
+  local i
+  # Newest first: daemons go before the miniupnpd they talk to.
+  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+    kill "${PIDS[i]}" 2>/dev/null && wait "${PIDS[i]}" 2>/dev/null
   done
   for ns in "$NA" "$NB" "$NR" "$NP" "$NW"; do
     ip netns del "$ns" 2>/dev/null

@@ -1,0 +1,163 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# The daemon behind a miniupnpd router: node A (LAN, upnp_forward_external_port
+# 40000) maps its WireGuard port and announces 198.51.100.11:40000 through the
+# gossip. P1 (public) knows everyone; P2 (public) has NO endpoint for A, and
+# the router drops every new flow from the LAN to P2, so A can never reach P2
+# first: a handshake between P2 and A can only come from P2 dialling A's
+# announced external endpoint through the mapping. Then: the status view shows
+# the endpoint, the daemon renews the mapping (every 60 s), and SIGTERM
+# removes it.
+DRIVER=$1 WGAM=$2
+. "$(dirname "$0")/rig.sh"
+command -v wireguard-go >/dev/null || skip "no wireguard-go"
+command -v wg >/dev/null || skip "no wg"
+EXT=40000 WGPORT=51820 P2_IP=198.51.100.2
+
+rig_up
+# P2 on the WAN bridge.
+NP2=upn${S}q
+ip netns add "$NP2" || die "netns add"
+ip -n "$NP2" link set lo up
+ip -n "$NW" link add upn${S}wq type veth peer name upn${S}qe netns "$NP2"
+ip -n "$NW" link set upn${S}wq master upn${S}wb up
+ip -n "$NP2" addr add $P2_IP/24 dev upn${S}qe
+ip -n "$NP2" link set upn${S}qe up
+trap 'ip netns del "$NP2" 2>/dev/null; cleanup' EXIT
+# The LAN may not open flows to P2.
+ip netns exec "$NR" nft insert rule inet filter forward ip daddr $P2_IP ct state new drop ||
+  die "nft insert"
+stun_up
+miniupnpd_up
+
+# node NAME NS MESHIP: a wireguard-go interface upn$S<NAME> with a new key.
+node() {
+  local ifn=upn${S}g$1 ns=$2
+  umask 077
+  wg genkey > "$TMP/$1.key"
+  wg pubkey < "$TMP/$1.key" > "$TMP/$1.pub"
+  bg ip netns exec "$ns" env WG_PROCESS_FOREGROUND=1 wireguard-go -f "$ifn" \
+    >"$TMP/wg-$1.log" 2>&1
+  for i in $(seq 50); do
+    [ -S /var/run/wireguard/$ifn.sock ] && break
+    sleep 0.1
+  done
+  ip netns exec "$ns" wg set "$ifn" private-key "$TMP/$1.key" listen-port $WGPORT ||
+    die "wg set $ifn"
+  ip -n "$ns" addr add "$3/24" dev "$ifn"
+  ip -n "$ns" link set "$ifn" up
+}
+node a "$NA" 100.64.0.2
+node 1 "$NP" 100.64.0.1
+node 2 "$NP2" 100.64.0.3
+KA=$(cat "$TMP/a.pub") K1=$(cat "$TMP/1.pub") K2=$(cat "$TMP/2.pub")
+
+# config NAME EXTRA PEERS...
+config() {
+  local name=$1 extra=$2
+  shift 2
+  local peers
+  peers=$(IFS=,; echo "$*")
+  cat > "$TMP/$name.json" <<JSON
+{
+  "interface": "upn${S}g$name",
+  "gossip_port": 1666,
+  "gossip_secret": "upnp test secret",
+  $extra
+  "control_socket": "$TMP/$name.ctl",
+  "log_level": "debug",
+  "peers": [ $peers ]
+}
+JSON
+}
+PA="{\"pubkey\":\"$KA\",\"address\":\"100.64.0.2\"}"
+P1="{\"pubkey\":\"$K1\",\"address\":\"100.64.0.1\",\"endpoint\":\"$PUB_IP:$WGPORT\"}"
+P2="{\"pubkey\":\"$K2\",\"address\":\"100.64.0.3\",\"endpoint\":\"$P2_IP:$WGPORT\"}"
+P2NOEP="{\"pubkey\":\"$K2\",\"address\":\"100.64.0.3\"}"
+config a "\"upnp_forward_external_port\": $EXT," "$P1" "$P2NOEP"
+config 1 "" "$PA" "$P2"
+config 2 "" "$PA" "$P1"
+
+bg ip netns exec "$NA" "$WGAM" run "$TMP/a.json" >"$TMP/d-a.log" 2>&1
+DA=${PIDS[-1]}
+bg ip netns exec "$NP" "$WGAM" run "$TMP/1.json" >"$TMP/d-1.log" 2>&1
+# P2 joins once A and P1 are connected: P1 asks its first connected peer (A)
+# for its store, which holds A's UPnP endpoint, and P2 asks P1 on joining.
+# (An endpoint set before any peer is connected is only re-announced after
+# gossip_interval, 300 s: see the report.)
+for i in $(seq 300); do
+  grep -q "connected via $ROUTER_WAN:" "$TMP/d-1.log" && break
+  sleep 0.1
+done
+bg ip netns exec "$NP2" "$WGAM" run "$TMP/2.json" >"$TMP/d-2.log" 2>&1
+
+show_logs() {
+  for f in d-a d-1 d-2; do echo "--- $f"; tail -40 "$TMP/$f.log"; done
+  echo "--- wg P2"; ip netns exec "$NP2" wg show upn${S}g2
+  echo "--- wg A"; ip netns exec "$NA" wg show upn${S}ga
+  echo "--- miniupnpd"; grep -E "AddPortMapping|DeletePortMapping" "$TMP/miniupnpd.log"
+}
+fail() { show_logs; die "$*"; }
+
+# 1. The mapping appears in the router's rules.
+for i in $(seq 100); do
+  router_rules | grep -q "dport $EXT dnat ip to $A_IP:$WGPORT" && break
+  sleep 0.2
+done
+router_rules | grep -q "dport $EXT dnat ip to $A_IP:$WGPORT" || fail "no mapping in the router"
+
+# 2. P2 handshakes with A at the mapped endpoint.
+ok=
+for i in $(seq 120); do
+  line=$(ip netns exec "$NP2" wg show upn${S}g2 dump | awk -v k="$KA" '$1 == k')
+  ep=$(echo "$line" | cut -f3) hs=$(echo "$line" | cut -f5)
+  if [ "$ep" = "$ROUTER_WAN:$EXT" ] && [ "${hs:-0}" -gt 0 ]; then ok=1; break; fi
+  sleep 0.5
+done
+[ -n "$ok" ] || fail "P2 has no handshake with A through $ROUTER_WAN:$EXT (endpoint '$ep', handshake '$hs')"
+echo "P2 <-> A handshake through the mapping ($ep)"
+# Traffic through the tunnel (no ping binary here): a UDP echo on A's mesh
+# address, asked from P2.
+bg ip netns exec "$NA" timeout 20 python3 -c '
+import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("100.64.0.2", 7777))
+while True:
+    d, a = s.recvfrom(100); s.sendto(d, a)'
+sleep 0.3
+ip netns exec "$NP2" python3 -c '
+import socket, sys; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(1)
+for i in range(5):
+    s.sendto(b"echo-through-tunnel", ("100.64.0.2", 7777))
+    try:
+        if s.recvfrom(100)[0] == b"echo-through-tunnel": sys.exit(0)
+    except socket.timeout: pass
+sys.exit(1)' || fail "no UDP echo from A through the tunnel"
+
+# 3. The status view shows the external endpoint.
+ip netns exec "$NA" "$WGAM" status --json --socket "$TMP/a.ctl" > "$TMP/status.json" ||
+  fail "status failed"
+grep -q "\"external_endpoint\": *\"$ROUTER_WAN:$EXT\"" "$TMP/status.json" ||
+  { cat "$TMP/status.json"; fail "status has no external_endpoint"; }
+
+# 4. The daemon renews the mapping (the engine asks every 60 s).
+for i in $(seq 90); do
+  n=$(grep -c "AddPortMapping: ext port $EXT to $A_IP" "$TMP/miniupnpd.log")
+  [ "$n" -ge 2 ] && break
+  sleep 1
+done
+[ "$n" -ge 2 ] || fail "the mapping was not renewed within 90 s"
+[ "$n" -le 3 ] || fail "$n AddPortMapping requests: renewing too often"
+echo "mapping renewed ($n AddPortMapping requests)"
+
+# 5. SIGTERM: the mapping is removed and the daemon exits.
+kill -TERM "$DA"
+for i in $(seq 100); do
+  kill -0 "$DA" 2>/dev/null || break
+  sleep 0.1
+done
+kill -0 "$DA" 2>/dev/null && fail "daemon A still running 10 s after SIGTERM"
+router_rules | grep -q "dport $EXT" && fail "mapping still in the router after exit"
+grep -q "^UDP:$EXT:" "$TMP/leases" && fail "mapping still in the lease file after exit"
+grep -q "DeletePortMapping: external port: $EXT" "$TMP/miniupnpd.log" || fail "no DeletePortMapping"
+echo PASS
