@@ -8,10 +8,14 @@
 # `wgautomesh status --json` on each must show the other connected within
 # 60 s.
 #
-# Usage: netns_two_daemons.sh WGAUTOMESH
+# With "lan" as second argument, no endpoint is configured at all and
+# lan_discovery is on: the nodes must find each other by LAN broadcast.
+#
+# Usage: netns_two_daemons.sh WGAUTOMESH [lan]
 set -u
 
 WGAM=$(realpath "$1")
+MODE=${2:-endpoint}
 TIMEOUT=${WGAM_NETNS_TIMEOUT:-60}
 
 if [ "$(id -u)" != 0 ]; then
@@ -79,6 +83,10 @@ ip -n "$NSA" addr add 198.51.100.1/24 dev wgd${ID}va
 ip -n "$NSB" addr add 198.51.100.2/24 dev wgd${ID}vb
 ip -n "$NSA" link set wgd${ID}va up
 ip -n "$NSB" link set wgd${ID}vb up
+# Broadcasts to 255.255.255.255 need a route (else ENETUNREACH); the
+# default route stays inside the namespaces (the veth).
+ip -n "$NSA" route add default dev wgd${ID}va
+ip -n "$NSB" route add default dev wgd${ID}vb
 
 (umask 077 && wg genkey >"$TMP/a.key" && wg genkey >"$TMP/b.key")
 PUBA=$(wg pubkey <"$TMP/a.key")
@@ -105,6 +113,13 @@ start_wg "$NSA" "$WGA" "$TMP/a.key" 100.64.0.1/24
 start_wg "$NSB" "$WGB" "$TMP/b.key" 100.64.0.2/24
 WGPID_B=$WGPID
 
+if [ "$MODE" = lan ]; then
+  ENDPOINT_B=""
+  LAN=true
+else
+  ENDPOINT_B=', "endpoint": "198.51.100.2:51820"'
+  LAN=false
+fi
 write_config() { # NAME IFACE
   cat >"$TMP/$1.json" <<EOC
 {
@@ -114,9 +129,10 @@ write_config() { # NAME IFACE
   "persist_file": "$TMP/$1.state",
   "control_socket": "$TMP/$1.sock",
   "log_level": "debug",
+  "lan_discovery": $LAN,
   "peers": [
     {"pubkey": "$PUBA", "address": "100.64.0.1"},
-    {"pubkey": "$PUBB", "address": "100.64.0.2", "endpoint": "198.51.100.2:51820"}
+    {"pubkey": "$PUBB", "address": "100.64.0.2"$ENDPOINT_B}
   ]
 }
 EOC
@@ -159,6 +175,12 @@ done
 elapsed=$(( $(date +%s) - start ))
 [ $ok = 1 ] || fail "not connected after ${TIMEOUT}s: A sees B: $va; B sees A: $vb"
 echo "connected and gossiping after ${elapsed}s (A sees B: $va; B sees A: $vb)"
+if [ "$MODE" = lan ]; then
+  n=$("$WGAM" status --json "$TMP/a.json" | python3 -c '
+import json, sys
+print(json.load(sys.stdin)["stats"]["pkts_in"]["lan_broadcast"])')
+  [ "$n" -gt 0 ] || fail "A received no LanBroadcast"
+fi
 
 # Traffic flows through the mesh (when ping is installed).
 if command -v ping >/dev/null; then
