@@ -450,15 +450,28 @@ table inet fw {
         self._uplink(node, r.ns, r.lanbr)
 
     # processes
-    def spawn(self, ns, argv, logfile, env=None):
+    def spawn(self, ns, argv, logfile, env=None, stamp=False):
+        """Starts argv in netns @ns, output appended to @logfile; with @stamp
+        every line gets the rig's clock (seconds since the rig started) so
+        daemon logs line up with the scenario's figures."""
         out = open(logfile, "ab")
         e = dict(os.environ)
         if env:
             e.update(env)
-        p = subprocess.Popen(["ip", "netns", "exec", ns] + argv, stdout=out,
+        p = subprocess.Popen(["ip", "netns", "exec", ns] + argv,
+                             stdout=subprocess.PIPE if stamp else out,
                              stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                              env=e)
-        out.close()
+        if stamp:
+            def pump(src, dst):
+                for line in iter(src.readline, b""):
+                    dst.write(b"[%8.3f] " % (time.monotonic() - T_START) + line)
+                    dst.flush()
+                src.close()
+                dst.close()
+            threading.Thread(target=pump, args=(p.stdout, out), daemon=True).start()
+        else:
+            out.close()
         with self._lock:
             self.procs.append(p)
         return p
@@ -469,7 +482,7 @@ table inet fw {
         node.wg_proc = self.spawn(node.ns, ["wireguard-go", "-f", node.wg],
                                   os.path.join(node.dir, "wireguard-go.log"),
                                   env={"WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD": "1",
-                                       "LOG_LEVEL": "error"})
+                                       "LOG_LEVEL": os.environ.get("E2E_WG_LOG", "error")})
         deadline = time.monotonic() + 10
         while not os.path.exists(sock):
             if node.wg_proc.poll() is not None or time.monotonic() > deadline:
@@ -532,8 +545,8 @@ table inet fw {
             raise RuntimeError("no daemon: set WGAM_BIN")
         argv = [self.wgam] + (["-v"] if verbose else []) + ["run", node.config_path]
         with open(node.log_path, "ab") as f:
-            f.write(b"=== start %.3f\n" % time.monotonic())
-        node.daemon = self.spawn(node.ns, argv, node.log_path)
+            f.write(b"[%8.3f] === daemon started\n" % (time.monotonic() - T_START))
+        node.daemon = self.spawn(node.ns, argv, node.log_path, stamp=True)
         return node.daemon
 
     def stop_daemon(self, node, sig=signal.SIGTERM, timeout=10):

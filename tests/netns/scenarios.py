@@ -65,9 +65,10 @@ def wait_for(pred, timeout, step=0.25):
         time.sleep(step)
 
 
-def form_mesh(rig, label="mesh", timeout=HANG):
+def form_mesh(rig, label="mesh", timeout=None):
     """Waits until every pair pings over the mesh addresses. The clock starts
     when the last daemon was spawned. Returns seconds to the full mesh."""
+    timeout = timeout or HANG
     t0 = time.monotonic()
     pairs = rig.pairs()
     got = rig.wait_pairs(pairs, timeout, stop=lambda: _any_daemon_dead(rig))
@@ -253,7 +254,8 @@ def scenario_roaming(policy, keep):
         a = rig.node("a")
         old = a.addr
         rig.move_public(a, "198.51.100.110")
-        say("(a) public node a moved %s -> %s" % (old, a.addr))
+        say("(a) public node a moved %s -> %s at rig time %.3f" % (
+            old, a.addr, time.monotonic() - R.T_START))
         t = reconnect(rig, a, "(a) public node moved")
         figures["a"] = t
         fig("roam_public_reconnect_%s" % policy, t, "s")
@@ -264,7 +266,8 @@ def scenario_roaming(policy, keep):
         r1 = c.router
         old = r1.wan_addr
         rig.move_router(r1, "203.0.113.110")
-        say("(b) NAT router r1 (in front of c) moved %s -> %s" % (old, r1.wan_addr))
+        say("(b) NAT router r1 (in front of c) moved %s -> %s at rig time %.3f" % (
+            old, r1.wan_addr, time.monotonic() - R.T_START))
         t = reconnect(rig, c, "(b) NAT router moved")
         figures["b"] = t
         fig("roam_nat_reconnect_%s" % policy, t, "s")
