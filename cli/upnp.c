@@ -13,8 +13,6 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <ifaddrs.h>
-#include <net/if.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -60,6 +58,17 @@ enum upnp_state {
   ST_NO_EXTIP,
 };
 
+/* One IGD control session: over IPv4 for the port mapping, and over IPv6
+ * for the pinhole, since a router in secure mode only opens a pinhole to the
+ * address that asks for it. */
+struct igd {
+  int valid;
+  struct UPNPUrls urls;
+  struct IGDdatas data;
+  /* Our address on the path to the IGD: the mapping's internal client. */
+  char lanaddr[64];
+};
+
 struct upnp {
   pthread_t thread;
   pthread_mutex_t lock;
@@ -83,12 +92,11 @@ struct upnp {
   uint64_t backoff_ms;
   uint64_t next_ms;
   enum upnp_state state;
-  int have_igd;
-  struct UPNPUrls urls;
-  struct IGDdatas data;
-  char lanaddr[64];
+  struct igd igd;
   int mapped;
   unsigned lease;
+  struct igd igd6;
+  uint64_t next6_ms;
   int pinhole;
   int pinhole_failed;
   char pinhole_id[16];
@@ -149,18 +157,16 @@ static void fail(upnp *u, enum upnp_state st, const char *msg) {
   pthread_mutex_unlock(&u->lock);
 }
 
-static void drop_igd(upnp *u) {
-  if (!u->have_igd)
+static void drop_igd(struct igd *g) {
+  if (!g->valid)
     return;
-  FreeUPNPUrls(&u->urls);
-  memset(&u->urls, 0, sizeof(u->urls));
-  u->have_igd = 0;
-  u->mapped = 0;
-  u->pinhole = 0;
+  FreeUPNPUrls(&g->urls);
+  memset(g, 0, sizeof(*g));
 }
 
-/* Returns 0 when an IGD was found and selected, -1 otherwise. */
-static int discover(upnp *u) {
+/* Finds an IGD over IPv4 or IPv6. Returns 0 when one was selected, -1
+ * otherwise. */
+static int discover(struct igd *g, int ipv6) {
   /* An IGD:2 answers searches for IGD:1 too; "upnp:rootdevice" catches
    * devices that answer nothing else. */
   static const char *const targets[] = {
@@ -171,23 +177,21 @@ static int discover(upnp *u) {
   struct UPNPDev *devlist;
   int err = 0, r;
 
+  memset(g, 0, sizeof(*g));
   devlist = upnpDiscoverDevices(targets, DISCOVER_DELAY_MS, NULL, NULL,
-                                UPNP_LOCAL_PORT_ANY, 0, 2, &err, 0);
+                                UPNP_LOCAL_PORT_ANY, ipv6, 2, &err, 0);
   if (!devlist)
     return -1;
-
-  memset(&u->urls, 0, sizeof(u->urls));
-  memset(&u->data, 0, sizeof(u->data));
 #if MINIUPNPC_API_VERSION >= 18
   {
     char wanaddr[64] = "";
 
-    r = UPNP_GetValidIGD(devlist, &u->urls, &u->data, u->lanaddr,
-                         sizeof(u->lanaddr), wanaddr, sizeof(wanaddr));
+    r = UPNP_GetValidIGD(devlist, &g->urls, &g->data, g->lanaddr,
+                         sizeof(g->lanaddr), wanaddr, sizeof(wanaddr));
   }
 #else
-  r = UPNP_GetValidIGD(devlist, &u->urls, &u->data, u->lanaddr,
-                       sizeof(u->lanaddr));
+  r = UPNP_GetValidIGD(devlist, &g->urls, &g->data, g->lanaddr,
+                       sizeof(g->lanaddr));
 #endif
   freeUPNPDevlist(devlist);
 
@@ -198,19 +202,21 @@ static int discover(upnp *u) {
     /* API 17 returns 2 for a connected IGD whose external address is
      * reserved or private (API 18 states it so): typical of double NAT.
      * The mapping may still help (or the IGD learns its address by STUN). */
-    log_info("upnp: the IGD reports a private or reserved external address "
-             "(double NAT?); trying the mapping anyway");
+    if (!ipv6)
+      log_info("upnp: the IGD reports a private or reserved external "
+               "address (double NAT?); trying the mapping anyway");
     break;
   default:
     if (r != 0)
-      FreeUPNPUrls(&u->urls);
-    memset(&u->urls, 0, sizeof(u->urls));
-    log_debug("upnp: no usable IGD (UPNP_GetValidIGD returned %d)", r);
+      FreeUPNPUrls(&g->urls);
+    memset(g, 0, sizeof(*g));
+    log_debug("upnp: no usable IGD over IPv%d (UPNP_GetValidIGD returned %d)",
+              ipv6 ? 6 : 4, r);
     return -1;
   }
-  u->have_igd = 1;
-  log_debug("upnp: IGD at %s, our LAN address %s", u->urls.controlURL,
-            u->lanaddr);
+  g->valid = 1;
+  log_debug("upnp: IGD at %s, our LAN address %s", g->urls.controlURL,
+            g->lanaddr);
   return 0;
 }
 
@@ -220,89 +226,72 @@ static int add_mapping(upnp *u, uint16_t internal_port) {
   snprintf(ext, sizeof(ext), "%u", u->external_port);
   snprintf(in, sizeof(in), "%u", internal_port);
   snprintf(lease, sizeof(lease), "%u", u->lease);
-  return UPNP_AddPortMapping(u->urls.controlURL, u->data.first.servicetype, ext,
-                             in, u->lanaddr, MAPPING_DESC, "UDP", NULL, lease);
+  return UPNP_AddPortMapping(u->igd.urls.controlURL,
+                             u->igd.data.first.servicetype, ext, in,
+                             u->igd.lanaddr, MAPPING_DESC, "UDP", NULL, lease);
 }
 
-/* Finds a global IPv6 address on the interface that holds our LAN IPv4
- * address: the one the router can open a pinhole to. */
-static int find_ipv6(const char *lanaddr, char *dest, size_t destlen) {
-  struct ifaddrs *ifa, *i, *j;
-  struct in_addr lan4;
-  int ret = -ENOENT;
-
-  if (inet_pton(AF_INET, lanaddr, &lan4) != 1)
-    return -EINVAL;
-  if (getifaddrs(&ifa) < 0)
-    return -errno;
-  for (i = ifa; i; i = i->ifa_next) {
-    if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET ||
-        ((struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr != lan4.s_addr)
-      continue;
-    for (j = ifa; j; j = j->ifa_next) {
-      const struct in6_addr *a6;
-
-      if (!j->ifa_addr || j->ifa_addr->sa_family != AF_INET6 ||
-          strcmp(i->ifa_name, j->ifa_name) != 0)
-        continue;
-      a6 = &((struct sockaddr_in6 *)j->ifa_addr)->sin6_addr;
-      if (IN6_IS_ADDR_LINKLOCAL(a6) || IN6_IS_ADDR_LOOPBACK(a6) ||
-          IN6_IS_ADDR_MULTICAST(a6))
-        continue;
-      if (inet_ntop(AF_INET6, a6, dest, (socklen_t)destlen)) {
-        ret = 0;
-        goto out;
-      }
-    }
-  }
-out:
-  freeifaddrs(ifa);
-  return ret;
+/* Logs a pinhole problem once (until a pinhole opens again). */
+static void pinhole_failed(upnp *u, const char *msg) {
+  if (!u->pinhole_failed)
+    log_info("%s", msg);
+  else
+    log_debug("%s", msg);
+  u->pinhole_failed = 1;
 }
 
 /* Opens or renews the IPv6 pinhole. Best effort: failures are logged once
  * and the IPv4 mapping stands on its own. */
 static void do_pinhole(upnp *u, uint16_t internal_port) {
-  char addr6[INET6_ADDRSTRLEN], in[8], lease[16];
+  struct igd *g = &u->igd6;
+  char in[8], lease[16], msg[256];
   int r;
 
-  if (!u->urls.controlURL_6FC || !u->urls.controlURL_6FC[0] ||
-      !u->data.IPv6FC.servicetype[0]) {
-    if (!u->pinhole_failed)
-      log_info("upnp: the IGD has no WANIPv6FirewallControl service; no "
-               "IPv6 pinhole");
-    u->pinhole_failed = 1;
+  if (!g->valid) {
+    /* IPv6 discovery costs 2 s of SSDP: not at every renewal. */
+    if (now_ms() < u->next6_ms)
+      return;
+    if (discover(g, 1) < 0) {
+      u->next6_ms = now_ms() + u->backoff_min_ms * BACKOFF_MAX_FACTOR;
+      pinhole_failed(u, "upnp: no IGD answers over IPv6; no IPv6 pinhole");
+      return;
+    }
+  }
+  if (!g->urls.controlURL_6FC || !g->urls.controlURL_6FC[0] ||
+      !g->data.IPv6FC.servicetype[0]) {
+    u->next6_ms = now_ms() + u->backoff_min_ms * BACKOFF_MAX_FACTOR;
+    drop_igd(g);
+    pinhole_failed(u, "upnp: the IGD has no WANIPv6FirewallControl service; "
+                      "no IPv6 pinhole");
     return;
   }
   snprintf(lease, sizeof(lease), "%u", PINHOLE_LEASE_S);
   if (u->pinhole) {
-    r = UPNP_UpdatePinhole(u->urls.controlURL_6FC, u->data.IPv6FC.servicetype,
+    r = UPNP_UpdatePinhole(g->urls.controlURL_6FC, g->data.IPv6FC.servicetype,
                            u->pinhole_id, lease);
-    if (r == UPNPCOMMAND_SUCCESS)
+    if (r == UPNPCOMMAND_SUCCESS) {
+      log_debug("upnp: renewed IPv6 pinhole %s", u->pinhole_id);
       return;
-    log_debug("upnp: UpdatePinhole: %d %s", r, strupnperror(r));
+    }
+    log_debug("upnp: UpdatePinhole %s: %d %s", u->pinhole_id, r,
+              strupnperror(r) ? strupnperror(r) : "");
     u->pinhole = 0;
   }
-  if (find_ipv6(u->lanaddr, addr6, sizeof(addr6)) < 0) {
-    if (!u->pinhole_failed)
-      log_info("upnp: no global IPv6 address next to %s; no IPv6 pinhole",
-               u->lanaddr);
-    u->pinhole_failed = 1;
-    return;
-  }
   snprintf(in, sizeof(in), "%u", internal_port);
-  r = UPNP_AddPinhole(u->urls.controlURL_6FC, u->data.IPv6FC.servicetype,
-                      "empty", "0", addr6, in, "17", lease, u->pinhole_id);
+  /* "empty" is miniupnpc's spelling of the wildcard remote host. */
+  r = UPNP_AddPinhole(g->urls.controlURL_6FC, g->data.IPv6FC.servicetype,
+                      "empty", "0", g->lanaddr, in, "17", lease, u->pinhole_id);
   if (r != UPNPCOMMAND_SUCCESS) {
-    if (!u->pinhole_failed)
-      log_info("upnp: IPv6 pinhole to [%s]:%u refused: %d %s", addr6,
-               internal_port, r, strupnperror(r) ? strupnperror(r) : "");
-    u->pinhole_failed = 1;
+    snprintf(msg, sizeof(msg), "upnp: IPv6 pinhole to [%s]:%u refused: %d %s",
+             g->lanaddr, internal_port, r,
+             strupnperror(r) ? strupnperror(r) : "");
+    if (r < 0)
+      drop_igd(g);
+    pinhole_failed(u, msg);
     return;
   }
-  if (u->pinhole_failed || !u->pinhole)
-    log_info("upnp: IPv6 pinhole open to [%s]:%u (id %s)", addr6, internal_port,
-             u->pinhole_id);
+  log_info("upnp: IPv6 pinhole open to [%s]:%u/udp (id %s, lease %u s)",
+           g->lanaddr, internal_port, u->pinhole_id, PINHOLE_LEASE_S);
   u->pinhole = 1;
   u->pinhole_failed = 0;
 }
@@ -312,7 +301,12 @@ static void attempt(upnp *u, uint16_t internal_port) {
   wgam_addr ext;
   int r;
 
-  if (!u->have_igd && discover(u) < 0) {
+  /* The pinhole does not depend on the IPv4 mapping: an IPv6 path to this
+   * host may exist whatever the IPv4 NAT answers. */
+  if (u->ipv6)
+    do_pinhole(u, internal_port);
+
+  if (!u->igd.valid && discover(&u->igd, 0) < 0) {
     fail(u, ST_NO_IGD,
          "upnp: no UPnP IGD found on the LAN; will retry with backoff");
     return;
@@ -342,22 +336,21 @@ static void attempt(upnp *u, uint16_t internal_port) {
   if (r != UPNPCOMMAND_SUCCESS) {
     snprintf(msg, sizeof(msg),
              "upnp: mapping external UDP port %u to %s:%u failed: %d %s",
-             u->external_port, u->lanaddr, internal_port, r,
+             u->external_port, u->igd.lanaddr, internal_port, r,
              strupnperror(r) ? strupnperror(r) : "");
     /* A negative code is a transport failure: the IGD may have gone (or
      * changed address), so discover it again next time. */
-    if (r < 0)
-      drop_igd(u);
+    if (r < 0) {
+      drop_igd(&u->igd);
+      u->mapped = 0;
+    }
     fail(u, ST_MAP_ERROR, msg);
     return;
   }
   u->mapped = 1;
 
-  if (u->ipv6)
-    do_pinhole(u, internal_port);
-
-  r = UPNP_GetExternalIPAddress(u->urls.controlURL, u->data.first.servicetype,
-                                extip);
+  r = UPNP_GetExternalIPAddress(u->igd.urls.controlURL,
+                                u->igd.data.first.servicetype, extip);
   memset(&ext, 0, sizeof(ext));
   if (r != UPNPCOMMAND_SUCCESS || inet_pton(AF_INET, extip, ext.ip) != 1 ||
       (ext.ip[0] | ext.ip[1] | ext.ip[2] | ext.ip[3]) == 0) {
@@ -374,10 +367,10 @@ static void attempt(upnp *u, uint16_t internal_port) {
   if (u->state != ST_MAPPED || !u->posted_ok ||
       memcmp(u->posted_addr.ip, ext.ip, sizeof(ext.ip)) != 0)
     log_info("upnp: mapped external %s:%u -> %s:%u/udp (lease %u s)", extip,
-             u->external_port, u->lanaddr, internal_port, u->lease);
+             u->external_port, u->igd.lanaddr, internal_port, u->lease);
   else
     log_debug("upnp: renewed mapping %s:%u -> %s:%u/udp", extip,
-              u->external_port, u->lanaddr, internal_port);
+              u->external_port, u->igd.lanaddr, internal_port);
   u->state = ST_MAPPED;
   u->backoff_ms = u->backoff_min_ms;
   /* Renew on our own too, in case the event loop stops asking. */
@@ -393,23 +386,27 @@ static void cleanup(upnp *u) {
   char ext[8];
   int r;
 
-  if (u->have_igd && u->mapped) {
+  if (u->igd.valid && u->mapped) {
     snprintf(ext, sizeof(ext), "%u", u->external_port);
-    r = UPNP_DeletePortMapping(u->urls.controlURL, u->data.first.servicetype,
-                               ext, "UDP", NULL);
+    r = UPNP_DeletePortMapping(u->igd.urls.controlURL,
+                               u->igd.data.first.servicetype, ext, "UDP", NULL);
     if (r == UPNPCOMMAND_SUCCESS)
       log_info("upnp: removed the mapping of UDP port %u", u->external_port);
     else
       log_warn("upnp: removing the mapping of UDP port %u failed: %d %s",
                u->external_port, r, strupnperror(r) ? strupnperror(r) : "");
   }
-  if (u->have_igd && u->pinhole) {
-    r = UPNP_DeletePinhole(u->urls.controlURL_6FC, u->data.IPv6FC.servicetype,
-                           u->pinhole_id);
-    if (r != UPNPCOMMAND_SUCCESS)
-      log_debug("upnp: DeletePinhole: %d", r);
+  if (u->igd6.valid && u->pinhole) {
+    r = UPNP_DeletePinhole(u->igd6.urls.controlURL_6FC,
+                           u->igd6.data.IPv6FC.servicetype, u->pinhole_id);
+    if (r == UPNPCOMMAND_SUCCESS)
+      log_info("upnp: removed IPv6 pinhole %s", u->pinhole_id);
+    else
+      log_warn("upnp: removing IPv6 pinhole %s failed: %d %s", u->pinhole_id, r,
+               strupnperror(r) ? strupnperror(r) : "");
   }
-  drop_igd(u);
+  drop_igd(&u->igd);
+  drop_igd(&u->igd6);
 }
 
 static void *worker(void *arg) {

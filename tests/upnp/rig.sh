@@ -123,12 +123,27 @@ table inet filter {
 NFT
 }
 
+# Routed IPv6 (no NAT, as real IPv6): public fd00:100::/64, LAN fd00:1::/64.
+PUB_IP6=fd00:100::1 ROUTER_WAN6=fd00:100::11 A_IP6=fd00:1::2
+rig_ipv6() {
+  ip -n "$NP" addr add $PUB_IP6/64 dev upn${S}pe nodad
+  ip -n "$NP" route add fd00:1::/64 via $ROUTER_WAN6
+  ip -n "$NR" addr add $ROUTER_WAN6/64 dev "$RWAN" nodad
+  ip -n "$NR" addr add fd00:1::1/64 dev "$RLAN" nodad
+  ip netns exec "$NR" sysctl -qw net.ipv6.conf.all.forwarding=1
+  ip -n "$NA" addr add $A_IP6/64 dev upn${S}ae nodad
+  ip -n "$NA" route add default via fd00:1::1
+}
+
 stun_up() {
   bg ip netns exec "$NP" python3 "$HERE/stun_responder.py" $PUB_IP 3478
 }
 
-# Starts miniupnpd on the router and waits until it accepts forwarding.
+# Starts miniupnpd on the router and waits until it accepts forwarding;
+# with MINIUPNPD_IPV6=1 it also serves IPv6 (pinholes).
 miniupnpd_up() {
+  local v6off=yes
+  [ -n "${MINIUPNPD_IPV6:-}" ] && v6off=no
   cat > "$TMP/miniupnpd.conf" <<CONF
 ext_ifname=$RWAN
 listening_ip=$RLAN
@@ -137,7 +152,7 @@ enable_upnp=yes
 enable_natpmp=no
 secure_mode=yes
 system_uptime=yes
-ipv6_disable=yes
+ipv6_disable=$v6off
 uuid=3a7e9c52-5d0b-4c1e-9f4e-$(printf %012d $S)
 lease_file=$TMP/leases
 ext_perform_stun=yes
