@@ -42,6 +42,7 @@ command -v qemu-system-x86_64 >/dev/null || apt_install qemu-system-x86 ||
 busybox_static() { [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1; }
 busybox_static || apt_install busybox-static || true
 busybox_static || skip "no static /bin/busybox (package busybox-static)"
+command -v cpio >/dev/null || apt_install cpio || true
 for t in cpio wg ip; do
   command -v $t >/dev/null || die "host tool '$t' missing"
 done
@@ -63,7 +64,11 @@ kver=$(find_kernel) || { apt_install linux-image-amd64 && kver=$(find_kernel); }
 moddir=/lib/modules/$kver
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/wgam-vm.XXXXXX")
-cleanup() { [ "${VM_KEEP:-0}" = 1 ] && echo "kept $work" || rm -rf "$work"; }
+qpid=""
+cleanup() {
+  [ -n "$qpid" ] && kill "$qpid" 2>/dev/null
+  [ "${VM_KEEP:-0}" = 1 ] && echo "kept $work" || rm -rf "$work"
+}
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 root=$work/root
@@ -201,13 +206,16 @@ echo "initramfs: kernel $kver, $(wc -l <"$root"/modules.list) modules," \
 # --- Boot ---------------------------------------------------------------------
 console=$work/console.log
 t_boot=$(now)
-set +e
+# In the background so that a signal to us (meson's timeout) stops qemu at
+# once through the EXIT trap; timeout(1) passes the TERM on to qemu.
 timeout -k 5 "$timeout_s" qemu-system-x86_64 -accel tcg -M pc -cpu max -smp 1 -m 256 \
   -nographic -no-reboot -nic none -kernel /boot/vmlinuz-"$kver" \
   -initrd "$work"/initramfs.cpio -append 'console=ttyS0 panic=-1 quiet' \
-  </dev/null >"$console" 2>"$work"/qemu.err
-rc=$?
-set -e
+  </dev/null >"$console" 2>"$work"/qemu.err &
+qpid=$!
+rc=0
+wait "$qpid" || rc=$?
+qpid=""
 tr -d '\r' <"$console" >"$console.txt"
 echo "qemu exited $rc after $(since "$t_boot") s"
 grep -ao "VMTEST: .*" "$console.txt" || true
