@@ -34,6 +34,11 @@ NAT-ed address from hub and punch through both NATs directly; alice and carol
 find each other by LAN broadcast and talk over the LAN. The NAT routers are
 real (nftables masquerade, unsolicited packets dropped)."""
 
+COMPACT = """\
+wgautomesh live demo: 4 WireGuard nodes; the config gives an endpoint for "hub" only
+  hub 198.51.100.10 (public) | alice 192.168.10.11 + carol 192.168.10.12: one LAN
+  behind NAT "home" 203.0.113.10 | bob 192.168.11.11 behind NAT "office" 203.0.113.11"""
+
 LEGEND = """\
 Matrix: row pings column over the mesh (ICMP through WireGuard): "ok" or "--".
 Per node: each peer, the endpoint WireGuard uses and how the daemon learned it
@@ -64,7 +69,8 @@ def main(argv):
         rig.write_configs(endpoints=rig.public_endpoints(), policy="fast")
         print("Starting the four daemons now. (logs: %s/*/daemon.log)" % rig.tmp)
         if tty:
-            time.sleep(2)
+            print("(the live view starts in 8 s)")
+            time.sleep(8)
         rig.start_daemons()
         t0 = time.monotonic()
         converged_at = None
@@ -85,7 +91,7 @@ def main(argv):
             changed = frame != last_frame
             if tty:
                 sys.stdout.write("\033[H\033[J")
-                print(HEADER.split("\n\n")[0].split("\n")[0] + ": wgautomesh live demo")
+                print(COMPACT)
                 print(LEGEND)
                 print()
                 print("t = %5.1f s since the daemons started%s" % (now, status_line(converged_at, now, hold)))
