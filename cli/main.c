@@ -230,6 +230,16 @@ static void send_pkt(struct daemon *d, const wgam_addr *dst, const uint8_t *pkt,
     log_debug("gossip socket full: datagram dropped");
     return;
   }
+  /* Kernel WireGuard refuses traffic to a peer without a session (ENOKEY)
+   * or without an endpoint (EDESTADDRREQ): normal before a handshake, and
+   * the engine retries; wireguard-go drops such packets silently. */
+  if (errno == ENOKEY || errno == EDESTADDRREQ) {
+    char s[WGAM_ADDR_STRLEN];
+
+    addr_str(s, sizeof(s), dst);
+    log_debug("gossip to %s not sent yet: %s", s, strerror(errno));
+    return;
+  }
   /* Once per kind and error, not once per tick: ENETUNREACH on the LAN
    * broadcast repeats every minute on a host without a default route. */
   if (d->send_errno[kind] != errno) {
