@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
 """The man pages render without a groff warning and document what the code
-does: every configuration key cli/config.c accepts, every command and option
+does (and doc/protocol.md quotes only bytes of the test vectors): every configuration key cli/config.c accepts, every command and option
 of `wgautomesh --help`, every metric cli/control.c prints, the default paths
 of cli/config.h, and the signals, exit codes and environment of the daemon.
 
@@ -152,6 +152,19 @@ for code in ("0", "1", "2"):
 for word in ("EXAMPLE", "SEE ALSO"):
     if word not in text5:
         fail("wgautomesh.json(5) has no %s section" % word)
+
+# ---- doc/protocol.md: every hex string in it is one of the vectors' -------
+vectors = read("tests", "vectors", "wgautomesh-v1.json")
+proto = read("doc", "protocol.md")
+hexes = set(re.findall(r"\b[0-9a-f]{16,}\b", proto))
+for h in sorted(hexes):
+    if h not in vectors:
+        fail("doc/protocol.md: %s... is not in the vectors file" % h[:24])
+if len(hexes) < 10:
+    fail("doc/protocol.md: only %d hex strings: worked example gone?" %
+         len(hexes))
+print("ok: %d hex strings of doc/protocol.md found in the vectors" %
+      len(hexes))
 
 if fails:
     print("%d problem(s)" % len(fails))
