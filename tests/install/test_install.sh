@@ -14,14 +14,12 @@
 #   - the complete event loop of doc/embedding.md compiles and links;
 #   - the installed daemon runs (--version, check on the installed example
 #     configuration).
-# Usage: test_install.sh BUILD SRC VERSION PREFIX LIBDIR INCLUDEDIR SBINDIR
-#                        MANDIR DATADIR daemon|nodaemon
+# Usage: test_install.sh BUILD VERSION PREFIX LIBDIR INCLUDEDIR SBINDIR MANDIR
+#                        DATADIR daemon|nodaemon
 set -eu
 
-build=$1 src=$2 version=$3 prefix=$4 libdir=$5 includedir=$6 sbindir=$7
-mandir=$8 datadir=$9
-shift 9
-daemon=$1
+build=$1 version=$2 prefix=$3 libdir=$4 includedir=$5 sbindir=$6 mandir=$7
+datadir=$8 daemon=$9
 
 for tool in meson pkg-config nm readelf "${CC:-cc}"; do
   if ! command -v "$tool" >/dev/null 2>&1; then
@@ -119,7 +117,12 @@ PKG_CONFIG_ALLOW_SYSTEM_LIBS=1
 export PKG_CONFIG_PATH PKG_CONFIG_SYSROOT_DIR PKG_CONFIG_ALLOW_SYSTEM_CFLAGS \
   PKG_CONFIG_ALLOW_SYSTEM_LIBS
 v=$(pkg-config --modversion libwgautomesh) || v=
-[ "$v" = "$version" ] && ok "modversion $v" || fail "modversion '$v', want $version"
+if [ "$v" = "$version" ]; then ok "modversion $v"; else fail "modversion '$v', want $version"; fi
+if grep -qxF "prefix=$prefix" "$PKG_CONFIG_PATH/libwgautomesh.pc"; then
+  ok "libwgautomesh.pc has prefix=$prefix"
+else
+  fail "libwgautomesh.pc does not say prefix=$prefix"
+fi
 cflags=$(pkg-config --cflags libwgautomesh)
 libs=$(pkg-config --libs libwgautomesh)
 slibs=$(pkg-config --static --libs libwgautomesh)
@@ -204,7 +207,7 @@ if [ "$daemon" = daemon ]; then
   echo "== the installed daemon"
   bin=$dest$sbindir/wgautomesh
   out=$(LD_LIBRARY_PATH=$dest$libdir "$bin" --version 2>&1) || out="failed: $out"
-  [ "$out" = "wgautomesh $version" ] && ok "$out" || fail "--version: $out"
+  if [ "$out" = "wgautomesh $version" ]; then ok "$out"; else fail "--version: $out"; fi
   if readelf -d "$bin" | grep -Eq '\((RUNPATH|RPATH)\)'; then
     fail "installed daemon carries a RUNPATH"
   fi

@@ -22,6 +22,7 @@ fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 
 # Required content of the shipped unit (the copy below is rewritten).
+# shellcheck disable=SC2016 # $MAINPID is for systemd, not the shell
 for line in \
   'Type=notify' \
   'ExecStart=/usr/sbin/wgautomesh run /etc/wgautomesh.json' \
