@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +37,7 @@
 #define DISCOVER_DELAY_MS 1000
 /* Lease asked from the router; renewed long before it runs out. */
 #define LEASE_S 300u
+#define LEASE_STR "300"
 /* IPv6 pinhole lease (the standard allows 1..86400 s). */
 #define PINHOLE_LEASE_S 300u
 /* Retry delay after a failure: doubles from BACKOFF_MIN up to BACKOFF_MAX. */
@@ -296,6 +298,17 @@ static void do_pinhole(upnp *u, uint16_t internal_port) {
   u->pinhole_failed = 0;
 }
 
+/* A stop asked for during an attempt skips its remaining blocking calls, so
+ * upnp_stop() waits for one call at most before the cleanup. */
+static int stopping(upnp *u) {
+  int stop;
+
+  pthread_mutex_lock(&u->lock);
+  stop = u->stop;
+  pthread_mutex_unlock(&u->lock);
+  return stop;
+}
+
 static void attempt(upnp *u, uint16_t internal_port) {
   char extip[64] = "", msg[256];
   wgam_addr ext;
@@ -305,6 +318,8 @@ static void attempt(upnp *u, uint16_t internal_port) {
    * host may exist whatever the IPv4 NAT answers. */
   if (u->ipv6)
     do_pinhole(u, internal_port);
+  if (stopping(u))
+    return;
 
   if (!u->igd.valid && discover(&u->igd, 0) < 0) {
     fail(u, ST_NO_IGD,
@@ -366,8 +381,9 @@ static void attempt(upnp *u, uint16_t internal_port) {
 
   if (u->state != ST_MAPPED || !u->posted_ok ||
       memcmp(u->posted_addr.ip, ext.ip, sizeof(ext.ip)) != 0)
-    log_info("upnp: mapped external %s:%u -> %s:%u/udp (lease %u s)", extip,
-             u->external_port, u->igd.lanaddr, internal_port, u->lease);
+    log_info("upnp: mapped external %s:%u -> %s:%u/udp (%s)", extip,
+             u->external_port, u->igd.lanaddr, internal_port,
+             u->lease ? "lease " LEASE_STR " s" : "permanent");
   else
     log_debug("upnp: renewed mapping %s:%u -> %s:%u/udp", extip,
               u->external_port, u->igd.lanaddr, internal_port);
@@ -450,6 +466,7 @@ static void *worker(void *arg) {
 int upnp_start(upnp **pu, uint16_t external_port, uint16_t internal_port,
                int ipv6) {
   pthread_condattr_t ca;
+  sigset_t all, old;
   const char *env;
   upnp *u;
   int ret;
@@ -484,7 +501,13 @@ int upnp_start(upnp **pu, uint16_t external_port, uint16_t internal_port,
   pthread_cond_init(&u->cond, &ca);
   pthread_condattr_destroy(&ca);
 
+  /* The worker takes no signals: they stay with the event loop (signalfd),
+   * and a SIGPIPE from miniupnpc's send() on a reset connection becomes
+   * EPIPE instead of killing the daemon. */
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
   ret = -pthread_create(&u->thread, NULL, worker, u);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
   if (ret < 0)
     goto out;
   *pu = u;
