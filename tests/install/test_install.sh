@@ -144,6 +144,14 @@ cp -r "$dest$docdir/examples/embed" "$tmp/embed"
 cd "$tmp/embed"
 cc=${CC:-cc}
 flags="-std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror"
+# A sanitizer build (-Db_sanitize=...) installs an instrumented library:
+# its consumers need the same runtime, first in the link order.
+if nm -D "$so" | grep -q ' U __asan_'; then
+  flags="$flags -fsanitize=address"
+fi
+if nm -D "$so" | grep -q ' U __ubsan_'; then
+  flags="$flags -fsanitize=undefined"
+fi
 # shellcheck disable=SC2086
 if $cc $flags $cflags embed.c $libs -o embed 2>"$tmp/cc.log"; then
   ok "embed built with pkg-config --cflags/--libs only"
@@ -164,7 +172,7 @@ if [ -x embed ]; then
   fi
 fi
 if command -v make >/dev/null 2>&1; then
-  if make -s embed-static >"$tmp/make.log" 2>&1; then
+  if make -s embed-static CFLAGS="$flags" >"$tmp/make.log" 2>&1; then
     if readelf -d embed-static | grep -q 'libwgautomesh'; then
       fail "embed-static still needs libwgautomesh.so"
     elif timeout 30 ./embed-static >"$tmp/embed.out" 2>&1 &&
