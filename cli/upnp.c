@@ -37,10 +37,10 @@
 #define DISCOVER_DELAY_MS 1000
 /* Lease asked from the router; renewed long before it runs out. */
 #define LEASE_S 300u
-#define LEASE_STR "300"
 /* IPv6 pinhole lease (the standard allows 1..86400 s). */
 #define PINHOLE_LEASE_S 300u
-/* Retry delay after a failure: doubles from BACKOFF_MIN up to BACKOFF_MAX. */
+/* Retry delay after a failure: doubles from BACKOFF_MIN_MS (tests shorten it
+ * with WGAM_UPNP_BACKOFF_MS) up to BACKOFF_MAX_FACTOR times that. */
 #define BACKOFF_MIN_MS 60000ull
 #define BACKOFF_MAX_FACTOR 15ull
 
@@ -380,11 +380,14 @@ static void attempt(upnp *u, uint16_t internal_port) {
   ext.port = u->external_port;
 
   if (u->state != ST_MAPPED || !u->posted_ok ||
-      memcmp(u->posted_addr.ip, ext.ip, sizeof(ext.ip)) != 0)
+      memcmp(u->posted_addr.ip, ext.ip, sizeof(ext.ip)) != 0) {
+    if (u->lease)
+      snprintf(msg, sizeof(msg), "lease %u s", u->lease);
+    else
+      snprintf(msg, sizeof(msg), "permanent");
     log_info("upnp: mapped external %s:%u -> %s:%u/udp (%s)", extip,
-             u->external_port, u->igd.lanaddr, internal_port,
-             u->lease ? "lease " LEASE_STR " s" : "permanent");
-  else
+             u->external_port, u->igd.lanaddr, internal_port, msg);
+  } else
     log_debug("upnp: renewed mapping %s:%u -> %s:%u/udp", extip,
               u->external_port, u->igd.lanaddr, internal_port);
   u->state = ST_MAPPED;
