@@ -144,6 +144,7 @@ struct wgam_mesh {
   uint64_t cycle;
   int state_dirty;
   wgam_tstamp last_request;
+  uint32_t last_request_peer;
   wgam_tstamp foreign_answered_at;
 
   wgam_stats stats;
@@ -732,6 +733,7 @@ static void became_connected(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
       (m->last_request == NONE ||
        ts >= tadd(m->last_request, REQUEST_INTERVAL))) {
     m->last_request = ts;
+    m->last_request_peer = (uint32_t)(p - m->peers);
     queue_to_peer(m, WGAM_MSG_REQUEST, NO_IDX, p);
   }
 }
@@ -963,6 +965,7 @@ int wgam_mesh_new_versioned(wgam_mesh **pmesh, int settings_version,
   m->t_persist = NONE;
   m->t_igd = NONE;
   m->last_request = NONE;
+  m->last_request_peer = NO_IDX;
   m->foreign_answered_at = NONE;
   if (m->s.policy == WGAM_POLICY_CLASSIC &&
       (m->s.flags & WGAM_SETTINGS_PERSIST))
@@ -1432,7 +1435,9 @@ int wgam_mesh_observe_device(wgam_mesh *m, const wgam_device *dev,
         struct peer *p = &m->peers[m->order[i]];
         if (m->order[i] == m->self_idx || !peer_connected(m, p, ts))
           continue;
-        queue_to_peer(m, WGAM_MSG_REQUEST, NO_IDX, p);
+        /* became_connected() may just have asked this one. */
+        if (m->last_request != ts || m->last_request_peer != m->order[i])
+          queue_to_peer(m, WGAM_MSG_REQUEST, NO_IDX, p);
         asked++;
       }
       if (asked)
