@@ -100,6 +100,32 @@ for c in dupkey:"peers[3].pubkey: duplicate of peers[1].pubkey" \
   echo "ok: $name: exit 2, '$line', nothing touched"
 done
 
+# ---- more peers than settings.max_peers (16384) ------------------------------
+python3 - "$TMP/many.json" "$WG" "$TMP" 16385 <<'EOP'
+import base64, json, sys
+path, iface, tmp, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+peers = [{"pubkey": base64.b64encode(i.to_bytes(4, "big") + b"\1" * 28).decode(),
+          "address": "100.%d.%d.%d" % (64 + (i >> 16), (i >> 8) & 255, i & 255)}
+         for i in range(1, n + 1)]
+json.dump({"interface": iface, "gossip_port": 1666,
+           "gossip_secret_file": tmp + "/secret",
+           "persist_file": tmp + "/state",
+           "control_socket": tmp + "/ctl.sock", "peers": peers},
+          open(path, "w"))
+EOP
+"$WGAM" check "$TMP/many.json" >/dev/null 2>&1 ||
+  fail "max_peers: the 16,385-peer config does not pass check"
+timeout 60 ip netns exec "$NS" "$WGAM" run "$TMP/many.json" \
+  >/dev/null 2>"$TMP/many.log"
+rc=$?
+[ $rc = 2 ] || fail "max_peers: exit $rc, expected 2"
+grep -qxF "wgautomesh[error]: $TMP/many.json: peers: limit reached" \
+  "$TMP/many.log" || fail "max_peers: no 'peers: limit reached' line"
+[ "$(dev_dump)" = "$dev_before" ] || fail "max_peers: $WG changed"
+[ "$(sha256sum <"$TMP/state")" = "$sum_before" ] ||
+  fail "max_peers: the state file was modified"
+echo "ok: 16,385 peers: exit 2, 'peers: limit reached', nothing touched"
+
 # ---- bad state files ----------------------------------------------------------
 write_config "$TMP/good.json" "$WG"
 

@@ -3,7 +3,8 @@
 #
 # `wgautomesh check` on bad secret files, with exact output and exit codes:
 # missing, unreadable, empty, too long, a directory (errors: exit 2), and
-# world- or group-readable (a warning: exit 0).
+# world- or group-readable (a warning: exit 0); and a config file over the
+# 16 MiB bound.
 #
 # Usage: secret_file.sh WGAUTOMESH
 set -u
@@ -111,6 +112,10 @@ expect "empty secret and duplicate peers" 2 "" \
   "$CFG: gossip_secret_file: $TMP/empty is empty
 $CFG: peers[1].pubkey: duplicate of peers[0].pubkey
 $CFG: peers[1].address: duplicate of peers[0].address"
+
+# A config file larger than CONFIG_MAX_FILE (16 MiB) is refused unread.
+truncate -s $((16 * 1024 * 1024 + 1)) "$CFG"
+expect "config over 16 MiB" 2 "" "$CFG: larger than 16777216 bytes"
 
 if [ $fails != 0 ]; then
   echo "FAIL: $fails case(s)"
