@@ -180,6 +180,55 @@ for kind in truncated empty garbage huge; do
   echo "ok: state file $kind: warned, kept as .corrupt, daemon ran, new file decodes"
 done
 
+# ---- control socket abuse ------------------------------------------------------
+# 50 clients that connect and say nothing, and one that sends 1 MB without
+# a newline: the daemon keeps at most 8 clients (CONTROL_MAX_CLIENTS),
+# drops the silent ones after 5 s, refuses a command over 256 bytes, and
+# answers a real status query within a few seconds.
+rm -f "$TMP/state" "$TMP/state.corrupt"
+start_daemon "$TMP/control.log"
+fds0=$(ls "/proc/$DPID/fd" | wc -l)
+python3 - "$TMP/ctl.sock" >"$TMP/control-abuse.log" 2>&1 <<'EOP' &
+import socket, sys, time
+held = []
+for _ in range(50):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.setblocking(False)
+    try:
+        s.connect(sys.argv[1])
+    except BlockingIOError:
+        pass
+    held.append(s)
+big = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+big.settimeout(10)
+try:
+    big.connect(sys.argv[1])
+    big.sendall(b"x" * (1 << 20))
+    print("big: sent 1 MB, reply:", big.recv(4096)[:80])
+except OSError as e:
+    print("big:", e)
+time.sleep(8)
+EOP
+ABUSE=$!
+HDN_PIDS+=($ABUSE)
+sleep 1
+fds_max=0
+for _ in $(seq 10); do
+  n=$(ls "/proc/$DPID/fd" | wc -l)
+  [ "$n" -gt "$fds_max" ] && fds_max=$n
+  sleep 0.2
+done
+[ $((fds_max - fds0)) -le 8 ] ||
+  fail "control: the daemon holds $((fds_max - fds0)) client sockets (bound 8)"
+start=$(date +%s)
+timeout 20 "$WGAM" status --json "$TMP/good.json" >"$TMP/status.json" ||
+  fail "control: status does not answer under abuse"
+echo "ok: control socket: 51 abusive clients, at most $((fds_max - fds0)) held, status answered in $(( $(date +%s) - start ))s"
+kill "$ABUSE" 2>/dev/null
+wait "$ABUSE" 2>/dev/null
+kill -0 "$DPID" 2>/dev/null || fail "control: daemon died"
+stop_daemon
+
 # ---- the interface disappears and returns -------------------------------------
 rm -f "$TMP/state" "$TMP/state.corrupt"
 start_daemon "$TMP/vanish.log"
