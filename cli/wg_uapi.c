@@ -26,8 +26,11 @@
 #include "wg_internal.h"
 #include "wg_uapi.h"
 
-/* A peer that stops answering must not hang the daemon's event loop. */
+/* A peer process that stops answering must not hang the daemon's event
+ * loop; a large set is given more time, as wireguard-go needs about 0.5 ms to
+ * create a peer (it replies only once all are applied). */
 #define UAPI_TIMEOUT_SEC 10
+#define UAPI_SET_PEERS_PER_SEC 200
 
 struct wg_uapi {
   struct wg_backend b; /* first */
@@ -467,9 +470,9 @@ out:
 /* Socket I/O                                                             */
 /* ---------------------------------------------------------------------- */
 
-static int uapi_connect(const char *path) {
+static int uapi_connect(const char *path, time_t timeout) {
   struct sockaddr_un sun = {.sun_family = AF_UNIX};
-  struct timeval tv = {.tv_sec = UAPI_TIMEOUT_SEC};
+  struct timeval tv = {.tv_sec = timeout};
   int fd, ret;
 
   if (strlen(path) >= sizeof(sun.sun_path))
@@ -500,15 +503,15 @@ err:
  * Sends @req and reads the reply up to its terminating blank line into a
  * malloc'ed *@preply (NUL-terminated, the terminator included in *@plen).
  */
-static int uapi_xfer(const char *path, const char *req, size_t reqlen,
-                     char **preply, size_t *plen) {
+static int uapi_xfer(const char *path, time_t timeout, const char *req,
+                     size_t reqlen, char **preply, size_t *plen) {
   size_t off = 0, len = 0, cap = 4096, scan = 0;
   char *buf = NULL;
   int fd, ret;
 
   *preply = NULL;
   *plen = 0;
-  fd = uapi_connect(path);
+  fd = uapi_connect(path, timeout);
   if (fd < 0)
     return fd;
   while (off < reqlen) {
@@ -582,7 +585,7 @@ static int uapi_get(wg_backend *b, struct wg_dev *out) {
   size_t len;
   int ret;
 
-  ret = uapi_xfer(u->path, "get=1\n\n", 7, &reply, &len);
+  ret = uapi_xfer(u->path, UAPI_TIMEOUT_SEC, "get=1\n\n", 7, &reply, &len);
   if (ret < 0)
     return ret;
   ret = wg_uapi_parse_get(reply, len, out);
@@ -601,7 +604,9 @@ static int uapi_set(wg_backend *b, const wgam_peer_update *upds, size_t n) {
   ret = wg_uapi_build_set(upds, n, &req, &reqlen);
   if (ret < 0)
     goto out;
-  ret = uapi_xfer(u->path, req, reqlen, &reply, &len);
+  ret = uapi_xfer(u->path,
+                  UAPI_TIMEOUT_SEC + (time_t)(n / UAPI_SET_PEERS_PER_SEC), req,
+                  reqlen, &reply, &len);
   if (ret < 0)
     goto out;
   ret = wg_uapi_parse_errno(reply, len);
@@ -640,7 +645,7 @@ int wg_uapi_open(wg_backend **pb, const char *ifname, const char *sockpath) {
   if (strlen(sockpath) >= sizeof(u->path))
     return -ENAMETOOLONG;
   /* Fail at open, not at the first read, when nobody listens. */
-  fd = uapi_connect(sockpath);
+  fd = uapi_connect(sockpath, UAPI_TIMEOUT_SEC);
   if (fd < 0)
     return fd;
   close(fd);
