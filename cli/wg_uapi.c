@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -35,7 +36,13 @@
 struct wg_uapi {
   struct wg_backend b; /* first */
   char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+  /* The peer process rejects update_only (boringtun): learned from a get
+   * reply's dialect or from a set failing with EINVAL. */
+  int no_update_only;
 };
+
+/* Below this, a boringtun handshake "time" is an age in seconds. */
+#define BORINGTUN_AGE_MAX 1000000000u
 
 /* ---------------------------------------------------------------------- */
 /* Reply parsing                                                          */
@@ -222,6 +229,8 @@ static int for_each_line(const char *buf, size_t len, line_fn fn, void *arg) {
 struct get_ctx {
   struct wg_dev *out;
   wgam_device_peer *peer; /* current peer, NULL before the first */
+  int dialect;
+  uint64_t unix_now;
 };
 
 /* Returns 1 at errno=0 (done), 0 to go on, or a negative error. */
@@ -251,6 +260,17 @@ static int get_line(const char *k, size_t klen, const char *v, size_t vlen,
     sodium_memzero(priv, sizeof(priv));
     return ret;
   }
+  if (keyis(k, klen, "own_public_key")) {
+    static const uint8_t zero[WGAM_KEY_LEN];
+
+    ret = parse_key(ctx->out->dev.pubkey, v, vlen);
+    if (ret < 0)
+      return ret;
+    ctx->out->dev.has_pubkey =
+        memcmp(ctx->out->dev.pubkey, zero, WGAM_KEY_LEN) != 0;
+    ctx->dialect = WG_UAPI_BORINGTUN;
+    return 0;
+  }
   if (keyis(k, klen, "listen_port")) {
     ret = parse_u64(&n, v, vlen, 65535);
     if (ret == 0)
@@ -277,7 +297,15 @@ static int get_line(const char *k, size_t klen, const char *v, size_t vlen,
   if (keyis(k, klen, "last_handshake_time_sec")) {
     if (!p)
       return -EPROTO;
-    return parse_u64(&p->last_handshake, v, vlen, UINT64_MAX);
+    ret = parse_u64(&n, v, vlen, UINT64_MAX);
+    if (ret < 0)
+      return ret;
+    /* boringtun writes own_public_key before any peer, and then the age of
+     * the handshake; the line is absent when there was none. */
+    if (ctx->dialect == WG_UAPI_BORINGTUN && n < BORINGTUN_AGE_MAX)
+      n = ctx->unix_now > n ? ctx->unix_now - n : 1;
+    p->last_handshake = n;
+    return 0;
   }
   if (keyis(k, klen, "rx_bytes")) {
     if (!p)
@@ -312,8 +340,9 @@ static int get_line(const char *k, size_t klen, const char *v, size_t vlen,
   return 0;
 }
 
-int wg_uapi_parse_get(const char *buf, size_t len, struct wg_dev *out) {
-  struct get_ctx ctx = {out, NULL};
+int wg_uapi_parse_get_at(const char *buf, size_t len, uint64_t unix_now,
+                         struct wg_dev *out, int *dialect) {
+  struct get_ctx ctx = {out, NULL, WG_UAPI_WIREGUARD_GO, unix_now};
   int ret;
 
   if (sodium_init() < 0)
@@ -324,8 +353,16 @@ int wg_uapi_parse_get(const char *buf, size_t len, struct wg_dev *out) {
     wg_dev_reset(out);
     return ret;
   }
+  if (dialect)
+    *dialect = ctx.dialect;
   wg_dev_finish(out);
   return 0;
+}
+
+int wg_uapi_parse_get(const char *buf, size_t len, struct wg_dev *out) {
+  time_t now = time(NULL);
+
+  return wg_uapi_parse_get_at(buf, len, now > 0 ? (uint64_t)now : 0, out, NULL);
 }
 
 static int errno_line(const char *k, size_t klen, const char *v, size_t vlen,
@@ -400,8 +437,8 @@ static int format_ip(char *dst, size_t dstlen, const wgam_addr *a) {
   return 0;
 }
 
-int wg_uapi_build_set(const wgam_peer_update *upds, size_t n, char **pbuf,
-                      size_t *plen) {
+int wg_uapi_build_set(const wgam_peer_update *upds, size_t n, int update_only,
+                      char **pbuf, size_t *plen) {
   struct sbuf sb = {NULL, 0, 0, 0};
   char ip[INET6_ADDRSTRLEN];
   size_t i, j;
@@ -425,7 +462,7 @@ int wg_uapi_build_set(const wgam_peer_update *upds, size_t n, char **pbuf,
       sb_printf(&sb, "remove=true\n");
       continue;
     }
-    if (!(u->flags & WGAM_PEER_REPLACE_ALLOWEDIPS))
+    if (update_only && !(u->flags & WGAM_PEER_REPLACE_ALLOWEDIPS))
       sb_printf(&sb, "update_only=true\n");
     if (u->flags & WGAM_PEER_HAS_ENDPOINT) {
       ret = format_ip(ip, sizeof(ip), &u->endpoint);
@@ -581,41 +618,66 @@ out:
 
 static int uapi_get(wg_backend *b, struct wg_dev *out) {
   struct wg_uapi *u = (struct wg_uapi *)b;
+  time_t now = time(NULL);
+  int ret, dialect;
   char *reply;
   size_t len;
-  int ret;
 
   ret = uapi_xfer(u->path, UAPI_TIMEOUT_SEC, "get=1\n\n", 7, &reply, &len);
   if (ret < 0)
     return ret;
-  ret = wg_uapi_parse_get(reply, len, out);
+  ret = wg_uapi_parse_get_at(reply, len, now > 0 ? (uint64_t)now : 0, out,
+                             &dialect);
   if (ret == -EPROTO)
     log_warn("%s: malformed UAPI reply to get", b->ifname);
+  if (ret == 0 && dialect == WG_UAPI_BORINGTUN && !u->no_update_only) {
+    log_debug("%s: boringtun UAPI dialect", b->ifname);
+    u->no_update_only = 1;
+  }
   free(reply);
   return ret;
 }
 
-static int uapi_set(wg_backend *b, const wgam_peer_update *upds, size_t n) {
-  struct wg_uapi *u = (struct wg_uapi *)b;
+/* Sends one set transaction; returns 0 or -errno (errno=N as -N). */
+static int uapi_set_once(struct wg_uapi *u, const wgam_peer_update *upds,
+                         size_t n, int *used_update_only) {
   char *req = NULL, *reply = NULL;
   size_t reqlen, len;
   int ret;
 
-  ret = wg_uapi_build_set(upds, n, &req, &reqlen);
+  ret = wg_uapi_build_set(upds, n, !u->no_update_only, &req, &reqlen);
   if (ret < 0)
     goto out;
+  *used_update_only = strstr(req, "\nupdate_only=") != NULL;
   ret = uapi_xfer(u->path,
                   UAPI_TIMEOUT_SEC + (time_t)(n / UAPI_SET_PEERS_PER_SEC), req,
                   reqlen, &reply, &len);
   if (ret < 0)
     goto out;
   ret = wg_uapi_parse_errno(reply, len);
-  if (ret < 0)
-    log_warn("%s: UAPI set of %zu peer(s) failed: %s", b->ifname, n,
-             strerror(-ret));
 out:
   free(req);
   free(reply);
+  return ret;
+}
+
+static int uapi_set(wg_backend *b, const wgam_peer_update *upds, size_t n) {
+  struct wg_uapi *u = (struct wg_uapi *)b;
+  int ret, used = 0;
+
+  ret = uapi_set_once(u, upds, n, &used);
+  if (ret == -EINVAL && used) {
+    /* An implementation without update_only (boringtun) rejects the key.
+     * Every line of a set is idempotent, so the peers it applied before
+     * stopping are simply applied again. */
+    log_info("%s: UAPI set refused update_only, retrying without it",
+             b->ifname);
+    u->no_update_only = 1;
+    ret = uapi_set_once(u, upds, n, &used);
+  }
+  if (ret < 0)
+    log_warn("%s: UAPI set of %zu peer(s) failed: %s", b->ifname, n,
+             strerror(-ret));
   return ret;
 }
 

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -160,6 +161,60 @@ START_TEST(parse_no_private_key) {
   ck_assert_ptr_null(d.dev.peers);
   ck_assert_int_eq(wg_uapi_parse_get(r2, strlen(r2), &d), 0);
   ck_assert(!d.dev.has_pubkey);
+  wg_dev_free(&d);
+}
+END_TEST
+
+/* boringtun 0.6: own_public_key, handshake *ages*, no private key. */
+static const char boringtun_reply[] =
+    "own_public_key="
+    "8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b"
+    "4e6a\n"
+    "listen_port=51820\n"
+    "public_key=" K1 "\n"
+    "persistent_keepalive_interval=25\n"
+    "endpoint=198.51.100.7:51820\n"
+    "allowed_ip=100.64.0.2/32\n"
+    "last_handshake_time_sec=30\n"
+    "last_handshake_time_nsec=5\n"
+    "rx_bytes=1\n"
+    "tx_bytes=2\n"
+    "public_key=" K2 "\n"
+    "rx_bytes=0\n"
+    "tx_bytes=0\n"
+    "public_key=" K3 "\n"
+    "last_handshake_time_sec=0\n"
+    "public_key=" K4 "\n"
+    "last_handshake_time_sec=1700000000\n"
+    "errno=0\n"
+    "\n";
+
+START_TEST(parse_boringtun_dialect) {
+  struct wg_dev d;
+  int dialect = -1;
+
+  wg_dev_init(&d);
+  ck_assert_int_eq(wg_uapi_parse_get_at(boringtun_reply,
+                                        strlen(boringtun_reply), 1800000000, &d,
+                                        &dialect),
+                   0);
+  ck_assert_int_eq(dialect, WG_UAPI_BORINGTUN);
+  ck_assert(d.dev.has_pubkey);
+  ck_assert_mem_eq(d.dev.pubkey, alice_pub, 32);
+  ck_assert_uint_eq(d.dev.listen_port, 51820);
+  ck_assert_uint_eq(d.dev.npeers, 4);
+  ck_assert_uint_eq(d.dev.peers[0].last_handshake, 1800000000 - 30);
+  ck_assert_uint_eq(d.dev.peers[0].persistent_keepalive, 25);
+  ck_assert_uint_eq(d.dev.peers[0].nallowedips, 1);
+  ck_assert_uint_eq(d.dev.peers[1].last_handshake, 0);          /* never */
+  ck_assert_uint_eq(d.dev.peers[2].last_handshake, 1800000000); /* age 0 */
+  ck_assert_uint_eq(d.dev.peers[3].last_handshake, 1700000000); /* absolute */
+  /* wireguard-go's replies are not touched. */
+  ck_assert_int_eq(wg_uapi_parse_get_at(good_reply, strlen(good_reply),
+                                        1800000000, &d, &dialect),
+                   0);
+  ck_assert_int_eq(dialect, WG_UAPI_WIREGUARD_GO);
+  check_good_dev(&d);
   wg_dev_free(&d);
 }
 END_TEST
@@ -380,34 +435,56 @@ static const char set4_text[] =
     "allowed_ip=fd00::4/128\n"
     "\n";
 
+/* set4_text for an implementation without update_only (boringtun). */
+static const char set4_text_plain[] =
+    "set=1\n"
+    "public_key=" K1 "\n"
+    "remove=true\n"
+    "public_key=" K2 "\n"
+    "endpoint=198.51.100.7:51820\n"
+    "persistent_keepalive_interval=25\n"
+    "replace_allowed_ips=true\n"
+    "allowed_ip=100.64.0.2/32\n"
+    "public_key="
+    "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100\n"
+    "endpoint=[2001:db8::1]:4500\n"
+    "persistent_keepalive_interval=0\n"
+    "public_key=" K4 "\n"
+    "replace_allowed_ips=true\n"
+    "allowed_ip=fd00::4/128\n"
+    "\n";
+
 START_TEST(build_set_text) {
   wgam_peer_update u[4];
   char *buf;
   size_t len;
 
   updates4(u);
-  ck_assert_int_eq(wg_uapi_build_set(u, 4, &buf, &len), 0);
+  ck_assert_int_eq(wg_uapi_build_set(u, 4, 1, &buf, &len), 0);
   ck_assert_uint_eq(len, strlen(buf));
   ck_assert_str_eq(buf, set4_text);
+  free(buf);
+  ck_assert_int_eq(wg_uapi_build_set(u, 4, 0, &buf, &len), 0);
+  ck_assert_str_eq(buf, set4_text_plain);
   free(buf);
 
   /* Replace with no address: the peer's routes are dropped. */
   u[3].allowedip.addr.family = WGAM_AF_NONE;
-  ck_assert_int_eq(wg_uapi_build_set(&u[3], 1, &buf, &len), 0);
+  ck_assert_int_eq(wg_uapi_build_set(&u[3], 1, 1, &buf, &len), 0);
   ck_assert_str_eq(buf,
                    "set=1\npublic_key=" K4 "\nreplace_allowed_ips=true\n\n");
   free(buf);
 
   updates4(u);
   u[1].endpoint.family = 9;
-  ck_assert_int_eq(wg_uapi_build_set(&u[1], 1, &buf, &len), -EINVAL);
+  ck_assert_int_eq(wg_uapi_build_set(&u[1], 1, 1, &buf, &len), -EINVAL);
   ck_assert_ptr_null(buf);
   updates4(u);
   u[1].allowedip.prefixlen = 33;
-  ck_assert_int_eq(wg_uapi_build_set(&u[1], 1, &buf, &len), -EINVAL);
+  ck_assert_int_eq(wg_uapi_build_set(&u[1], 1, 1, &buf, &len), -EINVAL);
   updates4(u);
   u[3].allowedip.prefixlen = 129;
-  ck_assert_int_eq(wg_uapi_build_set(&u[3], 1, &buf, &len), -EINVAL);
+  ck_assert_int_eq(wg_uapi_build_set(&u[3], 1, 1, &buf, &len), -EINVAL);
 }
 END_TEST
 
@@ -418,10 +495,10 @@ struct fake {
   char path[108];
   pthread_t thr;
   /* Replies given to successive non-empty requests. */
-  const char *replies[4];
+  const char *replies[8];
   int nreplies;
   /* Requests received (the connect-only probe of open is skipped). */
-  char *reqs[4];
+  char *reqs[8];
   int nreqs;
 };
 
@@ -486,8 +563,9 @@ static void fake_free(struct fake *f) {
 }
 
 START_TEST(backend_get_set) {
-  struct fake f = {.replies = {good_reply, "errno=0\n\n", "errno=-22\n\n", ""},
-                   .nreplies = 4};
+  struct fake f = {.replies = {good_reply, "errno=0\n\n", "errno=-22\n\n",
+                               "errno=0\n\n", "errno=-22\n\n", ""},
+                   .nreplies = 6};
   wgam_peer_update u[4];
   wg_backend *b;
   struct wg_dev d;
@@ -500,6 +578,9 @@ START_TEST(backend_get_set) {
   check_good_dev(&d);
   updates4(u);
   ck_assert_int_eq(wg_set(b, u, 4), 0);
+  /* EINVAL to a set with update_only: retried once without it... */
+  ck_assert_int_eq(wg_set(b, u, 4), 0);
+  /* ...which is then never sent again, and a failure is final. */
   ck_assert_int_eq(wg_set(b, u, 4), -EINVAL);
   /* Connection closed without a reply. */
   ck_assert_int_eq(wg_get(b, &d), -EPROTO);
@@ -507,14 +588,42 @@ START_TEST(backend_get_set) {
   /* Nothing to do is not an operation at all. */
   ck_assert_int_eq(wg_set(b, u, 0), 0);
   fake_stop(&f);
-  ck_assert_int_eq(f.nreqs, 4);
+  ck_assert_int_eq(f.nreqs, 6);
   ck_assert_str_eq(f.reqs[0], "get=1\n\n");
   ck_assert_str_eq(f.reqs[1], set4_text);
   ck_assert_str_eq(f.reqs[2], set4_text);
-  ck_assert_str_eq(f.reqs[3], "get=1\n\n");
+  ck_assert_str_eq(f.reqs[3], set4_text_plain);
+  ck_assert_str_eq(f.reqs[4], set4_text_plain);
+  ck_assert_str_eq(f.reqs[5], "get=1\n\n");
   fake_free(&f);
   /* The device went away. */
   ck_assert_int_eq(wg_get(b, &d), -ENODEV);
+  wg_close(b);
+  wg_dev_free(&d);
+}
+END_TEST
+
+START_TEST(backend_boringtun) {
+  struct fake f = {.replies = {boringtun_reply, "errno=0\n\n"}, .nreplies = 2};
+  wgam_peer_update u[4];
+  wg_backend *b;
+  struct wg_dev d;
+  time_t now = time(NULL);
+
+  fake_start(&f);
+  ck_assert_int_eq(wg_uapi_open(&b, "wgutest0", f.path), 0);
+  wg_dev_init(&d);
+  ck_assert_int_eq(wg_get(b, &d), 0);
+  ck_assert_uint_eq(d.dev.npeers, 4);
+  ck_assert_uint_ge(d.dev.peers[0].last_handshake, (uint64_t)now - 30);
+  ck_assert_uint_le(d.dev.peers[0].last_handshake, (uint64_t)now - 29 + 5);
+  /* The dialect seen in the get decides the set: no update_only. */
+  updates4(u);
+  ck_assert_int_eq(wg_set(b, u, 4), 0);
+  fake_stop(&f);
+  ck_assert_int_eq(f.nreqs, 2);
+  ck_assert_str_eq(f.reqs[1], set4_text_plain);
+  fake_free(&f);
   wg_close(b);
   wg_dev_free(&d);
 }
@@ -543,6 +652,7 @@ static Suite *suite(void) {
   tcase_set_timeout(tc, 60);
   tcase_add_test(tc, parse_good);
   tcase_add_test(tc, parse_no_private_key);
+  tcase_add_test(tc, parse_boringtun_dialect);
   tcase_add_test(tc, parse_truncated_everywhere);
   tcase_add_loop_test(tc, parse_malformed, 0, sizeof(bad) / sizeof(bad[0]));
   tcase_add_test(tc, parse_embedded_nul_and_long_lines);
@@ -553,6 +663,7 @@ static Suite *suite(void) {
   suite_add_tcase(s, tc);
   tcase_set_timeout(io, 30);
   tcase_add_test(io, backend_get_set);
+  tcase_add_test(io, backend_boringtun);
   tcase_add_test(io, backend_open_errors);
   suite_add_tcase(s, io);
   return s;
