@@ -32,9 +32,9 @@ static const char *const kind_names[NKINDS] = {"random", "truncated", "badtag",
                                                "wrongkey", "replay"};
 /* Out of 20: 5 random, 4 truncated, 4 bad tag, 4 wrong key, 3 replays. */
 static const enum kind mix[20] = {
-    RANDOM,    RANDOM,    RANDOM,    RANDOM,    RANDOM,   TRUNCATED, TRUNCATED,
-    TRUNCATED, TRUNCATED, BADTAG,    BADTAG,    BADTAG,   BADTAG,    WRONGKEY,
-    WRONGKEY,  WRONGKEY,  WRONGKEY,  REPLAY,    REPLAY,   REPLAY};
+    RANDOM,    RANDOM,    RANDOM,   RANDOM, RANDOM, TRUNCATED, TRUNCATED,
+    TRUNCATED, TRUNCATED, BADTAG,   BADTAG, BADTAG, BADTAG,    WRONGKEY,
+    WRONGKEY,  WRONGKEY,  WRONGKEY, REPLAY, REPLAY, REPLAY};
 
 struct pkt {
   uint8_t b[WGAM_MAX_DATAGRAM_LEN];
@@ -71,8 +71,8 @@ int main(int argc, char **argv) {
   struct pkt valid[3], *bufs;
   struct mmsghdr msgs[BATCH];
   struct iovec iov[BATCH];
-  struct sockaddr_in dst = {.sin_family = AF_INET}, src = {.sin_family =
-                                                               AF_INET};
+  struct sockaddr_in dst = {.sin_family = AF_INET},
+                     src = {.sin_family = AF_INET};
   uint64_t counts[NKINDS] = {0}, sent = 0, failed = 0, start, total;
   unsigned long rate, seconds;
   wgam_msg *msg = calloc(1, sizeof(*msg));
