@@ -363,6 +363,13 @@ static void attempt(upnp *u, uint16_t internal_port) {
     return;
   }
   u->mapped = 1;
+  /* A renewal asked for before this mapping call returned (the daemon asks
+   * right after upnp_start) is served by it; one asked for later, once the
+   * result is out, is not. */
+  pthread_mutex_lock(&u->lock);
+  if (u->internal_port == internal_port)
+    u->kick = 0;
+  pthread_mutex_unlock(&u->lock);
 
   r = UPNP_GetExternalIPAddress(u->igd.urls.controlURL,
                                 u->igd.data.first.servicetype, extip);
@@ -456,10 +463,6 @@ static void *worker(void *arg) {
     pthread_mutex_unlock(&u->lock);
     attempt(u, port);
     pthread_mutex_lock(&u->lock);
-    /* A renewal asked for while this attempt ran (the daemon asks right
-     * after upnp_start) is served by it. */
-    if (u->state == ST_MAPPED && u->internal_port == port)
-      u->kick = 0;
   }
   pthread_mutex_unlock(&u->lock);
   cleanup(u);

@@ -39,7 +39,14 @@ cleanup() {
   local i
   # Newest first: daemons go before the miniupnpd they talk to.
   for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
-    kill "${PIDS[i]}" 2>/dev/null && wait "${PIDS[i]}" 2>/dev/null
+    kill "${PIDS[i]}" 2>/dev/null || continue
+    # Bounded: a process stuck in its shutdown gets SIGKILL after 5 s.
+    for _ in $(seq 50); do
+      kill -0 "${PIDS[i]}" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -KILL "${PIDS[i]}" 2>/dev/null
+    wait "${PIDS[i]}" 2>/dev/null
   done
   for ns in "$NA" "$NB" "$NR" "$NP" "$NW"; do
     ip netns del "$ns" 2>/dev/null
