@@ -728,6 +728,10 @@ static void became_connected(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
   p->probe_at = NONE;
   logf_(m, WGAM_LOG_INFO, "peer %s: connected via %s", keyshort(p->pubkey).s,
         addrs(&p->dev_ep).s);
+  /* What we know of ourselves (the UPnP endpoint) may have been learned
+   * while nobody was connected to hear it: tell each peer as it comes. */
+  if (m->nself_known && m->has_pubkey)
+    queue_to_peer(m, WGAM_MSG_ANNOUNCE, SUBJECT_SELF, p);
   /* A newly connected peer knows the mesh: ask it, now and then. */
   if (m->s.policy == WGAM_POLICY_FAST &&
       (m->last_request == NONE ||

@@ -1132,6 +1132,45 @@ START_TEST(test_bad_input_counted) {
 }
 END_TEST
 
+/* A UPnP endpoint set before any peer is connected still reaches each peer
+ * as it connects, and shows in the stats. */
+START_TEST(test_external_endpoint_announced) {
+  static const int ep[2] = {1, 0};
+  wgam_addr ext = v4(203, 0, 113, 77, 40000);
+  wgam_peer_info info;
+  wgam_stats st;
+  size_t k;
+  int found = 0;
+
+  net_init(0, 0);
+  add_node(NAT_NONE, v4(198, 51, 100, 1, WG_PORT), 0, (wgam_addr){0});
+  add_node(NAT_CONE, v4(203, 0, 113, 5, 40001), 0, (wgam_addr){0});
+  /* Node 0 runs the classic policy, which never asks a peer for its store
+   * when it connects: only node 1's own announce can tell it. */
+  wgam_mesh_del(net.n[0].m);
+  net.classic = 1;
+  make_engine(0);
+  net.classic = 0;
+  configure(ep);
+  run_for(WGAM_SECONDS / 2); /* first device read: our key is known */
+  ck_assert_int_eq(wgam_mesh_set_external_endpoint(net.n[1].m, &ext, net.now),
+                   0);
+  wgam_mesh_get_stats(net.n[1].m, &st);
+  ck_assert(same(&st.external_endpoint, &ext));
+  ck_assert_msg(until_full_mesh(60) >= 0, "no mesh");
+  run_for(3 * WGAM_SECONDS);
+  peer_info(0, 1, &info);
+  for (k = 0; k < info.nknown; k++)
+    found |= same(&info.known[k].addr, &ext);
+  ck_assert_msg(found, "the UPnP endpoint did not reach the peer");
+  {
+    wgam_addr bad = v4(127, 0, 0, 1, 1);
+    ck_assert_int_eq(wgam_mesh_set_external_endpoint(net.n[1].m, &bad, 0),
+                     WGAM_ERR_INVALID_ARGUMENT);
+  }
+}
+END_TEST
+
 /* Failing allocations never leave a half-built object behind. */
 static int fail_after;
 static void *fail_malloc(size_t n, void *u) {
@@ -1211,6 +1250,7 @@ static Suite *mesh_suite(void) {
   tcase_add_test(tc, test_merge_rule);
   tcase_add_test(tc, test_propagation_request_ping);
   tcase_add_test(tc, test_bad_input_counted);
+  tcase_add_test(tc, test_external_endpoint_announced);
   tcase_add_test(tc, test_alloc_failures);
   suite_add_tcase(s, tc);
   return s;
