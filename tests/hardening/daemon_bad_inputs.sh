@@ -180,6 +180,19 @@ for kind in truncated empty garbage huge; do
   echo "ok: state file $kind: warned, kept as .corrupt, daemon ran, new file decodes"
 done
 
+# A FIFO where the state file should be: not waited on (open() without
+# O_NONBLOCK would block the start-up forever), reported, and replaced by
+# a regular file at exit.
+rm -f "$TMP/state" "$TMP/state.corrupt"
+mkfifo -m 600 "$TMP/state"
+start_daemon "$TMP/state-fifo.log"
+grep -qxF "wgautomesh[warn]: cannot read state file $TMP/state: Invalid argument" \
+  "$TMP/state-fifo.log" || fail "state fifo: no warning line"
+status_ok || fail "state fifo: status does not answer"
+stop_daemon
+[ -f "$TMP/state" ] || fail "state fifo: no regular state file written at exit"
+echo "ok: state file is a FIFO: not waited on, warned, replaced at exit"
+
 # ---- control socket abuse ------------------------------------------------------
 # 50 clients that connect and say nothing, and one that sends 1 MB without
 # a newline: the daemon keeps at most 8 clients (CONTROL_MAX_CLIENTS),

@@ -32,10 +32,10 @@ EOC
 expect() { # NAME RC STDOUT STDERR
   local out err rc
   if [ -n "${AS:-}" ]; then
-    setpriv --reuid="$AS" --regid="$AS" --clear-groups "$WGAM" check "$CFG" \
-      >"$TMP/out" 2>"$TMP/err"
+    timeout 10 setpriv --reuid="$AS" --regid="$AS" --clear-groups \
+      "$WGAM" check "$CFG" >"$TMP/out" 2>"$TMP/err"
   else
-    "$WGAM" check "$CFG" >"$TMP/out" 2>"$TMP/err"
+    timeout 10 "$WGAM" check "$CFG" >"$TMP/out" 2>"$TMP/err"
   fi
   rc=$?
   out=$(cat "$TMP/out")
@@ -76,6 +76,12 @@ mkdir "$TMP/dir"
 write_config "$TMP/dir"
 expect "a directory" 2 "" "$CFG: gossip_secret_file: $TMP/dir is not a regular file"
 
+# A FIFO must be refused, not waited on: open() blocks on a FIFO without
+# O_NONBLOCK until a writer comes, so `check` would hang.
+mkfifo -m 600 "$TMP/fifo"
+write_config "$TMP/fifo"
+expect "a FIFO" 2 "" "$CFG: gossip_secret_file: $TMP/fifo is not a regular file"
+
 printf 's3cret\n' >"$TMP/world" && chmod 644 "$TMP/world"
 write_config "$TMP/world"
 expect "world-readable" 0 "$OK" \
@@ -112,6 +118,13 @@ expect "empty secret and duplicate peers" 2 "" \
   "$CFG: gossip_secret_file: $TMP/empty is empty
 $CFG: peers[1].pubkey: duplicate of peers[0].pubkey
 $CFG: peers[1].address: duplicate of peers[0].address"
+
+# The config file itself a FIFO.
+mv "$CFG" "$CFG.saved"
+mkfifo -m 644 "$CFG"
+expect "config is a FIFO" 2 "" "$CFG: not a regular file"
+rm -f "$CFG"
+mv "$CFG.saved" "$CFG"
 
 # A config file larger than CONFIG_MAX_FILE (16 MiB) is refused unread.
 truncate -s $((16 * 1024 * 1024 + 1)) "$CFG"
