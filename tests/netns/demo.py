@@ -53,7 +53,8 @@ def main(argv):
     wgam = os.path.abspath(argv[1])
     hold = float(argv[argv.index("--hold") + 1]) if "--hold" in argv else 20.0
     limit = float(argv[argv.index("--timeout") + 1]) if "--timeout" in argv else 120.0
-    why = R.environment_problem()
+    why = R.environment_problem() or (
+        R.missing_tools() and "missing " + ", ".join(R.missing_tools()))
     if why:
         print("cannot run the demo: " + why)
         return 1

@@ -73,14 +73,16 @@ def sh(argv, check=True, capture=True, timeout=30, input=None):
 
 def environment_problem():
     """Returns why netns tests cannot run here, or None. Only a truly missing
-    capability is a skip; anything else must fail loudly."""
+    capability (root, network namespaces, wireguard-go and its tun device)
+    is a reason to skip."""
     if os.geteuid() != 0:
         return "not root"
-    for prog in ("ip", "wireguard-go", "wg", "nft"):
-        if shutil.which(prog) is None:
-            return "%s not installed" % prog
+    if shutil.which("ip") is None:
+        return "no iproute2, so no network namespaces"
+    if shutil.which("wireguard-go") is None:
+        return "wireguard-go not installed"
     if not os.path.exists("/dev/net/tun"):
-        return "no /dev/net/tun"
+        return "no /dev/net/tun for wireguard-go"
     name = "%sprobe%d" % (PREFIX, os.getpid())
     p = subprocess.run(["ip", "netns", "add", name], stderr=subprocess.PIPE,
                        text=True)
@@ -90,11 +92,20 @@ def environment_problem():
     return None
 
 
+def missing_tools():
+    """Tools the rig needs besides those: their absence is a failure."""
+    return [t for t in ("wg", "nft", "sysctl") if shutil.which(t) is None]
+
+
 def skip_unless_possible():
     why = environment_problem()
     if why:
         print("SKIP: " + why)
         sys.exit(SKIP)
+    missing = missing_tools()
+    if missing:
+        print("FAIL: missing %s (Debian: wireguard-tools, nftables, procps)" % ", ".join(missing))
+        sys.exit(1)
 
 
 # --- sockets inside a namespace, without a child process -------------------
