@@ -43,6 +43,10 @@
 #define PROBE_RATE 8
 /* Peers asked for their store after the first device read (fast). */
 #define INITIAL_REQUESTS 3
+/* Fast policy: first and largest interval between Requests sent while some
+ * peers have no working endpoint (a late joiner missed the announces). */
+#define ASK_MIN (10 * WGAM_SECONDS)
+#define ASK_MAX (600 * WGAM_SECONDS)
 
 enum { UPD_ALLOWED = 0x1, UPD_ENDPOINT = 0x2, UPD_KEEPALIVE = 0x4 };
 
@@ -94,6 +98,13 @@ struct peer {
   wgam_addr prev_ep;
   uint64_t prio;
   uint64_t endpoint_changes;
+  /* The last observation we announced (device endpoint, handshake time). */
+  wgam_addr obs_ep;
+  uint64_t obs_time;
+  /* Propagation damping (fast policy). */
+  wgam_tstamp prop_next;
+  uint16_t prop_hold_s;
+  uint8_t prop_pending;
 
   uint32_t heap_idx;
   wgam_tstamp next;
@@ -143,8 +154,14 @@ struct wgam_mesh {
   int cycle_due;
   uint64_t cycle;
   int state_dirty;
+  size_t nconnected; /* peers in state CONNECTED */
   wgam_tstamp last_request;
   uint32_t last_request_peer;
+  /* Fast policy: while peers stay without a working endpoint, ask one
+   * connected peer after another for its store, with a growing interval. */
+  wgam_tstamp t_ask;
+  wgam_tstamp ask_interval;
+  size_t ask_pos;
   wgam_tstamp foreign_answered_at;
 
   wgam_stats stats;
@@ -477,6 +494,14 @@ static void state_changed(wgam_mesh *m, wgam_tstamp ts) {
 /* Gossip store                                                             */
 /* ------------------------------------------------------------------------ */
 
+static void set_state(wgam_mesh *m, struct peer *p, int state) {
+  if (p->state == WGAM_PEER_CONNECTED && state != WGAM_PEER_CONNECTED)
+    m->nconnected--;
+  else if (p->state != WGAM_PEER_CONNECTED && state == WGAM_PEER_CONNECTED)
+    m->nconnected++;
+  p->state = (uint8_t)state;
+}
+
 static int peer_connected(const wgam_mesh *m, const struct peer *p,
                           wgam_tstamp ts) {
   if (p->hs_at == NONE || ts >= tadd(p->hs_at, m->s.timeout))
@@ -490,14 +515,18 @@ static int peer_connected(const wgam_mesh *m, const struct peer *p,
 /* Sends the store of @subject to at most WGAM_GOSSIP_FANOUT connected peers,
  * in the fixed order of their per-pair priority. */
 static void propagate(wgam_mesh *m, uint32_t subject, wgam_tstamp ts) {
-  size_t i, sent = 0;
+  size_t i, sent = 0, seen = 0;
 
-  for (i = 0; i < m->npeers && sent < WGAM_GOSSIP_FANOUT; i++) {
+  for (i = 0;
+       i < m->npeers && sent < WGAM_GOSSIP_FANOUT && seen < m->nconnected;
+       i++) {
     uint32_t idx = m->order[i];
     const struct peer *p = &m->peers[idx];
 
-    if (idx == m->self_idx || idx == subject || !addr_valid(&p->dev_ep) ||
-        !peer_connected(m, p, ts))
+    if (p->state != WGAM_PEER_CONNECTED || idx == m->self_idx)
+      continue;
+    seen++;
+    if (idx == subject || !addr_valid(&p->dev_ep) || !peer_connected(m, p, ts))
       continue;
     if (queue_to_peer(m, WGAM_MSG_ANNOUNCE, subject, p) != 0)
       return;
@@ -508,8 +537,9 @@ static void propagate(wgam_mesh *m, uint32_t subject, wgam_tstamp ts) {
 /*
  * The original's merge: an endpoint is taken when no entry has the same
  * address with an equal or newer time; the list is then ordered newest
- * first (stable) and cut to WGAM_MAX_ENDPOINTS. Returns nonzero if the list
- * changed.
+ * first (stable) and cut to WGAM_MAX_ENDPOINTS. Returns 0 if the list is
+ * unchanged, 1 if only times (or their order) changed, 2 if an address came
+ * or went.
  */
 static int merge_endpoints(wgam_endpoint *known, uint8_t *known_src,
                            uint8_t *nknown, const wgam_endpoint *eps,
@@ -552,10 +582,18 @@ static int merge_endpoints(wgam_endpoint *known, uint8_t *known_src,
   }
   if (n > WGAM_MAX_ENDPOINTS)
     n = WGAM_MAX_ENDPOINTS;
-  changed = n != *nknown;
-  for (i = 0; !changed && i < n; i++)
-    changed = !wgam_addr_equal(&list[i].addr, &known[i].addr) ||
-              list[i].time != known[i].time;
+  /* 2: the set of addresses changed; 1: only times or order did. */
+  changed = n != *nknown ? 2 : 0;
+  for (i = 0; changed != 2 && i < n; i++) {
+    int found = 0;
+    for (j = 0; j < n; j++)
+      found |= wgam_addr_equal(&list[i].addr, &known[j].addr);
+    if (!found)
+      changed = 2;
+    else if (!wgam_addr_equal(&list[i].addr, &known[i].addr) ||
+             list[i].time != known[i].time)
+      changed = 1;
+  }
   if (changed) {
     memcpy(known, list, n * sizeof(*known));
     memcpy(known_src, srcs, n);
@@ -565,6 +603,33 @@ static int merge_endpoints(wgam_endpoint *known, uint8_t *known_src,
 }
 
 static void peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts);
+
+/*
+ * Fast policy: a subject whose store keeps changing is propagated at most
+ * once per hold time, which doubles while the changes go on (like route flap
+ * damping); one quiet hold time resets it. Endpoints seen per destination
+ * behind a symmetric NAT would otherwise flood the mesh for ever.
+ */
+#define PROP_HOLD_MIN (2 * WGAM_SECONDS)
+#define PROP_HOLD_MAX (300 * WGAM_SECONDS)
+
+static void propagate_damped(wgam_mesh *m, uint32_t subject, wgam_tstamp ts) {
+  struct peer *p = &m->peers[subject];
+  wgam_tstamp hold = (wgam_tstamp)p->prop_hold_s * WGAM_SECONDS;
+
+  if (p->prop_next != NONE && ts < p->prop_next) {
+    p->prop_pending = 1; /* sent when the hold time ends */
+    return;
+  }
+  if (p->prop_next != NONE && ts < tadd(p->prop_next, hold))
+    hold = hold * 2 < PROP_HOLD_MAX ? hold * 2 : PROP_HOLD_MAX;
+  else
+    hold = PROP_HOLD_MIN;
+  p->prop_hold_s = (uint16_t)(hold / WGAM_SECONDS);
+  p->prop_next = tadd(ts, hold);
+  p->prop_pending = 0;
+  propagate(m, subject, ts);
+}
 
 /* Handles an announce about @subject (a peer index or SUBJECT_SELF). */
 static void handle_announce(wgam_mesh *m, uint32_t subject,
@@ -584,8 +649,15 @@ static void handle_announce(wgam_mesh *m, uint32_t subject,
   if (!changed)
     return;
   state_changed(m, ts);
-  propagate(m, subject, ts);
-  if (subject != SUBJECT_SELF && m->s.policy == WGAM_POLICY_FAST && m->dev_seen)
+  if (m->s.policy == WGAM_POLICY_CLASSIC || subject == SUBJECT_SELF) {
+    propagate(m, subject, ts);
+    return;
+  }
+  /* Fresher times alone are kept, not flooded: every observer refreshes its
+   * own entries, and Request answers carry them. */
+  if (changed == 2)
+    propagate_damped(m, subject, ts);
+  if (m->dev_seen)
     peer_step(m, subject, ts);
 }
 
@@ -647,7 +719,7 @@ static void try_endpoint(wgam_mesh *m, struct peer *p, const wgam_addr *ep,
   p->try_start = ts;
   p->deadline = tadd(ts, m->s.try_interval);
   p->tries++;
-  p->state = WGAM_PEER_TRYING;
+  set_state(m, p, WGAM_PEER_TRYING);
   if (!p->lan_switch)
     set_keepalive(m, p, m->s.keepalive_trying);
   if (!wgam_addr_equal(&p->dev_ep, ep)) {
@@ -680,11 +752,11 @@ static void try_next(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
     }
   set_keepalive(m, p, m->s.keepalive_trying);
   if (p->ntried == 0) {
-    p->state = WGAM_PEER_IDLE;
+    set_state(m, p, WGAM_PEER_IDLE);
     p->deadline = NONE;
     return;
   }
-  p->state = WGAM_PEER_BACKOFF;
+  set_state(m, p, WGAM_PEER_BACKOFF);
   p->deadline = tadd(ts, backoff_delay(m, p->backoff_level));
   if (p->backoff_level < 16)
     p->backoff_level++;
@@ -719,7 +791,7 @@ static void became_connected(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
   set_keepalive(m, p, m->s.keepalive_connected);
   if (was_up)
     return;
-  p->state = WGAM_PEER_CONNECTED;
+  set_state(m, p, WGAM_PEER_CONNECTED);
   p->backoff_level = 0;
   p->ntried = 0;
   p->tries = 0;
@@ -745,6 +817,8 @@ static void became_connected(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
 static wgam_tstamp peer_next(const wgam_mesh *m, const struct peer *p) {
   wgam_tstamp next = p->deadline;
 
+  if (p->prop_pending)
+    next = tmin(next, p->prop_next);
   if (addr_valid(&p->lan))
     next = tmin(next, tadd(p->lan_seen, m->s.lan_timeout));
   if (p->state == WGAM_PEER_CONNECTED) {
@@ -771,6 +845,8 @@ static void peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
   }
   if (!m->dev_seen)
     return;
+  if (p->prop_pending && ts >= p->prop_next)
+    propagate_damped(m, idx, ts);
   if (addr_valid(&p->lan) && ts >= tadd(p->lan_seen, m->s.lan_timeout)) {
     logf_(m, WGAM_LOG_INFO, "peer %s: LAN endpoint %s is stale",
           keyshort(p->pubkey).s, addrs(&p->lan).s);
@@ -778,9 +854,10 @@ static void peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
   }
   if (m->s.policy == WGAM_POLICY_CLASSIC) {
     /* Classic peers move only in the 30 s cycle; keep the view current. */
-    p->state = peer_connected(m, p, ts)          ? WGAM_PEER_CONNECTED
-               : p->state == WGAM_PEER_CONNECTED ? WGAM_PEER_IDLE
-                                                 : p->state;
+    set_state(m, p,
+              peer_connected(m, p, ts)          ? WGAM_PEER_CONNECTED
+              : p->state == WGAM_PEER_CONNECTED ? WGAM_PEER_IDLE
+                                                : p->state);
     heap_set(m, idx, NONE);
     return;
   }
@@ -876,7 +953,7 @@ static void classic_peer(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
   bad = addr_valid(&p->lan) && addr_valid(&p->dev_ep) &&
         !wgam_addr_equal(&p->lan, &p->dev_ep);
   if (!bad && peer_connected(m, p, ts)) {
-    p->state = WGAM_PEER_CONNECTED;
+    set_state(m, p, WGAM_PEER_CONNECTED);
     p->tries = 0;
     set_keepalive(m, p, m->s.keepalive_connected);
     return;
@@ -900,7 +977,7 @@ static void classic_peer(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
     }
   }
   if (n == 0) {
-    p->state = WGAM_PEER_IDLE;
+    set_state(m, p, WGAM_PEER_IDLE);
     return;
   }
   {
@@ -913,7 +990,7 @@ static void classic_peer(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
     for (i = 0; i < p->nknown; i++)
       if (wgam_addr_equal(ep, &p->known[i].addr))
         src = p->known_src[i];
-    p->state = WGAM_PEER_TRYING;
+    set_state(m, p, WGAM_PEER_TRYING);
     if (wgam_addr_equal(&p->dev_ep, ep))
       return; /* already using it */
     p->ntried = 0;
@@ -971,6 +1048,8 @@ int wgam_mesh_new_versioned(wgam_mesh **pmesh, int settings_version,
   m->last_request = NONE;
   m->last_request_peer = NO_IDX;
   m->foreign_answered_at = NONE;
+  m->t_ask = NONE;
+  m->ask_interval = ASK_MIN;
   if (m->s.policy == WGAM_POLICY_CLASSIC &&
       (m->s.flags & WGAM_SETTINGS_PERSIST))
     m->t_persist = ts; /* the original writes at start, then every 600 s */
@@ -1018,6 +1097,7 @@ static void peer_init(struct peer *p) {
   p->probe_at = NONE;
   p->broken_at = NONE;
   p->answered_at = NONE;
+  p->prop_next = NONE;
   p->heap_idx = NO_IDX;
   p->next = NONE;
 }
@@ -1059,6 +1139,10 @@ static void update_identity(wgam_mesh *m) {
   size_t i;
 
   m->self_idx = m->has_pubkey ? find_peer(m, m->pubkey) : NO_IDX;
+  m->nconnected = 0;
+  for (i = 0; i < m->npeers; i++)
+    if (i != m->self_idx && m->peers[i].state == WGAM_PEER_CONNECTED)
+      m->nconnected++;
   for (i = 0; i < m->npeers; i++) {
     m->peers[i].prio =
         m->has_pubkey ? pair_prio(m->pubkey, m->peers[i].pubkey) : 0;
@@ -1229,6 +1313,7 @@ int wgam_mesh_set_peers(wgam_mesh *m, const wgam_peer_config *cfg, size_t n,
     if (m->dev_seen)
       peer_step(m, (uint32_t)i, ts);
   }
+  m->ask_interval = ASK_MIN; /* new peers: ask again soon */
   logf_(m, WGAM_LOG_INFO, "%zu peers configured", n);
   rv = 0;
   np = NULL;
@@ -1402,6 +1487,14 @@ int wgam_mesh_observe_device(wgam_mesh *m, const wgam_device *dev,
       mark_upd(m, p, UPD_ALLOWED);
     if (p->want_keepalive && p->dev_keepalive != p->want_keepalive)
       mark_upd(m, p, UPD_KEEPALIVE);
+    peer_step(m, (uint32_t)i, ts);
+  }
+  /* With every peer's state current (so propagation finds its targets): */
+  for (i = 0; i < m->npeers; i++) {
+    struct peer *p = &m->peers[i];
+
+    if (i == m->self_idx)
+      continue;
     /* Announce what the device sees, as the original does, when the store
      * lacks it or holds it only with a time over gossip_interval older. */
     if (p->dev_hs && endpoint_acceptable(m, &p->dev_ep)) {
@@ -1412,16 +1505,22 @@ int wgam_mesh_observe_device(wgam_mesh *m, const wgam_device *dev,
         if (wgam_addr_equal(&p->known[k].addr, &p->dev_ep) &&
             p->dev_hs <= p->known[k].time + gi)
           fresh = 1;
+      /* Once per gossip interval per endpoint, even if the store dropped it
+       * meanwhile (five entries cannot hold what every observer of a
+       * symmetric NAT sees). */
+      if (wgam_addr_equal(&p->obs_ep, &p->dev_ep) &&
+          p->dev_hs <= p->obs_time + gi)
+        fresh = 1;
       if (!fresh) {
         wgam_endpoint e;
         e.addr = p->dev_ep;
         e.time = p->dev_hs;
+        p->obs_ep = p->dev_ep;
+        p->obs_time = p->dev_hs;
         handle_announce(m, (uint32_t)i, &e, 1,
                         p->src ? p->src : WGAM_SOURCE_ROAMING, ts);
       }
     }
-    if (m->s.policy == WGAM_POLICY_FAST)
-      peer_step(m, (uint32_t)i, ts);
   }
 
   if (m->s.policy == WGAM_POLICY_CLASSIC && (first || m->cycle_due)) {
@@ -1446,6 +1545,7 @@ int wgam_mesh_observe_device(wgam_mesh *m, const wgam_device *dev,
       }
       if (asked)
         m->last_request = ts;
+      m->t_ask = tadd(ts, ASK_MIN);
     }
   }
   m->wants &= ~WGAM_WANT_DEVICE;
@@ -1717,6 +1817,7 @@ wgam_tstamp wgam_mesh_get_expiry(const wgam_mesh *m) {
   if (!m)
     return NONE;
   t = tmin(tmin(m->t_device, m->t_lan), tmin(m->t_persist, m->t_igd));
+  t = tmin(t, m->t_ask);
   if (m->heaplen)
     t = tmin(t, m->peers[m->heap[0]].next);
   return t;
@@ -1739,6 +1840,37 @@ static void queue_lan_broadcast(wgam_mesh *m) {
     dest.port = m->s.gossip_port;
     queue_pkt(m, WGAM_MSG_LAN_BROADCAST, NO_IDX, &dest);
   }
+}
+
+/* Peers that stay without a working endpoint may be missing an announce
+ * that spread before we connected to anyone: ask the connected peers, one
+ * after the other, for their stores, less often while it does not help. */
+static void ask_for_stores(wgam_mesh *m, wgam_tstamp ts) {
+  size_t i, unresolved = 0;
+
+  for (i = 0; i < m->npeers; i++)
+    if (i != m->self_idx && (m->peers[i].state == WGAM_PEER_IDLE ||
+                             m->peers[i].state == WGAM_PEER_BACKOFF))
+      unresolved++;
+  if (!unresolved || !m->nconnected) {
+    m->t_ask = tadd(ts, ASK_MIN);
+    return;
+  }
+  for (i = 0; i < m->npeers; i++) {
+    uint32_t idx = m->order[(m->ask_pos + i) % m->npeers];
+    struct peer *p = &m->peers[idx];
+    if (idx == m->self_idx || p->state != WGAM_PEER_CONNECTED)
+      continue;
+    m->ask_pos = (m->ask_pos + i + 1) % m->npeers;
+    queue_to_peer(m, WGAM_MSG_REQUEST, NO_IDX, p);
+    m->last_request = ts;
+    logf_(m, WGAM_LOG_DEBUG, "%zu peers unresolved: asking %s for its store",
+          unresolved, keyshort(p->pubkey).s);
+    break;
+  }
+  m->t_ask = tadd(ts, m->ask_interval);
+  m->ask_interval =
+      m->ask_interval * 2 < ASK_MAX ? m->ask_interval * 2 : ASK_MAX;
 }
 
 int wgam_mesh_handle_expiry(wgam_mesh *m, wgam_tstamp ts) {
@@ -1765,6 +1897,8 @@ int wgam_mesh_handle_expiry(wgam_mesh *m, wgam_tstamp ts) {
     m->wants |= WGAM_WANT_IGD;
     m->t_igd = tadd(ts, m->s.igd_interval);
   }
+  if (ts >= m->t_ask)
+    ask_for_stores(m, ts);
   if (addr_valid(&m->external))
     wgam_mesh_set_external_endpoint(m, &m->external, ts);
   while (m->heaplen && m->peers[m->heap[0]].next <= ts) {

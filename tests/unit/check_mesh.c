@@ -1002,6 +1002,8 @@ START_TEST(test_propagation_request_ping) {
     while (wgam_mesh_write_pkt(net.n[0].m, &dest, buf, sizeof(buf), net.now) >
            0)
       ;
+    /* Past the hold time of the first read's own announces. */
+    net.now += 3 * WGAM_SECONDS;
     ep.addr = v4(198, 51, 100, 200, 7);
     ep.time = UNIX0 + 5000;
     announce_to(0, 5, &ep, 1, 9);
@@ -1063,6 +1065,108 @@ START_TEST(test_propagation_request_ping) {
       ck_assert_int_eq(wgam_msg_decode(&msg, plain, 4), 4);
       ck_assert_int_eq(msg.type, WGAM_MSG_PONG);
     }
+  }
+}
+END_TEST
+
+/* Node 0 with 13 connected peers, its first device read done and drained. */
+static void star_of_14(void) {
+  static wgam_peer_config cfg[14];
+  static wgam_device_peer dp[14];
+  static wgam_cidr cidr[14];
+  uint8_t buf[WGAM_MAX_DATAGRAM_LEN];
+  wgam_device dev;
+  wgam_addr dest;
+  int k;
+
+  net_init(0, 0);
+  for (k = 0; k < 14; k++)
+    add_node(NAT_NONE, v4(198, 51, 100, k + 1, WG_PORT), 0, (wgam_addr){0});
+  for (k = 0; k < 14; k++) {
+    memset(&cfg[k], 0, sizeof(cfg[k]));
+    memcpy(cfg[k].pubkey, net.n[k].pub, 32);
+    cfg[k].address = net.n[k].mesh;
+  }
+  ck_assert_int_eq(wgam_mesh_set_peers(net.n[0].m, cfg, 14, net.now), 0);
+  memset(&dev, 0, sizeof(dev));
+  memcpy(dev.pubkey, net.n[0].pub, 32);
+  dev.has_pubkey = 1;
+  dev.listen_port = WG_PORT;
+  for (k = 1; k < 14; k++) {
+    memset(&dp[k], 0, sizeof(dp[k]));
+    memcpy(dp[k].pubkey, net.n[k].pub, 32);
+    dp[k].endpoint = net.n[k].ext;
+    dp[k].last_handshake = unix_now() - 5;
+    cidr[k].addr = net.n[k].mesh;
+    cidr[k].prefixlen = 32;
+    dp[k].allowedips = &cidr[k];
+    dp[k].nallowedips = 1;
+    dp[k].persistent_keepalive = 30;
+  }
+  dev.peers = dp + 1;
+  dev.npeers = 13;
+  ck_assert_int_eq(
+      wgam_mesh_observe_device(net.n[0].m, &dev, net.now, unix_now()), 0);
+  while (wgam_mesh_write_pkt(net.n[0].m, &dest, buf, sizeof(buf), net.now) > 0)
+    ;
+}
+
+static int count_out(int i) {
+  uint8_t buf[WGAM_MAX_DATAGRAM_LEN];
+  wgam_addr dest;
+  int n = 0;
+  while (wgam_mesh_write_pkt(net.n[i].m, &dest, buf, sizeof(buf), net.now) >
+         0)
+    n++;
+  return n;
+}
+
+/* Fresher times alone are not flooded; a subject whose endpoints keep
+ * changing is propagated with a doubling hold time, and what changed
+ * during a hold is sent when it ends. */
+START_TEST(test_propagation_damping) {
+  wgam_endpoint ep;
+  int k, sent = 0, bursts = 0;
+
+  star_of_14();
+  net.now += 3 * WGAM_SECONDS;
+  ep.addr = v4(198, 51, 100, 200, 7);
+  ep.time = UNIX0 + 5000;
+  announce_to(0, 5, &ep, 1, 1);
+  ck_assert_int_eq(count_out(0), 10);
+  ep.time++;
+  announce_to(0, 5, &ep, 1, 2); /* same address, newer time */
+  ck_assert_int_eq(count_out(0), 0);
+
+  for (k = 0; k < 40; k++) { /* a new address every 0.5 s for 20 s */
+    int n;
+    net.now += WGAM_SECONDS / 2;
+    if (wgam_mesh_get_expiry(net.n[0].m) <= net.now)
+      wgam_mesh_handle_expiry(net.n[0].m, net.now);
+    ep.addr = v4(198, 51, 100, 201, (uint16_t)(1000 + k));
+    ep.time = UNIX0 + 6000 + (uint64_t)k;
+    announce_to(0, 5, &ep, 1, (uint8_t)(10 + k));
+    n = count_out(0);
+    sent += n;
+    bursts += n > 0;
+  }
+  /* Undamped, that would be 400 datagrams. Holds of 2, 4, 8, 16 s. */
+  ck_assert_int_ge(bursts, 3);
+  ck_assert_int_le(bursts, 5);
+  ck_assert_int_le(sent, 10 * bursts + 13); /* plus device-driven probes */
+  /* The last change is not lost: it goes out when the hold ends. */
+  {
+    wgam_peer_info info;
+    int later = 0;
+    peer_info(0, 5, &info);
+    ck_assert(same(&info.known[0].addr, &ep.addr));
+    for (k = 0; k < 80; k++) {
+      net.now += WGAM_SECONDS / 2;
+      if (wgam_mesh_get_expiry(net.n[0].m) <= net.now)
+        wgam_mesh_handle_expiry(net.n[0].m, net.now);
+      later += count_out(0);
+    }
+    ck_assert_int_ge(later, 10);
   }
 }
 END_TEST
@@ -1249,6 +1353,7 @@ static Suite *mesh_suite(void) {
   tcase_add_test(tc, test_roaming_public);
   tcase_add_test(tc, test_merge_rule);
   tcase_add_test(tc, test_propagation_request_ping);
+  tcase_add_test(tc, test_propagation_damping);
   tcase_add_test(tc, test_bad_input_counted);
   tcase_add_test(tc, test_external_endpoint_announced);
   tcase_add_test(tc, test_alloc_failures);
