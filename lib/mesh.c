@@ -40,7 +40,7 @@
  * Request must not make us send the whole store again and again). */
 #define ANSWER_INTERVAL (5 * WGAM_SECONDS)
 /* Probes per second the whole engine may send in steady state. */
-#define PROBE_RATE 8
+#define PROBE_RATE 4
 /* Peers asked for their store after the first device read (fast). */
 #define INITIAL_REQUESTS 3
 /* Fast policy: first and largest interval between Requests sent while some
@@ -776,13 +776,12 @@ static int has_untried(const wgam_mesh *m, const struct peer *p) {
 
 static wgam_tstamp probe_idle(const wgam_mesh *m) {
   /* Small meshes probe quickly; large ones stay within PROBE_RATE probes a
-   * second, down to relying on the peers' own keepalives. */
+   * second and otherwise rely on WireGuard's own rekeying: with keepalives
+   * flowing, a healthy session is renewed every two minutes, so a handshake
+   * older than the fast policy's timeout means a broken path. */
   wgam_tstamp idle = m->s.probe_idle;
   wgam_tstamp budget = (wgam_tstamp)m->npeers * WGAM_SECONDS / PROBE_RATE;
-  wgam_tstamp cap = (wgam_tstamp)(m->s.keepalive_connected + 5) * WGAM_SECONDS;
-  if (budget > idle)
-    idle = budget;
-  return idle > cap && cap > m->s.probe_idle ? cap : idle;
+  return budget > idle ? budget : idle;
 }
 
 static void became_connected(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
@@ -1842,15 +1841,16 @@ static void queue_lan_broadcast(wgam_mesh *m) {
   }
 }
 
-/* Peers that stay without a working endpoint may be missing an announce
+/* Peers that stay without any endpoint may be missing an announce
  * that spread before we connected to anyone: ask the connected peers, one
  * after the other, for their stores, less often while it does not help. */
 static void ask_for_stores(wgam_mesh *m, wgam_tstamp ts) {
   size_t i, unresolved = 0;
 
+  /* Only peers with no candidate at all: one behind a symmetric NAT has
+   * candidates that fail, and asking again would not help it. */
   for (i = 0; i < m->npeers; i++)
-    if (i != m->self_idx && (m->peers[i].state == WGAM_PEER_IDLE ||
-                             m->peers[i].state == WGAM_PEER_BACKOFF))
+    if (i != m->self_idx && m->peers[i].state == WGAM_PEER_IDLE)
       unresolved++;
   if (!unresolved || !m->nconnected) {
     m->t_ask = tadd(ts, ASK_MIN);

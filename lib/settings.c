@@ -31,6 +31,9 @@ int wgam_settings_default_versioned(int settings_version,
     return WGAM_ERR_INVALID_ARGUMENT;
   settings_common(settings);
   settings->policy = WGAM_POLICY_FAST;
+  /* WireGuard renews a session with traffic every 120 s and rejects one
+   * older than 180 s: a handshake older than that means a broken path. */
+  settings->timeout = 200 * WGAM_SECONDS;
   settings->device_interval = 2 * WGAM_SECONDS;
   settings->try_interval = 6 * WGAM_SECONDS;
   settings->backoff_min = 10 * WGAM_SECONDS;
