@@ -4,13 +4,15 @@
 our fast policy against the original's classic timers, in the same run.
 
     sudo WGAM_BIN=build/cli/wgautomesh tests/netns/bench.py [--runs 5]
-         [--policies fast,classic] [--no-roam] [--mesh-cap 180] [--roam-cap 400]
+         [--policies fast,classic] [--no-roam] [--join] [--mesh-cap 180] [--roam-cap 400]
 
 Mesh: scenario 1's six nodes (2 public, 2 behind separate cone NATs, 2 on one
 LAN behind a third); the clock starts when the last daemon was spawned and
 stops when all 15 pairs have answered an ICMP echo over their mesh addresses.
 Roaming: scenario 3, (a) a public node renumbered, (b) a NAT router's WAN
 address changed; the clock stops when every other node reaches the moved one.
+--join: also a NAT-ed node joining a running mesh of the five others (no
+start-up race with peers still being configured).
 A run that does not finish within the cap is printed as ">cap".
 """
 
@@ -37,6 +39,33 @@ def mesh_once(policy, cap):
         got = rig.wait_pairs(rig.pairs(), cap, stop=lambda: S._any_daemon_dead(rig))
         rig.check_daemons_alive()
         if len(got) < 15:
+            return None
+        return max(got.values()) - t0
+    finally:
+        rig.cleanup()
+
+
+def join_once(policy, cap):
+    """A node behind NAT (d) joins a running mesh: five daemons run and are
+    meshed; d's daemon starts; the clock stops when d reaches all five.
+    Unlike a cold start of every node, no peer is still being configured."""
+    rig = R.Rig(S.SIX)
+    try:
+        rig.policy = policy
+        rig.start_all_wg()
+        rig.write_configs(endpoints=rig.public_endpoints(), policy=policy)
+        d = rig.node("d")
+        others = [n for n in rig.nodes if n is not d]
+        for n in others:
+            rig.start_daemon(n)
+        got = rig.wait_pairs(rig.pairs(others), cap)
+        if len(got) < len(rig.pairs(others)):
+            return None
+        rig.start_daemon(d)
+        t0 = time.monotonic()
+        pairs = [(d, n) for n in others]
+        got = rig.wait_pairs(pairs, cap)
+        if len(got) < len(pairs):
             return None
         return max(got.values()) - t0
     finally:
@@ -106,6 +135,15 @@ def main(argv):
             mesh[pol].append(t)
             print("mesh %-7s run %d: %s s" % (pol, i + 1, show(t, mesh_cap)))
             sys.stdout.flush()
+    join = {}
+    if "--join" in argv:
+        for pol in policies:
+            join[pol] = []
+            for i in range(runs):
+                t = join_once(pol, mesh_cap)
+                join[pol].append(t)
+                print("join %-7s run %d: %s s" % (pol, i + 1, show(t, mesh_cap)))
+                sys.stdout.flush()
     roam = {}
     if "--no-roam" not in argv:
         for pol in policies:
@@ -120,6 +158,9 @@ def main(argv):
         m, mx, capped = summary(mesh[pol], mesh_cap)
         med[pol] = m
         print("%-8s %-14s %-10.2f %-10.2f %d/%d" % (pol, "full mesh", m, mx, capped, runs))
+    for pol in join:
+        m, mx, capped = summary(join[pol], mesh_cap)
+        print("%-8s %-14s %-10.2f %-10.2f %d/%d" % (pol, "join (NAT-ed)", m, mx, capped, runs))
     for pol in roam:
         for k, label in (("a", "roam public"), ("b", "roam NAT")):
             print("%-8s %-14s %-10s %-10s" % (pol, label, show(roam[pol][k], roam_cap), ""))
