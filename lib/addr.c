@@ -399,47 +399,58 @@ int wgam_addr_is_valid_endpoint(const wgam_addr *addr) {
 static const char B64[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-static int b64val(int ch) {
-  if (ch >= 'A' && ch <= 'Z')
-    return ch - 'A';
-  if (ch >= 'a' && ch <= 'z')
-    return ch - 'a' + 26;
-  if (ch >= '0' && ch <= '9')
-    return ch - '0' + 52;
-  if (ch == '+')
-    return 62;
-  if (ch == '/')
-    return 63;
-  return -1;
-}
+/* Base64 alphabet values plus one, 0 for every other byte: the key lookup
+ * of each received announce goes through here. */
+#define B(c, v) [c] = (v) + 1
+static const uint8_t B64VAL1[256] = {
+    B('A', 0),  B('B', 1),  B('C', 2),  B('D', 3),  B('E', 4),  B('F', 5),
+    B('G', 6),  B('H', 7),  B('I', 8),  B('J', 9),  B('K', 10), B('L', 11),
+    B('M', 12), B('N', 13), B('O', 14), B('P', 15), B('Q', 16), B('R', 17),
+    B('S', 18), B('T', 19), B('U', 20), B('V', 21), B('W', 22), B('X', 23),
+    B('Y', 24), B('Z', 25), B('a', 26), B('b', 27), B('c', 28), B('d', 29),
+    B('e', 30), B('f', 31), B('g', 32), B('h', 33), B('i', 34), B('j', 35),
+    B('k', 36), B('l', 37), B('m', 38), B('n', 39), B('o', 40), B('p', 41),
+    B('q', 42), B('r', 43), B('s', 44), B('t', 45), B('u', 46), B('v', 47),
+    B('w', 48), B('x', 49), B('y', 50), B('z', 51), B('0', 52), B('1', 53),
+    B('2', 54), B('3', 55), B('4', 56), B('5', 57), B('6', 58), B('7', 59),
+    B('8', 60), B('9', 61), B('+', 62), B('/', 63),
+};
+#undef B
+/* The value of @c, or -1 (which makes any sum it enters negative). */
+#define B64VAL(c) ((int32_t)B64VAL1[c] - 1)
 
 int wgam_key_from_base64(uint8_t key[WGAM_KEY_LEN], const char *b64,
                          size_t b64len) {
+  const unsigned char *s = (const unsigned char *)b64;
   uint8_t out[WGAM_KEY_LEN];
-  uint32_t acc = 0;
-  int bits = 0;
-  size_t i, n = 0;
+  int32_t v, bad = 0;
+  size_t i, o = 0;
 
   if (b64 == NULL || b64len != WGAM_KEY_B64_LEN ||
       b64[WGAM_KEY_B64_LEN - 1] != '=')
     return WGAM_ERR_PARSE;
-  /* 43 characters carry 258 bits: 32 bytes and 2 bits that must be zero,
-   * otherwise two different strings would name the same key. */
-  for (i = 0; i < WGAM_KEY_B64_LEN - 1; i++) {
-    int v = b64val((unsigned char)b64[i]);
-
-    if (v < 0)
-      return WGAM_ERR_PARSE;
-    acc = acc << 6 | (uint32_t)v;
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out[n++] = (uint8_t)(acc >> bits);
-      acc &= (1u << bits) - 1;
-    }
+  /* 10 groups of 4 characters make 30 bytes; the last 3 characters carry
+   * 18 bits: 2 bytes and 2 bits that must be zero, otherwise two different
+   * strings would name the same key. */
+  for (i = 0; i < 40; i += 4) {
+    int32_t a = B64VAL(s[i]), b = B64VAL(s[i + 1]), c = B64VAL(s[i + 2]),
+            d = B64VAL(s[i + 3]);
+    bad |= a | b | c | d; /* any -1 makes it negative */
+    v = (int32_t)((uint32_t)a << 18 | (uint32_t)b << 12 | (uint32_t)c << 6 |
+                  (uint32_t)d);
+    out[o++] = (uint8_t)(v >> 16);
+    out[o++] = (uint8_t)(v >> 8);
+    out[o++] = (uint8_t)v;
   }
-  if (n != WGAM_KEY_LEN || acc != 0)
+  {
+    int32_t a = B64VAL(s[40]), b = B64VAL(s[41]), c = B64VAL(s[42]);
+    bad |= a | b | c;
+    v = (int32_t)((uint32_t)a << 12 | (uint32_t)b << 6 | (uint32_t)c);
+  }
+  if (bad < 0 || (v & 3))
     return WGAM_ERR_PARSE;
+  out[o++] = (uint8_t)(v >> 10);
+  out[o] = (uint8_t)(v >> 2);
   memcpy(key, out, WGAM_KEY_LEN);
   return 0;
 }

@@ -258,30 +258,29 @@ static int addr_valid(const wgam_addr *a) {
   return a->family != WGAM_AF_NONE;
 }
 
-static uint32_t addr_hash32(const wgam_addr *a) {
-  uint32_t h = 2166136261u;
-  size_t i;
+/* Multiply-xorshift mixing of the address words: cheap, and good enough
+ * for tables whose keys (public keys aside) come from configuration. */
+static uint64_t mix64(uint64_t x) {
+  x ^= x >> 32;
+  x *= 0xd6e8feb86659fd93ull;
+  x ^= x >> 32;
+  return x;
+}
 
-  h = (h ^ a->family) * 16777619u;
-  for (i = 0; i < 16; i++)
-    h = (h ^ a->ip[i]) * 16777619u;
-  h = (h ^ (a->port & 0xff)) * 16777619u;
-  h = (h ^ (a->port >> 8)) * 16777619u;
-  return h;
+static uint64_t ip_hash(const wgam_addr *a) {
+  uint64_t w0, w1;
+  memcpy(&w0, a->ip, 8);
+  memcpy(&w1, a->ip + 8, 8);
+  return mix64(w0 * 0x9e3779b97f4a7c15ull ^ mix64(w1 ^ a->family));
+}
+
+static uint32_t addr_hash32(const wgam_addr *a) {
+  return (uint32_t)mix64(ip_hash(a) ^ a->port);
 }
 
 static uint64_t key_hash(const uint8_t *key) {
   uint64_t h;
   memcpy(&h, key, sizeof(h)); /* public keys are uniformly distributed */
-  return h;
-}
-static uint64_t ip_hash(const wgam_addr *a) {
-  uint64_t h = 1469598103934665603ull;
-  size_t i;
-
-  h = (h ^ a->family) * 1099511628211ull;
-  for (i = 0; i < 16; i++)
-    h = (h ^ a->ip[i]) * 1099511628211ull;
   return h;
 }
 
@@ -549,6 +548,18 @@ static int merge_endpoints(wgam_endpoint *known, uint8_t *known_src,
   size_t n = *nknown, i, j, k;
   int changed;
 
+  /* The common case, a store that already knows all of it, costs no copy. */
+  for (i = 0; i < neps; i++) {
+    for (j = 0; j < n; j++)
+      if (known[j].time >= eps[i].time &&
+          wgam_addr_equal(&known[j].addr, &eps[i].addr))
+        break;
+    if (j == n)
+      break;
+  }
+  if (i == neps)
+    return 0;
+
   memcpy(list, known, n * sizeof(*known));
   memcpy(srcs, known_src, n);
   for (i = 0; i < neps; i++) {
@@ -655,10 +666,11 @@ static void handle_announce(wgam_mesh *m, uint32_t subject,
   }
   /* Fresher times alone are kept, not flooded: every observer refreshes its
    * own entries, and Request answers carry them. */
-  if (changed == 2)
-    propagate_damped(m, subject, ts);
+  if (changed != 2)
+    return;
+  propagate_damped(m, subject, ts);
   if (m->dev_seen)
-    peer_step(m, subject, ts);
+    peer_step(m, subject, ts); /* a new candidate */
 }
 
 /* ------------------------------------------------------------------------ */

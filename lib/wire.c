@@ -62,9 +62,21 @@ int wgam_utf8_valid(const uint8_t *s, size_t len) {
   size_t i = 0;
 
   while (i < len) {
-    uint8_t c = s[i];
+    uint8_t c;
     size_t n, k;
     uint8_t lo = 0x80, hi = 0xbf; /* range of the first continuation byte */
+
+    /* Keys are ASCII: skip it eight bytes at a time. */
+    while (len - i >= 8) {
+      uint64_t w;
+      memcpy(&w, s + i, sizeof(w));
+      if (w & 0x8080808080808080ull)
+        break;
+      i += 8;
+    }
+    if (i == len)
+      break;
+    c = s[i];
 
     if (c < 0x80) {
       i++;
