@@ -375,6 +375,10 @@ static void load_state(struct daemon *d, wgam_tstamp now) {
   size_t len;
   int rc;
 
+  rc = state_clean_tmp(d->cfg.persist_file);
+  if (rc > 0)
+    log_info("removed %d temporary state file(s) left by an interrupted write",
+             rc);
   rc = state_read(d->cfg.persist_file, &data, &len);
   if (rc == -ENOENT) {
     log_info("no state file %s yet", d->cfg.persist_file);

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -171,5 +172,44 @@ int state_set_aside(const char *path) {
   if (rename(path, aside) < 0)
     rc = -errno;
   free(aside);
+  return rc;
+}
+
+int state_clean_tmp(const char *path) {
+  char *dircopy = NULL, *basecopy = NULL, *dir, *base;
+  size_t blen;
+  struct dirent *e;
+  DIR *dp = NULL;
+  int rc = 0, dfd;
+
+  dircopy = strdup(path);
+  basecopy = strdup(path);
+  if (!dircopy || !basecopy) {
+    rc = -ENOMEM;
+    goto out;
+  }
+  dir = dirname(dircopy);
+  base = basename(basecopy);
+  blen = strlen(base);
+  dp = opendir(dir);
+  if (!dp) {
+    rc = -errno;
+    goto out;
+  }
+  dfd = dirfd(dp);
+  while ((e = readdir(dp))) {
+    /* Exactly what state_write() creates: BASE.tmp. and six characters. */
+    if (strncmp(e->d_name, base, blen) != 0 ||
+        strncmp(e->d_name + blen, ".tmp.", 5) != 0 ||
+        strlen(e->d_name + blen + 5) != 6)
+      continue;
+    if (unlinkat(dfd, e->d_name, 0) == 0)
+      rc++;
+  }
+out:
+  if (dp)
+    closedir(dp);
+  free(dircopy);
+  free(basecopy);
   return rc;
 }

@@ -18,6 +18,10 @@ int state_read(const char *path, uint8_t **data, size_t *len);
  * rename over @path, fsync of the directory. Returns 0 or -errno. */
 int state_write(const char *path, const uint8_t *data, size_t len);
 
+/* Removes temporary files a write interrupted by a crash left beside
+ * @path (@path.tmp.XXXXXX). Returns how many were removed, or -errno. */
+int state_clean_tmp(const char *path);
+
 /* Renames @path to @path.corrupt so a bad file is kept for inspection
  * rather than overwritten. Returns 0 or -errno. */
 int state_set_aside(const char *path);

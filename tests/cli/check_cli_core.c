@@ -117,6 +117,30 @@ START_TEST(test_state_io) {
   ck_assert_int_eq(access(aside, F_OK), 0);
   ck_assert_int_eq(access(path, F_OK), -1);
 
+  /* Leftovers of writes killed midway are removed, and nothing else. */
+  {
+    static const char *const names[] = {"state.tmp.a1B2c3", "state.tmp.zzzzzz",
+                                        "state.tmp.short", "other.tmp.a1B2c3",
+                                        "state.corrupt"};
+    char f[600];
+    size_t k;
+
+    snprintf(path, sizeof(path), "%s/state", tmpdir);
+    for (k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
+      snprintf(f, sizeof(f), "%s/%s", tmpdir, names[k]);
+      fd = open(f, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+      ck_assert_int_ge(fd, 0);
+      close(fd);
+    }
+    ck_assert_int_eq(state_clean_tmp(path), 2);
+    snprintf(f, sizeof(f), "%s/state.tmp.short", tmpdir);
+    ck_assert_int_eq(access(f, F_OK), 0);
+    snprintf(f, sizeof(f), "%s/other.tmp.a1B2c3", tmpdir);
+    ck_assert_int_eq(access(f, F_OK), 0);
+    snprintf(f, sizeof(f), "%s/state.tmp.a1B2c3", tmpdir);
+    ck_assert_int_eq(access(f, F_OK), -1);
+  }
+
   /* A directory that does not exist: an error, not a crash. */
   snprintf(path, sizeof(path), "%s/no/such/dir/state", tmpdir);
   ck_assert_int_eq(state_write(path, data, sizeof(data)), -ENOENT);
