@@ -64,6 +64,7 @@ struct peer {
 
   wgam_addr lan;
   wgam_tstamp lan_seen;
+  uint32_t lan_failed; /* hash of the last LAN endpoint that did not answer */
 
   /* The device's view, as last observed (and as we last wrote it). */
   uint8_t on_device;
@@ -693,18 +694,41 @@ static size_t add_cand(struct cand *c, size_t n, const wgam_addr *a,
   return n + 1;
 }
 
-/* Fast policy order: LAN (fresh), gossip newest first, configured. */
+/* Private, shared-NAT, link-local and ULA addresses: reachable only from
+ * the network they belong to, which we cannot tell from here. */
+static int addr_is_private(const wgam_addr *a) {
+  const uint8_t *ip = a->ip;
+  if (a->family == WGAM_AF_INET)
+    return ip[0] == 10 || (ip[0] == 172 && (ip[1] & 0xf0) == 16) ||
+           (ip[0] == 192 && ip[1] == 168) ||
+           (ip[0] == 100 && (ip[1] & 0xc0) == 64) ||
+           (ip[0] == 169 && ip[1] == 254);
+  return (ip[0] & 0xfe) == 0xfc || (ip[0] == 0xfe && (ip[1] & 0xc0) == 0x80);
+}
+
+/*
+ * Fast policy order: the LAN endpoint heard by broadcast, then gossip
+ * (newest first) and configured endpoints with public addresses, then the
+ * private ones. A private address learned by gossip is usually another
+ * network's LAN (two nodes there announce what they see of each other):
+ * trying it first would cost a handshake window for nothing.
+ */
 static size_t candidates(const wgam_mesh *m, const struct peer *p,
                          struct cand *c) {
   size_t n = 0, i;
+  int private_pass;
 
   if (addr_valid(&p->lan))
     n = add_cand(c, n, &p->lan, WGAM_SOURCE_LAN);
-  for (i = 0; i < p->nknown; i++)
-    if (endpoint_acceptable(m, &p->known[i].addr))
-      n = add_cand(c, n, &p->known[i].addr, p->known_src[i]);
-  for (i = 0; i < p->ncfg; i++)
-    n = add_cand(c, n, &p->cfg[i], WGAM_SOURCE_CONFIG);
+  for (private_pass = 0; private_pass < 2; private_pass++) {
+    for (i = 0; i < p->nknown; i++)
+      if (addr_is_private(&p->known[i].addr) == private_pass &&
+          endpoint_acceptable(m, &p->known[i].addr))
+        n = add_cand(c, n, &p->known[i].addr, p->known_src[i]);
+    for (i = 0; i < p->ncfg; i++)
+      if (addr_is_private(&p->cfg[i]) == private_pass)
+        n = add_cand(c, n, &p->cfg[i], WGAM_SOURCE_CONFIG);
+  }
   return n;
 }
 
@@ -734,7 +758,10 @@ static void try_endpoint(wgam_mesh *m, struct peer *p, const wgam_addr *ep,
   set_state(m, p, WGAM_PEER_TRYING);
   if (!p->lan_switch)
     set_keepalive(m, p, m->s.keepalive_trying);
-  if (!wgam_addr_equal(&p->dev_ep, ep)) {
+  /* Writing the same endpoint again is not a no-op after a silent path:
+   * it makes WireGuard forget the source address it cached for the peer
+   * (wireguard-go keeps sending from a removed address otherwise). */
+  if (!wgam_addr_equal(&p->dev_ep, ep) || p->broken_at != NONE) {
     mark_upd(m, p, UPD_ENDPOINT);
     p->endpoint_changes++;
     m->stats.endpoint_changes++;
@@ -906,6 +933,10 @@ static void peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
               "peer %s: LAN endpoint %s does not answer, back to %s",
               keyshort(p->pubkey).s, addrs(&p->lan).s, addrs(&p->prev_ep).s);
         p->lan_switch = 0;
+        /* Forget it until a broadcast tells us again (a host renumbered
+         * by DHCP must not be chased at its old address). */
+        p->lan_failed = addr_hash32(&p->lan);
+        memset(&p->lan, 0, sizeof(p->lan));
         p->lan_fail_until = tadd(ts, m->s.backoff_max);
         p->want_ep = p->prev_ep;
         p->want_src = p->src;
@@ -1628,7 +1659,8 @@ static int handle_lan_broadcast(wgam_mesh *m, const wgam_addr *src,
     logf_(m, WGAM_LOG_INFO, "peer %s: LAN endpoint %s", keyshort(p->pubkey).s,
           addrs(&lan).s);
     p->lan = lan;
-    p->lan_fail_until = NONE;
+    if (addr_hash32(&lan) != p->lan_failed)
+      p->lan_fail_until = NONE; /* a new address deserves a try at once */
     p->lan_seen = ts;
     if (m->s.policy == WGAM_POLICY_FAST)
       peer_step(m, idx, ts);

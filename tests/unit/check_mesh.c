@@ -896,6 +896,39 @@ static void announce_to(int i, int subject, const wgam_endpoint *eps, size_t n,
   wgam_mesh_read_pkt(net.n[i].m, &src, pkt, (size_t)len, net.now);
 }
 
+/* A private address learned by gossip (usually another network's LAN) is
+ * tried after the public ones, even when it is newer. */
+START_TEST(test_private_after_public) {
+  wgam_peer_config cfg[2];
+  wgam_peer_update u;
+  wgam_endpoint eps[2];
+  wgam_addr first;
+  int got = 0;
+
+  net_init(0, 0);
+  add_node(NAT_NONE, v4(198, 51, 100, 1, WG_PORT), 0, (wgam_addr){0});
+  add_node(NAT_NONE, v4(198, 51, 100, 2, WG_PORT), 0, (wgam_addr){0});
+  add_node(NAT_NONE, v4(198, 51, 100, 3, WG_PORT), 0, (wgam_addr){0});
+  net.n[1].down = 1;
+  peers_cfg(cfg, (const int[]){0, 1}, 2);
+  memset(&cfg[1].endpoint, 0, sizeof(cfg[1].endpoint));
+  ck_assert_int_eq(wgam_mesh_set_peers(net.n[0].m, cfg, 2, net.now), 0);
+  eps[0].addr = v4(192, 168, 9, 9, 51820);
+  eps[0].time = UNIX0 + 10;
+  eps[1].addr = v4(203, 0, 113, 9, 40000);
+  eps[1].time = UNIX0 - 10;
+  announce_to(0, 1, eps, 2, 1);
+  read_device(0);
+  while (wgam_mesh_next_peer_update(net.n[0].m, &u))
+    if (!got && (u.flags & WGAM_PEER_HAS_ENDPOINT)) {
+      first = u.endpoint;
+      got = 1;
+    }
+  ck_assert(got);
+  ck_assert(same(&first, &eps[1].addr));
+}
+END_TEST
+
 /* Merge rule: at most 5 per key, newest first, replace only if newer; bad
  * endpoints (loopback, multicast, unspecified, mesh addresses) ignored. */
 START_TEST(test_merge_rule) {
@@ -1115,8 +1148,7 @@ static int count_out(int i) {
   uint8_t buf[WGAM_MAX_DATAGRAM_LEN];
   wgam_addr dest;
   int n = 0;
-  while (wgam_mesh_write_pkt(net.n[i].m, &dest, buf, sizeof(buf), net.now) >
-         0)
+  while (wgam_mesh_write_pkt(net.n[i].m, &dest, buf, sizeof(buf), net.now) > 0)
     n++;
   return n;
 }
@@ -1348,6 +1380,7 @@ static Suite *mesh_suite(void) {
   tcase_add_test(tc, test_lan_preferred_then_stale);
   tcase_add_test(tc, test_persisted_endpoints_used);
   tcase_add_test(tc, test_fallback_order);
+  tcase_add_test(tc, test_private_after_public);
   tcase_add_test(tc, test_reload);
   tcase_add_test(tc, test_symmetric_no_flap);
   tcase_add_test(tc, test_roaming_public);
