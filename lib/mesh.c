@@ -156,6 +156,10 @@ struct wgam_mesh {
   uint64_t cycle;
   int state_dirty;
   size_t nconnected; /* peers in state CONNECTED */
+  /* Paths found silent together: when several go silent at once, it is
+   * more likely we moved than they all did. */
+  wgam_tstamp silent_since;
+  size_t nsilent;
   wgam_tstamp last_request;
   uint32_t last_request_peer;
   /* Fast policy: while peers stay without a working endpoint, ask one
@@ -745,6 +749,42 @@ static void send_ping(wgam_mesh *m, struct peer *p) {
   queue_to_peer(m, WGAM_MSG_PING, NO_IDX, p);
 }
 
+/*
+ * Writing the same endpoint again is not a no-op: it makes WireGuard forget
+ * the source address it cached for the peer (wireguard-go keeps sending from
+ * an address we no longer have). That is what we need when we moved, and
+ * what we must not do when the peer moved: our write could undo the roaming
+ * its first packets from its new address just caused. Several paths going
+ * silent together, or our only one, says we moved.
+ */
+static int we_moved(const wgam_mesh *m, const struct peer *p) {
+  (void)p;
+  return m->nsilent >= 2 || m->npeers - (m->self_idx != NO_IDX) <= 1;
+}
+
+static void path_silent(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
+  size_t i;
+
+  p->broken_at = ts;
+  if (m->silent_since == NONE ||
+      ts > tadd(m->silent_since, m->s.probe_timeout + m->s.device_interval)) {
+    m->silent_since = ts;
+    m->nsilent = 0;
+  }
+  if (++m->nsilent != 2)
+    return;
+  /* The first one of this window was tried without the write: redo it. */
+  for (i = 0; i < m->npeers; i++) {
+    struct peer *q = &m->peers[i];
+    if (q == p || q->broken_at == NONE || q->broken_at < m->silent_since ||
+        q->state != WGAM_PEER_TRYING || !addr_valid(&q->want_ep))
+      continue;
+    mark_upd(m, q, UPD_ENDPOINT);
+    q->endpoint_changes++;
+    m->stats.endpoint_changes++;
+  }
+}
+
 /* Points the device at @ep for this peer and gives it a handshake window. */
 static void try_endpoint(wgam_mesh *m, struct peer *p, const wgam_addr *ep,
                          uint8_t src, wgam_tstamp ts) {
@@ -758,10 +798,8 @@ static void try_endpoint(wgam_mesh *m, struct peer *p, const wgam_addr *ep,
   set_state(m, p, WGAM_PEER_TRYING);
   if (!p->lan_switch)
     set_keepalive(m, p, m->s.keepalive_trying);
-  /* Writing the same endpoint again is not a no-op after a silent path:
-   * it makes WireGuard forget the source address it cached for the peer
-   * (wireguard-go keeps sending from a removed address otherwise). */
-  if (!wgam_addr_equal(&p->dev_ep, ep) || p->broken_at != NONE) {
+  if (!wgam_addr_equal(&p->dev_ep, ep) ||
+      (p->broken_at != NONE && we_moved(m, p))) {
     mark_upd(m, p, UPD_ENDPOINT);
     p->endpoint_changes++;
     m->stats.endpoint_changes++;
@@ -909,7 +947,7 @@ static void peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
                ts >= tadd(p->probe_at, m->s.probe_timeout)) {
       logf_(m, WGAM_LOG_INFO, "peer %s: path via %s is silent",
             keyshort(p->pubkey).s, addrs(&p->dev_ep).s);
-      p->broken_at = ts;
+      path_silent(m, p, ts);
       p->probe_at = NONE;
       conn = 0;
     } else if (p->probe_at == NONE && ts >= tadd(last, probe_idle(m))) {
@@ -1092,6 +1130,7 @@ int wgam_mesh_new_versioned(wgam_mesh **pmesh, int settings_version,
   m->foreign_answered_at = NONE;
   m->t_ask = NONE;
   m->ask_interval = ASK_MIN;
+  m->silent_since = NONE;
   if (m->s.policy == WGAM_POLICY_CLASSIC &&
       (m->s.flags & WGAM_SETTINGS_PERSIST))
     m->t_persist = ts; /* the original writes at start, then every 600 s */

@@ -39,8 +39,8 @@ int wgam_settings_default_versioned(int settings_version,
   settings->backoff_min = 10 * WGAM_SECONDS;
   settings->backoff_max = 120 * WGAM_SECONDS;
   settings->persist_interval = 5 * WGAM_SECONDS;
-  settings->probe_idle = 10 * WGAM_SECONDS;
-  settings->probe_timeout = 3 * WGAM_SECONDS;
+  settings->probe_idle = 5 * WGAM_SECONDS;
+  settings->probe_timeout = 2 * WGAM_SECONDS;
   return 0;
 }
 
