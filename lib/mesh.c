@@ -43,6 +43,9 @@
 #define PROBE_RATE 4
 /* Peers asked for their store after the first device read (fast). */
 #define INITIAL_REQUESTS 3
+/* Fast policy: a candidate is given at least this long before a newly
+ * learned one replaces it (the handshake initiation is on its way). */
+#define MIN_TRY (2 * WGAM_SECONDS)
 /* Fast policy: first and largest interval between Requests sent while some
  * peers have no working endpoint (a late joiner missed the announces). */
 #define ASK_MIN (10 * WGAM_SECONDS)
@@ -91,6 +94,7 @@ struct peer {
   uint32_t tries;
   wgam_tstamp deadline; /* end of the try window or of the backoff */
   wgam_tstamp try_start;
+  wgam_tstamp learned_at; /* a new address was learned for this peer */
   wgam_tstamp lan_fail_until;
   wgam_tstamp probe_at;  /* Ping sent to check a silent path */
   wgam_tstamp broken_at; /* that Ping went unanswered */
@@ -673,6 +677,7 @@ static void handle_announce(wgam_mesh *m, uint32_t subject,
    * own entries, and Request answers carry them. */
   if (changed != 2)
     return;
+  m->peers[subject].learned_at = ts;
   propagate_damped(m, subject, ts);
   if (m->dev_seen)
     peer_step(m, subject, ts); /* a new candidate */
@@ -890,9 +895,17 @@ static void became_connected(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
   }
 }
 
+static int new_since_try(const struct peer *p) {
+  return p->learned_at != NONE && p->try_start != NONE &&
+         p->learned_at > p->try_start;
+}
+
 static wgam_tstamp peer_next(const wgam_mesh *m, const struct peer *p) {
   wgam_tstamp next = p->deadline;
 
+  if (p->state == WGAM_PEER_TRYING && !p->lan_switch && new_since_try(p) &&
+      has_untried(m, p))
+    next = tmin(next, tadd(p->try_start, MIN_TRY));
   if (p->prop_pending)
     next = tmin(next, p->prop_next);
   if (addr_valid(&p->lan))
@@ -1003,7 +1016,11 @@ static void peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
       try_next(m, p, ts);
       break;
     case WGAM_PEER_TRYING:
-      if (ts >= p->deadline)
+      /* Something learned during the window (the peer moved, and another
+       * node saw where to) is worth more than the rest of the window. */
+      if (ts >= p->deadline ||
+          (new_since_try(p) && ts >= tadd(p->try_start, MIN_TRY) &&
+           has_untried(m, p)))
         try_next(m, p, ts);
       break;
     case WGAM_PEER_BACKOFF:
@@ -1174,6 +1191,7 @@ static void peer_init(struct peer *p) {
   p->pong_at = NONE;
   p->deadline = NONE;
   p->try_start = NONE;
+  p->learned_at = NONE;
   p->lan_fail_until = NONE;
   p->probe_at = NONE;
   p->broken_at = NONE;
@@ -1698,6 +1716,7 @@ static int handle_lan_broadcast(wgam_mesh *m, const wgam_addr *src,
     logf_(m, WGAM_LOG_INFO, "peer %s: LAN endpoint %s", keyshort(p->pubkey).s,
           addrs(&lan).s);
     p->lan = lan;
+    p->learned_at = ts;
     if (addr_hash32(&lan) != p->lan_failed)
       p->lan_fail_until = NONE; /* a new address deserves a try at once */
     p->lan_seen = ts;

@@ -39,8 +39,8 @@ int wgam_settings_default_versioned(int settings_version,
   settings->backoff_min = 10 * WGAM_SECONDS;
   settings->backoff_max = 120 * WGAM_SECONDS;
   settings->persist_interval = 5 * WGAM_SECONDS;
-  settings->probe_idle = 5 * WGAM_SECONDS;
-  settings->probe_timeout = 2 * WGAM_SECONDS;
+  settings->probe_idle = 4 * WGAM_SECONDS;
+  settings->probe_timeout = 1500 * WGAM_MILLISECONDS;
   return 0;
 }
 
