@@ -271,7 +271,8 @@ static void read_secret_file(struct ctx *c, struct config *cfg,
   ssize_t r;
   int fd;
 
-  fd = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  /* O_NONBLOCK: opening a FIFO must not hang us; it is refused below. */
+  fd = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
   if (fd < 0) {
     err(c, field, "cannot read %s: %s", file, strerror(errno));
     return;
@@ -646,7 +647,8 @@ int config_load(struct config *cfg, const char *path, unsigned flags,
 
   memset(cfg, 0, sizeof(*cfg));
   cfg->log_level = -1;
-  fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  /* O_NONBLOCK: opening a FIFO must not hang us; it is refused below. */
+  fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
   if (fd < 0) {
     err(&c, NULL, "cannot read: %s", strerror(errno));
     return c.oom ? -ENOMEM : -EINVAL;

@@ -20,7 +20,8 @@ int state_read(const char *path, uint8_t **data, size_t *len) {
 
   *data = NULL;
   *len = 0;
-  fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  /* O_NONBLOCK: opening a FIFO must not hang us; it is refused below. */
+  fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
   if (fd < 0)
     return -errno;
   if (fstat(fd, &st) < 0) {
