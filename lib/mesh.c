@@ -895,6 +895,13 @@ static void became_connected(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
   }
 }
 
+/* A LAN try keeps its whole window: nothing learned can rank above it, and
+ * the peer may just not have configured us yet when our first handshake
+ * initiation arrived (WireGuard retries after 5 s). */
+static int preemptible(const struct peer *p) {
+  return p->want_src != WGAM_SOURCE_LAN;
+}
+
 static int new_since_try(const struct peer *p) {
   return p->learned_at != NONE && p->try_start != NONE &&
          p->learned_at > p->try_start;
@@ -903,8 +910,8 @@ static int new_since_try(const struct peer *p) {
 static wgam_tstamp peer_next(const wgam_mesh *m, const struct peer *p) {
   wgam_tstamp next = p->deadline;
 
-  if (p->state == WGAM_PEER_TRYING && !p->lan_switch && new_since_try(p) &&
-      has_untried(m, p))
+  if (p->state == WGAM_PEER_TRYING && !p->lan_switch && preemptible(p) &&
+      new_since_try(p) && has_untried(m, p))
     next = tmin(next, tadd(p->try_start, MIN_TRY));
   if (p->prop_pending)
     next = tmin(next, p->prop_next);
@@ -1019,8 +1026,8 @@ static void peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
       /* Something learned during the window (the peer moved, and another
        * node saw where to) is worth more than the rest of the window. */
       if (ts >= p->deadline ||
-          (new_since_try(p) && ts >= tadd(p->try_start, MIN_TRY) &&
-           has_untried(m, p)))
+          (preemptible(p) && new_since_try(p) &&
+           ts >= tadd(p->try_start, MIN_TRY) && has_untried(m, p)))
         try_next(m, p, ts);
       break;
     case WGAM_PEER_BACKOFF:

@@ -62,7 +62,7 @@ def main(argv):
     print(HEADER)
     print()
     print("Building the topology (namespaces, NAT routers, WireGuard interfaces)...")
-    rig = R.Rig(TOPOLOGY, wgam_bin=wgam)
+    rig = R.Rig(TOPOLOGY, wgam_bin=wgam, keep=os.environ.get("DEMO_KEEP") == "1")
     order = [rig.node(n) for n in ("hub", "alice", "carol", "bob")]
     rig.nodes = order  # display order; mesh addresses were fixed at creation
     try:

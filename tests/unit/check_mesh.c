@@ -929,6 +929,65 @@ START_TEST(test_private_after_public) {
 }
 END_TEST
 
+/* A LAN try keeps its whole handshake window even when a gossip endpoint
+ * arrives meanwhile (the peer may not have configured us yet: WireGuard's
+ * retry comes after 5 s); another try is cut short by such news. */
+START_TEST(test_lan_try_not_preempted) {
+  wgam_peer_config cfg[2];
+  wgam_peer_update u;
+  wgam_endpoint ep;
+  uint8_t pkt[WGAM_MAX_DATAGRAM_LEN];
+  char b64[45];
+  wgam_msg msg;
+  wgam_addr lansrc = v4(192, 168, 1, 3, GOSSIP_PORT);
+  wgam_tstamp start, at = 0;
+  wgam_ssize len;
+
+  net_init(0, WGAM_SETTINGS_LAN_DISCOVERY);
+  add_node(NAT_NONE, v4(198, 51, 100, 1, WG_PORT), 0, (wgam_addr){0});
+  add_node(NAT_NONE, v4(198, 51, 100, 2, WG_PORT), 0, (wgam_addr){0});
+  net.n[1].down = 1;
+  peers_cfg(cfg, (const int[]){0, 1}, 2);
+  memset(&cfg[1].endpoint, 0, sizeof(cfg[1].endpoint));
+  ck_assert_int_eq(wgam_mesh_set_peers(net.n[0].m, cfg, 2, net.now), 0);
+  read_device(0);
+  wgam_key_to_base64(b64, net.n[1].pub);
+  memset(&msg, 0, sizeof(msg));
+  msg.type = WGAM_MSG_LAN_BROADCAST;
+  msg.pubkey = (const uint8_t *)b64;
+  msg.pubkeylen = 44;
+  msg.listen_port = WG_PORT;
+  len = seal_msg(pkt, sizeof(pkt), &msg, 1);
+  ck_assert_int_eq(
+      wgam_mesh_read_pkt(net.n[0].m, &lansrc, pkt, (size_t)len, net.now), 0);
+  start = net.now;
+  while (wgam_mesh_next_peer_update(net.n[0].m, &u))
+    apply_update(0, &u);
+  ck_assert(net.n[0].dev[1].ep.ip[0] == 192);
+
+  ep.addr = v4(203, 0, 113, 50, 40000);
+  ep.time = UNIX0 + 10;
+  while (net.now < start + 7 * WGAM_SECONDS) {
+    net.now += 100 * WGAM_MILLISECONDS;
+    if (net.now == start + 2500 * WGAM_MILLISECONDS)
+      announce_to(0, 1, &ep, 1, 2);
+    if (wgam_mesh_get_expiry(net.n[0].m) <= net.now)
+      wgam_mesh_handle_expiry(net.n[0].m, net.now);
+    if (wgam_mesh_get_wants(net.n[0].m) & WGAM_WANT_DEVICE)
+      read_device(0);
+    while (wgam_mesh_next_peer_update(net.n[0].m, &u)) {
+      apply_update(0, &u);
+      if ((u.flags & WGAM_PEER_HAS_ENDPOINT) && !at)
+        at = net.now;
+    }
+    send_out(0);
+  }
+  ck_assert_msg(at >= start + 6 * WGAM_SECONDS, "LAN try cut after %.1f s",
+                (double)(at - start) / WGAM_SECONDS);
+  ck_assert(same(&net.n[0].dev[1].ep, &ep.addr));
+}
+END_TEST
+
 /* Merge rule: at most 5 per key, newest first, replace only if newer; bad
  * endpoints (loopback, multicast, unspecified, mesh addresses) ignored. */
 START_TEST(test_merge_rule) {
@@ -1413,6 +1472,7 @@ static Suite *mesh_suite(void) {
   tcase_add_test(tc, test_persisted_endpoints_used);
   tcase_add_test(tc, test_fallback_order);
   tcase_add_test(tc, test_private_after_public);
+  tcase_add_test(tc, test_lan_try_not_preempted);
   tcase_add_test(tc, test_reload);
   tcase_add_test(tc, test_symmetric_no_flap);
   tcase_add_test(tc, test_roaming_public);
