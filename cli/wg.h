@@ -13,9 +13,9 @@
 
 /* A device read: wgam_device plus the storage its pointers refer to. */
 struct wg_dev {
-  wgam_device dev;          /* dev.peers points into peers */
-  wgam_device_peer *peers;  /* npeers = dev.npeers */
-  wgam_cidr *cidrs;         /* storage for every peer's allowed IPs */
+  wgam_device dev;         /* dev.peers points into peers */
+  wgam_device_peer *peers; /* npeers = dev.npeers */
+  wgam_cidr *cidrs;        /* storage for every peer's allowed IPs */
   size_t npeers_cap, ncidrs, ncidrs_cap;
 };
 

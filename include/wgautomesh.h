@@ -197,8 +197,8 @@ WGAM_EXTERN int wgam_addr_is_valid_endpoint(const wgam_addr *addr);
  * Decodes a 44-character base64 WireGuard key (with its '=' padding) into
  * @key. Returns 0 or WGAM_ERR_PARSE.
  */
-WGAM_EXTERN int wgam_key_from_base64(uint8_t key[WGAM_KEY_LEN],
-                                     const char *b64, size_t b64len);
+WGAM_EXTERN int wgam_key_from_base64(uint8_t key[WGAM_KEY_LEN], const char *b64,
+                                     size_t b64len);
 
 /** Encodes @key as base64 into @dest (44 characters + NUL). */
 WGAM_EXTERN void wgam_key_to_base64(char dest[WGAM_KEY_B64_LEN + 1],
@@ -350,7 +350,7 @@ typedef enum wgam_policy {
 } wgam_policy;
 
 /** Settings flags. */
-#define WGAM_SETTINGS_LAN_DISCOVERY 0x1u /* send/accept IPv4 LanBroadcast */
+#define WGAM_SETTINGS_LAN_DISCOVERY 0x1u    /* send/accept IPv4 LanBroadcast */
 #define WGAM_SETTINGS_LAN_DISCOVERY_V6 0x2u /* also send to [ff05::1] */
 #define WGAM_SETTINGS_PERSIST 0x4u          /* keep a state file */
 #define WGAM_SETTINGS_IGD 0x8u              /* UPnP IGD renewals wanted */
@@ -442,8 +442,7 @@ WGAM_EXTERN int wgam_settings_classic_versioned(int settings_version,
  * Returns 0 and sets *@pmesh, or WGAM_ERR_INVALID_ARGUMENT (no rand callback,
  * zero gossip port, inconsistent timers, unknown version) or WGAM_ERR_NOMEM.
  */
-WGAM_EXTERN int wgam_mesh_new_versioned(wgam_mesh **pmesh,
-                                        int settings_version,
+WGAM_EXTERN int wgam_mesh_new_versioned(wgam_mesh **pmesh, int settings_version,
                                         const wgam_settings *settings,
                                         wgam_tstamp ts);
 #define wgam_mesh_new(P, S, TS)                                                \
@@ -521,8 +520,8 @@ typedef struct wgam_device {
  * Returns 0, WGAM_ERR_INVALID_ARGUMENT, or WGAM_ERR_NOMEM.
  */
 WGAM_EXTERN int wgam_mesh_observe_device(wgam_mesh *mesh,
-                                         const wgam_device *dev,
-                                         wgam_tstamp ts, uint64_t unix_now);
+                                         const wgam_device *dev, wgam_tstamp ts,
+                                         uint64_t unix_now);
 
 /**
  * Feeds a received gossip datagram from @src (the sender's address and

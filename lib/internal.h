@@ -13,7 +13,6 @@
 void wgam_blake3(uint8_t out[WGAM_BLAKE3_OUT_LEN], const uint8_t *in,
                  size_t inlen);
 
-
 /* persist.c: state file encoder. The file is the u64 entry count followed by
  * the entries; each returns the bytes written or WGAM_ERR_NOBUF, and with
  * dest NULL the bytes needed. */

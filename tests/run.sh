@@ -10,7 +10,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 
-packages="meson ninja-build pkg-config gcc clang libclang-rt-14-dev
+packages="meson ninja-build pkg-config gcc clang libclang-rt-14-dev clang-format git
   libsodium-dev check libcjson-dev libnl-3-dev libnl-genl-3-dev
   libminiupnpc-dev miniupnpc miniupnpd wireguard-tools wireguard-go nftables
   iproute2 procps kmod python3 qemu-system-x86 busybox-static valgrind
