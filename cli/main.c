@@ -140,15 +140,35 @@ static socklen_t wgam_to_sockaddr(struct sockaddr_storage *ss,
 
 /* ---- gossip sockets --------------------------------------------------- */
 
-static int open_gossip4(uint16_t port) {
-  struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(port)};
-  int one = 1, fd, rc;
+/* A non-blocking UDP socket on the gossip port of every address of
+ * @family: IPv4 may send LAN broadcasts; IPv6 stays IPv6-only so both
+ * sockets can share the port. */
+static int open_gossip(int family, uint16_t port) {
+  struct sockaddr_storage ss = {0};
+  struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+  struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+  int one = 1, fd, rc, level, opt;
+  socklen_t sl;
 
-  fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (family == AF_INET) {
+    sin->sin_family = AF_INET;
+    sin->sin_port = htons(port);
+    sl = sizeof(*sin);
+    level = SOL_SOCKET;
+    opt = SO_BROADCAST;
+  } else {
+    sin6->sin6_family = AF_INET6;
+    sin6->sin6_port = htons(port);
+    sin6->sin6_addr = in6addr_any;
+    sl = sizeof(*sin6);
+    level = IPPROTO_IPV6;
+    opt = IPV6_V6ONLY;
+  }
+  fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0)
     return -errno;
-  if (setsockopt(fd, SOL_SOCKET, SO_BROADCAST, &one, sizeof(one)) < 0 ||
-      bind(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0) {
+  if (setsockopt(fd, level, opt, &one, sizeof(one)) < 0 ||
+      bind(fd, (struct sockaddr *)&ss, sl) < 0) {
     rc = -errno;
     close(fd);
     return rc;
@@ -173,24 +193,6 @@ static void join_lan_group6(int fd, const char *wgif) {
       log_debug("cannot join ff05::1 on %s: %s", i->if_name, strerror(errno));
   }
   if_freenameindex(ifs);
-}
-
-static int open_gossip6(uint16_t port) {
-  struct sockaddr_in6 sin6 = {.sin6_family = AF_INET6,
-                              .sin6_port = htons(port),
-                              .sin6_addr = IN6ADDR_ANY_INIT};
-  int one = 1, fd, rc;
-
-  fd = socket(AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0)
-    return -errno;
-  if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0 ||
-      bind(fd, (struct sockaddr *)&sin6, sizeof(sin6)) < 0) {
-    rc = -errno;
-    close(fd);
-    return rc;
-  }
-  return fd;
 }
 
 static void send_pkt(struct daemon *d, const wgam_addr *dst, const uint8_t *pkt,
@@ -1002,13 +1004,13 @@ static int run(const char *path, int cli_level) {
     goto out;
   }
 
-  d->sock4 = open_gossip4(d->cfg.gossip_port);
+  d->sock4 = open_gossip(AF_INET, d->cfg.gossip_port);
   if (d->sock4 < 0) {
     log_err("gossip socket 0.0.0.0:%u: %s", d->cfg.gossip_port,
             strerror(-d->sock4));
     goto out;
   }
-  d->sock6 = open_gossip6(d->cfg.gossip_port);
+  d->sock6 = open_gossip(AF_INET6, d->cfg.gossip_port);
   if (d->sock6 < 0) {
     /* IPv6 may be disabled on this host: IPv4 alone is fine. */
     log_warn("no IPv6 gossip socket [::]:%u: %s", d->cfg.gossip_port,
