@@ -1044,13 +1044,85 @@ START_TEST(test_merge_rule) {
 }
 END_TEST
 
+/* Node 0 with 13 connected peers (configured in reverse order if @reversed),
+ * its first device read done and drained;
+ * star_touch() reads the device again with traffic from every peer. */
+static wgam_device_peer star_dp[14];
+static wgam_device star_dev;
+
+static void star_touch(void) {
+  int k;
+  for (k = 1; k < 14; k++)
+    star_dp[k].rx_bytes += 32;
+  ck_assert_int_eq(
+      wgam_mesh_observe_device(net.n[0].m, &star_dev, net.now, unix_now()), 0);
+}
+
+static void star_of_14(int reversed) {
+  static wgam_peer_config cfg[14];
+  static wgam_cidr cidr[14];
+  wgam_device_peer *dp = star_dp;
+  wgam_device dev;
+  uint8_t buf[WGAM_MAX_DATAGRAM_LEN];
+  wgam_addr dest;
+  int k;
+
+  net_init(0, 0);
+  for (k = 0; k < 14; k++)
+    add_node(NAT_NONE, v4(198, 51, 100, k + 1, WG_PORT), 0, (wgam_addr){0});
+  for (k = 0; k < 14; k++) {
+    int j = reversed ? 13 - k : k; /* same peers, another config order */
+    memset(&cfg[k], 0, sizeof(cfg[k]));
+    memcpy(cfg[k].pubkey, net.n[j].pub, 32);
+    cfg[k].address = net.n[j].mesh;
+  }
+  ck_assert_int_eq(wgam_mesh_set_peers(net.n[0].m, cfg, 14, net.now), 0);
+  memset(&dev, 0, sizeof(dev));
+  memcpy(dev.pubkey, net.n[0].pub, 32);
+  dev.has_pubkey = 1;
+  dev.listen_port = WG_PORT;
+  for (k = 1; k < 14; k++) {
+    memset(&dp[k], 0, sizeof(dp[k]));
+    memcpy(dp[k].pubkey, net.n[k].pub, 32);
+    dp[k].endpoint = net.n[k].ext;
+    dp[k].last_handshake = unix_now() - 5;
+    cidr[k].addr = net.n[k].mesh;
+    cidr[k].prefixlen = 32;
+    dp[k].allowedips = &cidr[k];
+    dp[k].nallowedips = 1;
+    dp[k].persistent_keepalive = 30;
+  }
+  dev.peers = dp + 1;
+  dev.npeers = 13;
+  star_dev = dev;
+  ck_assert_int_eq(
+      wgam_mesh_observe_device(net.n[0].m, &dev, net.now, unix_now()), 0);
+  while (wgam_mesh_write_pkt(net.n[0].m, &dest, buf, sizeof(buf), net.now) > 0)
+    ;
+}
+
+/* Announces node @i sends now (probes and the rest are drained too). */
+static int count_out(int i) {
+  uint8_t buf[WGAM_MAX_DATAGRAM_LEN], plain[WGAM_MAX_PLAINTEXT_LEN], key[32];
+  wgam_addr dest;
+  wgam_ssize len;
+  wgam_msg msg;
+  int n = 0;
+
+  wgam_key_derive(key, (const uint8_t *)"test secret", 11);
+  while ((len = wgam_mesh_write_pkt(net.n[i].m, &dest, buf, sizeof(buf),
+                                    net.now)) > 0) {
+    len = wgam_pkt_open(plain, sizeof(plain), key, buf, (size_t)len);
+    ck_assert_int_gt(len, 0);
+    ck_assert_int_gt(wgam_msg_decode(&msg, plain, (size_t)len), 0);
+    n += msg.type == WGAM_MSG_ANNOUNCE;
+  }
+  return n;
+}
+
 /* Propagation goes to at most 10 connected peers, in a fixed per-pair
  * order; Request is answered with every known announce; Ping with Pong. */
 START_TEST(test_propagation_request_ping) {
-  wgam_peer_config cfg[14];
-  wgam_device_peer dp[14];
-  wgam_cidr cidr[14];
-  wgam_device dev;
   wgam_endpoint ep;
   wgam_addr dest, targets1[20];
   uint8_t buf[WGAM_MAX_DATAGRAM_LEN];
@@ -1060,40 +1132,7 @@ START_TEST(test_propagation_request_ping) {
 
   for (round = 0; round < 2; round++) {
     int n = 0;
-    net_init(0, 0);
-    for (k = 0; k < 14; k++)
-      add_node(NAT_NONE, v4(198, 51, 100, k + 1, WG_PORT), 0, (wgam_addr){0});
-    for (k = 0; k < 14; k++) {
-      /* Second round: the same peers in another configuration order. */
-      int j = round ? 13 - k : k;
-      memset(&cfg[k], 0, sizeof(cfg[k]));
-      memcpy(cfg[k].pubkey, net.n[j].pub, 32);
-      cfg[k].address = net.n[j].mesh;
-    }
-    ck_assert_int_eq(wgam_mesh_set_peers(net.n[0].m, cfg, 14, net.now), 0);
-    memset(&dev, 0, sizeof(dev));
-    memcpy(dev.pubkey, net.n[0].pub, 32);
-    dev.has_pubkey = 1;
-    dev.listen_port = WG_PORT;
-    for (k = 1; k < 14; k++) {
-      memset(&dp[k], 0, sizeof(dp[k]));
-      memcpy(dp[k].pubkey, net.n[k].pub, 32);
-      dp[k].endpoint = net.n[k].ext;
-      dp[k].last_handshake = unix_now() - 5;
-      cidr[k].addr = net.n[k].mesh;
-      cidr[k].prefixlen = 32;
-      dp[k].allowedips = &cidr[k];
-      dp[k].nallowedips = 1;
-      dp[k].persistent_keepalive = 30;
-    }
-    dev.peers = dp + 1;
-    dev.npeers = 13;
-    ck_assert_int_eq(
-        wgam_mesh_observe_device(net.n[0].m, &dev, net.now, unix_now()), 0);
-    /* Drain what the first read produced (its own announces). */
-    while (wgam_mesh_write_pkt(net.n[0].m, &dest, buf, sizeof(buf), net.now) >
-           0)
-      ;
+    star_of_14(round);
     /* Past the hold time of the first read's own announces. */
     net.now += 3 * WGAM_SECONDS;
     ep.addr = v4(198, 51, 100, 200, 7);
@@ -1167,80 +1206,6 @@ START_TEST(test_propagation_request_ping) {
 }
 END_TEST
 
-/* Node 0 with 13 connected peers, its first device read done and drained;
- * star_touch() reads the device again with traffic from every peer. */
-static wgam_device_peer star_dp[14];
-static wgam_device star_dev;
-
-static void star_touch(void) {
-  int k;
-  for (k = 1; k < 14; k++)
-    star_dp[k].rx_bytes += 32;
-  ck_assert_int_eq(
-      wgam_mesh_observe_device(net.n[0].m, &star_dev, net.now, unix_now()), 0);
-}
-
-static void star_of_14(void) {
-  static wgam_peer_config cfg[14];
-  static wgam_cidr cidr[14];
-  wgam_device_peer *dp = star_dp;
-  wgam_device dev;
-  uint8_t buf[WGAM_MAX_DATAGRAM_LEN];
-  wgam_addr dest;
-  int k;
-
-  net_init(0, 0);
-  for (k = 0; k < 14; k++)
-    add_node(NAT_NONE, v4(198, 51, 100, k + 1, WG_PORT), 0, (wgam_addr){0});
-  for (k = 0; k < 14; k++) {
-    memset(&cfg[k], 0, sizeof(cfg[k]));
-    memcpy(cfg[k].pubkey, net.n[k].pub, 32);
-    cfg[k].address = net.n[k].mesh;
-  }
-  ck_assert_int_eq(wgam_mesh_set_peers(net.n[0].m, cfg, 14, net.now), 0);
-  memset(&dev, 0, sizeof(dev));
-  memcpy(dev.pubkey, net.n[0].pub, 32);
-  dev.has_pubkey = 1;
-  dev.listen_port = WG_PORT;
-  for (k = 1; k < 14; k++) {
-    memset(&dp[k], 0, sizeof(dp[k]));
-    memcpy(dp[k].pubkey, net.n[k].pub, 32);
-    dp[k].endpoint = net.n[k].ext;
-    dp[k].last_handshake = unix_now() - 5;
-    cidr[k].addr = net.n[k].mesh;
-    cidr[k].prefixlen = 32;
-    dp[k].allowedips = &cidr[k];
-    dp[k].nallowedips = 1;
-    dp[k].persistent_keepalive = 30;
-  }
-  dev.peers = dp + 1;
-  dev.npeers = 13;
-  star_dev = dev;
-  ck_assert_int_eq(
-      wgam_mesh_observe_device(net.n[0].m, &dev, net.now, unix_now()), 0);
-  while (wgam_mesh_write_pkt(net.n[0].m, &dest, buf, sizeof(buf), net.now) > 0)
-    ;
-}
-
-/* Announces node @i sends now (probes and the rest are drained too). */
-static int count_out(int i) {
-  uint8_t buf[WGAM_MAX_DATAGRAM_LEN], plain[WGAM_MAX_PLAINTEXT_LEN], key[32];
-  wgam_addr dest;
-  wgam_ssize len;
-  wgam_msg msg;
-  int n = 0;
-
-  wgam_key_derive(key, (const uint8_t *)"test secret", 11);
-  while ((len = wgam_mesh_write_pkt(net.n[i].m, &dest, buf, sizeof(buf),
-                                    net.now)) > 0) {
-    len = wgam_pkt_open(plain, sizeof(plain), key, buf, (size_t)len);
-    ck_assert_int_gt(len, 0);
-    ck_assert_int_gt(wgam_msg_decode(&msg, plain, (size_t)len), 0);
-    n += msg.type == WGAM_MSG_ANNOUNCE;
-  }
-  return n;
-}
-
 /* Fresher times alone are not flooded; a subject whose endpoints keep
  * changing is propagated with a doubling hold time, and what changed
  * during a hold is sent when it ends. */
@@ -1248,7 +1213,7 @@ START_TEST(test_propagation_damping) {
   wgam_endpoint ep;
   int k, sent = 0, bursts = 0;
 
-  star_of_14();
+  star_of_14(0);
   net.now += 3 * WGAM_SECONDS;
   ep.addr = v4(198, 51, 100, 200, 7);
   ep.time = UNIX0 + 5000;
