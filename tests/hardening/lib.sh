@@ -22,10 +22,25 @@ hdn_cleanup() {
   for p in "${HDN_PIDS[@]}"; do
     kill "$p" 2>/dev/null
   done
+  # A process that blocks SIGTERM and is stuck (a daemon waiting on a FIFO
+  # before its loop runs) gets SIGKILL after 5 s; so does anything else
+  # still running inside the namespaces this script made.
+  for _ in $(seq 50); do
+    alive=0
+    for p in "${HDN_PIDS[@]}"; do
+      kill -0 "$p" 2>/dev/null && alive=1
+    done
+    [ $alive = 0 ] && break
+    sleep 0.1
+  done
   for p in "${HDN_PIDS[@]}"; do
+    kill -KILL "$p" 2>/dev/null
     wait "$p" 2>/dev/null
   done
   for ns in "${HDN_NETNS[@]}"; do
+    for p in $(ip netns pids "$ns" 2>/dev/null); do
+      kill -KILL "$p" 2>/dev/null
+    done
     ip netns del "$ns" 2>/dev/null
   done
   rm -f /var/run/wireguard/hdn"$ID"*.sock
