@@ -39,6 +39,13 @@ static void check_decode(const uint8_t *plain, size_t len) {
                 msg->pubkey + msg->pubkeylen <= plain + len);
     /* bincode is canonical: what decodes re-encodes to the same bytes. */
     e = wgam_msg_encode(re, sizeof(re), msg);
+    if (e == WGAM_ERR_INVALID_ARGUMENT && n > WGAM_MAX_PLAINTEXT_LEN) {
+      /* Longer than any datagram's plaintext (only reachable when the
+       * decoder is called directly): the encoder refuses to make it. */
+      free(msg);
+      free(msg2);
+      return;
+    }
     FZ_ASSERT(e == n);
     FZ_ASSERT(memcmp(re, plain, (size_t)n) == 0);
     FZ_ASSERT(wgam_msg_decode(msg2, re, (size_t)e) == e);
