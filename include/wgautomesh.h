@@ -528,7 +528,8 @@ WGAM_EXTERN int wgam_mesh_observe_device(wgam_mesh *mesh,
  * port). A rejected datagram leaves the state unchanged and is counted.
  *
  * Returns 0, WGAM_ERR_PKT_LENGTH, WGAM_ERR_PKT_AUTH, WGAM_ERR_PKT_DECODE,
- * WGAM_ERR_PKT_IGNORED (non-fatal), or WGAM_ERR_NOMEM.
+ * WGAM_ERR_PKT_IGNORED (non-fatal), WGAM_ERR_INVALID_ARGUMENT (@src is not
+ * an IPv4 or IPv6 address), or WGAM_ERR_NOMEM.
  */
 WGAM_EXTERN int wgam_mesh_read_pkt(wgam_mesh *mesh, const wgam_addr *src,
                                    const uint8_t *pkt, size_t pktlen,

@@ -1741,7 +1741,9 @@ int wgam_mesh_read_pkt(wgam_mesh *m, const wgam_addr *src, const uint8_t *pkt,
   wgam_ssize n;
   uint32_t idx;
 
-  if (!m || !src || (!pkt && pktlen))
+  /* Answers go back to @src: it must be an address we can send to. */
+  if (!m || !src || (!pkt && pktlen) ||
+      (src->family != WGAM_AF_INET && src->family != WGAM_AF_INET6))
     return WGAM_ERR_INVALID_ARGUMENT;
   n = wgam_pkt_open(plain, sizeof(plain), m->key, pkt, pktlen);
   if (n < 0) {

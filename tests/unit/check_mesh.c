@@ -1177,6 +1177,17 @@ START_TEST(test_propagation_request_ping) {
       announces++;
     }
     ck_assert_int_eq(announces, 13);
+    /* A source that is no address is refused: answers go back to it. */
+    {
+      wgam_addr none;
+      memset(&none, 0, sizeof(none));
+      memset(&msg, 0, sizeof(msg));
+      msg.type = WGAM_MSG_PING;
+      len = seal_msg(buf, sizeof(buf), &msg, 13);
+      ck_assert_int_eq(
+          wgam_mesh_read_pkt(net.n[0].m, &none, buf, (size_t)len, net.now),
+          WGAM_ERR_INVALID_ARGUMENT);
+    }
     /* A replayed Request right after is not answered again. */
     memset(&msg, 0, sizeof(msg));
     msg.type = WGAM_MSG_REQUEST;
