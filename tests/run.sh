@@ -41,7 +41,7 @@ meson test -C "$build" --print-errorlogs $args
 # The engine suites under valgrind (no fork, so every leak is seen).
 if command -v valgrind >/dev/null; then
   meson test -C "$build" --print-errorlogs --setup valgrind \
-    addr blake3 wire persist mesh
+    addr blake3 wire persist mesh hardening-lib
 fi
 
 # The same code under AddressSanitizer and UndefinedBehaviorSanitizer.
@@ -52,5 +52,14 @@ ninja -C "$asan"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
   meson test -C "$asan" --print-errorlogs --suite unit --suite sim
+
+# Every fuzz target for WGAM_FUZZ_SECONDS (60) with libFuzzer, ASan and
+# UBSan (the fuzz suite above replays the seeds with the default compiler).
+case " $suites " in
+*" fuzz "*)
+  if command -v clang >/dev/null; then
+    BUILD=${build}-fuzz ./tools/fuzz.sh "${WGAM_FUZZ_SECONDS:-60}"
+  fi ;;
+esac
 
 echo "tests/run.sh: all suites passed in $(( $(date +%s) - start )) s"

@@ -25,7 +25,7 @@ if [ "$declared" != "$exported" ]; then
   fail=1
 fi
 
-allow='^(memcpy|memmove|memcmp|memset|strlen|malloc|calloc|realloc|free|qsort|vsnprintf|__vsnprintf_chk|__memcpy_chk|__memset_chk|__stack_chk_fail|crypto_secretbox_easy|crypto_secretbox_open_easy|sodium_init|sodium_memzero|_ITM_deregisterTMCloneTable|_ITM_registerTMCloneTable|__cxa_finalize|__gmon_start__)(@.*)?$'
+allow='^(memcpy|memmove|memcmp|memset|strlen|malloc|calloc|realloc|free|qsort|vsnprintf|__vsnprintf_chk|__memcpy_chk|__memset_chk|__stack_chk_fail|crypto_secretbox_easy|crypto_secretbox_open_easy|sodium_init|sodium_memzero|_ITM_deregisterTMCloneTable|_ITM_registerTMCloneTable|__cxa_finalize|__gmon_start__|_GLOBAL_OFFSET_TABLE_|__(asan|ubsan|lsan|sanitizer)_[A-Za-z0-9_]*)(@.*)?$'
 undef=$(nm -u "$static" | awk 'NF == 2 {print $2}' | sort -u)
 bad=$(printf '%s\n' "$undef" | grep -Ev "$allow" | grep -v '^wgam_' || true)
 if [ -n "$bad" ]; then
