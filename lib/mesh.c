@@ -827,6 +827,19 @@ static void try_next(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
   struct cand c[MAX_CANDIDATES];
   size_t n = candidates(m, p, c), i;
 
+  /* A path just found silent is tried last, unless we are the one who moved
+   * (then it is still right and needs only rewriting): the peer more likely
+   * moved, and what gossip learned meanwhile says where to. */
+  if (p->broken_at != NONE && !we_moved(m, p)) {
+    for (i = 0; i + 1 < n; i++)
+      if (wgam_addr_equal(&c[i].addr, &p->dev_ep)) {
+        struct cand t = c[i];
+        memmove(&c[i], &c[i + 1], (n - i - 1) * sizeof(c[0]));
+        c[n - 1] = t;
+        break;
+      }
+  }
+
   for (i = 0; i < n; i++)
     if (!was_tried(p, &c[i].addr)) {
       try_endpoint(m, p, &c[i].addr, c[i].src, ts);
