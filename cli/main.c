@@ -979,12 +979,6 @@ static int run(const char *path, int cli_level) {
             strerror(-rc));
     goto out;
   }
-  rc =
-      wgam_mesh_observe_device(d->mesh, &d->dev.dev, now, (uint64_t)time(NULL));
-  if (rc) {
-    log_err("interface %s: %s", d->cfg.interface, wgam_strerror(rc));
-    goto out;
-  }
   d->listen_port = d->dev.dev.listen_port;
   log_info("interface %s (%s backend), listen port %u, %zu peers, %s policy",
            d->cfg.interface, wg_backend_name(d->wg), d->listen_port,
@@ -1021,6 +1015,16 @@ static int run(const char *path, int cli_level) {
 
   if (d->cfg.persist_file)
     load_state(d, now);
+
+  /* The engine decides on the first device read: the peers and what the
+   * state file knows of them must be in before it, or the first try of
+   * every peer would ignore the saved endpoints. */
+  rc =
+      wgam_mesh_observe_device(d->mesh, &d->dev.dev, now, (uint64_t)time(NULL));
+  if (rc) {
+    log_err("interface %s: %s", d->cfg.interface, wgam_strerror(rc));
+    goto out;
+  }
 
   rc = control_open(&d->ctl, d->cfg.control_socket, control_cb, d);
   if (rc) {

@@ -1258,6 +1258,14 @@ static void update_identity(wgam_mesh *m) {
   size_t i;
 
   m->self_idx = m->has_pubkey ? find_peer(m, m->pubkey) : NO_IDX;
+  if (m->self_idx != NO_IDX && m->peers[m->self_idx].nknown) {
+    /* What a state file said of us before we knew who we are. */
+    struct peer *me = &m->peers[m->self_idx];
+    uint8_t srcs[WGAM_MAX_ENDPOINTS];
+    merge_endpoints(m->self_known, srcs, &m->nself_known, me->known, me->nknown,
+                    WGAM_SOURCE_STATE);
+    me->nknown = 0;
+  }
   m->nconnected = 0;
   for (i = 0; i < m->npeers; i++)
     if (i != m->self_idx && m->peers[i].state == WGAM_PEER_CONNECTED)

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "internal.h"
 #include "testutil.h"
 #include "wgautomesh.h"
 
@@ -988,6 +989,55 @@ START_TEST(test_lan_try_not_preempted) {
 }
 END_TEST
 
+/* A state file loaded before the first device read (the daemon's order)
+ * keeps what it says about ourselves: it is written back. */
+struct find_key_ctx {
+  const uint8_t *key;
+  int found;
+};
+static int find_key_cb(const uint8_t *pk, size_t pklen,
+                       const wgam_endpoint *eps, size_t n, void *u) {
+  struct find_key_ctx *c = u;
+  char b64[45];
+  (void)eps;
+  wgam_key_to_base64(b64, c->key);
+  if (pklen == 44 && !memcmp(pk, b64, 44) && n == 1)
+    c->found = 1;
+  return 0;
+}
+
+START_TEST(test_state_before_identity) {
+  wgam_peer_config cfg[2];
+  uint8_t file[512], out[1024];
+  wgam_endpoint ep;
+  char b64[45];
+  wgam_ssize n, k;
+  struct find_key_ctx c;
+
+  net_init(0, WGAM_SETTINGS_PERSIST);
+  add_node(NAT_NONE, v4(198, 51, 100, 1, WG_PORT), 0, (wgam_addr){0});
+  add_node(NAT_NONE, v4(198, 51, 100, 2, WG_PORT), 0, (wgam_addr){0});
+  peers_cfg(cfg, (const int[]){0, 1}, 2);
+  ck_assert_int_eq(wgam_mesh_set_peers(net.n[0].m, cfg, 2, net.now), 0);
+  ep.addr = v4(203, 0, 113, 77, 40000);
+  ep.time = UNIX0 - 100;
+  wgam_key_to_base64(b64, net.n[0].pub);
+  n = wgam_state_encode_header(file, sizeof(file), 1);
+  k = wgam_state_encode_entry(file + n, sizeof(file) - (size_t)n,
+                              (const uint8_t *)b64, 44, &ep, 1);
+  ck_assert_int_gt(k, 0);
+  ck_assert_int_eq(
+      wgam_mesh_load_state(net.n[0].m, file, (size_t)(n + k), net.now), 0);
+  read_device(0);
+  n = wgam_mesh_write_state(net.n[0].m, out, sizeof(out));
+  ck_assert_int_gt(n, 8);
+  c.key = net.n[0].pub;
+  c.found = 0;
+  ck_assert_int_eq(wgam_state_parse(out, (size_t)n, find_key_cb, &c), 0);
+  ck_assert_msg(c.found, "our own entry was lost");
+}
+END_TEST
+
 /* Merge rule: at most 5 per key, newest first, replace only if newer; bad
  * endpoints (loopback, multicast, unspecified, mesh addresses) ignored. */
 START_TEST(test_merge_rule) {
@@ -1449,6 +1499,7 @@ static Suite *mesh_suite(void) {
   tcase_add_test(tc, test_fallback_order);
   tcase_add_test(tc, test_private_after_public);
   tcase_add_test(tc, test_lan_try_not_preempted);
+  tcase_add_test(tc, test_state_before_identity);
   tcase_add_test(tc, test_reload);
   tcase_add_test(tc, test_symmetric_no_flap);
   tcase_add_test(tc, test_roaming_public);
