@@ -654,7 +654,7 @@ static void propagate_damped(wgam_mesh *m, uint32_t subject, wgam_tstamp ts) {
 /* Handles an announce about @subject (a peer index or SUBJECT_SELF). */
 static void handle_announce(wgam_mesh *m, uint32_t subject,
                             const wgam_endpoint *eps, size_t neps, uint8_t src,
-                            wgam_tstamp ts) {
+                            int quiet, wgam_tstamp ts) {
   int changed;
 
   if (subject == SUBJECT_SELF) {
@@ -675,7 +675,7 @@ static void handle_announce(wgam_mesh *m, uint32_t subject,
   }
   /* Fresher times alone are kept, not flooded: every observer refreshes its
    * own entries, and Request answers carry them. */
-  if (changed != 2)
+  if (changed != 2 || quiet)
     return;
   m->peers[subject].learned_at = ts;
   propagate_damped(m, subject, ts);
@@ -1640,12 +1640,17 @@ int wgam_mesh_observe_device(wgam_mesh *m, const wgam_device *dev,
         fresh = 1;
       if (!fresh) {
         wgam_endpoint e;
+        /* An observation announced before is only refreshed in our store
+         * (Request answers carry it): flooding it again would start a wave
+         * for every observer of a symmetric NAT, each gossip interval. */
+        int again = m->s.policy == WGAM_POLICY_FAST &&
+                    wgam_addr_equal(&p->obs_ep, &p->dev_ep);
         e.addr = p->dev_ep;
         e.time = p->dev_hs;
         p->obs_ep = p->dev_ep;
         p->obs_time = p->dev_hs;
         handle_announce(m, (uint32_t)i, &e, 1,
-                        p->src ? p->src : WGAM_SOURCE_ROAMING, ts);
+                        p->src ? p->src : WGAM_SOURCE_ROAMING, again, ts);
       }
     }
   }
@@ -1809,7 +1814,7 @@ int wgam_mesh_read_pkt(wgam_mesh *m, const wgam_addr *src, const uint8_t *pkt,
         eps[k++] = msg.endpoints[i];
     if (k < msg.nendpoints)
       m->stats.rejected[WGAM_REJECT_BAD_ENDPOINT]++;
-    handle_announce(m, idx, eps, k, WGAM_SOURCE_GOSSIP, ts);
+    handle_announce(m, idx, eps, k, WGAM_SOURCE_GOSSIP, 0, ts);
     return k < msg.nendpoints && k == 0 ? WGAM_ERR_PKT_IGNORED : 0;
   }
   default:
@@ -1841,7 +1846,7 @@ static int load_entry(const uint8_t *pubkey, size_t pubkeylen,
   for (i = 0; i < neps; i++)
     if (endpoint_acceptable(c->m, &eps[i].addr))
       ok[k++] = eps[i];
-  handle_announce(c->m, idx, ok, k, WGAM_SOURCE_STATE, c->ts);
+  handle_announce(c->m, idx, ok, k, WGAM_SOURCE_STATE, 0, c->ts);
   c->loaded++;
   return 0;
 }
@@ -1934,7 +1939,7 @@ int wgam_mesh_set_external_endpoint(wgam_mesh *m, const wgam_addr *addr,
           e.time <= m->self_known[i].time + gi)
         return 0;
   }
-  handle_announce(m, SUBJECT_SELF, &e, 1, WGAM_SOURCE_UPNP, ts);
+  handle_announce(m, SUBJECT_SELF, &e, 1, WGAM_SOURCE_UPNP, 0, ts);
   return 0;
 }
 

@@ -1310,6 +1310,55 @@ START_TEST(test_propagation_damping) {
 }
 END_TEST
 
+/* An observation is flooded when it is new. Announced again after the
+ * gossip interval (same endpoint, newer handshake) it only refreshes the
+ * store, even where newer entries had pushed it out: every observer of a
+ * symmetric NAT would otherwise start a wave each, every interval. */
+START_TEST(test_observation_not_reflooded) {
+  wgam_endpoint ep[WGAM_MAX_ENDPOINTS];
+  wgam_peer_info info;
+  int k, found, later = 0;
+
+  star_of_14(0);
+  net.now += 3 * WGAM_SECONDS;
+  /* What other observers see of node 5, as behind a symmetric NAT. */
+  for (k = 0; k < WGAM_MAX_ENDPOINTS; k++) {
+    ep[k].addr = v4(198, 51, 100, 6, (uint16_t)(2000 + k));
+    ep[k].time = unix_now() - 1;
+  }
+  announce_to(0, 5, ep, WGAM_MAX_ENDPOINTS, 1);
+  ck_assert_int_eq(count_out(0), 10);
+  peer_info(0, 5, &info);
+  for (k = 0, found = 0; k < (int)info.nknown; k++)
+    found |= same(&info.known[k].addr, &net.n[5].ext);
+  ck_assert(!found);
+
+  /* Rekeys on unchanged paths, past the gossip interval (300 s). */
+  for (k = 1; k <= 400; k++) {
+    net.now += WGAM_SECONDS;
+    if (k % 120 == 0)
+      for (int j = 1; j < 14; j++)
+        star_dp[j].last_handshake = unix_now();
+    star_touch();
+    if (wgam_mesh_get_expiry(net.n[0].m) <= net.now)
+      wgam_mesh_handle_expiry(net.n[0].m, net.now);
+    later += count_out(0);
+  }
+  ck_assert_int_eq(later, 0);
+  /* The store has it again, with the newer time. */
+  peer_info(0, 5, &info);
+  ck_assert(same(&info.known[0].addr, &net.n[5].ext));
+  ck_assert_uint_eq(info.known[0].time, star_dp[5].last_handshake);
+
+  /* A new endpoint seen by the device is news: flooded. */
+  star_dp[5].endpoint = v4(198, 51, 100, 7, 3000);
+  star_dp[5].last_handshake = unix_now();
+  net.now += WGAM_SECONDS;
+  star_touch();
+  ck_assert_int_eq(count_out(0), 10);
+}
+END_TEST
+
 /* Every malformed datagram of the vectors leaves the state unchanged and is
  * counted. */
 START_TEST(test_bad_input_counted) {
@@ -1496,6 +1545,7 @@ static Suite *mesh_suite(void) {
   tcase_add_test(tc, test_merge_rule);
   tcase_add_test(tc, test_propagation_request_ping);
   tcase_add_test(tc, test_propagation_damping);
+  tcase_add_test(tc, test_observation_not_reflooded);
   tcase_add_test(tc, test_bad_input_counted);
   tcase_add_test(tc, test_external_endpoint_announced);
   tcase_add_test(tc, test_alloc_failures);
