@@ -690,8 +690,8 @@ static void reload(struct daemon *d, wgam_tstamp now) {
   if (d->cli_log_level < 0 && nc.log_level >= 0 &&
       nc.log_level != c->log_level) {
     log_level = nc.log_level;
-    log_info("log_level is now %d (the engine's level changes at restart)",
-             log_level);
+    wgam_mesh_set_log_level(d->mesh, log_level);
+    log_info("log_level is now %d", log_level);
   }
   c->log_level = nc.log_level;
   config_free(&nc);

@@ -554,6 +554,15 @@ WGAM_EXTERN int wgam_mesh_set_external_endpoint(wgam_mesh *mesh,
                                                 const wgam_addr *addr,
                                                 wgam_tstamp ts);
 
+/**
+ * Changes which messages reach settings->log: those of @level
+ * (WGAM_LOG_ERROR .. WGAM_LOG_TRACE) and below; the others are not even
+ * formatted. A daemon calls this when its configuration is reloaded.
+ *
+ * Returns 0 or WGAM_ERR_INVALID_ARGUMENT (@level out of range).
+ */
+WGAM_EXTERN int wgam_mesh_set_log_level(wgam_mesh *mesh, int level);
+
 /** Returns the next deadline, or WGAM_TSTAMP_NONE. */
 WGAM_EXTERN wgam_tstamp wgam_mesh_get_expiry(const wgam_mesh *mesh);
 

@@ -1294,7 +1294,7 @@ int wgam_mesh_set_peers(wgam_mesh *m, const wgam_peer_config *cfg, size_t n,
   uint32_t *keytab = NULL, *addrtab = NULL, *order = NULL, *heap = NULL,
            *updq = NULL, *remap = NULL;
   uint8_t(*removed)[WGAM_KEY_LEN] = NULL;
-  size_t cap, i, nremoved = 0;
+  size_t cap, i, nremoved = 0, added = 0, gone = 0;
   int rv = WGAM_ERR_NOMEM;
 
   if (!m || (n && !cfg))
@@ -1341,6 +1341,7 @@ int wgam_mesh_set_peers(wgam_mesh *m, const wgam_peer_config *cfg, size_t n,
         p->upd |= UPD_ALLOWED;
     } else {
       peer_init(p);
+      added++;
       memcpy(p->pubkey, cfg[i].pubkey, WGAM_KEY_LEN);
       p->upd = UPD_ALLOWED | UPD_KEEPALIVE;
       p->want_keepalive = m->s.keepalive_trying;
@@ -1374,6 +1375,7 @@ int wgam_mesh_set_peers(wgam_mesh *m, const wgam_peer_config *cfg, size_t n,
     remap[i] = keytab[ks] ? keytab[ks] - 1 : NO_IDX;
     if (remap[i] == NO_IDX && i != m->self_idx) {
       memcpy(removed[nremoved++], m->peers[i].pubkey, WGAM_KEY_LEN);
+      gone++;
       logf_(m, WGAM_LOG_INFO, "peer %s: removed from the configuration",
             keyshort(m->peers[i].pubkey).s);
     }
@@ -1442,6 +1444,8 @@ int wgam_mesh_set_peers(wgam_mesh *m, const wgam_peer_config *cfg, size_t n,
   }
   m->ask_interval = ASK_MIN; /* new peers: ask again soon */
   logf_(m, WGAM_LOG_INFO, "%zu peers configured", n);
+  logf_(m, WGAM_LOG_DEBUG, "peers: %zu added, %zu kept, %zu removed", added,
+        n - added, gone);
   rv = 0;
   np = NULL;
   keytab = addrtab = order = heap = updq = NULL;
@@ -1946,6 +1950,13 @@ int wgam_mesh_set_external_endpoint(wgam_mesh *m, const wgam_addr *addr,
 /* ------------------------------------------------------------------------ */
 /* Timers and output                                                        */
 /* ------------------------------------------------------------------------ */
+
+int wgam_mesh_set_log_level(wgam_mesh *m, int level) {
+  if (level < WGAM_LOG_ERROR || level > WGAM_LOG_TRACE)
+    return WGAM_ERR_INVALID_ARGUMENT;
+  m->s.log_level = level;
+  return 0;
+}
 
 wgam_tstamp wgam_mesh_get_expiry(const wgam_mesh *m) {
   wgam_tstamp t;

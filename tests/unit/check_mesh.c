@@ -1359,6 +1359,50 @@ START_TEST(test_observation_not_reflooded) {
 }
 END_TEST
 
+static int debug_lines;
+
+static void count_debug(void *u, int level, const char *msg) {
+  (void)u;
+  ck_assert_int_le(level, WGAM_LOG_DEBUG);
+  debug_lines += level == WGAM_LOG_DEBUG && strstr(msg, "peers: ") != NULL;
+}
+
+/* The log level can change while the engine runs (a daemon's reload). */
+START_TEST(test_log_level_changes) {
+  wgam_peer_config cfg[2];
+  wgam_settings s;
+  wgam_mesh *m;
+
+  wgam_settings_default(&s);
+  s.secret = (const uint8_t *)"test secret";
+  s.secretlen = 11;
+  s.gossip_port = GOSSIP_PORT;
+  s.rand = tu_rand_fixed;
+  s.log = count_debug;
+  s.log_level = WGAM_LOG_INFO;
+  ck_assert_int_eq(wgam_mesh_new(&m, &s, WGAM_SECONDS), 0);
+  memset(cfg, 0, sizeof(cfg));
+  cfg[0].pubkey[0] = 1;
+  cfg[0].address = v4(100, 64, 0, 1, 0);
+  cfg[1].pubkey[0] = 2;
+  cfg[1].address = v4(100, 64, 0, 2, 0);
+  debug_lines = 0;
+  ck_assert_int_eq(wgam_mesh_set_peers(m, cfg, 1, WGAM_SECONDS), 0);
+  ck_assert_int_eq(debug_lines, 0);
+  ck_assert_int_eq(wgam_mesh_set_log_level(m, WGAM_LOG_DEBUG), 0);
+  ck_assert_int_eq(wgam_mesh_set_peers(m, cfg, 2, WGAM_SECONDS), 0);
+  ck_assert_int_eq(debug_lines, 1);
+  ck_assert_int_eq(wgam_mesh_set_log_level(m, WGAM_LOG_TRACE + 1),
+                   WGAM_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(wgam_mesh_set_log_level(m, WGAM_LOG_ERROR - 1),
+                   WGAM_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(wgam_mesh_set_log_level(m, WGAM_LOG_INFO), 0);
+  ck_assert_int_eq(wgam_mesh_set_peers(m, cfg, 1, WGAM_SECONDS), 0);
+  ck_assert_int_eq(debug_lines, 1);
+  wgam_mesh_del(m);
+}
+END_TEST
+
 /* Every malformed datagram of the vectors leaves the state unchanged and is
  * counted. */
 START_TEST(test_bad_input_counted) {
@@ -1546,6 +1590,7 @@ static Suite *mesh_suite(void) {
   tcase_add_test(tc, test_propagation_request_ping);
   tcase_add_test(tc, test_propagation_damping);
   tcase_add_test(tc, test_observation_not_reflooded);
+  tcase_add_test(tc, test_log_level_changes);
   tcase_add_test(tc, test_bad_input_counted);
   tcase_add_test(tc, test_external_endpoint_announced);
   tcase_add_test(tc, test_alloc_failures);
