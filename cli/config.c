@@ -402,9 +402,16 @@ static void parse_peer(struct ctx *c, const cJSON *obj, size_t idx,
 
 static void parse_peers(struct ctx *c, struct config *cfg, const cJSON *arr) {
   size_t n = (size_t)cJSON_GetArraySize(arr), i = 0;
-  int *vkey, *vaddr;
+  int *vkey = NULL, *vaddr = NULL;
   const cJSON *it;
+  wgam_settings s;
 
+  /* The engine's bound, so that `check` refuses what `run` would. */
+  wgam_settings_default(&s);
+  if (n > s.max_peers) {
+    err(c, "peers", "%zu peers, at most %zu", n, s.max_peers);
+    return;
+  }
   cfg->peers = calloc(n ? n : 1, sizeof(*cfg->peers));
   vkey = calloc(n ? n : 1, sizeof(*vkey));
   vaddr = calloc(n ? n : 1, sizeof(*vaddr));
