@@ -59,6 +59,7 @@ struct peer {
   /* Configured (or resolved) endpoints. */
   wgam_addr *cfg;
   uint8_t ncfg;
+  uint8_t cfg_literal; /* cfg came from the peer list, not from a resolver */
 
   /* Gossip store, newest first, and where each entry came from. */
   uint8_t nknown;
@@ -651,6 +652,25 @@ static void propagate_damped(wgam_mesh *m, uint32_t subject, wgam_tstamp ts) {
   propagate(m, subject, ts);
 }
 
+/* Whether every address the store holds for @p is in the static
+ * configuration that all nodes share (a literal endpoint: a hostname may
+ * resolve differently elsewhere), so that flooding it tells no one
+ * anything. */
+static int store_is_configured(const struct peer *p) {
+  size_t i, j;
+
+  if (!p->cfg_literal)
+    return 0;
+  for (i = 0; i < p->nknown; i++) {
+    for (j = 0; j < p->ncfg; j++)
+      if (wgam_addr_equal(&p->known[i].addr, &p->cfg[j]))
+        break;
+    if (j == p->ncfg)
+      return 0;
+  }
+  return 1;
+}
+
 /* Handles an announce about @subject (a peer index or SUBJECT_SELF). */
 static void handle_announce(wgam_mesh *m, uint32_t subject,
                             const wgam_endpoint *eps, size_t neps, uint8_t src,
@@ -675,7 +695,7 @@ static void handle_announce(wgam_mesh *m, uint32_t subject,
   }
   /* Fresher times alone are kept, not flooded: every observer refreshes its
    * own entries, and Request answers carry them. */
-  if (changed != 2 || quiet)
+  if (changed != 2 || quiet || store_is_configured(&m->peers[subject]))
     return;
   m->peers[subject].learned_at = ts;
   propagate_damped(m, subject, ts);
@@ -1349,12 +1369,14 @@ int wgam_mesh_set_peers(wgam_mesh *m, const wgam_peer_config *cfg, size_t n,
     p->address = cfg[i].address;
     p->address.port = 0;
     p->ncfg = 0;
+    p->cfg_literal = 0;
     if (addr_valid(&cfg[i].endpoint)) {
       p->cfg = xcalloc(m, 1, sizeof(*p->cfg));
       if (!p->cfg)
         goto out;
       p->cfg[0] = cfg[i].endpoint;
       p->ncfg = 1;
+      p->cfg_literal = 1;
     } else if (old != NO_IDX && m->peers[old].ncfg &&
                !addr_valid(&cfg[i].endpoint)) {
       /* Keep endpoints resolved from a hostname across a reload; the caller
@@ -1490,6 +1512,7 @@ int wgam_mesh_set_peer_endpoints(wgam_mesh *m,
   xfree(m, p->cfg);
   p->cfg = cfg;
   p->ncfg = (uint8_t)naddrs;
+  p->cfg_literal = 0;
   if (m->s.policy == WGAM_POLICY_FAST)
     peer_step(m, idx, ts);
   return 0;

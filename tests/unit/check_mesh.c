@@ -1359,6 +1359,45 @@ START_TEST(test_observation_not_reflooded) {
 }
 END_TEST
 
+/* A store that holds only a subject's configured endpoint (literal, so
+ * the same in every node's configuration) is no news; what a hostname
+ * resolved to, or any other address, is. */
+START_TEST(test_configured_endpoint_not_flooded) {
+  static wgam_peer_config cfg[16];
+  wgam_endpoint ep;
+  int k;
+
+  star_of_14(0);
+  add_node(NAT_NONE, v4(203, 0, 113, 15, WG_PORT), 0, (wgam_addr){0});
+  add_node(NAT_NONE, v4(203, 0, 113, 16, WG_PORT), 0, (wgam_addr){0});
+  for (k = 0; k < 16; k++) {
+    memset(&cfg[k], 0, sizeof(cfg[k]));
+    memcpy(cfg[k].pubkey, net.n[k].pub, 32);
+    cfg[k].address = net.n[k].mesh;
+  }
+  cfg[14].endpoint = net.n[14].ext;
+  ck_assert_int_eq(wgam_mesh_set_peers(net.n[0].m, cfg, 16, net.now), 0);
+  ck_assert_int_eq(wgam_mesh_set_peer_endpoints(net.n[0].m, net.n[15].pub,
+                                                &net.n[15].ext, 1, net.now),
+                   0);
+  net.now += 3 * WGAM_SECONDS;
+  star_touch();
+  count_out(0);
+
+  ep.addr = net.n[14].ext;
+  ep.time = unix_now();
+  announce_to(0, 14, &ep, 1, 1);
+  ck_assert_int_eq(count_out(0), 0);
+  ep.addr = net.n[15].ext; /* the same, but resolved from a hostname */
+  announce_to(0, 15, &ep, 1, 2);
+  ck_assert_int_eq(count_out(0), 10);
+  ep.addr = v4(198, 51, 100, 99, 4000); /* node 14 elsewhere: news */
+  ep.time++;
+  announce_to(0, 14, &ep, 1, 3);
+  ck_assert_int_eq(count_out(0), 10);
+}
+END_TEST
+
 static int debug_lines;
 
 static void count_debug(void *u, int level, const char *msg) {
@@ -1591,6 +1630,7 @@ static Suite *mesh_suite(void) {
   tcase_add_test(tc, test_propagation_damping);
   tcase_add_test(tc, test_observation_not_reflooded);
   tcase_add_test(tc, test_log_level_changes);
+  tcase_add_test(tc, test_configured_endpoint_not_flooded);
   tcase_add_test(tc, test_bad_input_counted);
   tcase_add_test(tc, test_external_endpoint_announced);
   tcase_add_test(tc, test_alloc_failures);
