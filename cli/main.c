@@ -48,6 +48,8 @@
 
 enum send_kind { SEND_V4, SEND_V4_BCAST, SEND_V6, SEND_V6_MCAST, SEND_KINDS };
 
+#define MAX_JOINED6 64
+
 struct daemon {
   const char *config_path;
   struct config cfg;
@@ -63,6 +65,10 @@ struct daemon {
   uint16_t listen_port;
 
   int sock4, sock6, sigfd;
+  /* Interfaces in the IPv6 LAN group ff05::1, by index: rescanned with
+   * every device read, since a LAN (Wi-Fi, a dock) can come up later. */
+  unsigned joined6[MAX_JOINED6];
+  size_t njoined6;
   struct control *ctl;
   upnp *upnp;
   struct resolver *res;
@@ -176,23 +182,44 @@ static int open_gossip(int family, uint16_t port) {
   return fd;
 }
 
-/* Joins ff05::1 on every multicast interface but loopback and the mesh
- * interface, so IPv6 LAN broadcasts from other nodes reach us. */
-static void join_lan_group6(int fd, const char *wgif) {
+/* Joins ff05::1 on every interface but loopback and the mesh interface
+ * that has not joined yet, so IPv6 LAN broadcasts from other nodes reach
+ * us. Interfaces that went away are forgotten (the kernel drops their
+ * membership); a new index is a new interface. */
+static void join_lan_group6(struct daemon *d) {
   struct if_nameindex *ifs = if_nameindex();
+  unsigned keep[MAX_JOINED6];
+  size_t nkeep = 0;
   struct ipv6_mreq mr;
 
   if (!ifs)
     return;
   inet_pton(AF_INET6, "ff05::1", &mr.ipv6mr_multiaddr);
-  for (struct if_nameindex *i = ifs; i->if_index; i++) {
-    if (!strcmp(i->if_name, "lo") || !strcmp(i->if_name, wgif))
+  for (struct if_nameindex *i = ifs; i->if_index && nkeep < MAX_JOINED6; i++) {
+    size_t k;
+
+    if (!strcmp(i->if_name, "lo") || !strcmp(i->if_name, d->cfg.interface))
       continue;
-    mr.ipv6mr_interface = i->if_index;
-    if (setsockopt(fd, IPPROTO_IPV6, IPV6_JOIN_GROUP, &mr, sizeof(mr)) < 0)
-      log_debug("cannot join ff05::1 on %s: %s", i->if_name, strerror(errno));
+    for (k = 0; k < d->njoined6 && d->joined6[k] != i->if_index; k++)
+      ;
+    if (k == d->njoined6) {
+      int rc;
+
+      mr.ipv6mr_interface = i->if_index;
+      rc = setsockopt(d->sock6, IPPROTO_IPV6, IPV6_JOIN_GROUP, &mr, sizeof(mr));
+      if (rc < 0 && errno != EADDRINUSE) {
+        /* No IPv6 on it (yet): tried again at the next read. */
+        log_msg(WGAM_LOG_TRACE, "cannot join ff05::1 on %s: %s", i->if_name,
+                strerror(errno));
+        continue;
+      }
+      log_debug("joined ff05::1 on %s", i->if_name);
+    }
+    keep[nkeep++] = i->if_index;
   }
   if_freenameindex(ifs);
+  memcpy(d->joined6, keep, nkeep * sizeof(*keep));
+  d->njoined6 = nkeep;
 }
 
 static void send_pkt(struct daemon *d, const wgam_addr *dst, const uint8_t *pkt,
@@ -272,6 +299,8 @@ static int read_device(struct daemon *d, wgam_tstamp now) {
     log_err("device state rejected by the engine: %s", wgam_strerror(rc));
     return wgam_err_is_fatal(rc) ? rc : 0;
   }
+  if (d->sock6 >= 0 && d->cfg.lan_discovery && d->cfg.ipv6)
+    join_lan_group6(d);
   if (d->dev_failing)
     log_info("interface %s is back", d->cfg.interface);
   d->dev_failing = 0;
@@ -1010,7 +1039,7 @@ static int run(const char *path, int cli_level) {
     log_warn("no IPv6 gossip socket [::]:%u: %s", d->cfg.gossip_port,
              strerror(-d->sock6));
   } else if (d->cfg.lan_discovery && d->cfg.ipv6) {
-    join_lan_group6(d->sock6, d->cfg.interface);
+    join_lan_group6(d);
   }
 
   if (d->cfg.persist_file)

@@ -13,6 +13,7 @@
 #   - 50 silent control clients and a 1 MB command: status still answers;
 #   - the interface disappears (wireguard-go killed) and returns: the daemon
 #     logs it, keeps running, and configures the peers again;
+#   - a LAN interface that comes up while running joins the IPv6 LAN group;
 #   - a FIFO as the state file is reported, not waited on.
 #
 # Usage: daemon_bad_inputs.sh WGAUTOMESH VECTORS_JSON
@@ -273,6 +274,41 @@ done
 status_ok || fail "vanish: status does not answer after the return"
 stop_daemon
 echo "ok: interface vanished and returned: logged once, recovered, peers set again"
+
+# ---- a LAN interface that comes up while running -----------------------------
+# With ipv6 and lan_discovery, the daemon must be in the LAN group ff05::1 on it within a few
+# device reads, not only on the interfaces present at start.
+rm -f "$TMP/state" "$TMP/state.corrupt"
+write_config "$TMP/v6.json" "$WG"
+python3 -c 'import json,sys; p=sys.argv[1]; v=json.load(open(p))
+v["ipv6"]=True; v["lan_discovery"]=True; json.dump(v,open(p,"w"))' "$TMP/v6.json"
+ip netns exec "$NS" "$WGAM" run "$TMP/v6.json" >"$TMP/lan6.log" 2>&1 &
+DPID=$!
+HDN_PIDS+=($DPID)
+hdn_wait_log "$TMP/lan6.log" "running; gossip on port 1666" 20 ||
+  fail "lan6: daemon did not start (see $TMP/lan6.log)"
+in_group6() { # IFACE: member of ff05::1 there?
+  ip netns exec "$NS" awk -v d="$1" \
+    '$2 == d && $3 == "ff050000000000000000000000000001" { f = 1 }
+     END { exit !f }' /proc/net/igmp6
+}
+LAN=hdn${ID}l
+ip -n "$NS" link add "$LAN" type veth peer name "${LAN}p" ||
+  fail "lan6: cannot add a veth pair"
+ip -n "$NS" link set "$LAN" up
+ip -n "$NS" link set "${LAN}p" up
+for _ in $(seq 50); do
+  in_group6 "$LAN" && break
+  sleep 0.2
+done
+in_group6 "$LAN" || fail "lan6: ff05::1 not joined on $LAN, which came up later"
+in_group6 "$WG" && fail "lan6: ff05::1 joined on the mesh interface"
+hdn_wait_log "$TMP/lan6.log" "joined ff05::1 on $LAN" 5 ||
+  fail "lan6: no log line for the join"
+ip -n "$NS" link del "$LAN"
+kill -0 "$DPID" 2>/dev/null || fail "lan6: daemon died"
+stop_daemon
+echo "ok: a LAN interface that comes up later joins the IPv6 LAN group"
 
 # ---- last: a case that fails until the fix (see doc/limits.md) -------------
 # A FIFO where the state file should be: not waited on (open() without
