@@ -46,12 +46,31 @@
 /* Fast policy: a candidate is given at least this long before a newly
  * learned one replaces it (the handshake initiation is on its way). */
 #define MIN_TRY (2 * WGAM_SECONDS)
+/*
+ * WireGuard starts at most one handshake per peer every 5 s, counting the
+ * attempts it could not even send for lack of an endpoint (traffic and the
+ * keepalive of a peer still without one make such attempts); and a first
+ * handshake can arrive before the other daemon configured us (all daemons
+ * starting together). Either way the try of a peer that never had a
+ * handshake would wait for WireGuard's retry, 5 s later. So the device is
+ * read again this long after such a try started and, if it still shows
+ * nothing received from the peer, the peer is removed and added back (it
+ * has no session to lose): a new peer handshakes at once. Deciding on a
+ * fresh read, and only when not even an initiation came in, keeps a
+ * session the other side just started from being thrown away.
+ */
+#define EARLY_RETRY (1 * WGAM_SECONDS)
 /* Fast policy: first and largest interval between Requests sent while some
  * peers have no working endpoint (a late joiner missed the announces). */
 #define ASK_MIN (10 * WGAM_SECONDS)
 #define ASK_MAX (600 * WGAM_SECONDS)
 
-enum { UPD_ALLOWED = 0x1, UPD_ENDPOINT = 0x2, UPD_KEEPALIVE = 0x4 };
+enum {
+  UPD_ALLOWED = 0x1,
+  UPD_ENDPOINT = 0x2,
+  UPD_KEEPALIVE = 0x4,
+  UPD_RECREATE = 0x8, /* remove the peer, then add it whole */
+};
 
 struct peer {
   uint8_t pubkey[WGAM_KEY_LEN];
@@ -87,6 +106,7 @@ struct peer {
   uint8_t want_src; /* source of want_ep */
   uint8_t backoff_level;
   uint8_t lan_switch; /* trying the LAN endpoint while connected */
+  uint8_t retried;    /* this try's early re-creation was done */
   uint8_t ntried;
   uint8_t upd;    /* pending UPD_* */
   uint8_t queued; /* in the update queue */
@@ -139,6 +159,10 @@ struct wgam_mesh {
   size_t updq_head, updq_len;
   uint8_t (*removed)[WGAM_KEY_LEN];
   size_t nremoved;
+  /* A peer whose REMOVE_ME was emitted and whose re-creation comes next
+   * (see EARLY_RETRY), with its pending UPD_* flags. */
+  uint32_t recreate;
+  uint8_t recreate_upd;
 
   struct pending *q; /* ring of datagrams to send */
   size_t qcap, qhead, qlen;
@@ -152,10 +176,12 @@ struct wgam_mesh {
   wgam_addr external;
 
   int dev_seen;
+  int observing; /* in wgam_mesh_observe_device(): the view is fresh */
   uint64_t unix_base;
   wgam_tstamp unix_base_ts;
 
   wgam_tstamp t_device, t_lan, t_persist, t_igd;
+  wgam_tstamp t_early; /* a device read for an early retry (EARLY_RETRY) */
   uint32_t wants;
   int cycle_due;
   uint64_t cycle;
@@ -819,7 +845,10 @@ static void try_endpoint(wgam_mesh *m, struct peer *p, const wgam_addr *ep,
   p->want_src = src;
   p->try_start = ts;
   p->deadline = tadd(ts, m->s.try_interval);
+  p->retried = 0;
   p->tries++;
+  if (m->s.policy == WGAM_POLICY_FAST && !p->dev_hs)
+    m->t_early = tmin(m->t_early, tadd(ts, EARLY_RETRY));
   set_state(m, p, WGAM_PEER_TRYING);
   if (!p->lan_switch)
     set_keepalive(m, p, m->s.keepalive_trying);
@@ -878,6 +907,20 @@ static void try_next(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
   logf_(m, WGAM_LOG_DEBUG, "peer %s: %u candidates failed, next round in %llus",
         keyshort(p->pubkey).s, (unsigned)p->ntried,
         (unsigned long long)((p->deadline - ts) / WGAM_SECONDS));
+}
+
+/* An untried candidate worth cutting the current try for: not a private
+ * address while a public one is being tried (see candidates()). */
+static int has_preempting(const wgam_mesh *m, const struct peer *p) {
+  struct cand c[MAX_CANDIDATES];
+  size_t n = candidates(m, p, c), i;
+  int now_private = addr_is_private(&p->want_ep);
+
+  for (i = 0; i < n; i++)
+    if (!was_tried(p, &c[i].addr) &&
+        (now_private || !addr_is_private(&c[i].addr)))
+      return 1;
+  return 0;
 }
 
 static int has_untried(const wgam_mesh *m, const struct peer *p) {
@@ -940,11 +983,18 @@ static int new_since_try(const struct peer *p) {
          p->learned_at > p->try_start;
 }
 
+static int early_retry_due(const wgam_mesh *m, const struct peer *p) {
+  /* Nothing ever came from the peer: not even a handshake initiation whose
+   * session a re-creation would throw away before its first data. */
+  return m->s.policy == WGAM_POLICY_FAST && p->state == WGAM_PEER_TRYING &&
+         !p->retried && !p->dev_hs && p->hs_at == NONE && !p->rx_bytes;
+}
+
 static wgam_tstamp peer_next(const wgam_mesh *m, const struct peer *p) {
   wgam_tstamp next = p->deadline;
 
   if (p->state == WGAM_PEER_TRYING && !p->lan_switch && preemptible(p) &&
-      new_since_try(p) && has_untried(m, p))
+      new_since_try(p) && has_preempting(m, p))
     next = tmin(next, tadd(p->try_start, MIN_TRY));
   if (p->prop_pending)
     next = tmin(next, p->prop_next);
@@ -1060,8 +1110,14 @@ static void peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
        * node saw where to) is worth more than the rest of the window. */
       if (ts >= p->deadline ||
           (preemptible(p) && new_since_try(p) &&
-           ts >= tadd(p->try_start, MIN_TRY) && has_untried(m, p)))
+           ts >= tadd(p->try_start, MIN_TRY) && has_preempting(m, p))) {
         try_next(m, p, ts);
+      } else if (m->observing && early_retry_due(m, p) &&
+                 ts >= tadd(p->try_start, EARLY_RETRY)) {
+        p->retried = 1;
+        mark_upd(m, p, UPD_ENDPOINT | UPD_RECREATE);
+        send_ping(m, p);
+      }
       break;
     case WGAM_PEER_BACKOFF:
       if (ts >= p->deadline) {
@@ -1177,7 +1233,9 @@ int wgam_mesh_new_versioned(wgam_mesh **pmesh, int settings_version,
   m->mem = mem;
   wgam_key_derive(m->key, settings->secret, settings->secretlen);
   m->self_idx = NO_IDX;
+  m->recreate = NO_IDX;
   m->t_device = ts; /* the first thing we need is the device */
+  m->t_early = NONE;
   m->wants = WGAM_WANT_DEVICE;
   m->t_lan = NONE;
   m->t_persist = NONE;
@@ -1442,6 +1500,8 @@ int wgam_mesh_set_peers(wgam_mesh *m, const wgam_peer_config *cfg, size_t n,
   m->updq_len = 0;
   m->removed = removed;
   m->nremoved = nremoved;
+  if (m->recreate != NO_IDX)
+    m->recreate = remap[m->recreate]; /* NO_IDX if it went away */
   update_identity(m);
 
   for (i = 0; i < n; i++) {
@@ -1641,7 +1701,14 @@ int wgam_mesh_observe_device(wgam_mesh *m, const wgam_device *dev,
       mark_upd(m, p, UPD_ALLOWED);
     if (p->want_keepalive && p->dev_keepalive != p->want_keepalive)
       mark_upd(m, p, UPD_KEEPALIVE);
+    /* Something came after all: keep what it started. */
+    if (p->dev_hs || p->rx_bytes || !p->on_device)
+      p->upd &= (uint8_t)~UPD_RECREATE;
+    m->observing = 1;
     peer_step(m, (uint32_t)i, ts);
+    m->observing = 0;
+    if (early_retry_due(m, p))
+      m->t_early = tmin(m->t_early, tadd(p->try_start, EARLY_RETRY));
   }
   /* With every peer's state current (so propagation finds its targets): */
   for (i = 0; i < m->npeers; i++) {
@@ -1987,7 +2054,7 @@ wgam_tstamp wgam_mesh_get_expiry(const wgam_mesh *m) {
   if (!m)
     return NONE;
   t = tmin(tmin(m->t_device, m->t_lan), tmin(m->t_persist, m->t_igd));
-  t = tmin(t, m->t_ask);
+  t = tmin(tmin(t, m->t_ask), m->t_early);
   if (m->heaplen)
     t = tmin(t, m->peers[m->heap[0]].next);
   return t;
@@ -2047,6 +2114,10 @@ static void ask_for_stores(wgam_mesh *m, wgam_tstamp ts) {
 int wgam_mesh_handle_expiry(wgam_mesh *m, wgam_tstamp ts) {
   if (!m)
     return WGAM_ERR_INVALID_ARGUMENT;
+  if (ts >= m->t_early) {
+    m->wants |= WGAM_WANT_DEVICE;
+    m->t_early = NONE; /* observe_device() sets the next one */
+  }
   if (ts >= m->t_device) {
     m->wants |= WGAM_WANT_DEVICE;
     m->cycle_due = 1;
@@ -2164,9 +2235,45 @@ wgam_ssize wgam_mesh_write_pkt(wgam_mesh *m, wgam_addr *destaddr, uint8_t *dest,
   return 0;
 }
 
+static void fill_update(wgam_mesh *m, struct peer *p, uint8_t flags,
+                        wgam_peer_update *upd) {
+  memset(upd, 0, sizeof(*upd));
+  memcpy(upd->pubkey, p->pubkey, WGAM_KEY_LEN);
+  /* A peer new to the device gets its allowed IP in the same update. */
+  if (!p->on_device)
+    flags |= UPD_ALLOWED;
+  if (flags & UPD_ALLOWED) {
+    upd->flags |= WGAM_PEER_REPLACE_ALLOWEDIPS;
+    upd->allowedip.addr = p->address;
+    upd->allowedip.prefixlen = p->address.family == WGAM_AF_INET ? 32 : 128;
+    p->allowed_ok = 1;
+  }
+  if ((flags & UPD_ENDPOINT) && addr_valid(&p->want_ep)) {
+    upd->flags |= WGAM_PEER_HAS_ENDPOINT;
+    upd->endpoint = p->want_ep;
+    p->dev_ep = p->want_ep;
+    p->src = p->want_src;
+  }
+  if ((flags & UPD_KEEPALIVE) || !p->on_device) {
+    upd->flags |= WGAM_PEER_HAS_KEEPALIVE;
+    upd->persistent_keepalive =
+        p->want_keepalive ? p->want_keepalive : m->s.keepalive_trying;
+    p->dev_keepalive = upd->persistent_keepalive;
+  }
+  p->on_device = 1;
+  m->stats.peer_updates++;
+}
+
 int wgam_mesh_next_peer_update(wgam_mesh *m, wgam_peer_update *upd) {
   if (!m || !upd || !m->dev_seen)
     return 0; /* nothing is decided before the device was read */
+  if (m->recreate != NO_IDX) {
+    uint32_t idx = m->recreate;
+
+    m->recreate = NO_IDX;
+    fill_update(m, &m->peers[idx], m->recreate_upd, upd);
+    return 1;
+  }
   if (m->nremoved) {
     memset(upd, 0, sizeof(*upd));
     memcpy(upd->pubkey, m->removed[--m->nremoved], WGAM_KEY_LEN);
@@ -2185,31 +2292,17 @@ int wgam_mesh_next_peer_update(wgam_mesh *m, wgam_peer_update *upd) {
     p->upd = 0;
     if (!flags || idx == m->self_idx)
       continue;
-    memset(upd, 0, sizeof(*upd));
-    memcpy(upd->pubkey, p->pubkey, WGAM_KEY_LEN);
-    /* A peer new to the device gets its allowed IP in the same update. */
-    if (!p->on_device)
-      flags |= UPD_ALLOWED;
-    if (flags & UPD_ALLOWED) {
-      upd->flags |= WGAM_PEER_REPLACE_ALLOWEDIPS;
-      upd->allowedip.addr = p->address;
-      upd->allowedip.prefixlen = p->address.family == WGAM_AF_INET ? 32 : 128;
-      p->allowed_ok = 1;
+    if (flags & UPD_RECREATE) {
+      memset(upd, 0, sizeof(*upd));
+      memcpy(upd->pubkey, p->pubkey, WGAM_KEY_LEN);
+      upd->flags = WGAM_PEER_REMOVE_ME;
+      p->on_device = 0; /* the next update adds it whole */
+      m->recreate = idx;
+      m->recreate_upd = flags;
+      m->stats.peer_updates++;
+      return 1;
     }
-    if ((flags & UPD_ENDPOINT) && addr_valid(&p->want_ep)) {
-      upd->flags |= WGAM_PEER_HAS_ENDPOINT;
-      upd->endpoint = p->want_ep;
-      p->dev_ep = p->want_ep;
-      p->src = p->want_src;
-    }
-    if ((flags & UPD_KEEPALIVE) || !p->on_device) {
-      upd->flags |= WGAM_PEER_HAS_KEEPALIVE;
-      upd->persistent_keepalive =
-          p->want_keepalive ? p->want_keepalive : m->s.keepalive_trying;
-      p->dev_keepalive = upd->persistent_keepalive;
-    }
-    p->on_device = 1;
-    m->stats.peer_updates++;
+    fill_update(m, p, flags, upd);
     return 1;
   }
   return 0;

@@ -475,13 +475,28 @@ static void peer_info(int i, int j, wgam_peer_info *info) {
  * its datagrams. */
 static void step_alone(wgam_addr *seen, wgam_tstamp *at, int *n, int max) {
   wgam_peer_update u;
+  wgam_addr before = {0};
 
   if (wgam_mesh_get_expiry(net.n[0].m) <= net.now)
     wgam_mesh_handle_expiry(net.n[0].m, net.now);
   if (wgam_mesh_get_wants(net.n[0].m) & WGAM_WANT_DEVICE)
     read_device(0);
   while (wgam_mesh_next_peer_update(net.n[0].m, &u)) {
+    int j = idx_of(u.pubkey);
+
+    /* A peer removed and added back at the same endpoint (a first
+     * handshake redone early) is not a new candidate. */
+    if (u.flags & WGAM_PEER_REMOVE_ME) {
+      before = net.n[0].dev[j].ep;
+      apply_update(0, &u);
+      continue;
+    }
     apply_update(0, &u);
+    if ((u.flags & WGAM_PEER_HAS_ENDPOINT) && same(&u.endpoint, &before)) {
+      memset(&before, 0, sizeof(before));
+      continue;
+    }
+    memset(&before, 0, sizeof(before));
     if ((u.flags & WGAM_PEER_HAS_ENDPOINT) && *n < max) {
       seen[*n] = u.endpoint;
       at[(*n)++] = net.now;
@@ -976,6 +991,82 @@ START_TEST(test_lan_try_not_preempted) {
   ck_assert_msg(when[0] >= start + 6 * WGAM_SECONDS, "LAN try cut after %.1f s",
                 (double)(when[0] - start) / WGAM_SECONDS);
   ck_assert(same(&net.n[0].dev[1].ep, &ep.addr));
+}
+END_TEST
+
+/* Drives node 0 alone for @dur, counting its REMOVE_ME updates for peer 1
+ * and the times they came at, relative to @start. */
+static int removals_alone(wgam_tstamp dur, wgam_tstamp start, double *first) {
+  wgam_peer_update u;
+  wgam_tstamp end = net.now + dur;
+  int n = 0;
+
+  while (net.now < end) {
+    net.now += 100 * WGAM_MILLISECONDS;
+    if (wgam_mesh_get_expiry(net.n[0].m) <= net.now)
+      wgam_mesh_handle_expiry(net.n[0].m, net.now);
+    if (wgam_mesh_get_wants(net.n[0].m) & WGAM_WANT_DEVICE)
+      read_device(0);
+    while (wgam_mesh_next_peer_update(net.n[0].m, &u)) {
+      if (u.flags & WGAM_PEER_REMOVE_ME) {
+        ck_assert_int_eq(idx_of(u.pubkey), 1);
+        if (!n++)
+          *first = (double)(net.now - start) / WGAM_SECONDS;
+        apply_update(0, &u);
+        /* The same peer comes back whole, right after. */
+        ck_assert_int_eq(wgam_mesh_next_peer_update(net.n[0].m, &u), 1);
+        ck_assert_int_eq(idx_of(u.pubkey), 1);
+        ck_assert_uint_eq(u.flags, WGAM_PEER_HAS_ENDPOINT |
+                                       WGAM_PEER_HAS_KEEPALIVE |
+                                       WGAM_PEER_REPLACE_ALLOWEDIPS);
+      }
+      apply_update(0, &u);
+    }
+    send_out(0);
+  }
+  return n;
+}
+
+/* A try of a peer that never had a handshake, and from which nothing came,
+ * is redone once after about a second with the peer removed and added back
+ * (WireGuard would wait 5 s); not when the peer sent anything, and not in
+ * the classic policy. */
+START_TEST(test_early_retry_recreates) {
+  wgam_peer_config cfg[2];
+  wgam_endpoint ep;
+  wgam_tstamp start;
+  double first = -1;
+  int round;
+
+  for (round = 0; round < 3; round++) {
+    net_init(round == 2, 0);
+    add_node(NAT_NONE, v4(198, 51, 100, 1, WG_PORT), 0, (wgam_addr){0});
+    add_node(NAT_NONE, v4(198, 51, 100, 2, WG_PORT), 0, (wgam_addr){0});
+    net.n[1].down = 1;
+    peers_cfg(cfg, (const int[]){0, 1}, 2);
+    memset(&cfg[1].endpoint, 0, sizeof(cfg[1].endpoint));
+    ck_assert_int_eq(wgam_mesh_set_peers(net.n[0].m, cfg, 2, net.now), 0);
+    read_device(0);
+    removals_alone(WGAM_SECONDS, net.now, &first);
+    if (round == 1)
+      net.n[0].dev[1].rx = 148; /* an initiation came in */
+    ep.addr = v4(203, 0, 113, 50, 40000);
+    ep.time = unix_now();
+    announce_to(0, 1, &ep, 1, 1);
+    start = net.now;
+    first = -1;
+    switch (round) {
+    case 0:
+      ck_assert_int_eq(removals_alone(5 * WGAM_SECONDS, start, &first), 1);
+      ck_assert_msg(first >= 1.0 && first <= 1.5, "re-created after %.1f s",
+                    first);
+      ck_assert(same(&net.n[0].dev[1].ep, &ep.addr));
+      break;
+    default:
+      ck_assert_int_eq(removals_alone(5 * WGAM_SECONDS, start, &first), 0);
+      break;
+    }
+  }
 }
 END_TEST
 
@@ -1631,6 +1722,7 @@ static Suite *mesh_suite(void) {
   tcase_add_test(tc, test_observation_not_reflooded);
   tcase_add_test(tc, test_log_level_changes);
   tcase_add_test(tc, test_configured_endpoint_not_flooded);
+  tcase_add_test(tc, test_early_retry_recreates);
   tcase_add_test(tc, test_bad_input_counted);
   tcase_add_test(tc, test_external_endpoint_announced);
   tcase_add_test(tc, test_alloc_failures);
