@@ -614,7 +614,8 @@ typedef struct wgam_peer_update {
 
 /**
  * Pops the next pending device change into *@upd. The engine assumes it is
- * applied and checks at the next device read.
+ * applied and checks at the next device read. Apply changes in order: a
+ * WGAM_PEER_REMOVE_ME can be followed by the same peer added back whole.
  *
  * Returns 1 if *@upd was filled, 0 if nothing is pending.
  */
