@@ -1299,19 +1299,18 @@ static void peer_init(struct peer *p) {
   p->next = NONE;
 }
 
-static uint64_t pair_prio(const uint8_t *ours, const uint8_t *theirs) {
-  /* The original hashes "<our key>-<peer key>": each node has its own fixed
-   * set of gossip partners, so announces spread as in a random graph. */
-  uint8_t buf[2 * WGAM_KEY_B64_LEN + 1], h[WGAM_BLAKE3_OUT_LEN];
+/* The original hashes "<our key>-<peer key>": each node has its own fixed
+ * set of gossip partners, so announces spread as in a random graph. @buf
+ * holds "<our key>-" already (it is the same for every peer). */
+static uint64_t pair_prio(uint8_t buf[2 * WGAM_KEY_B64_LEN + 1],
+                          const uint8_t *theirs) {
+  uint8_t h[WGAM_BLAKE3_OUT_LEN];
   char b64[WGAM_KEY_B64_LEN + 1];
   uint64_t prio;
 
-  wgam_key_to_base64(b64, ours);
-  memcpy(buf, b64, WGAM_KEY_B64_LEN);
-  buf[WGAM_KEY_B64_LEN] = '-';
   wgam_key_to_base64(b64, theirs);
   memcpy(buf + WGAM_KEY_B64_LEN + 1, b64, WGAM_KEY_B64_LEN);
-  wgam_blake3(h, buf, sizeof(buf));
+  wgam_blake3(h, buf, 2 * WGAM_KEY_B64_LEN + 1);
   memcpy(&prio, h, sizeof(prio));
   return prio;
 }
@@ -1332,6 +1331,7 @@ static int cmp_prio_idx(const void *a, const void *b) {
  * memory for sorting, the configuration order serves (still a fixed order,
  * only not spread per pair). */
 static void update_identity(wgam_mesh *m) {
+  uint8_t buf[2 * WGAM_KEY_B64_LEN + 1];
   struct prio_idx *v;
   size_t i;
 
@@ -1348,9 +1348,15 @@ static void update_identity(wgam_mesh *m) {
   for (i = 0; i < m->npeers; i++)
     if (i != m->self_idx && m->peers[i].state == WGAM_PEER_CONNECTED)
       m->nconnected++;
+  if (m->has_pubkey) {
+    char b64[WGAM_KEY_B64_LEN + 1];
+
+    wgam_key_to_base64(b64, m->pubkey);
+    memcpy(buf, b64, WGAM_KEY_B64_LEN);
+    buf[WGAM_KEY_B64_LEN] = '-';
+  }
   for (i = 0; i < m->npeers; i++) {
-    m->peers[i].prio =
-        m->has_pubkey ? pair_prio(m->pubkey, m->peers[i].pubkey) : 0;
+    m->peers[i].prio = m->has_pubkey ? pair_prio(buf, m->peers[i].pubkey) : 0;
     m->order[i] = (uint32_t)i;
   }
   v = xcalloc(m, m->npeers, sizeof(*v));
@@ -1644,7 +1650,7 @@ static void observe_peer(wgam_mesh *m, struct peer *p,
 
 int wgam_mesh_observe_device(wgam_mesh *m, const wgam_device *dev,
                              wgam_tstamp ts, uint64_t unix_now) {
-  size_t i;
+  size_t i, hint = 0;
   int first;
 
   if (!m || !dev || (dev->npeers && !dev->peers))
@@ -1663,15 +1669,23 @@ int wgam_mesh_observe_device(wgam_mesh *m, const wgam_device *dev,
             keyshort(m->pubkey).s, (unsigned)m->listen_port);
   }
 
-  for (i = 0; i < m->npeers; i++)
-    m->peers[i].on_device = m->peers[i].on_device ? 2 : 0;
+  /* on_device is 0 or 1 here; 3 marks the peers seen in this read. */
   for (i = 0; i < dev->npeers; i++) {
     const wgam_device_peer *dp = &dev->peers[i];
-    uint32_t idx = find_peer(m, dp->pubkey);
+    uint32_t idx;
+    /* A device usually lists its peers in our order: try the one after the
+     * last match before hashing the key (keys are unique, so a match is
+     * what find_peer() would return). */
+    if (hint == m->self_idx)
+      hint++;
+    if (hint < m->npeers &&
+        memcmp(m->peers[hint].pubkey, dp->pubkey, WGAM_KEY_LEN) == 0)
+      idx = hint;
+    else
+      idx = find_peer(m, dp->pubkey);
     if (idx == NO_IDX || idx == m->self_idx)
       continue; /* peers we do not manage are left alone */
-    if (m->peers[idx].on_device == 2)
-      m->peers[idx].on_device = 1;
+    hint = idx + 1;
     observe_peer(m, &m->peers[idx], dp, ts, unix_now);
     m->peers[idx].on_device = 3; /* seen in this read */
   }
@@ -1718,7 +1732,7 @@ int wgam_mesh_observe_device(wgam_mesh *m, const wgam_device *dev,
       continue;
     /* Announce what the device sees, as the original does, when the store
      * lacks it or holds it only with a time over gossip_interval older. */
-    if (p->dev_hs && endpoint_acceptable(m, &p->dev_ep)) {
+    if (p->dev_hs) {
       uint64_t gi = m->s.gossip_interval / WGAM_SECONDS;
       size_t k;
       int fresh = 0;
@@ -1732,7 +1746,9 @@ int wgam_mesh_observe_device(wgam_mesh *m, const wgam_device *dev,
       if (wgam_addr_equal(&p->obs_ep, &p->dev_ep) &&
           p->dev_hs <= p->obs_time + gi)
         fresh = 1;
-      if (!fresh) {
+      /* Checked last: it looks the endpoint up in the address table, and
+       * nearly every observation is fresh. */
+      if (!fresh && endpoint_acceptable(m, &p->dev_ep)) {
         wgam_endpoint e;
         /* An observation announced before is only refreshed in our store
          * (Request answers carry it): flooding it again would start a wave
@@ -2182,8 +2198,14 @@ wgam_ssize wgam_mesh_write_pkt(wgam_mesh *m, wgam_addr *destaddr, uint8_t *dest,
     m->qhead = (m->qhead + 1) % m->qcap;
     m->qlen--;
 
-    memset(&msg, 0, sizeof(msg));
+    /* Only the header: the encoder reads nendpoints entries, and clearing
+     * all WGAM_MSG_MAX_ENDPOINTS of them (2.5 KB) per datagram was most of
+     * this function's time. */
     msg.type = e.type;
+    msg.pubkey = NULL;
+    msg.pubkeylen = 0;
+    msg.nendpoints = 0;
+    msg.listen_port = 0;
     switch (e.type) {
     case WGAM_MSG_PING:
     case WGAM_MSG_PONG:

@@ -60,6 +60,14 @@ static uint32_t addr_ip(const wgam_addr *a) {
          (uint32_t)a->ip[2] << 8 | a->ip[3];
 }
 
+static int next_event(struct sim *s, struct sim_ev *ev) {
+  int rc = evq_pop(&s->q, ev);
+
+  if (rc < 0)
+    fatal_nomem();
+  return rc;
+}
+
 static void set_now(struct sim *s, uint64_t t) {
   s->now = t;
   s->stamp = (uint32_t)(t / 1000000) + 1;
@@ -625,7 +633,7 @@ static int setup(struct sim *s, const struct params *p) {
 static void teardown(struct sim *s) {
   struct sim_ev ev;
 
-  while (evq_pop(&s->q, &ev))
+  while (next_event(s, &ev))
     if (ev.kind == EV_PKT)
       pkt_free(s, ev.arg);
   evq_free(&s->q);
@@ -649,6 +657,7 @@ static void teardown(struct sim *s) {
   free(s->pkts);
   free(s->pktfree);
   maptab_free(&s->map);
+  pay_release(&s->pay);
 }
 
 static const char *nat_name(int nat) {
@@ -774,6 +783,7 @@ static void collect(struct sim *s, struct result *res, double wall) {
 
 static int run(const struct params *p, struct result *res) {
   struct sim *s = xcalloc(1, sizeof(*s));
+  const struct sim_ev *pe;
   struct sim_ev ev;
   double wall0 = wall_now();
   int rc;
@@ -784,13 +794,32 @@ static int run(const struct params *p, struct result *res) {
     free(s);
     return rc;
   }
-  while (!s->failed && evq_pop(&s->q, &ev)) {
+  while (!s->failed && next_event(s, &ev)) {
     if (ev.t > s->end_ns) {
       if (ev.kind == EV_PKT)
         pkt_free(s, ev.arg);
       break;
     }
     set_now(s, ev.t);
+    /* Packets arrive in an order unrelated to where their records and
+     * their receivers' device state lie in memory, and cache misses on them
+     * were the largest part of the simulator's own time (net_arrive() was
+     * 8 % of a 1,000-node run, three quarters of it on these two loads).
+     * The queue knows the next events: fetch the record of the one after
+     * next, and what the next one will touch. (Written out here: in a
+     * function of its own, GCC deems the prefetches side-effect free and
+     * drops the call.) */
+    if ((pe = evq_ahead(&s->q, 1)) && pe->kind == EV_PKT)
+      __builtin_prefetch(&s->pkts[pe->arg]);
+    if ((pe = evq_ahead(&s->q, 0)) && pe->kind == EV_PKT) {
+      const struct pkt *pp = &s->pkts[pe->arg];
+      const struct dpeer *dp = DP(s, pe->b, pe->a);
+
+      if (pp->data)
+        __builtin_prefetch(pp->data);
+      __builtin_prefetch(dp);
+      __builtin_prefetch(&dp->flags);
+    }
     switch (ev.kind) {
     case EV_START:
       node_start(s, ev.a);

@@ -46,16 +46,13 @@ static size_t map_hash(uint64_t k) {
 int maptab_init(struct maptab *t) {
   t->cap = 1 << 16;
   t->n = 0;
-  t->keys = calloc(t->cap, sizeof(*t->keys));
-  t->vals = calloc(t->cap, sizeof(*t->vals));
-  return t->keys && t->vals ? 0 : -ENOMEM;
+  t->e = calloc(t->cap, sizeof(*t->e));
+  return t->e ? 0 : -ENOMEM;
 }
 
 void maptab_free(struct maptab *t) {
-  free(t->keys);
-  free(t->vals);
-  t->keys = NULL;
-  t->vals = NULL;
+  free(t->e);
+  t->e = NULL;
 }
 
 static void maptab_put(struct maptab *t, uint64_t key, uint64_t val);
@@ -65,13 +62,12 @@ static void maptab_grow(struct maptab *t) {
 
   t->cap *= 2;
   t->n = 0;
-  t->keys = calloc(t->cap, sizeof(*t->keys));
-  t->vals = calloc(t->cap, sizeof(*t->vals));
-  if (!t->keys || !t->vals)
+  t->e = calloc(t->cap, sizeof(*t->e));
+  if (!t->e)
     fatal_nomem();
   for (size_t i = 0; i < old.cap; i++)
-    if (old.keys[i])
-      maptab_put(t, old.keys[i], old.vals[i]);
+    if (old.e[i].key)
+      maptab_put(t, old.e[i].key, old.e[i].val);
   maptab_free(&old);
 }
 
@@ -82,20 +78,21 @@ static void maptab_put(struct maptab *t, uint64_t key, uint64_t val) {
 
   if ((t->n + 1) * 2 > t->cap)
     maptab_grow(t);
-  for (i = map_hash(key) & (t->cap - 1); t->keys[i]; i = (i + 1) & (t->cap - 1))
-    if (t->keys[i] == key)
+  for (i = map_hash(key) & (t->cap - 1); t->e[i].key;
+       i = (i + 1) & (t->cap - 1))
+    if (t->e[i].key == key)
       break;
-  if (!t->keys[i])
+  if (!t->e[i].key)
     t->n++;
-  t->keys[i] = key;
-  t->vals[i] = val;
+  t->e[i].key = key;
+  t->e[i].val = val;
 }
 
 static int maptab_get(const struct maptab *t, uint64_t key, uint64_t *val) {
-  for (size_t i = map_hash(key) & (t->cap - 1); t->keys[i];
+  for (size_t i = map_hash(key) & (t->cap - 1); t->e[i].key;
        i = (i + 1) & (t->cap - 1))
-    if (t->keys[i] == key) {
-      *val = t->vals[i];
+    if (t->e[i].key == key) {
+      *val = t->e[i].val;
       return 1;
     }
   return 0;
@@ -143,9 +140,64 @@ static uint32_t pkt_alloc(struct sim *s) {
   return s->npkts++;
 }
 
+static size_t pay_class(size_t len) {
+  return len ? (len + PAY_CLASS - 1) / PAY_CLASS : 1;
+}
+
+/* A payload buffer of @len bytes. The most recently freed buffer of
+ * its class comes first: it is likely still in cache. */
+static uint8_t *pay_alloc(struct sim *s, size_t len) {
+  struct paypool *pp = &s->pay;
+  size_t c = pay_class(len), size = c * PAY_CLASS;
+  void *b = pp->free[c];
+
+  if (b) {
+    memcpy(&pp->free[c], b, sizeof(void *));
+    /* Packets often leave in bursts (one announce to many peers): have
+     * the next buffer's link ready. */
+    __builtin_prefetch(pp->free[c]);
+    return b;
+  }
+  if (pp->left < size) {
+    uint8_t *slab = malloc(PAY_SLAB);
+
+    if (!slab)
+      fatal_nomem();
+    memcpy(slab, &pp->slabs, sizeof(void *));
+    pp->slabs = slab;
+    pp->slab = slab + PAY_CLASS;
+    pp->left = PAY_SLAB - PAY_CLASS;
+  }
+  b = pp->slab;
+  pp->slab += size;
+  pp->left -= size;
+  return b;
+}
+
+static void pay_free(struct sim *s, uint8_t *b, size_t len) {
+  size_t c = pay_class(len);
+
+  memcpy(b, &s->pay.free[c], sizeof(void *));
+  s->pay.free[c] = b;
+}
+
+void pay_release(struct paypool *pp) {
+  while (pp->slabs) {
+    void *next;
+
+    memcpy(&next, pp->slabs, sizeof(void *));
+    free(pp->slabs);
+    pp->slabs = next;
+  }
+  memset(pp, 0, sizeof(*pp));
+}
+
 void pkt_free(struct sim *s, uint32_t idx) {
-  free(s->pkts[idx].data);
-  s->pkts[idx].data = NULL;
+  struct pkt *p = &s->pkts[idx];
+
+  if (p->data)
+    pay_free(s, p->data, p->len);
+  p->data = NULL;
   s->pktfree[s->npktfree++] = idx;
 }
 
@@ -290,9 +342,7 @@ static void send_packet(struct sim *s, uint32_t i, uint32_t j, uint8_t type,
   p->sent = s->stamp;
   p->data = NULL;
   if (len > 0) {
-    p->data = malloc(len);
-    if (!p->data)
-      fatal_nomem();
+    p->data = pay_alloc(s, len);
     memcpy(p->data, data, len);
   }
   if (evq_push(&s->q, s->now + link_latency(s, i, j, dip), EV_PKT, i, j, idx))
@@ -501,9 +551,7 @@ void net_broadcast(struct sim *s, uint32_t i, const uint8_t *data, size_t len) {
     p->type = PKT_LAN;
     p->len = (uint16_t)len;
     p->sent = s->stamp;
-    p->data = malloc(len);
-    if (!p->data)
-      fatal_nomem();
+    p->data = pay_alloc(s, len);
     memcpy(p->data, data, len);
     if (evq_push(&s->q, s->now + LAN_LATENCY_NS, EV_PKT, i, h, idx))
       fatal_nomem();
