@@ -931,13 +931,39 @@ START_TEST(test_private_after_public) {
   eps[1].time = UNIX0 - 10;
   announce_to(0, 1, eps, 2, 1);
   read_device(0);
-  while (wgam_mesh_next_peer_update(net.n[0].m, &u))
+  while (wgam_mesh_next_peer_update(net.n[0].m, &u)) {
+    apply_update(0, &u);
     if (!got && (u.flags & WGAM_PEER_HAS_ENDPOINT)) {
       first = u.endpoint;
       got = 1;
     }
+  }
   ck_assert(got);
   ck_assert(same(&first, &eps[1].addr));
+
+  /* A private address learned during the try of a public one does not cut
+   * it short (it is most likely another network's LAN): the public try
+   * keeps its whole window. */
+  {
+    wgam_addr seen[4];
+    wgam_tstamp when[4], start = net.now;
+    wgam_endpoint priv;
+    int nw = 0;
+
+    priv.addr = v4(10, 9, 9, 9, 51820);
+    priv.time = UNIX0 + 20;
+    while (net.now < start + 7 * WGAM_SECONDS) {
+      net.now += 100 * WGAM_MILLISECONDS;
+      if (net.now == start + 500 * WGAM_MILLISECONDS)
+        announce_to(0, 1, &priv, 1, 2);
+      step_alone(seen, when, &nw, 4);
+    }
+    ck_assert_int_ge(nw, 1);
+    ck_assert_msg(when[0] >= start + 6 * WGAM_SECONDS,
+                  "public try cut after %.1f s for a private address",
+                  (double)(when[0] - start) / WGAM_SECONDS);
+    ck_assert(same(&seen[0], &eps[0].addr) || same(&seen[0], &priv.addr));
+  }
 }
 END_TEST
 
