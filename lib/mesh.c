@@ -120,6 +120,7 @@ struct peer {
   wgam_tstamp probe_at;  /* Ping sent to check a silent path */
   wgam_tstamp broken_at; /* that Ping went unanswered */
   wgam_tstamp answered_at;
+  wgam_tstamp req_at; /* we sent it a Request */
   wgam_addr want_ep;
   wgam_addr prev_ep;
   uint64_t prio;
@@ -192,6 +193,7 @@ struct wgam_mesh {
   wgam_tstamp silent_since;
   size_t nsilent;
   wgam_tstamp last_request;
+  wgam_tstamp answers_until; /* Announces from asked peers are answers */
   uint32_t last_request_peer;
   /* Fast policy: while peers stay without a working endpoint, ask one
    * connected peer after another for its store, with a growing interval. */
@@ -698,9 +700,16 @@ static int store_is_configured(const struct peer *p) {
 }
 
 /* Handles an announce about @subject (a peer index or SUBJECT_SELF). */
+/* What handle_announce() does with a change (fast policy). */
+enum {
+  ANN_FLOOD,    /* news: propagate it and try it */
+  ANN_KEEP,     /* our own observation announced before: store it only */
+  ANN_NO_FLOOD, /* an answer to our Request: old news elsewhere, try it */
+};
+
 static void handle_announce(wgam_mesh *m, uint32_t subject,
                             const wgam_endpoint *eps, size_t neps, uint8_t src,
-                            int quiet, wgam_tstamp ts) {
+                            int mode, wgam_tstamp ts) {
   int changed;
 
   if (subject == SUBJECT_SELF) {
@@ -715,16 +724,27 @@ static void handle_announce(wgam_mesh *m, uint32_t subject,
   if (!changed)
     return;
   state_changed(m, ts);
-  if (m->s.policy == WGAM_POLICY_CLASSIC || subject == SUBJECT_SELF) {
+  if (m->s.policy == WGAM_POLICY_CLASSIC) {
     propagate(m, subject, ts);
+    return;
+  }
+  if (subject == SUBJECT_SELF) {
+    if (mode == ANN_FLOOD)
+      propagate(m, subject, ts);
     return;
   }
   /* Fresher times alone are kept, not flooded: every observer refreshes its
    * own entries, and Request answers carry them. */
-  if (changed != 2 || quiet || store_is_configured(&m->peers[subject]))
+  if (changed != 2 || mode == ANN_KEEP ||
+      store_is_configured(&m->peers[subject]))
     return;
   m->peers[subject].learned_at = ts;
-  propagate_damped(m, subject, ts);
+  /* An answer is what the answering node already spread when it learned
+   * it: flooding it again from every node that asks starts a wave through
+   * the mesh each time (with endpoints behind symmetric NATs, a different
+   * one each time). */
+  if (mode == ANN_FLOOD)
+    propagate_damped(m, subject, ts);
   if (m->dev_seen)
     peer_step(m, subject, ts); /* a new candidate */
 }
@@ -942,6 +962,27 @@ static wgam_tstamp probe_idle(const wgam_mesh *m) {
   return budget > idle ? budget : idle;
 }
 
+/* Announces from a peer this long after we asked it for its store are
+ * taken as its answer (see ANN_NO_FLOOD). */
+#define ANSWER_WINDOW (3 * WGAM_SECONDS)
+
+static void ask_peer(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
+  if (queue_to_peer(m, WGAM_MSG_REQUEST, NO_IDX, p) != 0)
+    return;
+  p->req_at = ts;
+  m->answers_until = tadd(ts, ANSWER_WINDOW);
+}
+
+static int is_answer(const wgam_mesh *m, const wgam_addr *src, wgam_tstamp ts) {
+  uint32_t idx;
+
+  if (m->s.policy != WGAM_POLICY_FAST || ts >= m->answers_until)
+    return 0; /* nothing asked lately: no lookup on this hot path */
+  idx = find_addr(m, src);
+  return idx != NO_IDX && idx != m->self_idx && m->peers[idx].req_at != NONE &&
+         ts < tadd(m->peers[idx].req_at, ANSWER_WINDOW);
+}
+
 static void became_connected(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
   int was_up = p->state == WGAM_PEER_CONNECTED;
 
@@ -967,7 +1008,7 @@ static void became_connected(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
        ts >= tadd(m->last_request, REQUEST_INTERVAL))) {
     m->last_request = ts;
     m->last_request_peer = (uint32_t)(p - m->peers);
-    queue_to_peer(m, WGAM_MSG_REQUEST, NO_IDX, p);
+    ask_peer(m, p, ts);
   }
 }
 
@@ -1294,6 +1335,7 @@ static void peer_init(struct peer *p) {
   p->probe_at = NONE;
   p->broken_at = NONE;
   p->answered_at = NONE;
+  p->req_at = NONE;
   p->prop_next = NONE;
   p->heap_idx = NO_IDX;
   p->next = NONE;
@@ -1526,7 +1568,7 @@ int wgam_mesh_set_peers(wgam_mesh *m, const wgam_peer_config *cfg, size_t n,
      * new peers are asked. The fast policy asks a few after the first device
      * read instead, since a peer without an endpoint cannot be reached. */
     if (is_new && m->s.policy == WGAM_POLICY_CLASSIC)
-      queue_to_peer(m, WGAM_MSG_REQUEST, NO_IDX, p);
+      ask_peer(m, p, ts);
     if (m->dev_seen)
       peer_step(m, (uint32_t)i, ts);
   }
@@ -1753,14 +1795,16 @@ int wgam_mesh_observe_device(wgam_mesh *m, const wgam_device *dev,
         /* An observation announced before is only refreshed in our store
          * (Request answers carry it): flooding it again would start a wave
          * for every observer of a symmetric NAT, each gossip interval. */
-        int again = m->s.policy == WGAM_POLICY_FAST &&
-                    wgam_addr_equal(&p->obs_ep, &p->dev_ep);
+        int mode = m->s.policy == WGAM_POLICY_FAST &&
+                           wgam_addr_equal(&p->obs_ep, &p->dev_ep)
+                       ? ANN_KEEP
+                       : ANN_FLOOD;
         e.addr = p->dev_ep;
         e.time = p->dev_hs;
         p->obs_ep = p->dev_ep;
         p->obs_time = p->dev_hs;
         handle_announce(m, (uint32_t)i, &e, 1,
-                        p->src ? p->src : WGAM_SOURCE_ROAMING, again, ts);
+                        p->src ? p->src : WGAM_SOURCE_ROAMING, mode, ts);
       }
     }
   }
@@ -1782,7 +1826,7 @@ int wgam_mesh_observe_device(wgam_mesh *m, const wgam_device *dev,
           continue;
         /* became_connected() may just have asked this one. */
         if (m->last_request != ts || m->last_request_peer != m->order[i])
-          queue_to_peer(m, WGAM_MSG_REQUEST, NO_IDX, p);
+          ask_peer(m, p, ts);
         asked++;
       }
       if (asked)
@@ -1924,7 +1968,8 @@ int wgam_mesh_read_pkt(wgam_mesh *m, const wgam_addr *src, const uint8_t *pkt,
         eps[k++] = msg.endpoints[i];
     if (k < msg.nendpoints)
       m->stats.rejected[WGAM_REJECT_BAD_ENDPOINT]++;
-    handle_announce(m, idx, eps, k, WGAM_SOURCE_GOSSIP, 0, ts);
+    handle_announce(m, idx, eps, k, WGAM_SOURCE_GOSSIP,
+                    is_answer(m, src, ts) ? ANN_NO_FLOOD : ANN_FLOOD, ts);
     return k < msg.nendpoints && k == 0 ? WGAM_ERR_PKT_IGNORED : 0;
   }
   default:
@@ -1956,7 +2001,7 @@ static int load_entry(const uint8_t *pubkey, size_t pubkeylen,
   for (i = 0; i < neps; i++)
     if (endpoint_acceptable(c->m, &eps[i].addr))
       ok[k++] = eps[i];
-  handle_announce(c->m, idx, ok, k, WGAM_SOURCE_STATE, 0, c->ts);
+  handle_announce(c->m, idx, ok, k, WGAM_SOURCE_STATE, ANN_FLOOD, c->ts);
   c->loaded++;
   return 0;
 }
@@ -2049,7 +2094,7 @@ int wgam_mesh_set_external_endpoint(wgam_mesh *m, const wgam_addr *addr,
           e.time <= m->self_known[i].time + gi)
         return 0;
   }
-  handle_announce(m, SUBJECT_SELF, &e, 1, WGAM_SOURCE_UPNP, 0, ts);
+  handle_announce(m, SUBJECT_SELF, &e, 1, WGAM_SOURCE_UPNP, ANN_FLOOD, ts);
   return 0;
 }
 
@@ -2116,7 +2161,7 @@ static void ask_for_stores(wgam_mesh *m, wgam_tstamp ts) {
     if (idx == m->self_idx || p->state != WGAM_PEER_CONNECTED)
       continue;
     m->ask_pos = (m->ask_pos + i + 1) % m->npeers;
-    queue_to_peer(m, WGAM_MSG_REQUEST, NO_IDX, p);
+    ask_peer(m, p, ts);
     m->last_request = ts;
     logf_(m, WGAM_LOG_DEBUG, "%zu peers unresolved: asking %s for its store",
           unresolved, keyshort(p->pubkey).s);

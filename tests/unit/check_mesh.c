@@ -908,6 +908,28 @@ static void announce_to(int i, int subject, const wgam_endpoint *eps, size_t n,
   wgam_mesh_read_pkt(net.n[i].m, &src, pkt, (size_t)len, net.now);
 }
 
+/* announce_to(), from node @from's mesh address. */
+static void announce_from(int i, int from, int subject,
+                          const wgam_endpoint *eps, size_t n, uint8_t nonce) {
+  uint8_t pkt[WGAM_MAX_DATAGRAM_LEN];
+  char b64[45];
+  wgam_msg msg;
+  wgam_addr src = net.n[from].mesh;
+  wgam_ssize len;
+
+  src.port = GOSSIP_PORT;
+  wgam_key_to_base64(b64, net.n[subject].pub);
+  memset(&msg, 0, sizeof(msg));
+  msg.type = WGAM_MSG_ANNOUNCE;
+  msg.pubkey = (const uint8_t *)b64;
+  msg.pubkeylen = 44;
+  msg.nendpoints = n;
+  memcpy(msg.endpoints, eps, n * sizeof(*eps));
+  len = seal_msg(pkt, sizeof(pkt), &msg, nonce);
+  ck_assert_int_eq(
+      wgam_mesh_read_pkt(net.n[i].m, &src, pkt, (size_t)len, net.now), 0);
+}
+
 /* A private address learned by gossip (usually another network's LAN) is
  * tried after the public ones, even when it is newer. */
 START_TEST(test_private_after_public) {
@@ -1215,6 +1237,9 @@ static void star_touch(void) {
       wgam_mesh_observe_device(net.n[0].m, &star_dev, net.now, unix_now()), 0);
 }
 
+/* The peers node 0 sent a Request to on its first device read. */
+static int star_asked[14], star_nasked;
+
 static void star_of_14(int reversed) {
   static wgam_peer_config cfg[14];
   static wgam_cidr cidr[14];
@@ -1222,6 +1247,7 @@ static void star_of_14(int reversed) {
   wgam_device dev;
   uint8_t buf[WGAM_MAX_DATAGRAM_LEN];
   wgam_addr dest;
+  wgam_ssize len;
   int k;
 
   net_init(0, 0);
@@ -1254,8 +1280,18 @@ static void star_of_14(int reversed) {
   star_dev = dev;
   ck_assert_int_eq(
       wgam_mesh_observe_device(net.n[0].m, &dev, net.now, unix_now()), 0);
-  while (wgam_mesh_write_pkt(net.n[0].m, &dest, buf, sizeof(buf), net.now) > 0)
-    ;
+  star_nasked = 0;
+  while ((len = wgam_mesh_write_pkt(net.n[0].m, &dest, buf, sizeof(buf),
+                                    net.now)) > 0) {
+    uint8_t plain[WGAM_MAX_PLAINTEXT_LEN], key[32];
+    wgam_msg msg;
+
+    wgam_key_derive(key, (const uint8_t *)"test secret", 11);
+    len = wgam_pkt_open(plain, sizeof(plain), key, buf, (size_t)len);
+    ck_assert_int_gt(wgam_msg_decode(&msg, plain, (size_t)len), 0);
+    if (msg.type == WGAM_MSG_REQUEST && star_nasked < 14)
+      star_asked[star_nasked++] = by_mesh(&dest);
+  }
 }
 
 /* Announces node @i sends now (probes and the rest are drained too). */
@@ -1515,6 +1551,51 @@ START_TEST(test_configured_endpoint_not_flooded) {
 }
 END_TEST
 
+/* What a node we asked for its store sends back is taken, tried, and not
+ * flooded again (it spread it when it learned it); the same from a node we
+ * did not ask, or after the answer window, is news. */
+START_TEST(test_answers_not_reflooded) {
+  wgam_endpoint ep;
+  wgam_peer_info info;
+  int asked, other = -1, k;
+
+  star_of_14(0);
+  ck_assert_int_ge(star_nasked, 1);
+  asked = star_asked[0];
+  for (k = 1; k < 14 && other < 0; k++) {
+    int j, was = 0;
+    for (j = 0; j < star_nasked; j++)
+      was |= star_asked[j] == k;
+    if (!was && k != 5 && k != 7)
+      other = k;
+  }
+  ck_assert_int_ne(asked, 5);
+  ck_assert_int_ne(asked, 6);
+  ck_assert_int_ne(other, 7);
+  /* Past the hold time of the first read's own announces (2 s), within
+   * the answer window (3 s). */
+  net.now += 2500 * WGAM_MILLISECONDS;
+  ep.addr = v4(203, 0, 113, 77, 7000);
+  ep.time = unix_now();
+  announce_from(0, asked, 5, &ep, 1, 1);
+  ck_assert_int_eq(count_out(0), 0);
+  peer_info(0, 5, &info);
+  ck_assert(same(&info.known[0].addr, &ep.addr));
+
+  ep.addr = v4(203, 0, 113, 78, 7000);
+  announce_from(0, other, 7, &ep, 1, 2);
+  ck_assert_int_eq(count_out(0), 10);
+
+  net.now += 4 * WGAM_SECONDS; /* past the answer window */
+  star_touch();
+  count_out(0);
+  ep.addr = v4(203, 0, 113, 79, 7000);
+  ep.time = unix_now();
+  announce_from(0, asked, 6, &ep, 1, 3);
+  ck_assert_int_eq(count_out(0), 10);
+}
+END_TEST
+
 static int debug_lines;
 
 static void count_debug(void *u, int level, const char *msg) {
@@ -1749,6 +1830,7 @@ static Suite *mesh_suite(void) {
   tcase_add_test(tc, test_log_level_changes);
   tcase_add_test(tc, test_configured_endpoint_not_flooded);
   tcase_add_test(tc, test_early_retry_recreates);
+  tcase_add_test(tc, test_answers_not_reflooded);
   tcase_add_test(tc, test_bad_input_counted);
   tcase_add_test(tc, test_external_endpoint_announced);
   tcase_add_test(tc, test_alloc_failures);
