@@ -505,6 +505,26 @@ static void step_alone(wgam_addr *seen, wgam_tstamp *at, int *n, int max) {
   send_out(0);
 }
 
+static void announce_to(int i, int subject, const wgam_endpoint *eps, size_t n,
+                        uint8_t nonce);
+
+/* Drives node 0 alone for 7 s, announcing @ep about peer 1 @at into it;
+ * returns when its next endpoint write came, in seconds (-1: none), and
+ * what it wrote in *@seen. */
+static double next_write_after(const wgam_endpoint *ep, wgam_tstamp at,
+                               wgam_addr *seen) {
+  wgam_tstamp start = net.now, when[1];
+  int n = 0;
+
+  while (net.now < start + 7 * WGAM_SECONDS) {
+    net.now += 100 * WGAM_MILLISECONDS;
+    if (net.now == start + at)
+      announce_to(0, 1, ep, 1, 2);
+    step_alone(seen, when, &n, 1);
+  }
+  return n ? (double)(when[0] - start) / WGAM_SECONDS : -1;
+}
+
 static void teardown(void) {
   net_init(0, 0);
 }
@@ -776,6 +796,21 @@ static void peers_cfg(wgam_peer_config *cfg, const int *which, int n) {
   }
 }
 
+/* Node 0 with one peer, node 1, which is down and has no configured
+ * endpoint; node 0 has read its device. */
+static void pair_alone(int classic, uint32_t flags) {
+  wgam_peer_config cfg[2];
+
+  net_init(classic, flags);
+  add_node(NAT_NONE, v4(198, 51, 100, 1, WG_PORT), 0, (wgam_addr){0});
+  add_node(NAT_NONE, v4(198, 51, 100, 2, WG_PORT), 0, (wgam_addr){0});
+  net.n[1].down = 1;
+  peers_cfg(cfg, (const int[]){0, 1}, 2);
+  memset(&cfg[1].endpoint, 0, sizeof(cfg[1].endpoint));
+  ck_assert_int_eq(wgam_mesh_set_peers(net.n[0].m, cfg, 2, net.now), 0);
+  read_device(0);
+}
+
 /* Reload: removed peers leave the device, new ones are configured,
  * unchanged ones keep their session and get no update. */
 START_TEST(test_reload) {
@@ -889,12 +924,13 @@ static wgam_ssize seal_msg(uint8_t *pkt, size_t cap, const wgam_msg *msg,
   return wgam_pkt_seal(pkt, cap, key, nonce, plain, (size_t)len);
 }
 
-static void announce_to(int i, int subject, const wgam_endpoint *eps, size_t n,
-                        uint8_t nonce) {
+/* Feeds node @i an Announce about @subject from @src; returns read_pkt's
+ * result. */
+static int announce_src(int i, wgam_addr src, int subject,
+                        const wgam_endpoint *eps, size_t n, uint8_t nonce) {
   uint8_t pkt[WGAM_MAX_DATAGRAM_LEN];
   char b64[45];
   wgam_msg msg;
-  wgam_addr src = v4(100, 64, 0, 3, GOSSIP_PORT);
   wgam_ssize len;
 
   wgam_key_to_base64(b64, net.n[subject].pub);
@@ -905,29 +941,21 @@ static void announce_to(int i, int subject, const wgam_endpoint *eps, size_t n,
   msg.nendpoints = n;
   memcpy(msg.endpoints, eps, n * sizeof(*eps));
   len = seal_msg(pkt, sizeof(pkt), &msg, nonce);
-  wgam_mesh_read_pkt(net.n[i].m, &src, pkt, (size_t)len, net.now);
+  return wgam_mesh_read_pkt(net.n[i].m, &src, pkt, (size_t)len, net.now);
+}
+
+static void announce_to(int i, int subject, const wgam_endpoint *eps, size_t n,
+                        uint8_t nonce) {
+  announce_src(i, v4(100, 64, 0, 3, GOSSIP_PORT), subject, eps, n, nonce);
 }
 
 /* announce_to(), from node @from's mesh address. */
 static void announce_from(int i, int from, int subject,
                           const wgam_endpoint *eps, size_t n, uint8_t nonce) {
-  uint8_t pkt[WGAM_MAX_DATAGRAM_LEN];
-  char b64[45];
-  wgam_msg msg;
   wgam_addr src = net.n[from].mesh;
-  wgam_ssize len;
 
   src.port = GOSSIP_PORT;
-  wgam_key_to_base64(b64, net.n[subject].pub);
-  memset(&msg, 0, sizeof(msg));
-  msg.type = WGAM_MSG_ANNOUNCE;
-  msg.pubkey = (const uint8_t *)b64;
-  msg.pubkeylen = 44;
-  msg.nendpoints = n;
-  memcpy(msg.endpoints, eps, n * sizeof(*eps));
-  len = seal_msg(pkt, sizeof(pkt), &msg, nonce);
-  ck_assert_int_eq(
-      wgam_mesh_read_pkt(net.n[i].m, &src, pkt, (size_t)len, net.now), 0);
+  ck_assert_int_eq(announce_src(i, src, subject, eps, n, nonce), 0);
 }
 
 /* A private address learned by gossip (usually another network's LAN) is
@@ -967,24 +995,16 @@ START_TEST(test_private_after_public) {
    * it short (it is most likely another network's LAN): the public try
    * keeps its whole window. */
   {
-    wgam_addr seen[4];
-    wgam_tstamp when[4], start = net.now;
     wgam_endpoint priv;
-    int nw = 0;
+    wgam_addr seen;
+    double after;
 
     priv.addr = v4(10, 9, 9, 9, 51820);
     priv.time = UNIX0 + 20;
-    while (net.now < start + 7 * WGAM_SECONDS) {
-      net.now += 100 * WGAM_MILLISECONDS;
-      if (net.now == start + 500 * WGAM_MILLISECONDS)
-        announce_to(0, 1, &priv, 1, 2);
-      step_alone(seen, when, &nw, 4);
-    }
-    ck_assert_int_ge(nw, 1);
-    ck_assert_msg(when[0] >= start + 6 * WGAM_SECONDS,
-                  "public try cut after %.1f s for a private address",
-                  (double)(when[0] - start) / WGAM_SECONDS);
-    ck_assert(same(&seen[0], &eps[0].addr) || same(&seen[0], &priv.addr));
+    after = next_write_after(&priv, 500 * WGAM_MILLISECONDS, &seen);
+    ck_assert_msg(after >= 6.0,
+                  "public try cut after %.1f s for a private address", after);
+    ck_assert(same(&seen, &eps[0].addr) || same(&seen, &priv.addr));
   }
 }
 END_TEST
@@ -993,26 +1013,17 @@ END_TEST
  * arrives meanwhile (the peer may not have configured us yet: WireGuard's
  * retry comes after 5 s); another try is cut short by such news. */
 START_TEST(test_lan_try_not_preempted) {
-  wgam_peer_config cfg[2];
   wgam_peer_update u;
   wgam_endpoint ep;
   uint8_t pkt[WGAM_MAX_DATAGRAM_LEN];
   char b64[45];
   wgam_msg msg;
   wgam_addr lansrc = v4(192, 168, 1, 3, GOSSIP_PORT);
-  wgam_tstamp start, when[1];
-  wgam_addr seen[1];
-  int nw = 0;
+  wgam_addr seen;
+  double after;
   wgam_ssize len;
 
-  net_init(0, WGAM_SETTINGS_LAN_DISCOVERY);
-  add_node(NAT_NONE, v4(198, 51, 100, 1, WG_PORT), 0, (wgam_addr){0});
-  add_node(NAT_NONE, v4(198, 51, 100, 2, WG_PORT), 0, (wgam_addr){0});
-  net.n[1].down = 1;
-  peers_cfg(cfg, (const int[]){0, 1}, 2);
-  memset(&cfg[1].endpoint, 0, sizeof(cfg[1].endpoint));
-  ck_assert_int_eq(wgam_mesh_set_peers(net.n[0].m, cfg, 2, net.now), 0);
-  read_device(0);
+  pair_alone(0, WGAM_SETTINGS_LAN_DISCOVERY);
   wgam_key_to_base64(b64, net.n[1].pub);
   memset(&msg, 0, sizeof(msg));
   msg.type = WGAM_MSG_LAN_BROADCAST;
@@ -1022,22 +1033,14 @@ START_TEST(test_lan_try_not_preempted) {
   len = seal_msg(pkt, sizeof(pkt), &msg, 1);
   ck_assert_int_eq(
       wgam_mesh_read_pkt(net.n[0].m, &lansrc, pkt, (size_t)len, net.now), 0);
-  start = net.now;
   while (wgam_mesh_next_peer_update(net.n[0].m, &u))
     apply_update(0, &u);
   ck_assert(net.n[0].dev[1].ep.ip[0] == 192);
 
   ep.addr = v4(203, 0, 113, 50, 40000);
   ep.time = UNIX0 + 10;
-  while (net.now < start + 7 * WGAM_SECONDS) {
-    net.now += 100 * WGAM_MILLISECONDS;
-    if (net.now == start + 2500 * WGAM_MILLISECONDS)
-      announce_to(0, 1, &ep, 1, 2);
-    step_alone(seen, when, &nw, 1);
-  }
-  ck_assert_int_eq(nw, 1);
-  ck_assert_msg(when[0] >= start + 6 * WGAM_SECONDS, "LAN try cut after %.1f s",
-                (double)(when[0] - start) / WGAM_SECONDS);
+  after = next_write_after(&ep, 2500 * WGAM_MILLISECONDS, &seen);
+  ck_assert_msg(after >= 6.0, "LAN try cut after %.1f s", after);
   ck_assert(same(&net.n[0].dev[1].ep, &ep.addr));
 }
 END_TEST
@@ -1080,21 +1083,13 @@ static int removals_alone(wgam_tstamp dur, wgam_tstamp start, double *first) {
  * (WireGuard would wait 5 s); not when the peer sent anything, and not in
  * the classic policy. */
 START_TEST(test_early_retry_recreates) {
-  wgam_peer_config cfg[2];
   wgam_endpoint ep;
   wgam_tstamp start;
   double first = -1;
   int round;
 
   for (round = 0; round < 3; round++) {
-    net_init(round == 2, 0);
-    add_node(NAT_NONE, v4(198, 51, 100, 1, WG_PORT), 0, (wgam_addr){0});
-    add_node(NAT_NONE, v4(198, 51, 100, 2, WG_PORT), 0, (wgam_addr){0});
-    net.n[1].down = 1;
-    peers_cfg(cfg, (const int[]){0, 1}, 2);
-    memset(&cfg[1].endpoint, 0, sizeof(cfg[1].endpoint));
-    ck_assert_int_eq(wgam_mesh_set_peers(net.n[0].m, cfg, 2, net.now), 0);
-    read_device(0);
+    pair_alone(round == 2, 0);
     removals_alone(WGAM_SECONDS, net.now, &first);
     if (round == 1)
       net.n[0].dev[1].rx = 148; /* an initiation came in */
