@@ -346,17 +346,7 @@ wgam_ssize wgam_addr_format(char *dest, size_t destlen, const wgam_addr *addr,
 }
 
 int wgam_addr_equal(const wgam_addr *a, const wgam_addr *b) {
-  if (a->family != b->family)
-    return 0;
-  switch (a->family) {
-  case WGAM_AF_INET:
-    return a->port == b->port && memcmp(a->ip, b->ip, 4) == 0;
-  case WGAM_AF_INET6:
-    return a->port == b->port && memcmp(a->ip, b->ip, 16) == 0;
-  default:
-    /* "No address" equals "no address", whatever the other bytes hold. */
-    return 1;
-  }
+  return wgam_addr_eq(a, b);
 }
 
 static int ipv4_is_valid_unicast(const uint8_t ip[4]) {
@@ -399,31 +389,46 @@ int wgam_addr_is_valid_endpoint(const wgam_addr *addr) {
 static const char B64[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-/* Base64 alphabet values plus one, 0 for every other byte: the key lookup
- * of each received announce goes through here. */
-#define B(c, v) [c] = (v) + 1
-static const uint8_t B64VAL1[256] = {
-    B('A', 0),  B('B', 1),  B('C', 2),  B('D', 3),  B('E', 4),  B('F', 5),
-    B('G', 6),  B('H', 7),  B('I', 8),  B('J', 9),  B('K', 10), B('L', 11),
-    B('M', 12), B('N', 13), B('O', 14), B('P', 15), B('Q', 16), B('R', 17),
-    B('S', 18), B('T', 19), B('U', 20), B('V', 21), B('W', 22), B('X', 23),
-    B('Y', 24), B('Z', 25), B('a', 26), B('b', 27), B('c', 28), B('d', 29),
-    B('e', 30), B('f', 31), B('g', 32), B('h', 33), B('i', 34), B('j', 35),
-    B('k', 36), B('l', 37), B('m', 38), B('n', 39), B('o', 40), B('p', 41),
-    B('q', 42), B('r', 43), B('s', 44), B('t', 45), B('u', 46), B('v', 47),
-    B('w', 48), B('x', 49), B('y', 50), B('z', 51), B('0', 52), B('1', 53),
-    B('2', 54), B('3', 55), B('4', 56), B('5', 57), B('6', 58), B('7', 59),
-    B('8', 60), B('9', 61), B('+', 62), B('/', 63),
+/* The alphabet as X(character, value, shift) entries. */
+#define B64_ALPHABET(X, sh)                                                    \
+  X('A', 0, sh), X('B', 1, sh), X('C', 2, sh), X('D', 3, sh), X('E', 4, sh),   \
+      X('F', 5, sh), X('G', 6, sh), X('H', 7, sh), X('I', 8, sh),              \
+      X('J', 9, sh), X('K', 10, sh), X('L', 11, sh), X('M', 12, sh),           \
+      X('N', 13, sh), X('O', 14, sh), X('P', 15, sh), X('Q', 16, sh),          \
+      X('R', 17, sh), X('S', 18, sh), X('T', 19, sh), X('U', 20, sh),          \
+      X('V', 21, sh), X('W', 22, sh), X('X', 23, sh), X('Y', 24, sh),          \
+      X('Z', 25, sh), X('a', 26, sh), X('b', 27, sh), X('c', 28, sh),          \
+      X('d', 29, sh), X('e', 30, sh), X('f', 31, sh), X('g', 32, sh),          \
+      X('h', 33, sh), X('i', 34, sh), X('j', 35, sh), X('k', 36, sh),          \
+      X('l', 37, sh), X('m', 38, sh), X('n', 39, sh), X('o', 40, sh),          \
+      X('p', 41, sh), X('q', 42, sh), X('r', 43, sh), X('s', 44, sh),          \
+      X('t', 45, sh), X('u', 46, sh), X('v', 47, sh), X('w', 48, sh),          \
+      X('x', 49, sh), X('y', 50, sh), X('z', 51, sh), X('0', 52, sh),          \
+      X('1', 53, sh), X('2', 54, sh), X('3', 55, sh), X('4', 56, sh),          \
+      X('5', 57, sh), X('6', 58, sh), X('7', 59, sh), X('8', 60, sh),          \
+      X('9', 61, sh), X('+', 62, sh), X('/', 63, sh)
+#define B64_ENTRY(c, v, sh) [c] = (uint32_t)(v) << (sh) | 1u << 24
+
+/*
+ * Base64 values already shifted to their place in a group of 4 characters,
+ * plus 1 << 24; 0 for every byte outside the alphabet. A group is then the
+ * sum of 4 entries, and the bits from 24 up count its valid characters. The
+ * key lookup of each received announce goes through here.
+ */
+static const uint32_t B64VAL[4][256] = {
+    {B64_ALPHABET(B64_ENTRY, 18)},
+    {B64_ALPHABET(B64_ENTRY, 12)},
+    {B64_ALPHABET(B64_ENTRY, 6)},
+    {B64_ALPHABET(B64_ENTRY, 0)},
 };
-#undef B
-/* The value of @c, or -1 (which makes any sum it enters negative). */
-#define B64VAL(c) ((int32_t)B64VAL1[c] - 1)
+#undef B64_ENTRY
+#undef B64_ALPHABET
 
 int wgam_key_from_base64(uint8_t key[WGAM_KEY_LEN], const char *b64,
                          size_t b64len) {
   const unsigned char *s = (const unsigned char *)b64;
   uint8_t out[WGAM_KEY_LEN];
-  int32_t v, bad = 0;
+  uint32_t g, nvalid = 0;
   size_t i, o = 0;
 
   if (b64 == NULL || b64len != WGAM_KEY_B64_LEN ||
@@ -433,24 +438,19 @@ int wgam_key_from_base64(uint8_t key[WGAM_KEY_LEN], const char *b64,
    * 18 bits: 2 bytes and 2 bits that must be zero, otherwise two different
    * strings would name the same key. */
   for (i = 0; i < 40; i += 4) {
-    int32_t a = B64VAL(s[i]), b = B64VAL(s[i + 1]), c = B64VAL(s[i + 2]),
-            d = B64VAL(s[i + 3]);
-    bad |= a | b | c | d; /* any -1 makes it negative */
-    v = (int32_t)((uint32_t)a << 18 | (uint32_t)b << 12 | (uint32_t)c << 6 |
-                  (uint32_t)d);
-    out[o++] = (uint8_t)(v >> 16);
-    out[o++] = (uint8_t)(v >> 8);
-    out[o++] = (uint8_t)v;
+    g = B64VAL[0][s[i]] + B64VAL[1][s[i + 1]] + B64VAL[2][s[i + 2]] +
+        B64VAL[3][s[i + 3]];
+    nvalid += g >> 24;
+    out[o++] = (uint8_t)(g >> 16);
+    out[o++] = (uint8_t)(g >> 8);
+    out[o++] = (uint8_t)g;
   }
-  {
-    int32_t a = B64VAL(s[40]), b = B64VAL(s[41]), c = B64VAL(s[42]);
-    bad |= a | b | c;
-    v = (int32_t)((uint32_t)a << 12 | (uint32_t)b << 6 | (uint32_t)c);
-  }
-  if (bad < 0 || (v & 3))
+  g = B64VAL[1][s[40]] + B64VAL[2][s[41]] + B64VAL[3][s[42]];
+  nvalid += g >> 24;
+  if (nvalid != WGAM_KEY_B64_LEN - 1 || (g & 3))
     return WGAM_ERR_PARSE;
-  out[o++] = (uint8_t)(v >> 10);
-  out[o] = (uint8_t)(v >> 2);
+  out[o++] = (uint8_t)(g >> 10);
+  out[o] = (uint8_t)(g >> 2);
   memcpy(key, out, WGAM_KEY_LEN);
   return 0;
 }

@@ -6,7 +6,23 @@
 #ifndef WGAM_INTERNAL_H
 #define WGAM_INTERNAL_H
 
+#include <string.h>
+
 #include "wgautomesh.h"
+
+/* addr.c: wgam_addr_equal(), inline for the receive path, which compares
+ * every announced endpoint with a peer's store (a call per pair was most of
+ * the cost of merging an announce). */
+static inline int wgam_addr_eq(const wgam_addr *a, const wgam_addr *b) {
+  if (a->family != b->family)
+    return 0;
+  if (a->family == WGAM_AF_INET)
+    return a->port == b->port && memcmp(a->ip, b->ip, 4) == 0;
+  if (a->family == WGAM_AF_INET6)
+    return a->port == b->port && memcmp(a->ip, b->ip, 16) == 0;
+  /* "No address" equals "no address", whatever the other bytes hold. */
+  return 1;
+}
 
 /* blake3.c: BLAKE3 with the default 32-byte output. */
 #define WGAM_BLAKE3_OUT_LEN 32

@@ -572,25 +572,63 @@ static void propagate(wgam_mesh *m, uint32_t subject, wgam_tstamp ts) {
 }
 
 /*
+ * An address as a word that is equal for equal addresses (wgam_addr_eq()):
+ * an IPv4 address and its port fit whole, an IPv6 address is hashed, so
+ * equal words only make a match likely and addr_word_eq() decides. The
+ * merge compares every announced endpoint with every stored one: a compare
+ * of words is cheap and its outcome (mostly "no") easy to predict.
+ */
+static uint64_t addr_word(const wgam_addr *a) {
+  uint32_t ip4;
+
+  switch (a->family) {
+  case WGAM_AF_INET:
+    memcpy(&ip4, a->ip, sizeof(ip4));
+    return (uint64_t)ip4 << 24 | (uint64_t)a->port << 8 | WGAM_AF_INET;
+  case WGAM_AF_INET6:
+    return ip_hash(a) << 24 | (uint64_t)a->port << 8 | WGAM_AF_INET6;
+  default:
+    return a->family; /* "no address" equals "no address" */
+  }
+}
+
+static int addr_word_eq(uint64_t wa, const wgam_addr *a, uint64_t wb,
+                        const wgam_addr *b) {
+  return wa == wb && ((uint8_t)wa != WGAM_AF_INET6 ||
+                      memcmp(a->ip, b->ip, sizeof(a->ip)) == 0);
+}
+
+/*
  * The original's merge: an endpoint is taken when no entry has the same
- * address with an equal or newer time; the list is then ordered newest
+ * address with an equal or newer time; the entries of its address give way
+ * to it and it goes at the end of the list; the list is then ordered newest
  * first (stable) and cut to WGAM_MAX_ENDPOINTS. Returns 0 if the list is
  * unchanged, 1 if only times (or their order) changed, 2 if an address came
- * or went.
+ * or went. @known and @known_src have room for WGAM_MAX_ENDPOINTS entries.
  */
 static int merge_endpoints(wgam_endpoint *known, uint8_t *known_src,
                            uint8_t *nknown, const wgam_endpoint *eps,
                            size_t neps, uint8_t src) {
-  wgam_endpoint list[WGAM_MAX_ENDPOINTS + WGAM_MSG_MAX_ENDPOINTS];
-  uint8_t srcs[WGAM_MAX_ENDPOINTS + WGAM_MSG_MAX_ENDPOINTS];
+  enum { MAXN = WGAM_MAX_ENDPOINTS + WGAM_MSG_MAX_ENDPOINTS };
+  wgam_endpoint list[MAXN];
+  uint64_t words[MAXN], w;
+  uint8_t srcs[MAXN], seq[MAXN], order[MAXN];
   size_t n = *nknown, i, j, k;
+  uint8_t next;
   int changed;
 
-  /* The common case, a store that already knows all of it, costs no copy. */
+  for (j = 0; j < n; j++)
+    words[j] = addr_word(&known[j].addr);
+  /* Taking an endpoint only ever makes the time of its address newer, so
+   * one the store already has with an equal or newer time would be skipped
+   * wherever it stands in @eps: the merge starts at the first one that is
+   * not, and a store that knows all of them (the common case) costs no
+   * copy. */
   for (i = 0; i < neps; i++) {
+    w = addr_word(&eps[i].addr);
     for (j = 0; j < n; j++)
-      if (known[j].time >= eps[i].time &&
-          wgam_addr_equal(&known[j].addr, &eps[i].addr))
+      if (addr_word_eq(words[j], &known[j].addr, w, &eps[i].addr) &&
+          known[j].time >= eps[i].time)
         break;
     if (j == n)
       break;
@@ -598,56 +636,101 @@ static int merge_endpoints(wgam_endpoint *known, uint8_t *known_src,
   if (i == neps)
     return 0;
 
-  memcpy(list, known, n * sizeof(*known));
-  memcpy(srcs, known_src, n);
-  for (i = 0; i < neps; i++) {
-    int take = 1;
-    for (j = 0; j < n; j++)
-      if (wgam_addr_equal(&list[j].addr, &eps[i].addr) &&
-          list[j].time >= eps[i].time)
-        take = 0;
-    if (!take)
-      continue;
-    for (j = k = 0; j < n; j++) {
-      if (wgam_addr_equal(&list[j].addr, &eps[i].addr))
-        continue;
-      list[k] = list[j];
-      srcs[k++] = srcs[j];
+  /* An entry taken goes where the one it replaces was, and seq[] keeps the
+   * order of the original's list (which moves it to the end): no entry is
+   * moved, and the loops below have few branches that depend on the data.
+   * Whole arrays are copied: a copy of a known size is a few moves. */
+  memcpy(list, known, WGAM_MAX_ENDPOINTS * sizeof(*known));
+  memcpy(srcs, known_src, WGAM_MAX_ENDPOINTS);
+  for (j = 0; j < n; j++)
+    seq[j] = (uint8_t)j;
+  next = (uint8_t)n;
+  for (; i < neps; i++) {
+    const wgam_endpoint *e = &eps[i];
+    size_t same = n, nsame = 0;
+    unsigned newer = 0;
+
+    w = addr_word(&e->addr);
+    for (j = 0; j < n; j++) {
+      unsigned eq = words[j] == w;
+
+      newer |= eq & (list[j].time >= e->time);
+      same = eq && same == n ? j : same;
+      nsame += eq;
     }
-    n = k;
-    list[n] = eps[i];
-    srcs[n++] = src;
+    if ((uint8_t)w == WGAM_AF_INET6 && nsame) {
+      /* Equal words of IPv6 addresses: compare the addresses. */
+      newer = 0;
+      same = n;
+      nsame = 0;
+      for (j = 0; j < n; j++) {
+        unsigned eq = addr_word_eq(words[j], &list[j].addr, w, &e->addr);
+
+        newer |= eq & (list[j].time >= e->time);
+        same = eq && same == n ? j : same;
+        nsame += eq;
+      }
+    }
+    if (newer)
+      continue; /* an equal or newer time is known */
+    if (nsame > 1) {
+      /* Only in a store not built by this merge: the others go too. */
+      for (j = k = same + 1; j < n; j++) {
+        if (addr_word_eq(words[j], &list[j].addr, w, &e->addr))
+          continue;
+        list[k] = list[j];
+        words[k] = words[j];
+        srcs[k] = srcs[j];
+        seq[k++] = seq[j];
+      }
+      n = k;
+    }
+    if (same == n)
+      n++;
+    list[same] = *e;
+    words[same] = w;
+    srcs[same] = src;
+    seq[same] = next++;
   }
-  /* Stable insertion sort, newest first. */
-  for (i = 1; i < n; i++) {
-    wgam_endpoint e = list[i];
-    uint8_t s = srcs[i];
-    for (j = i; j > 0 && list[j - 1].time < e.time; j--) {
-      list[j] = list[j - 1];
-      srcs[j] = srcs[j - 1];
+  /* Insertion sort, newest first, then in the original's list order. */
+  for (i = 0; i < n; i++) {
+    for (j = i; j > 0; j--) {
+      const wgam_endpoint *p = &list[order[j - 1]];
+
+      if (p->time > list[i].time ||
+          (p->time == list[i].time && seq[order[j - 1]] < seq[i]))
+        break;
+      order[j] = order[j - 1];
     }
-    list[j] = e;
-    srcs[j] = s;
+    order[j] = (uint8_t)i;
   }
   if (n > WGAM_MAX_ENDPOINTS)
     n = WGAM_MAX_ENDPOINTS;
   /* 2: the set of addresses changed; 1: only times or order did. */
   changed = n != *nknown ? 2 : 0;
   for (i = 0; changed != 2 && i < n; i++) {
-    int found = 0;
+    const wgam_endpoint *e = &list[order[i]];
+    uint64_t we = words[order[i]];
+
+    if (addr_word_eq(we, &e->addr, addr_word(&known[i].addr), &known[i].addr)) {
+      if (e->time != known[i].time)
+        changed = 1;
+      continue;
+    }
+    changed = 1; /* another order; is the address still known? */
     for (j = 0; j < n; j++)
-      found |= wgam_addr_equal(&list[i].addr, &known[j].addr);
-    if (!found)
+      if (addr_word_eq(we, &e->addr, addr_word(&known[j].addr), &known[j].addr))
+        break;
+    if (j == n)
       changed = 2;
-    else if (!wgam_addr_equal(&list[i].addr, &known[i].addr) ||
-             list[i].time != known[i].time)
-      changed = 1;
   }
-  if (changed) {
-    memcpy(known, list, n * sizeof(*known));
-    memcpy(known_src, srcs, n);
-    *nknown = (uint8_t)n;
+  if (!changed)
+    return 0;
+  for (i = 0; i < n; i++) {
+    known[i] = list[order[i]];
+    known_src[i] = srcs[order[i]];
   }
+  *nknown = (uint8_t)n;
   return changed;
 }
 
@@ -1955,7 +2038,6 @@ int wgam_mesh_read_pkt(wgam_mesh *m, const wgam_addr *src, const uint8_t *pkt,
   case WGAM_MSG_LAN_BROADCAST:
     return handle_lan_broadcast(m, src, &msg, ts);
   case WGAM_MSG_ANNOUNCE: {
-    wgam_endpoint eps[WGAM_MSG_MAX_ENDPOINTS];
     size_t i, k = 0;
 
     idx = subject_of(m, msg.pubkey, msg.pubkeylen);
@@ -1963,12 +2045,14 @@ int wgam_mesh_read_pkt(wgam_mesh *m, const wgam_addr *src, const uint8_t *pkt,
       m->stats.rejected[WGAM_REJECT_UNKNOWN_KEY]++;
       return WGAM_ERR_PKT_IGNORED;
     }
+    /* Unacceptable endpoints are dropped in place: no copy when there are
+     * none. */
     for (i = 0; i < msg.nendpoints; i++)
-      if (endpoint_acceptable(m, &msg.endpoints[i].addr))
-        eps[k++] = msg.endpoints[i];
+      if (endpoint_acceptable(m, &msg.endpoints[i].addr) && k++ != i)
+        msg.endpoints[k - 1] = msg.endpoints[i];
     if (k < msg.nendpoints)
       m->stats.rejected[WGAM_REJECT_BAD_ENDPOINT]++;
-    handle_announce(m, idx, eps, k, WGAM_SOURCE_GOSSIP,
+    handle_announce(m, idx, msg.endpoints, k, WGAM_SOURCE_GOSSIP,
                     is_answer(m, src, ts) ? ANN_NO_FLOOD : ANN_FLOOD, ts);
     return k < msg.nendpoints && k == 0 ? WGAM_ERR_PKT_IGNORED : 0;
   }

@@ -4,6 +4,7 @@
  * (crypto_secretbox_easy) with a random 24-byte nonce sent in front, and the
  * key derived from the shared secret with BLAKE3.
  */
+#include <stdatomic.h>
 #include <string.h>
 
 #include <sodium.h>
@@ -26,10 +27,18 @@ void wgam_key_derive(uint8_t key[WGAM_KEY_LEN], const uint8_t *secret,
 }
 
 /* sodium_init() is idempotent and thread-safe; it only fails if the
- * platform has no usable randomness, which secretbox does not use. */
+ * platform has no usable randomness, which secretbox does not use. It takes
+ * a mutex on every call, though, a cost on every datagram: once it has
+ * succeeded, a flag says so (acquire/release: its choice of implementations
+ * is then visible to this thread). */
+static atomic_int sodium_ready;
+
 static void ensure_sodium(void) {
+  if (atomic_load_explicit(&sodium_ready, memory_order_acquire))
+    return;
   if (sodium_init() < 0)
     return; /* nothing to do about it here; secretbox still works */
+  atomic_store_explicit(&sodium_ready, 1, memory_order_release);
 }
 
 wgam_ssize wgam_pkt_seal(uint8_t *dest, size_t destlen,

@@ -45,22 +45,36 @@ static void put_u64(uint8_t *p, uint64_t v) {
     p[i] = (uint8_t)(v >> (8 * i));
 }
 
-static uint16_t get_u16(const uint8_t *p) {
+static inline uint16_t get_u16(const uint8_t *p) {
   return (uint16_t)(p[0] | p[1] << 8);
 }
 
-static uint32_t get_u32(const uint8_t *p) {
+static inline uint32_t get_u32(const uint8_t *p) {
   return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
          (uint32_t)p[3] << 24;
 }
 
-static uint64_t get_u64(const uint8_t *p) {
+static inline uint64_t get_u64(const uint8_t *p) {
   return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32;
 }
 
 int wgam_utf8_valid(const uint8_t *s, size_t len) {
   size_t i = 0;
 
+  /* Keys are ASCII: all of it is checked eight bytes at a time first (the
+   * last word overlaps the one before), byte by byte only if that fails. */
+  if (len >= 8) {
+    uint64_t w, any = 0;
+
+    for (i = 0; i + 8 <= len; i += 8) {
+      memcpy(&w, s + i, sizeof(w));
+      any |= w;
+    }
+    memcpy(&w, s + len - 8, sizeof(w));
+    if (!((any | w) & 0x8080808080808080ull))
+      return 1;
+    i = 0;
+  }
   while (i < len) {
     uint8_t c;
     size_t n, k;
@@ -143,26 +157,34 @@ size_t wgam_bincode_put_endpoint(uint8_t *dest, const wgam_endpoint *ep) {
 
 size_t wgam_bincode_get_endpoint(wgam_endpoint *ep, const uint8_t *src,
                                  size_t len) {
-  size_t iplen;
   uint32_t tag;
 
   if (len < 4)
     return 0;
   tag = get_u32(src);
-  if (tag == SOCKADDR_V4)
-    iplen = 4;
-  else if (tag == SOCKADDR_V6)
-    iplen = 16;
-  else
-    return 0;
-  if (len - 4 < iplen + 2 + 8)
-    return 0;
-  memset(ep, 0, sizeof(*ep));
-  ep->addr.family = tag == SOCKADDR_V4 ? WGAM_AF_INET : WGAM_AF_INET6;
-  memcpy(ep->addr.ip, src + 4, iplen);
-  ep->addr.port = get_u16(src + 4 + iplen);
-  ep->time = get_u64(src + 4 + iplen + 2);
-  return 4 + iplen + 2 + 8;
+  /* One path per family, so that every copy has a known size: this runs
+   * for each endpoint of each announce received. */
+  if (tag == SOCKADDR_V4) {
+    if (len < ENDPOINT_V4_LEN)
+      return 0;
+    memset(ep, 0, sizeof(*ep));
+    ep->addr.family = WGAM_AF_INET;
+    memcpy(ep->addr.ip, src + 4, 4);
+    ep->addr.port = get_u16(src + 4 + 4);
+    ep->time = get_u64(src + 4 + 4 + 2);
+    return ENDPOINT_V4_LEN;
+  }
+  if (tag == SOCKADDR_V6) {
+    if (len < ENDPOINT_V6_LEN)
+      return 0;
+    memset(ep, 0, sizeof(*ep));
+    ep->addr.family = WGAM_AF_INET6;
+    memcpy(ep->addr.ip, src + 4, 16);
+    ep->addr.port = get_u16(src + 4 + 16);
+    ep->time = get_u64(src + 4 + 16 + 2);
+    return ENDPOINT_V6_LEN;
+  }
+  return 0;
 }
 
 /* The size of @msg once encoded, or 0 if it can't be encoded. */
