@@ -177,7 +177,8 @@ struct wgam_mesh {
   wgam_addr external;
 
   int dev_seen;
-  int observing; /* in wgam_mesh_observe_device(): the view is fresh */
+  wgam_tstamp dev_at; /* when the device was last read */
+  int observing;      /* in wgam_mesh_observe_device(): the view is fresh */
   uint64_t unix_base;
   wgam_tstamp unix_base_ts;
 
@@ -1019,9 +1020,12 @@ static int has_preempting(const wgam_mesh *m, const struct peer *p) {
   size_t n = candidates(m, p, c), i;
   int now_private = addr_is_private(&p->want_ep);
 
+  /* A private address from gossip is usually another network's LAN; one
+   * from a broadcast is ours. */
   for (i = 0; i < n; i++)
     if (!was_tried(p, &c[i].addr) &&
-        (now_private || !addr_is_private(&c[i].addr)))
+        (now_private || !addr_is_private(&c[i].addr) ||
+         c[i].src == WGAM_SOURCE_LAN))
       return 1;
   return 0;
 }
@@ -1168,7 +1172,9 @@ static void peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
   conn = peer_connected(m, p, ts);
   if (conn && m->s.probe_idle && p->state == WGAM_PEER_CONNECTED) {
     wgam_tstamp last = tmax3(p->rx_at, p->hs_at, p->pong_at);
-    if (p->probe_at != NONE && last > p->probe_at) {
+    /* A pong can carry the probe's own time (a clock that did not move
+     * between the two): anything since the probe, inclusive, answers it. */
+    if (p->probe_at != NONE && last >= p->probe_at) {
       p->probe_at = NONE;
     } else if (p->probe_at != NONE &&
                ts >= tadd(p->probe_at, m->s.probe_timeout)) {
@@ -1232,9 +1238,16 @@ static void peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
     case WGAM_PEER_TRYING:
       /* Something learned during the window (the peer moved, and another
        * node saw where to) is worth more than the rest of the window. */
-      if (ts >= p->deadline ||
-          (preemptible(p) && new_since_try(p) &&
-           ts >= tadd(p->try_start, MIN_TRY) && has_preempting(m, p))) {
+      if (ts >= p->deadline && !m->observing && m->dev_at < p->deadline &&
+          ts < tadd(p->deadline, m->s.device_interval)) {
+        /* A handshake may have completed since the last read (WireGuard's
+         * retry lands near the end of the window): judge the window on a
+         * read taken after it closed, or a working session is pointed at
+         * the next candidate. */
+        m->wants |= WGAM_WANT_DEVICE;
+      } else if (ts >= p->deadline ||
+                 (preemptible(p) && new_since_try(p) &&
+                  ts >= tadd(p->try_start, MIN_TRY) && has_preempting(m, p))) {
         try_next(m, p, ts);
       } else if (m->observing && early_retry_due(m, p) &&
                  ts >= tadd(p->try_start, EARLY_RETRY)) {
@@ -1816,6 +1829,7 @@ int wgam_mesh_observe_device(wgam_mesh *m, const wgam_device *dev,
   }
 
   m->dev_seen = 1;
+  m->dev_at = ts;
   for (i = 0; i < m->npeers; i++) {
     struct peer *p = &m->peers[i];
 

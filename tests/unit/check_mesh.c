@@ -1009,6 +1009,51 @@ START_TEST(test_private_after_public) {
 }
 END_TEST
 
+/* A LAN broadcast heard while a public endpoint is being tried (a restart
+ * from a state file that knows only the NAT's address) cuts that try after
+ * MIN_TRY instead of waiting out the window: the peer is on our LAN. */
+START_TEST(test_lan_broadcast_preempts) {
+  wgam_endpoint ep;
+  wgam_addr seen[4], lan = v4(192, 168, 1, 3, WG_PORT);
+  wgam_tstamp at[4], start;
+  uint8_t pkt[WGAM_MAX_DATAGRAM_LEN];
+  char b64[45];
+  wgam_msg msg;
+  wgam_ssize len;
+  int n = 0;
+
+  pair_alone(0, WGAM_SETTINGS_LAN_DISCOVERY);
+  start = net.now;
+  ep.addr = v4(203, 0, 113, 50, 40000);
+  ep.time = unix_now();
+  announce_to(0, 1, &ep, 1, 1);
+  wgam_key_to_base64(b64, net.n[1].pub);
+  memset(&msg, 0, sizeof(msg));
+  msg.type = WGAM_MSG_LAN_BROADCAST;
+  msg.pubkey = (const uint8_t *)b64;
+  msg.pubkeylen = 44;
+  msg.listen_port = WG_PORT;
+  len = seal_msg(pkt, sizeof(pkt), &msg, 2);
+  while (net.now < start + 5 * WGAM_SECONDS) {
+    net.now += 100 * WGAM_MILLISECONDS;
+    if (net.now == start + 500 * WGAM_MILLISECONDS) {
+      wgam_addr src = lan;
+
+      src.port = GOSSIP_PORT;
+      ck_assert_int_eq(
+          wgam_mesh_read_pkt(net.n[0].m, &src, pkt, (size_t)len, net.now), 0);
+    }
+    step_alone(seen, at, &n, 4);
+  }
+  ck_assert_int_eq(n, 2);
+  ck_assert(same(&seen[0], &ep.addr));
+  ck_assert(same(&seen[1], &lan));
+  ck_assert_msg(at[1] - start <= 2100 * WGAM_MILLISECONDS,
+                "LAN endpoint tried after %.1f s",
+                (double)(at[1] - start) / WGAM_SECONDS);
+}
+END_TEST
+
 /* A LAN try keeps its whole handshake window even when a gossip endpoint
  * arrives meanwhile (the peer may not have configured us yet: WireGuard's
  * retry comes after 5 s); another try is cut short by such news. */
@@ -1108,6 +1153,55 @@ START_TEST(test_early_retry_recreates) {
     default:
       ck_assert_int_eq(removals_alone(5 * WGAM_SECONDS, start, &first), 0);
       break;
+    }
+  }
+}
+END_TEST
+
+/* A handshake that lands between the last device read and the end of the
+ * try window (WireGuard's 5 s retry does) keeps the endpoint it came
+ * through: the window is judged on a read taken after it closed. Without
+ * the handshake, the next candidate comes exactly at the end as before. */
+START_TEST(test_late_handshake_kept) {
+  wgam_endpoint eps[2];
+  wgam_addr seen[8];
+  wgam_tstamp at[8], start;
+  wgam_peer_info info;
+  int n, round;
+
+  for (round = 0; round < 2; round++) {
+    pair_alone(0, 0);
+    n = 0;
+    /* Half-way between two periodic reads (every 2 s from net.now). */
+    net.now += 500 * WGAM_MILLISECONDS;
+    start = net.now;
+    eps[0].addr = v4(198, 51, 100, 40, WG_PORT);
+    eps[0].time = unix_now();
+    eps[1].addr = v4(198, 51, 100, 41, WG_PORT);
+    eps[1].time = unix_now() - 10;
+    announce_to(0, 1, eps, 2, 1);
+    while (net.now < start + 10 * WGAM_SECONDS) {
+      net.now += 100 * WGAM_MILLISECONDS;
+      /* Just after the last read inside the window (at 5.5 s). */
+      if (round == 0 && net.now == start + 5700 * WGAM_MILLISECONDS) {
+        net.n[0].dev[1].hs = unix_now();
+        net.n[0].dev[1].rx = net.n[0].dev[1].tx = 92;
+      }
+      step_alone(seen, at, &n, 8);
+    }
+    ck_assert_int_ge(n, 1);
+    ck_assert(same(&seen[0], &eps[0].addr));
+    ck_assert_uint_le(at[0] - start, 100 * WGAM_MILLISECONDS);
+    if (round == 0) {
+      ck_assert_msg(n == 1, "endpoint moved to %s after a handshake",
+                    n > 1 ? "another candidate" : "?");
+      peer_info(0, 1, &info);
+      ck_assert_int_eq(info.state, WGAM_PEER_CONNECTED);
+      ck_assert(same(&info.endpoint, &eps[0].addr));
+    } else {
+      ck_assert_int_ge(n, 2);
+      ck_assert(same(&seen[1], &eps[1].addr));
+      ck_assert_uint_eq(at[1] - start, 6 * WGAM_SECONDS);
     }
   }
 }
@@ -1825,6 +1919,8 @@ static Suite *mesh_suite(void) {
   tcase_add_test(tc, test_log_level_changes);
   tcase_add_test(tc, test_configured_endpoint_not_flooded);
   tcase_add_test(tc, test_early_retry_recreates);
+  tcase_add_test(tc, test_late_handshake_kept);
+  tcase_add_test(tc, test_lan_broadcast_preempts);
   tcase_add_test(tc, test_answers_not_reflooded);
   tcase_add_test(tc, test_bad_input_counted);
   tcase_add_test(tc, test_external_endpoint_announced);
