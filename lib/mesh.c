@@ -150,7 +150,7 @@ struct wgam_mesh {
 
   struct peer *peers;
   size_t npeers;
-  uint32_t *keytab; /* open addressing, index + 1, 0 = empty */
+  uint32_t *keytab; /* open addressing, see tab_entry(); 0 = empty */
   uint32_t *addrtab;
   size_t tabcap;   /* power of two, both tables */
   uint32_t *order; /* peers by gossip priority */
@@ -358,18 +358,47 @@ static size_t tab_cap_for(size_t n) {
   return cap;
 }
 
+/*
+ * A slot holds a peer's index + 1 in its low bits (below @cap, which is at
+ * least twice the number of peers) and the top bits of the peer's hash
+ * above them. A probe that meets another peer's entry tells it by that tag
+ * without reading the peer, which in a large mesh is a cache miss; most
+ * lookups on the receive path (is this endpoint a mesh address?) miss.
+ */
+static uint32_t tab_tag(uint64_t h, size_t cap) {
+  return (uint32_t)(h >> 32) & ~(uint32_t)(cap - 1);
+}
+
+static uint32_t tab_entry(uint64_t h, size_t cap, size_t idx) {
+  return tab_tag(h, cap) | (uint32_t)(idx + 1);
+}
+
+/* The peer index in a slot, or NO_IDX for an empty one. */
+static uint32_t tab_index(uint32_t e, size_t cap) {
+  return e ? (e & (uint32_t)(cap - 1)) - 1 : NO_IDX;
+}
+
 /* Finds @key in @tab; returns the slot (empty or matching). */
 static size_t keytab_slot(const struct peer *peers, const uint32_t *tab,
                           size_t cap, const uint8_t *key) {
-  size_t i = (size_t)key_hash(key) & (cap - 1);
-  while (tab[i] && memcmp(peers[tab[i] - 1].pubkey, key, WGAM_KEY_LEN) != 0)
+  uint64_t h = key_hash(key);
+  uint32_t tag = tab_tag(h, cap), mask = (uint32_t)(cap - 1);
+  size_t i = (size_t)h & (cap - 1);
+
+  while (tab[i] &&
+         ((tab[i] & ~mask) != tag ||
+          memcmp(peers[(tab[i] & mask) - 1].pubkey, key, WGAM_KEY_LEN) != 0))
     i = (i + 1) & (cap - 1);
   return i;
 }
 static size_t addrtab_slot(const struct peer *peers, const uint32_t *tab,
                            size_t cap, const wgam_addr *a) {
-  size_t i = (size_t)ip_hash(a) & (cap - 1);
-  while (tab[i] && !addr_ip_equal(&peers[tab[i] - 1].address, a))
+  uint64_t h = ip_hash(a);
+  uint32_t tag = tab_tag(h, cap), mask = (uint32_t)(cap - 1);
+  size_t i = (size_t)h & (cap - 1);
+
+  while (tab[i] && ((tab[i] & ~mask) != tag ||
+                    !addr_ip_equal(&peers[(tab[i] & mask) - 1].address, a)))
     i = (i + 1) & (cap - 1);
   return i;
 }
@@ -379,14 +408,14 @@ static uint32_t find_peer(const wgam_mesh *m, const uint8_t *key) {
   if (!m->npeers)
     return NO_IDX;
   slot = keytab_slot(m->peers, m->keytab, m->tabcap, key);
-  return m->keytab[slot] ? m->keytab[slot] - 1 : NO_IDX;
+  return tab_index(m->keytab[slot], m->tabcap);
 }
 static uint32_t find_addr(const wgam_mesh *m, const wgam_addr *a) {
   size_t slot;
   if (!m->npeers || !addr_valid(a))
     return NO_IDX;
   slot = addrtab_slot(m->peers, m->addrtab, m->tabcap, a);
-  return m->addrtab[slot] ? m->addrtab[slot] - 1 : NO_IDX;
+  return tab_index(m->addrtab[slot], m->tabcap);
 }
 
 /* An endpoint we are willing to configure: a valid unicast endpoint that is
@@ -579,7 +608,7 @@ static void propagate(wgam_mesh *m, uint32_t subject, wgam_tstamp ts) {
  * merge compares every announced endpoint with every stored one: a compare
  * of words is cheap and its outcome (mostly "no") easy to predict.
  */
-static uint64_t addr_word(const wgam_addr *a) {
+static inline uint64_t addr_word(const wgam_addr *a) {
   uint32_t ip4;
 
   switch (a->family) {
@@ -593,8 +622,8 @@ static uint64_t addr_word(const wgam_addr *a) {
   }
 }
 
-static int addr_word_eq(uint64_t wa, const wgam_addr *a, uint64_t wb,
-                        const wgam_addr *b) {
+static inline int addr_word_eq(uint64_t wa, const wgam_addr *a, uint64_t wb,
+                               const wgam_addr *b) {
   return wa == wb && ((uint8_t)wa != WGAM_AF_INET6 ||
                       memcmp(a->ip, b->ip, sizeof(a->ip)) == 0);
 }
@@ -612,14 +641,14 @@ static int merge_endpoints(wgam_endpoint *known, uint8_t *known_src,
                            size_t neps, uint8_t src) {
   enum { MAXN = WGAM_MAX_ENDPOINTS + WGAM_MSG_MAX_ENDPOINTS };
   wgam_endpoint list[MAXN];
-  uint64_t words[MAXN], w;
+  uint64_t words[MAXN], kwords[WGAM_MAX_ENDPOINTS], w;
   uint8_t srcs[MAXN], seq[MAXN], order[MAXN];
   size_t n = *nknown, i, j, k;
   uint8_t next;
   int changed;
 
   for (j = 0; j < n; j++)
-    words[j] = addr_word(&known[j].addr);
+    kwords[j] = words[j] = addr_word(&known[j].addr);
   /* Taking an endpoint only ever makes the time of its address newer, so
    * one the store already has with an equal or newer time would be skipped
    * wherever it stands in @eps: the merge starts at the first one that is
@@ -713,14 +742,14 @@ static int merge_endpoints(wgam_endpoint *known, uint8_t *known_src,
     const wgam_endpoint *e = &list[order[i]];
     uint64_t we = words[order[i]];
 
-    if (addr_word_eq(we, &e->addr, addr_word(&known[i].addr), &known[i].addr)) {
+    if (addr_word_eq(we, &e->addr, kwords[i], &known[i].addr)) {
       if (e->time != known[i].time)
         changed = 1;
       continue;
     }
     changed = 1; /* another order; is the address still known? */
     for (j = 0; j < n; j++)
-      if (addr_word_eq(we, &e->addr, addr_word(&known[j].addr), &known[j].addr))
+      if (addr_word_eq(we, &e->addr, kwords[j], &known[j].addr))
         break;
     if (j == n)
       changed = 2;
@@ -1589,14 +1618,14 @@ int wgam_mesh_set_peers(wgam_mesh *m, const wgam_peer_config *cfg, size_t n,
         p->ncfg = m->peers[old].ncfg;
       }
     }
-    keytab[ks] = (uint32_t)i + 1;
-    addrtab[as] = (uint32_t)i + 1;
+    keytab[ks] = tab_entry(key_hash(cfg[i].pubkey), cap, i);
+    addrtab[as] = tab_entry(ip_hash(&cfg[i].address), cap, i);
   }
 
   /* Old index -> new index, and the peers that went away. */
   for (i = 0; i < m->npeers; i++) {
     size_t ks = keytab_slot(np, keytab, cap, m->peers[i].pubkey);
-    remap[i] = keytab[ks] ? keytab[ks] - 1 : NO_IDX;
+    remap[i] = tab_index(keytab[ks], cap);
     if (remap[i] == NO_IDX && i != m->self_idx) {
       memcpy(removed[nremoved++], m->peers[i].pubkey, WGAM_KEY_LEN);
       gone++;
