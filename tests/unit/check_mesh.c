@@ -1256,6 +1256,100 @@ START_TEST(test_state_before_identity) {
 }
 END_TEST
 
+/* The original's rule, written plainly: an endpoint is taken when no entry
+ * has its address with an equal or newer time; the entries of its address
+ * go and it is appended; the list is then sorted newest first (stable) and
+ * cut to WGAM_MAX_ENDPOINTS. */
+static size_t ref_merge(wgam_endpoint *list, size_t n, const wgam_endpoint *eps,
+                        size_t neps) {
+  wgam_endpoint tmp[WGAM_MAX_ENDPOINTS + 16];
+  size_t i, j, k;
+
+  memcpy(tmp, list, n * sizeof(*list));
+  for (i = 0; i < neps; i++) {
+    int skip = 0;
+    for (j = 0; j < n; j++)
+      if (wgam_addr_equal(&tmp[j].addr, &eps[i].addr) &&
+          tmp[j].time >= eps[i].time)
+        skip = 1;
+    if (skip)
+      continue;
+    for (j = k = 0; j < n; j++)
+      if (!wgam_addr_equal(&tmp[j].addr, &eps[i].addr))
+        tmp[k++] = tmp[j];
+    n = k;
+    tmp[n++] = eps[i];
+  }
+  for (i = 1; i < n; i++) { /* stable insertion sort, newest first */
+    wgam_endpoint e = tmp[i];
+    for (j = i; j > 0 && tmp[j - 1].time < e.time; j--)
+      tmp[j] = tmp[j - 1];
+    tmp[j] = e;
+  }
+  if (n > WGAM_MAX_ENDPOINTS)
+    n = WGAM_MAX_ENDPOINTS;
+  memcpy(list, tmp, n * sizeof(*list));
+  return n;
+}
+
+/* The engine's merge (compared words, entries replaced in place, an order
+ * kept on the side) gives the store the plain rule gives, over random
+ * announces: few addresses (so that they repeat), IPv4 and IPv6, few times
+ * (so that they tie), duplicates within an announce. */
+START_TEST(test_merge_matches_reference) {
+  wgam_endpoint ref[WGAM_MAX_ENDPOINTS], eps[12];
+  wgam_peer_info info;
+  size_t nref = 0, neps, i;
+  uint64_t x = 0x9e3779b97f4a7c15ull;
+  int round;
+
+  net_init(0, 0);
+  add_node(NAT_NONE, v4(198, 51, 100, 1, WG_PORT), 0, (wgam_addr){0});
+  add_node(NAT_NONE, v4(198, 51, 100, 2, WG_PORT), 0, (wgam_addr){0});
+  configure(NULL);
+  for (round = 0; round < 20000; round++) {
+    if (round % 500 == 0) { /* start over now and then: small stores too */
+      net_init(0, 0);
+      add_node(NAT_NONE, v4(198, 51, 100, 1, WG_PORT), 0, (wgam_addr){0});
+      add_node(NAT_NONE, v4(198, 51, 100, 2, WG_PORT), 0, (wgam_addr){0});
+      configure(NULL);
+      nref = 0;
+    }
+    x = x * 6364136223846793005ull + 1442695040888963407ull;
+    neps = (size_t)(x >> 60) % 9 + 1;
+    for (i = 0; i < neps; i++) {
+      unsigned r;
+
+      x = x * 6364136223846793005ull + 1442695040888963407ull;
+      r = (unsigned)(x >> 33);
+      memset(&eps[i].addr, 0, sizeof(eps[i].addr));
+      if (r & 1) {
+        eps[i].addr = v4(203, 0, 113, 1 + (int)(r >> 1) % 6, 4000);
+        eps[i].addr.port = (uint16_t)(4000 + (r >> 4) % 2);
+      } else {
+        eps[i].addr.family = WGAM_AF_INET6;
+        eps[i].addr.port = 4000;
+        eps[i].addr.ip[0] = 0x20;
+        eps[i].addr.ip[1] = 0x01;
+        eps[i].addr.ip[2] = 0x0d;
+        eps[i].addr.ip[3] = 0xb8;
+        eps[i].addr.ip[15] = (uint8_t)(1 + (r >> 1) % 4);
+      }
+      eps[i].time = UNIX0 + (r >> 8) % 6 + (uint64_t)round / 8;
+    }
+    announce_to(0, 1, eps, neps, (uint8_t)round);
+    nref = ref_merge(ref, nref, eps, neps);
+    peer_info(0, 1, &info);
+    ck_assert_uint_eq(info.nknown, nref);
+    for (i = 0; i < nref; i++) {
+      ck_assert_msg(same(&info.known[i].addr, &ref[i].addr) &&
+                        info.known[i].time == ref[i].time,
+                    "round %d: entry %zu differs", round, i);
+    }
+  }
+}
+END_TEST
+
 /* Merge rule: at most 5 per key, newest first, replace only if newer; bad
  * endpoints (loopback, multicast, unspecified, mesh addresses) ignored. */
 START_TEST(test_merge_rule) {
@@ -1913,6 +2007,7 @@ static Suite *mesh_suite(void) {
   tcase_add_test(tc, test_symmetric_no_flap);
   tcase_add_test(tc, test_roaming_public);
   tcase_add_test(tc, test_merge_rule);
+  tcase_add_test(tc, test_merge_matches_reference);
   tcase_add_test(tc, test_propagation_request_ping);
   tcase_add_test(tc, test_propagation_damping);
   tcase_add_test(tc, test_observation_not_reflooded);
