@@ -643,7 +643,7 @@ static int merge_endpoints(wgam_endpoint *known, uint8_t *known_src,
   wgam_endpoint list[MAXN];
   uint64_t words[MAXN], kwords[WGAM_MAX_ENDPOINTS], w;
   uint8_t srcs[MAXN], seq[MAXN], order[MAXN];
-  size_t n = *nknown, i, j, k;
+  size_t n = *nknown, i, j;
   uint8_t next;
   int changed;
 
@@ -668,8 +668,8 @@ static int merge_endpoints(wgam_endpoint *known, uint8_t *known_src,
 
   /* An entry taken goes where the one it replaces was, and seq[] keeps the
    * order of the original's list (which moves it to the end): no entry is
-   * moved, and the loops below have few branches that depend on the data.
-   * Whole arrays are copied: a copy of a known size is a few moves. */
+   * moved. Whole arrays are copied: a copy of a known size is a few moves.
+   * test_merge_matches_reference checks all this against the plain rule. */
   memcpy(list, known, WGAM_MAX_ENDPOINTS * sizeof(*known));
   memcpy(srcs, known_src, WGAM_MAX_ENDPOINTS);
   for (j = 0; j < n; j++)
@@ -677,44 +677,16 @@ static int merge_endpoints(wgam_endpoint *known, uint8_t *known_src,
   next = (uint8_t)n;
   for (; i < neps; i++) {
     const wgam_endpoint *e = &eps[i];
-    size_t same = n, nsame = 0;
-    unsigned newer = 0;
+    size_t same;
 
+    /* The store holds each address once (it is only ever built here): the
+     * first entry of the address is the only one. */
     w = addr_word(&e->addr);
-    for (j = 0; j < n; j++) {
-      unsigned eq = words[j] == w;
-
-      newer |= eq & (list[j].time >= e->time);
-      same = eq && same == n ? j : same;
-      nsame += eq;
-    }
-    if ((uint8_t)w == WGAM_AF_INET6 && nsame) {
-      /* Equal words of IPv6 addresses: compare the addresses. */
-      newer = 0;
-      same = n;
-      nsame = 0;
-      for (j = 0; j < n; j++) {
-        unsigned eq = addr_word_eq(words[j], &list[j].addr, w, &e->addr);
-
-        newer |= eq & (list[j].time >= e->time);
-        same = eq && same == n ? j : same;
-        nsame += eq;
-      }
-    }
-    if (newer)
+    for (same = 0; same < n; same++)
+      if (addr_word_eq(words[same], &list[same].addr, w, &e->addr))
+        break;
+    if (same < n && list[same].time >= e->time)
       continue; /* an equal or newer time is known */
-    if (nsame > 1) {
-      /* Only in a store not built by this merge: the others go too. */
-      for (j = k = same + 1; j < n; j++) {
-        if (addr_word_eq(words[j], &list[j].addr, w, &e->addr))
-          continue;
-        list[k] = list[j];
-        words[k] = words[j];
-        srcs[k] = srcs[j];
-        seq[k++] = seq[j];
-      }
-      n = k;
-    }
     if (same == n)
       n++;
     list[same] = *e;
