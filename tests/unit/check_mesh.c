@@ -1256,6 +1256,75 @@ START_TEST(test_state_before_identity) {
 }
 END_TEST
 
+/* Keys that share the 8 bytes the key table hashes land in one run of
+ * slots with one tag: each is still found by its own key (the tag only
+ * saves reading other peers), a duplicate is still refused, and every mesh
+ * address is still recognised (an announced endpoint equal to one is
+ * dropped). */
+START_TEST(test_table_collisions) {
+  enum { NCOL = 300 };
+  static wgam_peer_config cfg[NCOL + 1];
+  uint8_t pkt[WGAM_MAX_DATAGRAM_LEN];
+  char b64[45];
+  wgam_msg msg;
+  wgam_ssize len;
+  wgam_peer_info info;
+  wgam_stats st;
+  wgam_addr src = v4(100, 64, 0, 3, GOSSIP_PORT);
+  size_t i, k;
+
+  net_init(0, 0);
+  add_node(NAT_NONE, v4(198, 51, 100, 1, WG_PORT), 0, (wgam_addr){0});
+  memset(cfg, 0, sizeof(cfg));
+  memcpy(cfg[0].pubkey, net.n[0].pub, WGAM_KEY_LEN);
+  cfg[0].address = net.n[0].mesh;
+  for (i = 1; i <= NCOL; i++) {
+    memset(cfg[i].pubkey, 0x5a, 8); /* the hashed bytes: all equal */
+    cfg[i].pubkey[8] = (uint8_t)(i >> 8);
+    cfg[i].pubkey[9] = (uint8_t)i;
+    cfg[i].address = v4(100, 65, (int)(i >> 8), (int)(i & 0xff), 0);
+  }
+  ck_assert_int_eq(wgam_mesh_set_peers(net.n[0].m, cfg, NCOL + 1, net.now), 0);
+  for (i = 1; i <= NCOL; i++) {
+    wgam_endpoint ep[2];
+
+    ep[0].addr = v4(203, 0, 113, (int)(i % 250) + 1, (uint16_t)(1000 + i));
+    ep[0].time = UNIX0 + i;
+    ep[1].addr = cfg[(i % NCOL) + 1].address; /* a mesh address */
+    ep[1].addr.port = 51820;
+    ep[1].time = UNIX0 + i;
+    wgam_key_to_base64(b64, cfg[i].pubkey);
+    memset(&msg, 0, sizeof(msg));
+    msg.type = WGAM_MSG_ANNOUNCE;
+    msg.pubkey = (const uint8_t *)b64;
+    msg.pubkeylen = 44;
+    msg.nendpoints = 2;
+    memcpy(msg.endpoints, ep, sizeof(ep));
+    len = seal_msg(pkt, sizeof(pkt), &msg, (uint8_t)i);
+    ck_assert_int_eq(
+        wgam_mesh_read_pkt(net.n[0].m, &src, pkt, (size_t)len, net.now), 0);
+  }
+  for (k = 0; k < wgam_mesh_get_npeers(net.n[0].m); k++) {
+    ck_assert_int_eq(wgam_mesh_get_peer_info(net.n[0].m, k, &info), 0);
+    if (!memcmp(info.pubkey, net.n[0].pub, WGAM_KEY_LEN))
+      continue;
+    i = (size_t)info.pubkey[8] << 8 | info.pubkey[9];
+    ck_assert_msg(info.nknown == 1, "peer %zu: %u endpoints", i,
+                  (unsigned)info.nknown);
+    ck_assert_uint_eq(info.known[0].addr.port, 1000 + i);
+  }
+  wgam_mesh_get_stats(net.n[0].m, &st);
+  ck_assert_uint_eq(st.rejected[WGAM_REJECT_BAD_ENDPOINT], NCOL);
+
+  /* The same key twice, among the colliding ones: refused, nothing
+   * applied. */
+  memcpy(cfg[NCOL].pubkey, cfg[NCOL / 2].pubkey, WGAM_KEY_LEN);
+  ck_assert_int_eq(wgam_mesh_set_peers(net.n[0].m, cfg, NCOL + 1, net.now),
+                   WGAM_ERR_DUPLICATE_PEER);
+  ck_assert_uint_eq(wgam_mesh_get_npeers(net.n[0].m), NCOL + 1);
+}
+END_TEST
+
 /* The original's rule, written plainly: an endpoint is taken when no entry
  * has its address with an equal or newer time; the entries of its address
  * go and it is appended; the list is then sorted newest first (stable) and
@@ -2008,6 +2077,7 @@ static Suite *mesh_suite(void) {
   tcase_add_test(tc, test_roaming_public);
   tcase_add_test(tc, test_merge_rule);
   tcase_add_test(tc, test_merge_matches_reference);
+  tcase_add_test(tc, test_table_collisions);
   tcase_add_test(tc, test_propagation_request_ping);
   tcase_add_test(tc, test_propagation_damping);
   tcase_add_test(tc, test_observation_not_reflooded);
