@@ -72,6 +72,15 @@ enum {
   UPD_RECREATE = 0x8, /* remove the peer, then add it whole */
 };
 
+/* What a peer heard on the LAN by broadcast has: rare, so held apart. */
+struct peer_lan {
+  wgam_addr addr;    /* the LAN endpoint, or no address */
+  wgam_addr prev_ep; /* where to go back to if it does not answer */
+  wgam_tstamp seen;
+  wgam_tstamp fail_until;
+  uint32_t failed; /* hash of the last LAN endpoint that did not answer */
+};
+
 struct peer {
   uint8_t pubkey[WGAM_KEY_LEN];
   wgam_addr address;
@@ -80,14 +89,14 @@ struct peer {
   uint8_t ncfg;
   uint8_t cfg_literal; /* cfg came from the peer list, not from a resolver */
 
-  /* Gossip store, newest first, and where each entry came from. */
+  /* Gossip store, newest first: nknown endpoints, then where each came
+   * from (known_src()), held out of line and sized to use (NULL when
+   * empty): most peers have one endpoint and a full mesh of n nodes keeps
+   * n^2 stores. */
   uint8_t nknown;
-  uint8_t known_src[WGAM_MAX_ENDPOINTS];
-  wgam_endpoint known[WGAM_MAX_ENDPOINTS];
-
-  wgam_addr lan;
-  wgam_tstamp lan_seen;
-  uint32_t lan_failed; /* hash of the last LAN endpoint that did not answer */
+  wgam_endpoint *known;
+  /* LAN endpoint and switch, NULL until a broadcast was heard. */
+  struct peer_lan *lan;
 
   /* The device's view, as last observed (and as we last wrote it). */
   uint8_t on_device;
@@ -116,14 +125,11 @@ struct peer {
   wgam_tstamp deadline; /* end of the try window or of the backoff */
   wgam_tstamp try_start;
   wgam_tstamp learned_at; /* a new address was learned for this peer */
-  wgam_tstamp lan_fail_until;
-  wgam_tstamp probe_at;  /* Ping sent to check a silent path */
-  wgam_tstamp broken_at; /* that Ping went unanswered */
+  wgam_tstamp probe_at;   /* Ping sent to check a silent path */
+  wgam_tstamp broken_at;  /* that Ping went unanswered */
   wgam_tstamp answered_at;
   wgam_tstamp req_at; /* we sent it a Request */
   wgam_addr want_ep;
-  wgam_addr prev_ep;
-  uint64_t prio;
   uint64_t endpoint_changes;
   /* The last observation we announced (device endpoint, handshake time). */
   wgam_addr obs_ep;
@@ -239,6 +245,7 @@ static void xfree(const wgam_mesh *m, void *p) {
     m->mem->free(p, m->mem->user_data);
 }
 
+/* Where each endpoint of @p's store came from (after the endpoints). */
 static wgam_tstamp tadd(wgam_tstamp a, wgam_tstamp b) {
   return a > NONE - b ? NONE : a + b;
 }
@@ -295,6 +302,37 @@ static int addr_ip_equal(const wgam_addr *a, const wgam_addr *b) {
 }
 static int addr_valid(const wgam_addr *a) {
   return a->family != WGAM_AF_NONE;
+}
+
+static inline int has_lan(const struct peer *p) {
+  return p->lan && addr_valid(&p->lan->addr);
+}
+
+static inline uint8_t *known_src(const struct peer *p) {
+  return p->known ? (uint8_t *)(p->known + p->nknown) : NULL;
+}
+
+/* Replaces @p's store with @n endpoints and their sources, reallocating
+ * only when the count changes. On failure the store is left as it was. */
+static int store_set(wgam_mesh *m, struct peer *p, const wgam_endpoint *eps,
+                     const uint8_t *srcs, size_t n) {
+  if (n != p->nknown) {
+    wgam_endpoint *k = NULL;
+
+    if (n) {
+      k = xcalloc(m, 1, n * (sizeof(*k) + 1));
+      if (!k)
+        return WGAM_ERR_NOMEM;
+    }
+    xfree(m, p->known);
+    p->known = k;
+    p->nknown = (uint8_t)n;
+  }
+  if (n) {
+    memcpy(p->known, eps, n * sizeof(*eps));
+    memcpy(known_src(p), srcs, n);
+  }
+  return 0;
 }
 
 /* Multiply-xorshift mixing of the address words: cheap, and good enough
@@ -634,16 +672,18 @@ static inline int addr_word_eq(uint64_t wa, const wgam_addr *a, uint64_t wb,
  * to it and it goes at the end of the list; the list is then ordered newest
  * first (stable) and cut to WGAM_MAX_ENDPOINTS. Returns 0 if the list is
  * unchanged, 1 if only times (or their order) changed, 2 if an address came
- * or went. @known and @known_src have room for WGAM_MAX_ENDPOINTS entries.
+ * or went; unless 0, the new list is in @out, @out_src and @nout (room for
+ * WGAM_MAX_ENDPOINTS entries).
  */
-static int merge_endpoints(wgam_endpoint *known, uint8_t *known_src,
-                           uint8_t *nknown, const wgam_endpoint *eps,
-                           size_t neps, uint8_t src) {
+static int merge_endpoints(const wgam_endpoint *known, const uint8_t *ksrc,
+                           size_t nknown, const wgam_endpoint *eps, size_t neps,
+                           uint8_t src, wgam_endpoint *out, uint8_t *out_src,
+                           size_t *nout) {
   enum { MAXN = WGAM_MAX_ENDPOINTS + WGAM_MSG_MAX_ENDPOINTS };
   wgam_endpoint list[MAXN];
   uint64_t words[MAXN], kwords[WGAM_MAX_ENDPOINTS], w;
   uint8_t srcs[MAXN], seq[MAXN], order[MAXN];
-  size_t n = *nknown, i, j;
+  size_t n = nknown, i, j;
   uint8_t next;
   int changed;
 
@@ -668,10 +708,12 @@ static int merge_endpoints(wgam_endpoint *known, uint8_t *known_src,
 
   /* An entry taken goes where the one it replaces was, and seq[] keeps the
    * order of the original's list (which moves it to the end): no entry is
-   * moved. Whole arrays are copied: a copy of a known size is a few moves.
-   * test_merge_matches_reference checks all this against the plain rule. */
-  memcpy(list, known, WGAM_MAX_ENDPOINTS * sizeof(*known));
-  memcpy(srcs, known_src, WGAM_MAX_ENDPOINTS);
+   * moved. test_merge_matches_reference checks all this against the plain
+   * rule. */
+  if (n) {
+    memcpy(list, known, n * sizeof(*known));
+    memcpy(srcs, ksrc, n);
+  }
   for (j = 0; j < n; j++)
     seq[j] = (uint8_t)j;
   next = (uint8_t)n;
@@ -709,7 +751,7 @@ static int merge_endpoints(wgam_endpoint *known, uint8_t *known_src,
   if (n > WGAM_MAX_ENDPOINTS)
     n = WGAM_MAX_ENDPOINTS;
   /* 2: the set of addresses changed; 1: only times or order did. */
-  changed = n != *nknown ? 2 : 0;
+  changed = n != nknown ? 2 : 0;
   for (i = 0; changed != 2 && i < n; i++) {
     const wgam_endpoint *e = &list[order[i]];
     uint64_t we = words[order[i]];
@@ -729,10 +771,10 @@ static int merge_endpoints(wgam_endpoint *known, uint8_t *known_src,
   if (!changed)
     return 0;
   for (i = 0; i < n; i++) {
-    known[i] = list[order[i]];
-    known_src[i] = srcs[order[i]];
+    out[i] = list[order[i]];
+    out_src[i] = srcs[order[i]];
   }
-  *nknown = (uint8_t)n;
+  *nout = n;
   return changed;
 }
 
@@ -795,16 +837,27 @@ enum {
 static void handle_announce(wgam_mesh *m, uint32_t subject,
                             const wgam_endpoint *eps, size_t neps, uint8_t src,
                             int mode, wgam_tstamp ts) {
+  wgam_endpoint out[WGAM_MAX_ENDPOINTS];
+  uint8_t out_src[WGAM_MAX_ENDPOINTS];
+  size_t n;
   int changed;
 
   if (subject == SUBJECT_SELF) {
-    uint8_t srcs[WGAM_MAX_ENDPOINTS];
-    changed =
-        merge_endpoints(m->self_known, srcs, &m->nself_known, eps, neps, src);
+    static const uint8_t no_src[WGAM_MAX_ENDPOINTS];
+
+    changed = merge_endpoints(m->self_known, no_src, m->nself_known, eps, neps,
+                              src, out, out_src, &n);
+    if (changed) {
+      memcpy(m->self_known, out, n * sizeof(out[0]));
+      m->nself_known = (uint8_t)n;
+    }
   } else {
     struct peer *p = &m->peers[subject];
-    changed =
-        merge_endpoints(p->known, p->known_src, &p->nknown, eps, neps, src);
+
+    changed = merge_endpoints(p->known, known_src(p), p->nknown, eps, neps, src,
+                              out, out_src, &n);
+    if (changed && store_set(m, p, out, out_src, n) != 0)
+      return; /* no memory for a larger store: as if never heard */
   }
   if (!changed)
     return;
@@ -878,13 +931,13 @@ static size_t candidates(const wgam_mesh *m, const struct peer *p,
   size_t n = 0, i;
   int private_pass;
 
-  if (addr_valid(&p->lan))
-    n = add_cand(c, n, &p->lan, WGAM_SOURCE_LAN);
+  if (has_lan(p))
+    n = add_cand(c, n, &p->lan->addr, WGAM_SOURCE_LAN);
   for (private_pass = 0; private_pass < 2; private_pass++) {
     for (i = 0; i < p->nknown; i++)
       if (addr_is_private(&p->known[i].addr) == private_pass &&
           endpoint_acceptable(m, &p->known[i].addr))
-        n = add_cand(c, n, &p->known[i].addr, p->known_src[i]);
+        n = add_cand(c, n, &p->known[i].addr, known_src(p)[i]);
     for (i = 0; i < p->ncfg; i++)
       if (addr_is_private(&p->cfg[i]) == private_pass)
         n = add_cand(c, n, &p->cfg[i], WGAM_SOURCE_CONFIG);
@@ -1127,8 +1180,8 @@ static wgam_tstamp peer_next(const wgam_mesh *m, const struct peer *p) {
     next = tmin(next, tadd(p->try_start, MIN_TRY));
   if (p->prop_pending)
     next = tmin(next, p->prop_next);
-  if (addr_valid(&p->lan))
-    next = tmin(next, tadd(p->lan_seen, m->s.lan_timeout));
+  if (has_lan(p))
+    next = tmin(next, tadd(p->lan->seen, m->s.lan_timeout));
   if (p->state == WGAM_PEER_CONNECTED) {
     next = tmin(next, tadd(p->hs_at, m->s.timeout));
     if (m->s.probe_idle) {
@@ -1155,10 +1208,10 @@ static void peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
     return;
   if (p->prop_pending && ts >= p->prop_next)
     propagate_damped(m, idx, ts);
-  if (addr_valid(&p->lan) && ts >= tadd(p->lan_seen, m->s.lan_timeout)) {
+  if (has_lan(p) && ts >= tadd(p->lan->seen, m->s.lan_timeout)) {
     logf_(m, WGAM_LOG_INFO, "peer %s: LAN endpoint %s is stale",
-          keyshort(p->pubkey).s, addrs(&p->lan).s);
-    memset(&p->lan, 0, sizeof(p->lan));
+          keyshort(p->pubkey).s, addrs(&p->lan->addr).s);
+    memset(&p->lan->addr, 0, sizeof(p->lan->addr));
   }
   if (m->s.policy == WGAM_POLICY_CLASSIC) {
     /* Classic peers move only in the 30 s cycle; keep the view current. */
@@ -1195,22 +1248,23 @@ static void peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
   if (conn) {
     if (p->lan_switch) {
       if (p->pong_at != NONE && p->pong_at >= p->try_start &&
-          wgam_addr_equal(&p->dev_ep, &p->lan)) {
+          wgam_addr_equal(&p->dev_ep, &p->lan->addr)) {
         p->lan_switch = 0;
         became_connected(m, p, ts);
         logf_(m, WGAM_LOG_INFO, "peer %s: now on LAN endpoint %s",
-              keyshort(p->pubkey).s, addrs(&p->lan).s);
+              keyshort(p->pubkey).s, addrs(&p->lan->addr).s);
       } else if (ts >= p->deadline) {
         logf_(m, WGAM_LOG_INFO,
               "peer %s: LAN endpoint %s does not answer, back to %s",
-              keyshort(p->pubkey).s, addrs(&p->lan).s, addrs(&p->prev_ep).s);
+              keyshort(p->pubkey).s, addrs(&p->lan->addr).s,
+              addrs(&p->lan->prev_ep).s);
         p->lan_switch = 0;
         /* Forget it until a broadcast tells us again (a host renumbered
          * by DHCP must not be chased at its old address). */
-        p->lan_failed = addr_hash32(&p->lan);
-        memset(&p->lan, 0, sizeof(p->lan));
-        p->lan_fail_until = tadd(ts, m->s.backoff_max);
-        p->want_ep = p->prev_ep;
+        p->lan->failed = addr_hash32(&p->lan->addr);
+        memset(&p->lan->addr, 0, sizeof(p->lan->addr));
+        p->lan->fail_until = tadd(ts, m->s.backoff_max);
+        p->want_ep = p->lan->prev_ep;
         p->want_src = p->src;
         mark_upd(m, p, UPD_ENDPOINT);
         m->stats.endpoint_changes++;
@@ -1219,11 +1273,11 @@ static void peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
       }
     } else {
       became_connected(m, p, ts);
-      if (addr_valid(&p->lan) && !wgam_addr_equal(&p->dev_ep, &p->lan) &&
-          (p->lan_fail_until == NONE || ts >= p->lan_fail_until)) {
-        p->prev_ep = p->dev_ep;
+      if (has_lan(p) && !wgam_addr_equal(&p->dev_ep, &p->lan->addr) &&
+          (p->lan->fail_until == NONE || ts >= p->lan->fail_until)) {
+        p->lan->prev_ep = p->dev_ep;
         p->lan_switch = 1;
-        try_endpoint(m, p, &p->lan, WGAM_SOURCE_LAN, ts);
+        try_endpoint(m, p, &p->lan->addr, WGAM_SOURCE_LAN, ts);
       }
     }
   } else {
@@ -1279,18 +1333,18 @@ static void classic_peer(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
   size_t n = 0, i, j;
   int bad;
 
-  if (addr_valid(&p->lan) && ts >= tadd(p->lan_seen, m->s.lan_timeout))
-    memset(&p->lan, 0, sizeof(p->lan));
-  bad = addr_valid(&p->lan) && addr_valid(&p->dev_ep) &&
-        !wgam_addr_equal(&p->lan, &p->dev_ep);
+  if (has_lan(p) && ts >= tadd(p->lan->seen, m->s.lan_timeout))
+    memset(&p->lan->addr, 0, sizeof(p->lan->addr));
+  bad = has_lan(p) && addr_valid(&p->dev_ep) &&
+        !wgam_addr_equal(&p->lan->addr, &p->dev_ep);
   if (!bad && peer_connected(m, p, ts)) {
     set_state(m, p, WGAM_PEER_CONNECTED);
     p->tries = 0;
     set_keepalive(m, p, m->s.keepalive_connected);
     return;
   }
-  if (addr_valid(&p->lan)) {
-    list[n].addr = p->lan;
+  if (has_lan(p)) {
+    list[n].addr = p->lan->addr;
     list[n++].time = 0;
   } else {
     for (i = 0; i < p->nknown; i++)
@@ -1313,14 +1367,14 @@ static void classic_peer(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
   }
   {
     const wgam_addr *ep = &list[m->cycle % n].addr;
-    uint8_t src = addr_valid(&p->lan) ? WGAM_SOURCE_LAN : WGAM_SOURCE_GOSSIP;
+    uint8_t src = has_lan(p) ? WGAM_SOURCE_LAN : WGAM_SOURCE_GOSSIP;
 
     for (i = 0; i < p->ncfg; i++)
       if (wgam_addr_equal(ep, &p->cfg[i]))
         src = WGAM_SOURCE_CONFIG;
     for (i = 0; i < p->nknown; i++)
       if (wgam_addr_equal(ep, &p->known[i].addr))
-        src = p->known_src[i];
+        src = known_src(p)[i];
     set_state(m, p, WGAM_PEER_TRYING);
     if (wgam_addr_equal(&p->dev_ep, ep))
       return; /* already using it */
@@ -1395,8 +1449,11 @@ int wgam_mesh_new_versioned(wgam_mesh **pmesh, int settings_version,
 
 static void free_peers(wgam_mesh *m, struct peer *peers, size_t n) {
   size_t i;
-  for (i = 0; i < n; i++)
+  for (i = 0; i < n; i++) {
     xfree(m, peers[i].cfg);
+    xfree(m, peers[i].known);
+    xfree(m, peers[i].lan);
+  }
   xfree(m, peers);
 }
 
@@ -1421,14 +1478,12 @@ void wgam_mesh_del(wgam_mesh *m) {
 
 static void peer_init(struct peer *p) {
   memset(p, 0, sizeof(*p));
-  p->lan_seen = NONE;
   p->hs_at = NONE;
   p->rx_at = NONE;
   p->pong_at = NONE;
   p->deadline = NONE;
   p->try_start = NONE;
   p->learned_at = NONE;
-  p->lan_fail_until = NONE;
   p->probe_at = NONE;
   p->broken_at = NONE;
   p->answered_at = NONE;
@@ -1477,11 +1532,18 @@ static void update_identity(wgam_mesh *m) {
   m->self_idx = m->has_pubkey ? find_peer(m, m->pubkey) : NO_IDX;
   if (m->self_idx != NO_IDX && m->peers[m->self_idx].nknown) {
     /* What a state file said of us before we knew who we are. */
+    static const uint8_t no_src[WGAM_MAX_ENDPOINTS];
     struct peer *me = &m->peers[m->self_idx];
-    uint8_t srcs[WGAM_MAX_ENDPOINTS];
-    merge_endpoints(m->self_known, srcs, &m->nself_known, me->known, me->nknown,
-                    WGAM_SOURCE_STATE);
-    me->nknown = 0;
+    wgam_endpoint out[WGAM_MAX_ENDPOINTS];
+    uint8_t out_src[WGAM_MAX_ENDPOINTS];
+    size_t n;
+
+    if (merge_endpoints(m->self_known, no_src, m->nself_known, me->known,
+                        me->nknown, WGAM_SOURCE_STATE, out, out_src, &n)) {
+      memcpy(m->self_known, out, n * sizeof(out[0]));
+      m->nself_known = (uint8_t)n;
+    }
+    store_set(m, me, NULL, NULL, 0);
   }
   m->nconnected = 0;
   for (i = 0; i < m->npeers; i++)
@@ -1494,15 +1556,13 @@ static void update_identity(wgam_mesh *m) {
     memcpy(buf, b64, WGAM_KEY_B64_LEN);
     buf[WGAM_KEY_B64_LEN] = '-';
   }
-  for (i = 0; i < m->npeers; i++) {
-    m->peers[i].prio = m->has_pubkey ? pair_prio(buf, m->peers[i].pubkey) : 0;
+  for (i = 0; i < m->npeers; i++)
     m->order[i] = (uint32_t)i;
-  }
   v = xcalloc(m, m->npeers, sizeof(*v));
   if (!v)
     return;
   for (i = 0; i < m->npeers; i++) {
-    v[i].prio = m->peers[i].prio;
+    v[i].prio = m->has_pubkey ? pair_prio(buf, m->peers[i].pubkey) : 0;
     v[i].idx = (uint32_t)i;
   }
   qsort(v, m->npeers, sizeof(*v), cmp_prio_idx);
@@ -1619,11 +1679,16 @@ int wgam_mesh_set_peers(wgam_mesh *m, const wgam_peer_config *cfg, size_t n,
       e->type = 0xff; /* dropped at write time */
   }
 
-  /* Commit. */
+  /* Commit. The peers kept now own their store and LAN state. */
   {
     size_t oldn = m->npeers;
     struct peer *oldp = m->peers;
 
+    for (i = 0; i < oldn; i++)
+      if (remap[i] != NO_IDX) {
+        oldp[i].known = NULL;
+        oldp[i].lan = NULL;
+      }
     m->peers = np;
     m->npeers = n;
     free_peers(m, oldp, oldn);
@@ -1678,8 +1743,14 @@ int wgam_mesh_set_peers(wgam_mesh *m, const wgam_peer_config *cfg, size_t n,
   keytab = addrtab = order = heap = updq = NULL;
   removed = NULL;
 out:
-  if (np)
+  if (np) {
+    /* Kept peers still share these with the old list. */
+    for (i = 0; i < n; i++) {
+      np[i].known = NULL;
+      np[i].lan = NULL;
+    }
     free_peers(m, np, n);
+  }
   xfree(m, keytab);
   xfree(m, addrtab);
   xfree(m, order);
@@ -1736,11 +1807,11 @@ static int allowed_ok(const struct peer *p, const wgam_device_peer *dp) {
 
 static uint8_t guess_source(const struct peer *p, const wgam_addr *ep) {
   size_t i;
-  if (addr_valid(&p->lan) && wgam_addr_equal(&p->lan, ep))
+  if (has_lan(p) && wgam_addr_equal(&p->lan->addr, ep))
     return WGAM_SOURCE_LAN;
   for (i = 0; i < p->nknown; i++)
     if (wgam_addr_equal(&p->known[i].addr, ep))
-      return p->known_src[i];
+      return known_src(p)[i];
   for (i = 0; i < p->ncfg; i++)
     if (wgam_addr_equal(&p->cfg[i], ep))
       return WGAM_SOURCE_CONFIG;
@@ -1997,18 +2068,25 @@ static int handle_lan_broadcast(wgam_mesh *m, const wgam_addr *src,
     return WGAM_ERR_PKT_IGNORED;
   }
   p = &m->peers[idx];
-  if (!wgam_addr_equal(&p->lan, &lan)) {
+  if (!p->lan) {
+    p->lan = xcalloc(m, 1, sizeof(*p->lan));
+    if (!p->lan)
+      return WGAM_ERR_NOMEM;
+    p->lan->seen = NONE;
+    p->lan->fail_until = NONE;
+  }
+  if (!wgam_addr_equal(&p->lan->addr, &lan)) {
     logf_(m, WGAM_LOG_INFO, "peer %s: LAN endpoint %s", keyshort(p->pubkey).s,
           addrs(&lan).s);
-    p->lan = lan;
+    p->lan->addr = lan;
     p->learned_at = ts;
-    if (addr_hash32(&lan) != p->lan_failed)
-      p->lan_fail_until = NONE; /* a new address deserves a try at once */
-    p->lan_seen = ts;
+    if (addr_hash32(&lan) != p->lan->failed)
+      p->lan->fail_until = NONE; /* a new address deserves a try at once */
+    p->lan->seen = ts;
     if (m->s.policy == WGAM_POLICY_FAST)
       peer_step(m, idx, ts);
   }
-  p->lan_seen = ts;
+  p->lan->seen = ts;
   return 0;
 }
 
@@ -2367,7 +2445,8 @@ wgam_ssize wgam_mesh_write_pkt(wgam_mesh *m, wgam_addr *destaddr, uint8_t *dest,
         const struct peer *p = &m->peers[e.subject];
         wgam_key_to_base64(b64, p->pubkey);
         msg.nendpoints = p->nknown;
-        memcpy(msg.endpoints, p->known, p->nknown * sizeof(wgam_endpoint));
+        if (p->nknown)
+          memcpy(msg.endpoints, p->known, p->nknown * sizeof(wgam_endpoint));
       } else {
         continue;
       }
@@ -2505,8 +2584,10 @@ int wgam_mesh_get_peer_info(const wgam_mesh *m, size_t idx,
   info->tries = p->tries;
   info->endpoint_changes = p->endpoint_changes;
   info->nknown = p->nknown;
-  memcpy(info->known, p->known, p->nknown * sizeof(wgam_endpoint));
-  info->lan_endpoint = p->lan;
+  if (p->nknown)
+    memcpy(info->known, p->known, p->nknown * sizeof(wgam_endpoint));
+  if (p->lan)
+    info->lan_endpoint = p->lan->addr;
   return 0;
 }
 
@@ -2528,6 +2609,11 @@ void wgam_mesh_get_stats(const wgam_mesh *m, wgam_stats *stats) {
                      2 * m->tabcap * sizeof(uint32_t) +
                      m->qcap * sizeof(struct pending) +
                      m->nremoved * WGAM_KEY_LEN;
-  for (i = 0; i < m->npeers; i++)
-    stats->mem_bytes += m->peers[i].ncfg * sizeof(wgam_addr);
+  for (i = 0; i < m->npeers; i++) {
+    const struct peer *p = &m->peers[i];
+
+    stats->mem_bytes += p->ncfg * sizeof(wgam_addr) +
+                        p->nknown * (sizeof(wgam_endpoint) + 1) +
+                        (p->lan ? sizeof(*p->lan) : 0);
+  }
 }
