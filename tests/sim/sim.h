@@ -221,6 +221,8 @@ struct stats {
 
 struct sim {
   struct params p;
+  wgam_mem mem; /* the engines' allocator, counting into heap */
+  size_t heap;  /* bytes the engines hold, allocator overhead included */
   uint32_t n;
   struct node *nodes;
   struct router *routers;
