@@ -539,7 +539,8 @@ WGAM_EXTERN int wgam_mesh_read_pkt(wgam_mesh *mesh, const wgam_addr *src,
  * Feeds a saved state file; each entry is handled as a received Announce of
  * that origin. Clears nothing and sends the resulting propagation.
  *
- * Returns 0, WGAM_ERR_STATE_DECODE (nothing was loaded), or WGAM_ERR_NOMEM.
+ * Returns 0, WGAM_ERR_STATE_DECODE (nothing was loaded), or WGAM_ERR_NOMEM
+ * (the entries before the one that did not fit are loaded).
  */
 WGAM_EXTERN int wgam_mesh_load_state(wgam_mesh *mesh, const uint8_t *data,
                                      size_t datalen, wgam_tstamp ts);

@@ -834,9 +834,9 @@ enum {
   ANN_NO_FLOOD, /* an answer to our Request: old news elsewhere, try it */
 };
 
-static void handle_announce(wgam_mesh *m, uint32_t subject,
-                            const wgam_endpoint *eps, size_t neps, uint8_t src,
-                            int mode, wgam_tstamp ts) {
+static int handle_announce(wgam_mesh *m, uint32_t subject,
+                           const wgam_endpoint *eps, size_t neps, uint8_t src,
+                           int mode, wgam_tstamp ts) {
   wgam_endpoint out[WGAM_MAX_ENDPOINTS];
   uint8_t out_src[WGAM_MAX_ENDPOINTS];
   size_t n;
@@ -857,25 +857,25 @@ static void handle_announce(wgam_mesh *m, uint32_t subject,
     changed = merge_endpoints(p->known, known_src(p), p->nknown, eps, neps, src,
                               out, out_src, &n);
     if (changed && store_set(m, p, out, out_src, n) != 0)
-      return; /* no memory for a larger store: as if never heard */
+      return WGAM_ERR_NOMEM; /* the store is as if it was never heard */
   }
   if (!changed)
-    return;
+    return 0;
   state_changed(m, ts);
   if (m->s.policy == WGAM_POLICY_CLASSIC) {
     propagate(m, subject, ts);
-    return;
+    return 0;
   }
   if (subject == SUBJECT_SELF) {
     if (mode == ANN_FLOOD)
       propagate(m, subject, ts);
-    return;
+    return 0;
   }
   /* Fresher times alone are kept, not flooded: every observer refreshes its
    * own entries, and Request answers carry them. */
   if (changed != 2 || mode == ANN_KEEP ||
       store_is_configured(&m->peers[subject]))
-    return;
+    return 0;
   m->peers[subject].learned_at = ts;
   /* An answer is what the answering node already spread when it learned
    * it: flooding it again from every node that asks starts a wave through
@@ -885,6 +885,7 @@ static void handle_announce(wgam_mesh *m, uint32_t subject,
     propagate_damped(m, subject, ts);
   if (m->dev_seen)
     peer_step(m, subject, ts); /* a new candidate */
+  return 0;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1970,10 +1971,13 @@ int wgam_mesh_observe_device(wgam_mesh *m, const wgam_device *dev,
                        : ANN_FLOOD;
         e.addr = p->dev_ep;
         e.time = p->dev_hs;
-        p->obs_ep = p->dev_ep;
-        p->obs_time = p->dev_hs;
-        handle_announce(m, (uint32_t)i, &e, 1,
-                        p->src ? p->src : WGAM_SOURCE_ROAMING, mode, ts);
+        /* Without memory to store it, it is news again next time. */
+        if (handle_announce(m, (uint32_t)i, &e, 1,
+                            p->src ? p->src : WGAM_SOURCE_ROAMING, mode,
+                            ts) == 0) {
+          p->obs_ep = p->dev_ep;
+          p->obs_time = p->dev_hs;
+        }
       }
     }
   }
@@ -2145,8 +2149,10 @@ int wgam_mesh_read_pkt(wgam_mesh *m, const wgam_addr *src, const uint8_t *pkt,
         msg.endpoints[k - 1] = msg.endpoints[i];
     if (k < msg.nendpoints)
       m->stats.rejected[WGAM_REJECT_BAD_ENDPOINT]++;
-    handle_announce(m, idx, msg.endpoints, k, WGAM_SOURCE_GOSSIP,
-                    is_answer(m, src, ts) ? ANN_NO_FLOOD : ANN_FLOOD, ts);
+    if (handle_announce(m, idx, msg.endpoints, k, WGAM_SOURCE_GOSSIP,
+                        is_answer(m, src, ts) ? ANN_NO_FLOOD : ANN_FLOOD,
+                        ts) != 0)
+      return WGAM_ERR_NOMEM;
     return k < msg.nendpoints && k == 0 ? WGAM_ERR_PKT_IGNORED : 0;
   }
   default:
@@ -2178,7 +2184,8 @@ static int load_entry(const uint8_t *pubkey, size_t pubkeylen,
   for (i = 0; i < neps; i++)
     if (endpoint_acceptable(c->m, &eps[i].addr))
       ok[k++] = eps[i];
-  handle_announce(c->m, idx, ok, k, WGAM_SOURCE_STATE, ANN_FLOOD, c->ts);
+  if (handle_announce(c->m, idx, ok, k, WGAM_SOURCE_STATE, ANN_FLOOD, c->ts))
+    return WGAM_ERR_NOMEM;
   c->loaded++;
   return 0;
 }
@@ -2191,6 +2198,8 @@ int wgam_mesh_load_state(wgam_mesh *m, const uint8_t *data, size_t datalen,
   if (!m || (!data && datalen))
     return WGAM_ERR_INVALID_ARGUMENT;
   rv = wgam_state_parse(data, datalen, load_entry, &c);
+  if (rv == WGAM_ERR_NOMEM) /* the entries before it are loaded */
+    return rv;
   if (rv != 0)
     return WGAM_ERR_STATE_DECODE;
   logf_(m, WGAM_LOG_INFO, "state: %zu keys loaded, %zu unknown skipped",

@@ -2057,6 +2057,110 @@ START_TEST(test_alloc_failures) {
 }
 END_TEST
 
+/* The store of a peer's index in @m, found by key (-1: no such peer). */
+static int stored_count(const wgam_mesh *m, const uint8_t *key) {
+  wgam_peer_info info;
+  size_t i;
+
+  for (i = 0; i < wgam_mesh_get_npeers(m); i++) {
+    ck_assert_int_eq(wgam_mesh_get_peer_info(m, i, &info), 0);
+    if (memcmp(info.pubkey, key, WGAM_KEY_LEN) == 0)
+      return (int)info.nknown;
+  }
+  return -1;
+}
+
+/* Gossip stores are held out of line, one block per peer. A store that
+ * cannot grow keeps what it had; a reload that fails part way leaves every
+ * store as it was (the old and the new list share them until the commit),
+ * and one that succeeds keeps them for the peers that stay. ASan and
+ * valgrind (CI) see the double free or leak a wrong ownership would make. */
+START_TEST(test_alloc_failures_with_stores) {
+  static const wgam_mem mem = {NULL, fail_malloc, fail_free, fail_calloc,
+                               fail_realloc};
+  wgam_peer_config cfg[4], rev[3];
+  uint8_t file[2048];
+  wgam_ssize off, k;
+  wgam_settings s;
+  wgam_mesh *m;
+  uint64_t rnd = 1;
+  int limit, i, j, before[4], reload_failed = 0, reload_ok = 0, short_load = 0;
+
+  net_init(0, 0);
+  for (i = 0; i < 4; i++)
+    add_node(NAT_NONE, v4(198, 51, 100, i + 1, WG_PORT), 0, (wgam_addr){0});
+  for (i = 0; i < 4; i++) {
+    memset(&cfg[i], 0, sizeof(cfg[i]));
+    memcpy(cfg[i].pubkey, net.n[i].pub, 32);
+    cfg[i].address = net.n[i].mesh;
+  }
+  for (i = 0; i < 3; i++)
+    rev[i] = cfg[2 - i]; /* peer 3 goes, the others change places */
+  /* Peer i has i endpoints in the state file. */
+  off = wgam_state_encode_header(file, sizeof(file), 3);
+  ck_assert_int_gt(off, 0);
+  for (i = 1; i < 4; i++) {
+    wgam_endpoint eps[3];
+    char b64[WGAM_KEY_B64_LEN + 1];
+
+    for (j = 0; j < i; j++) {
+      eps[j].addr = v4(203, 0, 113, (uint8_t)(10 * i + j), 40000);
+      eps[j].time = UNIX0 - (uint64_t)j;
+    }
+    wgam_key_to_base64(b64, net.n[i].pub);
+    k = wgam_state_encode_entry(file + off, sizeof(file) - (size_t)off,
+                                (const uint8_t *)b64, WGAM_KEY_B64_LEN, eps,
+                                (size_t)i);
+    ck_assert_int_gt(k, 0);
+    off += k;
+  }
+
+  for (limit = 0; limit < 24; limit++) {
+    int rv;
+
+    wgam_settings_default(&s);
+    s.rand = tu_rand_fixed;
+    s.user_data = &rnd;
+    s.mem = &mem;
+    fail_after = 1000;
+    ck_assert_int_eq(wgam_mesh_new(&m, &s, 0), 0);
+    ck_assert_int_eq(wgam_mesh_set_peers(m, cfg, 4, 0), 0);
+
+    /* Each store is there whole, or not at all. */
+    fail_after = limit;
+    rv = wgam_mesh_load_state(m, file, (size_t)off, 0);
+    ck_assert(rv == 0 || rv == WGAM_ERR_NOMEM);
+    short_load += rv == WGAM_ERR_NOMEM;
+    for (i = 0; i < 4; i++) {
+      before[i] = stored_count(m, net.n[i].pub);
+      ck_assert(before[i] == 0 || before[i] == i);
+      if (rv == 0)
+        ck_assert_int_eq(before[i], i);
+    }
+
+    fail_after = limit;
+    rv = wgam_mesh_set_peers(m, rev, 3, 0);
+    ck_assert(rv == 0 || rv == WGAM_ERR_NOMEM);
+    if (rv == 0) {
+      reload_ok++;
+      ck_assert_uint_eq(wgam_mesh_get_npeers(m), 3);
+      ck_assert_int_eq(stored_count(m, net.n[3].pub), -1);
+    } else {
+      reload_failed++;
+      ck_assert_uint_eq(wgam_mesh_get_npeers(m), 4);
+      ck_assert_int_eq(stored_count(m, net.n[3].pub), before[3]);
+    }
+    for (i = 0; i < 3; i++)
+      ck_assert_int_eq(stored_count(m, net.n[i].pub), before[i]);
+    wgam_mesh_del(m);
+  }
+  /* The limits cover each outcome. */
+  ck_assert_int_gt(short_load, 0);
+  ck_assert_int_gt(reload_failed, 0);
+  ck_assert_int_gt(reload_ok, 0);
+}
+END_TEST
+
 static Suite *mesh_suite(void) {
   Suite *s = suite_create("mesh");
   TCase *tc = tcase_create("scenarios");
@@ -2090,6 +2194,7 @@ static Suite *mesh_suite(void) {
   tcase_add_test(tc, test_bad_input_counted);
   tcase_add_test(tc, test_external_endpoint_announced);
   tcase_add_test(tc, test_alloc_failures);
+  tcase_add_test(tc, test_alloc_failures_with_stores);
   suite_add_tcase(s, tc);
   return s;
 }
