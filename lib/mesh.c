@@ -44,7 +44,8 @@
 /* Peers asked for their store after the first device read (fast). */
 #define INITIAL_REQUESTS 3
 /* Fast policy: a candidate is given at least this long before a newly
- * learned one replaces it (the handshake initiation is on its way). */
+ * learned one replaces it (the handshake initiation is on its way); a LAN
+ * endpoint heard by broadcast replaces it at once. */
 #define MIN_TRY (2 * WGAM_SECONDS)
 /*
  * WireGuard starts at most one handshake per peer every 5 s, counting the
@@ -1085,6 +1086,12 @@ static int has_preempting(const wgam_mesh *m, const struct peer *p) {
   return 0;
 }
 
+/* A LAN endpoint heard by broadcast and not tried in this round: it ranks
+ * first and is on our own network, so it cuts a try at once. */
+static int lan_untried(const struct peer *p) {
+  return has_lan(p) && !was_tried(p, &p->lan->addr);
+}
+
 static int has_untried(const wgam_mesh *m, const struct peer *p) {
   struct cand c[MAX_CANDIDATES];
   size_t n = candidates(m, p, c), i;
@@ -1303,7 +1310,8 @@ static void peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
         m->wants |= WGAM_WANT_DEVICE;
       } else if (ts >= p->deadline ||
                  (preemptible(p) && new_since_try(p) &&
-                  ts >= tadd(p->try_start, MIN_TRY) && has_preempting(m, p))) {
+                  (lan_untried(p) || (ts >= tadd(p->try_start, MIN_TRY) &&
+                                      has_preempting(m, p))))) {
         try_next(m, p, ts);
       } else if (m->observing && early_retry_due(m, p) &&
                  ts >= tadd(p->try_start, EARLY_RETRY)) {
