@@ -246,7 +246,6 @@ static void xfree(const wgam_mesh *m, void *p) {
     m->mem->free(p, m->mem->user_data);
 }
 
-/* Where each endpoint of @p's store came from (after the endpoints). */
 static wgam_tstamp tadd(wgam_tstamp a, wgam_tstamp b) {
   return a > NONE - b ? NONE : a + b;
 }
@@ -309,6 +308,7 @@ static inline int has_lan(const struct peer *p) {
   return p->lan && addr_valid(&p->lan->addr);
 }
 
+/* Where each endpoint of @p's store came from (after the endpoints). */
 static inline uint8_t *known_src(const struct peer *p) {
   return p->known ? (uint8_t *)(p->known + p->nknown) : NULL;
 }
