@@ -2016,30 +2016,47 @@ static void fail_free(void *p, void *u) {
   free(p);
 }
 
-START_TEST(test_alloc_failures) {
+/* Default settings with the allocator that fails after fail_after calls. */
+static void failing_settings(wgam_settings *s, uint64_t *rnd) {
   static const wgam_mem mem = {NULL, fail_malloc, fail_free, fail_calloc,
                                fail_realloc};
+
+  wgam_settings_default(s);
+  s->rand = tu_rand_fixed;
+  s->user_data = rnd;
+  s->mem = &mem;
+}
+
+/* @n public nodes and their peer list, for engines built outside the
+ * harness's network. */
+static void public_nodes(wgam_peer_config *cfg, int n, int with_endpoints) {
+  int k;
+
+  net_init(0, 0);
+  for (k = 0; k < n; k++)
+    add_node(NAT_NONE, v4(198, 51, 100, (uint8_t)(k + 1), WG_PORT), 0,
+             (wgam_addr){0});
+  for (k = 0; k < n; k++) {
+    memset(&cfg[k], 0, sizeof(cfg[k]));
+    memcpy(cfg[k].pubkey, net.n[k].pub, 32);
+    cfg[k].address = net.n[k].mesh;
+    if (with_endpoints)
+      cfg[k].endpoint = net.n[k].ext;
+  }
+}
+
+START_TEST(test_alloc_failures) {
   wgam_peer_config cfg[3];
   wgam_settings s;
   wgam_mesh *m;
   uint64_t rnd = 1;
-  int limit, k, ok = 0;
+  int limit, ok = 0;
 
-  net_init(0, 0);
-  for (k = 0; k < 3; k++)
-    add_node(NAT_NONE, v4(198, 51, 100, k + 1, WG_PORT), 0, (wgam_addr){0});
-  for (k = 0; k < 3; k++) {
-    memset(&cfg[k], 0, sizeof(cfg[k]));
-    memcpy(cfg[k].pubkey, net.n[k].pub, 32);
-    cfg[k].address = net.n[k].mesh;
-    cfg[k].endpoint = net.n[k].ext;
-  }
+  public_nodes(cfg, 3, 1);
   for (limit = 0; limit < 40; limit++) {
     int rv;
-    wgam_settings_default(&s);
-    s.rand = tu_rand_fixed;
-    s.user_data = &rnd;
-    s.mem = &mem;
+
+    failing_settings(&s, &rnd);
     fail_after = limit;
     rv = wgam_mesh_new(&m, &s, 0);
     if (rv != 0) {
@@ -2077,8 +2094,6 @@ static int stored_count(const wgam_mesh *m, const uint8_t *key) {
  * and one that succeeds keeps them for the peers that stay. ASan and
  * valgrind (CI) see the double free or leak a wrong ownership would make. */
 START_TEST(test_alloc_failures_with_stores) {
-  static const wgam_mem mem = {NULL, fail_malloc, fail_free, fail_calloc,
-                               fail_realloc};
   wgam_peer_config cfg[4], rev[3];
   uint8_t file[2048];
   wgam_ssize off, k;
@@ -2087,14 +2102,7 @@ START_TEST(test_alloc_failures_with_stores) {
   uint64_t rnd = 1;
   int limit, i, j, before[4], reload_failed = 0, reload_ok = 0, short_load = 0;
 
-  net_init(0, 0);
-  for (i = 0; i < 4; i++)
-    add_node(NAT_NONE, v4(198, 51, 100, i + 1, WG_PORT), 0, (wgam_addr){0});
-  for (i = 0; i < 4; i++) {
-    memset(&cfg[i], 0, sizeof(cfg[i]));
-    memcpy(cfg[i].pubkey, net.n[i].pub, 32);
-    cfg[i].address = net.n[i].mesh;
-  }
+  public_nodes(cfg, 4, 0);
   for (i = 0; i < 3; i++)
     rev[i] = cfg[2 - i]; /* peer 3 goes, the others change places */
   /* Peer i has i endpoints in the state file. */
@@ -2119,10 +2127,7 @@ START_TEST(test_alloc_failures_with_stores) {
   for (limit = 0; limit < 24; limit++) {
     int rv;
 
-    wgam_settings_default(&s);
-    s.rand = tu_rand_fixed;
-    s.user_data = &rnd;
-    s.mem = &mem;
+    failing_settings(&s, &rnd);
     fail_after = 1000;
     ck_assert_int_eq(wgam_mesh_new(&m, &s, 0), 0);
     ck_assert_int_eq(wgam_mesh_set_peers(m, cfg, 4, 0), 0);
