@@ -50,17 +50,31 @@
 /*
  * WireGuard starts at most one handshake per peer every 5 s, counting the
  * attempts it could not even send for lack of an endpoint (traffic and the
- * keepalive of a peer still without one make such attempts); and a first
+ * keepalive of a peer still without one make such attempts); a first
  * handshake can arrive before the other daemon configured us (all daemons
- * starting together). Either way the try of a peer that never had a
- * handshake would wait for WireGuard's retry, 5 s later. So the device is
- * read again this long after such a try started and, if it still shows
- * nothing received from the peer, the peer is removed and added back (it
- * has no session to lose): a new peer handshakes at once. Deciding on a
- * fresh read, and only when not even an initiation came in, keeps a
- * session the other side just started from being thrown away.
+ * starting together); and two ends that configure each other at the same
+ * instant send crossing initiations: each answers the other's, which
+ * replaces its own handshake, so neither answer is accepted. Any of these
+ * makes the try of a peer that never had a handshake wait for WireGuard's
+ * retry, 5 s later. So the device is read again this long after such a try
+ * started and, if it still shows no completed handshake, the peer is
+ * removed and added back (it has no session to lose): a new peer
+ * handshakes at once.
  */
 #define EARLY_RETRY (1 * WGAM_SECONDS)
+/* Bytes from a peer without a handshake are an initiation we answered. If
+ * that answer was taken, the initiator's first data follows within a round
+ * trip, and re-creating the peer before it arrives would throw the new
+ * session away (the initiator would keep using it until its next rekey,
+ * two minutes later). So the retry waits until the bytes are this old: an
+ * answer still without data by then was not taken. */
+#define EARLY_QUIET (500 * WGAM_MILLISECONDS)
+/* After crossing initiations both ends would re-create each other at the
+ * same instant and cross again; the end with the greater public key waits
+ * this much longer, so that the other's fresh initiation finds it in place
+ * and completes (an end that never re-creates, like the original daemon,
+ * costs it only this delay). */
+#define EARLY_STAGGER (500 * WGAM_MILLISECONDS)
 /* Fast policy: first and largest interval between Requests sent while some
  * peers have no working endpoint (a late joiner missed the announces). */
 #define ASK_MIN (10 * WGAM_SECONDS)
@@ -996,6 +1010,19 @@ static void path_silent(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
   }
 }
 
+/* When a try of @p without a handshake is redone (see EARLY_RETRY). */
+static wgam_tstamp early_retry_at(const wgam_mesh *m, const struct peer *p) {
+  wgam_tstamp at = tadd(p->try_start, EARLY_RETRY);
+
+  if (!p->rx_bytes)
+    return at;
+  if (p->rx_at != NONE && tadd(p->rx_at, EARLY_QUIET) > at)
+    at = tadd(p->rx_at, EARLY_QUIET);
+  if (m->has_pubkey && memcmp(m->pubkey, p->pubkey, WGAM_KEY_LEN) > 0)
+    at = tadd(at, EARLY_STAGGER);
+  return at;
+}
+
 /* Points the device at @ep for this peer and gives it a handshake window. */
 static void try_endpoint(wgam_mesh *m, struct peer *p, const wgam_addr *ep,
                          uint8_t src, wgam_tstamp ts) {
@@ -1008,7 +1035,7 @@ static void try_endpoint(wgam_mesh *m, struct peer *p, const wgam_addr *ep,
   p->retried = 0;
   p->tries++;
   if (m->s.policy == WGAM_POLICY_FAST && !p->dev_hs)
-    m->t_early = tmin(m->t_early, tadd(ts, EARLY_RETRY));
+    m->t_early = tmin(m->t_early, early_retry_at(m, p));
   set_state(m, p, WGAM_PEER_TRYING);
   if (!p->lan_switch)
     set_keepalive(m, p, m->s.keepalive_trying);
@@ -1174,10 +1201,10 @@ static int new_since_try(const struct peer *p) {
 }
 
 static int early_retry_due(const wgam_mesh *m, const struct peer *p) {
-  /* Nothing ever came from the peer: not even a handshake initiation whose
-   * session a re-creation would throw away before its first data. */
+  /* Never a completed handshake with the peer (bytes received alone may be
+   * an initiation we answered in vain: see EARLY_RETRY). */
   return m->s.policy == WGAM_POLICY_FAST && p->state == WGAM_PEER_TRYING &&
-         !p->retried && !p->dev_hs && p->hs_at == NONE && !p->rx_bytes;
+         !p->retried && !p->dev_hs && p->hs_at == NONE;
 }
 
 static wgam_tstamp peer_next(const wgam_mesh *m, const struct peer *p) {
@@ -1314,7 +1341,7 @@ static void peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
                                       has_preempting(m, p))))) {
         try_next(m, p, ts);
       } else if (m->observing && early_retry_due(m, p) &&
-                 ts >= tadd(p->try_start, EARLY_RETRY)) {
+                 ts >= early_retry_at(m, p)) {
         p->retried = 1;
         mark_upd(m, p, UPD_ENDPOINT | UPD_RECREATE);
         send_ping(m, p);
@@ -1935,14 +1962,14 @@ int wgam_mesh_observe_device(wgam_mesh *m, const wgam_device *dev,
       mark_upd(m, p, UPD_ALLOWED);
     if (p->want_keepalive && p->dev_keepalive != p->want_keepalive)
       mark_upd(m, p, UPD_KEEPALIVE);
-    /* Something came after all: keep what it started. */
-    if (p->dev_hs || p->rx_bytes || !p->on_device)
+    /* A handshake came after all: keep it. */
+    if (p->dev_hs || !p->on_device)
       p->upd &= (uint8_t)~UPD_RECREATE;
     m->observing = 1;
     peer_step(m, (uint32_t)i, ts);
     m->observing = 0;
     if (early_retry_due(m, p))
-      m->t_early = tmin(m->t_early, tadd(p->try_start, EARLY_RETRY));
+      m->t_early = tmin(m->t_early, early_retry_at(m, p));
   }
   /* With every peer's state current (so propagation finds its targets): */
   for (i = 0; i < m->npeers; i++) {

@@ -798,17 +798,28 @@ static void peers_cfg(wgam_peer_config *cfg, const int *which, int n) {
 
 /* Node 0 with one peer, node 1, which is down and has no configured
  * endpoint; node 0 has read its device. */
-static void pair_alone(int classic, uint32_t flags) {
+static void pair_alone_keys(int classic, uint32_t flags, int swap_keys) {
   wgam_peer_config cfg[2];
 
   net_init(classic, flags);
   add_node(NAT_NONE, v4(198, 51, 100, 1, WG_PORT), 0, (wgam_addr){0});
   add_node(NAT_NONE, v4(198, 51, 100, 2, WG_PORT), 0, (wgam_addr){0});
+  if (swap_keys) { /* node 0 gets the greater key */
+    uint8_t t[32];
+
+    memcpy(t, net.n[0].pub, 32);
+    memcpy(net.n[0].pub, net.n[1].pub, 32);
+    memcpy(net.n[1].pub, t, 32);
+  }
   net.n[1].down = 1;
   peers_cfg(cfg, (const int[]){0, 1}, 2);
   memset(&cfg[1].endpoint, 0, sizeof(cfg[1].endpoint));
   ck_assert_int_eq(wgam_mesh_set_peers(net.n[0].m, cfg, 2, net.now), 0);
   read_device(0);
+}
+
+static void pair_alone(int classic, uint32_t flags) {
+  pair_alone_keys(classic, flags, 0);
 }
 
 /* Reload: removed peers leave the device, new ones are configured,
@@ -1124,37 +1135,61 @@ static int removals_alone(wgam_tstamp dur, wgam_tstamp start, double *first) {
   return n;
 }
 
-/* A try of a peer that never had a handshake, and from which nothing came,
- * is redone once after about a second with the peer removed and added back
- * (WireGuard would wait 5 s); not when the peer sent anything, and not in
- * the classic policy. */
+/* A try of a peer that never had a handshake is redone once after about a
+ * second with the peer removed and added back (WireGuard would wait 5 s).
+ * Also when an initiation came in without a handshake following (crossing
+ * initiations: our answer replaced our own, and neither answer was taken),
+ * once those bytes are half a second old, and then by the end with the
+ * greater key half a second later still, so that the two ends do not cross
+ * again. Not when the initiator's data follows the answer within that half
+ * second (its new session would be thrown away), never in the classic
+ * policy. */
 START_TEST(test_early_retry_recreates) {
+  static const struct {
+    int classic, greater_key;
+    uint64_t rx;      /* bytes the peer sent at the try's start */
+    int handshake_ms; /* when a handshake completes, or -1 */
+    double lo, hi;    /* when the peer is re-created, or 0: never */
+  } cases[] = {
+      {0, 0, 0, -1, 1.0, 1.4},   /* nothing came */
+      {0, 1, 0, -1, 1.0, 1.4},   /* nothing came: no stagger */
+      {0, 0, 148, -1, 1.4, 1.6}, /* an answered initiation, no handshake:
+                                    seen at 1 s, retried half a second on */
+      {0, 1, 148, -1, 1.9, 2.1}, /* the same, greater key: another half */
+      {0, 0, 148, 1200, 0, 0},   /* the initiator's data came: kept */
+      {1, 0, 0, -1, 0, 0},       /* classic */
+  };
   wgam_endpoint ep;
   wgam_tstamp start;
   double first = -1;
-  int round;
+  size_t c;
+  int n;
 
-  for (round = 0; round < 3; round++) {
-    pair_alone(round == 2, 0);
+  for (c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+    pair_alone_keys(cases[c].classic, 0, cases[c].greater_key);
     removals_alone(WGAM_SECONDS, net.now, &first);
-    if (round == 1)
-      net.n[0].dev[1].rx = 148; /* an initiation came in */
     ep.addr = v4(203, 0, 113, 50, 40000);
     ep.time = unix_now();
     announce_to(0, 1, &ep, 1, 1);
     start = net.now;
+    net.n[0].dev[1].rx = cases[c].rx;
     first = -1;
-    switch (round) {
-    case 0:
-      ck_assert_int_eq(removals_alone(5 * WGAM_SECONDS, start, &first), 1);
-      ck_assert_msg(first >= 1.0 && first <= 1.5, "re-created after %.1f s",
-                    first);
-      ck_assert(same(&net.n[0].dev[1].ep, &ep.addr));
-      break;
-    default:
-      ck_assert_int_eq(removals_alone(5 * WGAM_SECONDS, start, &first), 0);
-      break;
+    if (cases[c].handshake_ms >= 0) {
+      n = removals_alone((wgam_tstamp)cases[c].handshake_ms * WGAM_MILLISECONDS,
+                         start, &first);
+      net.n[0].dev[1].hs = unix_now();
+      n += removals_alone(4 * WGAM_SECONDS, start, &first);
+    } else {
+      n = removals_alone(5 * WGAM_SECONDS, start, &first);
     }
+    if (cases[c].hi == 0) {
+      ck_assert_msg(n == 0, "case %zu: re-created after %.1f s", c, first);
+      continue;
+    }
+    ck_assert_msg(n == 1, "case %zu: %d re-creations", c, n);
+    ck_assert_msg(first >= cases[c].lo && first <= cases[c].hi,
+                  "case %zu: re-created after %.1f s", c, first);
+    ck_assert(same(&net.n[0].dev[1].ep, &ep.addr));
   }
 }
 END_TEST
