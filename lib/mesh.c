@@ -634,7 +634,9 @@ static int peer_connected(const wgam_mesh *m, const struct peer *p,
 
 /* Sends the store of @subject to at most WGAM_GOSSIP_FANOUT connected peers,
  * in the fixed order of their per-pair priority. */
-static void propagate(wgam_mesh *m, uint32_t subject, wgam_tstamp ts) {
+/* Sends an Announce of @subject to up to WGAM_GOSSIP_FANOUT connected
+ * peers, in our gossip order; returns how many. */
+static size_t propagate(wgam_mesh *m, uint32_t subject, wgam_tstamp ts) {
   size_t i, sent = 0, seen = 0;
 
   for (i = 0;
@@ -649,9 +651,10 @@ static void propagate(wgam_mesh *m, uint32_t subject, wgam_tstamp ts) {
     if (idx == subject || !addr_valid(&p->dev_ep) || !peer_connected(m, p, ts))
       continue;
     if (queue_to_peer(m, WGAM_MSG_ANNOUNCE, subject, p) != 0)
-      return;
+      break;
     sent++;
   }
+  return sent;
 }
 
 /*
@@ -818,8 +821,9 @@ static void propagate_damped(wgam_mesh *m, uint32_t subject, wgam_tstamp ts) {
     hold = PROP_HOLD_MIN;
   p->prop_hold_s = (uint16_t)(hold / WGAM_SECONDS);
   p->prop_next = tadd(ts, hold);
-  p->prop_pending = 0;
-  propagate(m, subject, ts);
+  /* With no one else connected yet (a node's first peer told it), the news
+   * would reach no one: it is sent again when the hold time ends. */
+  p->prop_pending = propagate(m, subject, ts) == 0;
 }
 
 /* Whether every address the store holds for @p is in the static

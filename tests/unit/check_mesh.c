@@ -1884,6 +1884,35 @@ START_TEST(test_answers_not_reflooded) {
 }
 END_TEST
 
+/* News learned while no other peer is connected (a node's first peer told
+ * it) is not lost: it goes out when the hold time ends, to the peers
+ * connected by then. */
+START_TEST(test_news_kept_until_someone_listens) {
+  wgam_endpoint ep;
+  int k;
+
+  star_of_14(0);
+  net.now += 4 * WGAM_SECONDS; /* past the answer window and hold times */
+  for (k = 1; k < 14; k++)
+    if (k != 5)
+      star_dp[k].last_handshake = 0;
+  star_touch(); /* only peer 5 is connected now */
+  count_out(0);
+  ep.addr = v4(203, 0, 113, 77, 7000);
+  ep.time = unix_now();
+  announce_from(0, 5, 5, &ep, 1, 1);
+  ck_assert_int_eq(count_out(0), 0); /* no one to tell */
+
+  for (k = 1; k < 14; k++)
+    star_dp[k].last_handshake = unix_now();
+  star_touch();
+  count_out(0);
+  net.now += 2500 * WGAM_MILLISECONDS;
+  ck_assert_int_eq(wgam_mesh_handle_expiry(net.n[0].m, net.now), 0);
+  ck_assert_int_eq(count_out(0), 10);
+}
+END_TEST
+
 static int debug_lines;
 
 static void count_debug(void *u, int level, const char *msg) {
@@ -2232,6 +2261,7 @@ static Suite *mesh_suite(void) {
   tcase_add_test(tc, test_late_handshake_kept);
   tcase_add_test(tc, test_lan_broadcast_preempts);
   tcase_add_test(tc, test_answers_not_reflooded);
+  tcase_add_test(tc, test_news_kept_until_someone_listens);
   tcase_add_test(tc, test_bad_input_counted);
   tcase_add_test(tc, test_external_endpoint_announced);
   tcase_add_test(tc, test_alloc_failures);
