@@ -548,6 +548,9 @@ static void heap_set(wgam_mesh *m, uint32_t idx, wgam_tstamp next) {
 /* Output queues                                                            */
 /* ------------------------------------------------------------------------ */
 
+/* Datagram queue slots kept when it empties (more are freed). */
+#define QUEUE_KEEP 256
+
 static int queue_pkt(wgam_mesh *m, uint8_t type, uint32_t subject,
                      const wgam_addr *dest) {
   struct pending *e;
@@ -2467,6 +2470,13 @@ wgam_ssize wgam_mesh_write_pkt(wgam_mesh *m, wgam_addr *destaddr, uint8_t *dest,
       return WGAM_ERR_NOBUF;
     m->qhead = (m->qhead + 1) % m->qcap;
     m->qlen--;
+    if (m->qlen == 0 && m->qcap > QUEUE_KEEP) {
+      /* A burst (a Request's answer: the whole store) is over: give its
+       * room back rather than hold it per engine for ever. */
+      xfree(m, m->q);
+      m->q = NULL;
+      m->qcap = m->qhead = 0;
+    }
 
     /* Only the header: the encoder reads nendpoints entries, and clearing
      * all WGAM_MSG_MAX_ENDPOINTS of them (2.5 KB) per datagram was most of

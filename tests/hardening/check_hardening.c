@@ -481,6 +481,34 @@ START_TEST(max_pending_bound) {
 }
 END_TEST
 
+/* The datagram queue gives back the room a burst took (1,000 Pongs) once it
+ * is written out: an engine does not keep its largest burst for ever. */
+START_TEST(queue_shrinks_after_burst) {
+  wgam_tstamp ts = 100 * WGAM_SECONDS;
+  wgam_mesh *m = mesh_new(ts, 1700000000, 0);
+  uint8_t plain[4] = {0}, pkt[64], out[WGAM_MAX_DATAGRAM_LEN];
+  wgam_addr src = A("203.0.113.9:40000"), dst;
+  wgam_stats st;
+  size_t n, before, during, sent = 0;
+
+  drain_pkts(m, ts);
+  wgam_mesh_get_stats(m, &st);
+  before = st.mem_bytes;
+  n = seal(pkt, sizeof(pkt), plain, sizeof(plain));
+  for (int i = 0; i < 1000; i++)
+    ck_assert_int_eq(wgam_mesh_read_pkt(m, &src, pkt, n, ts), 0);
+  wgam_mesh_get_stats(m, &st);
+  during = st.mem_bytes;
+  ck_assert_uint_ge(during, before + 1000 * 20);
+  while (wgam_mesh_write_pkt(m, &dst, out, sizeof(out), ts) > 0)
+    sent++;
+  ck_assert_uint_eq(sent, 1000);
+  wgam_mesh_get_stats(m, &st);
+  ck_assert_uint_le(st.mem_bytes, before);
+  wgam_mesh_del(m);
+}
+END_TEST
+
 /* Garbage of every kind changes no state: only the counters. */
 START_TEST(rejected_datagrams_change_nothing) {
   wgam_tstamp ts = 100 * WGAM_SECONDS;
@@ -658,6 +686,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, duplicate_peers);
   tcase_add_test(tc, max_peers_bound);
   tcase_add_test(tc, max_pending_bound);
+  tcase_add_test(tc, queue_shrinks_after_burst);
   tcase_add_test(tc, rejected_datagrams_change_nothing);
   tcase_add_test(tc, gossip_store_bound);
   tcase_add_test(tc, lanbroadcast_replayed_from_another_address);
