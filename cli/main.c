@@ -535,7 +535,7 @@ static void status_json(struct daemon *d, struct sbuf *b) {
   sb_puts(b, ",\"listen_port\":");
   jw_u64(b, st.listen_port);
   sb_puts(b, ",\"external_endpoint\":");
-  jw_addr(b, &st.external_endpoint, 1);
+  jw_addr(b, st.nexternal ? &st.external[0] : &st.external[1], 1);
   sb_puts(b, ",\"policy\":");
   jw_str(b, config_policy_name(d->cfg.policy));
   sb_puts(b, ",\"peers\":[");
@@ -790,12 +790,12 @@ static void handle_upnp(struct daemon *d, wgam_tstamp now) {
       char s[WGAM_ADDR_STRLEN];
 
       addr_str(s, sizeof(s), &ext);
-      if (wgam_mesh_set_external_endpoint(d->mesh, &ext, now))
+      if (wgam_mesh_set_external_endpoints(d->mesh, &ext, 1, now))
         log_warn("UPnP external endpoint %s is not usable", s);
       else
         log_info("UPnP external endpoint %s", s);
     } else if (rc == 0) {
-      wgam_mesh_set_external_endpoint(d->mesh, NULL, now);
+      wgam_mesh_set_external_endpoints(d->mesh, NULL, 0, now);
     } else {
       break;
     }

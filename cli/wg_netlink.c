@@ -117,12 +117,14 @@ static int validate_update(const wgam_peer_update *u) {
   if ((u->flags & WGAM_PEER_HAS_ENDPOINT) &&
       u->endpoint.family != WGAM_AF_INET && u->endpoint.family != WGAM_AF_INET6)
     return -EINVAL;
-  if (u->flags & WGAM_PEER_REPLACE_ALLOWEDIPS) {
-    const wgam_cidr *c = &u->allowedip;
+  if (u->nallowedips > WGAM_MAX_ALLOWEDIPS)
+    return -EINVAL;
+  for (size_t i = 0; i < u->nallowedips; i++) {
+    const wgam_cidr *c = &u->allowedips[i];
 
     if (c->addr.family == WGAM_AF_INET    ? c->prefixlen > 32
         : c->addr.family == WGAM_AF_INET6 ? c->prefixlen > 128
-                                          : c->addr.family != WGAM_AF_NONE)
+                                          : 1)
       return -EINVAL;
   }
   return 0;
@@ -201,21 +203,23 @@ static int put_peer(struct nl_msg *msg, const wgam_peer_update *u) {
       nla_put_u16(msg, WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL,
                   u->persistent_keepalive) < 0)
     goto full;
-  if ((u->flags & WGAM_PEER_REPLACE_ALLOWEDIPS) &&
-      u->allowedip.addr.family != WGAM_AF_NONE) {
-    int v6 = u->allowedip.addr.family == WGAM_AF_INET6;
-
+  /* At most WGAM_MAX_ALLOWEDIPS: a peer's list always fits one message. */
+  if (u->nallowedips) {
     aips = nla_nest_start(msg, WGPEER_A_ALLOWEDIPS | NLA_F_NESTED);
     if (!aips)
       goto full;
-    aip = nla_nest_start(msg, NLA_F_NESTED);
-    if (!aip ||
-        nla_put_u16(msg, WGALLOWEDIP_A_FAMILY, v6 ? AF_INET6 : AF_INET) < 0 ||
-        nla_put(msg, WGALLOWEDIP_A_IPADDR, v6 ? 16 : 4, u->allowedip.addr.ip) <
-            0 ||
-        nla_put_u8(msg, WGALLOWEDIP_A_CIDR_MASK, u->allowedip.prefixlen) < 0)
-      goto full;
-    nla_nest_end(msg, aip);
+    for (size_t i = 0; i < u->nallowedips; i++) {
+      const wgam_cidr *c = &u->allowedips[i];
+      int v6 = c->addr.family == WGAM_AF_INET6;
+
+      aip = nla_nest_start(msg, NLA_F_NESTED);
+      if (!aip ||
+          nla_put_u16(msg, WGALLOWEDIP_A_FAMILY, v6 ? AF_INET6 : AF_INET) < 0 ||
+          nla_put(msg, WGALLOWEDIP_A_IPADDR, v6 ? 16 : 4, c->addr.ip) < 0 ||
+          nla_put_u8(msg, WGALLOWEDIP_A_CIDR_MASK, c->prefixlen) < 0)
+        goto full;
+      nla_nest_end(msg, aip);
+    }
     nla_nest_end(msg, aips);
   }
 done:

@@ -476,19 +476,24 @@ int wg_uapi_build_set(const wgam_peer_update *upds, size_t n, int update_only,
     if (u->flags & WGAM_PEER_HAS_KEEPALIVE)
       sb_printf(&sb, "persistent_keepalive_interval=%u\n",
                 u->persistent_keepalive);
-    if (u->flags & WGAM_PEER_REPLACE_ALLOWEDIPS) {
+    /* Without REPLACE, the allowed IPs are added (moved from whichever
+     * peer held them); with it and an empty list, the peer routes nothing. */
+    if (u->flags & WGAM_PEER_REPLACE_ALLOWEDIPS)
       sb_printf(&sb, "replace_allowed_ips=true\n");
-      /* Family NONE: replace with nothing, i.e. drop the peer's routes. */
-      if (u->allowedip.addr.family != WGAM_AF_NONE) {
-        unsigned max = u->allowedip.addr.family == WGAM_AF_INET ? 32 : 128;
+    if (u->nallowedips > WGAM_MAX_ALLOWEDIPS) {
+      ret = -EINVAL;
+      goto out;
+    }
+    for (size_t k = 0; k < u->nallowedips; k++) {
+      const wgam_cidr *c = &u->allowedips[k];
+      unsigned max = c->addr.family == WGAM_AF_INET ? 32 : 128;
 
-        ret = format_ip(ip, sizeof(ip), &u->allowedip.addr);
-        if (ret < 0 || u->allowedip.prefixlen > max) {
-          ret = -EINVAL;
-          goto out;
-        }
-        sb_printf(&sb, "allowed_ip=%s/%u\n", ip, u->allowedip.prefixlen);
+      ret = format_ip(ip, sizeof(ip), &c->addr);
+      if (ret < 0 || c->prefixlen > max) {
+        ret = -EINVAL;
+        goto out;
       }
+      sb_printf(&sb, "allowed_ip=%s/%u\n", ip, c->prefixlen);
     }
   }
   sb_printf(&sb, "\n");

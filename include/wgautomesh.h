@@ -82,6 +82,12 @@ typedef uint64_t wgam_tstamp;
 #define WGAM_STATE_MAX_ENDPOINTS 64
 /** Buffer size for wgam_addr_format() ("[v6%scope]:port" + NUL). */
 #define WGAM_ADDR_STRLEN 64
+/** Extra prefixes one peer entry may route ("allowed_ips" in the config). */
+#define WGAM_MAX_PREFIXES 8
+/** Allowed IPs of one peer: its mesh address and its extra prefixes. */
+#define WGAM_MAX_ALLOWEDIPS (1 + WGAM_MAX_PREFIXES)
+/** External endpoints of our own (port mappings, pinholes) at once. */
+#define WGAM_MAX_EXTERNAL 4
 
 /* ------------------------------------------------------------------------ */
 /* Errors                                                                   */
@@ -459,6 +465,14 @@ typedef struct wgam_peer_config {
   /** Configured endpoint, or family WGAM_AF_NONE. A hostname is resolved by
    *  the caller and given with wgam_mesh_set_peer_endpoints(). */
   wgam_addr endpoint;
+  /** Nonzero: this node forwards mesh traffic for the others, so a peer
+   *  that cannot be reached directly may be routed through it. The same
+   *  peer list is on every node, so every node knows the relays. */
+  int relay;
+  /** Extra prefixes routed to this peer (a network behind it), installed
+   *  next to its mesh address. Host bits must be zero. */
+  size_t nprefixes;
+  wgam_cidr prefixes[WGAM_MAX_PREFIXES];
 } wgam_peer_config;
 
 /**
@@ -546,14 +560,18 @@ WGAM_EXTERN int wgam_mesh_load_state(wgam_mesh *mesh, const uint8_t *data,
                                      size_t datalen, wgam_tstamp ts);
 
 /**
- * Sets (or with @addr NULL clears) our external endpoint as obtained from a
- * UPnP IGD. The engine announces it as our own endpoint.
+ * Sets our external endpoints: what port mappings and firewall pinholes
+ * (UPnP IGD, PCP, NAT-PMP) opened for us, e.g. an IPv4 mapping and an IPv6
+ * pinhole. The list replaces the previous one; @naddrs 0 clears it. The
+ * engine announces each as our own endpoint to every peer, and again
+ * whenever the list changes.
  *
- * Returns 0 or WGAM_ERR_INVALID_ARGUMENT (not a valid endpoint).
+ * Returns 0 or WGAM_ERR_INVALID_ARGUMENT (more than WGAM_MAX_EXTERNAL
+ * addresses, or one that is not a valid endpoint; nothing is changed).
  */
-WGAM_EXTERN int wgam_mesh_set_external_endpoint(wgam_mesh *mesh,
-                                                const wgam_addr *addr,
-                                                wgam_tstamp ts);
+WGAM_EXTERN int wgam_mesh_set_external_endpoints(wgam_mesh *mesh,
+                                                 const wgam_addr *addrs,
+                                                 size_t naddrs, wgam_tstamp ts);
 
 /**
  * Changes which messages reach settings->log: those of @level
@@ -610,7 +628,16 @@ typedef struct wgam_peer_update {
   uint32_t flags;
   wgam_addr endpoint;            /* with HAS_ENDPOINT */
   uint16_t persistent_keepalive; /* with HAS_KEEPALIVE, seconds */
-  wgam_cidr allowedip; /* with REPLACE_ALLOWEDIPS: the peer's only one */
+  /**
+   * Allowed IPs. With REPLACE_ALLOWEDIPS: the peer's own list (its mesh
+   * address and prefixes), or empty while the peer is routed through a
+   * relay. Without it: added to the peer; WireGuard moves an allowed IP
+   * from whichever peer held it, which is how a relayed peer's IPs move
+   * onto its relay's entry and back in one update. A REPLACE on a relay's
+   * entry is followed by one add per peer relayed through it.
+   */
+  size_t nallowedips;
+  wgam_cidr allowedips[WGAM_MAX_ALLOWEDIPS];
 } wgam_peer_update;
 
 /**
@@ -662,6 +689,16 @@ typedef enum wgam_peer_state {
 /** Returns "idle", "trying", "backoff" or "connected". */
 WGAM_EXTERN const char *wgam_peer_state_name(int state);
 
+/** How a peer's allowed IPs are routed. */
+typedef enum wgam_route {
+  WGAM_ROUTE_DIRECT = 0,        /* on the peer's own entry */
+  WGAM_ROUTE_RELAY_PENDING = 1, /* moved to a relay, no Pong through it yet */
+  WGAM_ROUTE_RELAYED = 2,       /* through a relay, confirmed by a Pong */
+} wgam_route;
+
+/** Returns "direct", "relay-pending" or "relayed". */
+WGAM_EXTERN const char *wgam_route_name(int route);
+
 /** One peer as the engine sees it. */
 typedef struct wgam_peer_info {
   uint8_t pubkey[WGAM_KEY_LEN];
@@ -682,6 +719,13 @@ typedef struct wgam_peer_info {
   wgam_endpoint known[WGAM_MAX_ENDPOINTS];
   /** LAN endpoint, family NONE when unknown or stale. */
   wgam_addr lan_endpoint;
+  /** The peer is a relay (from the configuration). */
+  int relay;
+  /** wgam_route, and the relay's key when it is not WGAM_ROUTE_DIRECT. */
+  int route;
+  uint8_t via[WGAM_KEY_LEN];
+  /** Times this peer's route moved to a relay or back. */
+  uint64_t route_changes;
 } wgam_peer_info;
 
 /** Returns the number of configured peers (ourselves excluded). */
@@ -719,11 +763,14 @@ typedef struct wgam_stats {
   uint64_t endpoint_changes;
   uint64_t peer_updates;
   uint64_t state_writes;
-  /** Our identity as read from the device, and the UPnP endpoint. */
+  /** Moves of a peer's route to a relay or back. */
+  uint64_t relay_switches;
+  /** Our identity as read from the device, and our external endpoints. */
   uint8_t pubkey[WGAM_KEY_LEN];
   int has_pubkey;
   uint16_t listen_port;
-  wgam_addr external_endpoint;
+  size_t nexternal;
+  wgam_addr external[WGAM_MAX_EXTERNAL];
   /** Peers connected now. */
   size_t npeers_connected;
   /** Bytes the engine holds (tables and queues). */

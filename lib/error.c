@@ -53,6 +53,13 @@ const char *wgam_peer_state_name(int state) {
   return names[state];
 }
 
+const char *wgam_route_name(int route) {
+  static const char *const names[] = {"direct", "relay-pending", "relayed"};
+  if (route < 0 || (size_t)route >= sizeof(names) / sizeof(names[0]))
+    return "unknown";
+  return names[route];
+}
+
 const char *wgam_reject_name(int reason) {
   static const char *const names[] = {"length",      "auth",         "decode",
                                       "unknown_key", "bad_endpoint", "own",

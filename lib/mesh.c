@@ -195,7 +195,8 @@ struct wgam_mesh {
   uint32_t self_idx;
   uint8_t nself_known;
   wgam_endpoint self_known[WGAM_MAX_ENDPOINTS];
-  wgam_addr external;
+  wgam_addr external[WGAM_MAX_EXTERNAL];
+  size_t nexternal;
 
   int dev_seen;
   wgam_tstamp dev_at; /* when the device was last read */
@@ -2294,35 +2295,46 @@ wgam_ssize wgam_mesh_write_state(wgam_mesh *m, uint8_t *dest, size_t destlen) {
   return (wgam_ssize)off;
 }
 
-int wgam_mesh_set_external_endpoint(wgam_mesh *m, const wgam_addr *addr,
-                                    wgam_tstamp ts) {
+/* Announces one external endpoint of ours, refreshed like an observed
+ * endpoint: only when the stored time is old. */
+static void announce_external(wgam_mesh *m, const wgam_addr *addr,
+                              wgam_tstamp ts) {
+  uint64_t gi = m->s.gossip_interval / WGAM_SECONDS;
   wgam_endpoint e;
+  size_t i;
 
-  if (!m)
-    return WGAM_ERR_INVALID_ARGUMENT;
-  if (!addr) {
-    memset(&m->external, 0, sizeof(m->external));
-    return 0;
-  }
-  if (!wgam_addr_is_valid_endpoint(addr))
-    return WGAM_ERR_INVALID_ARGUMENT;
-  if (!wgam_addr_equal(&m->external, addr))
-    logf_(m, WGAM_LOG_INFO, "external endpoint %s (UPnP)", addrs(addr).s);
-  m->external = *addr;
   if (!m->has_pubkey)
-    return 0;
+    return;
   e.addr = *addr;
   e.time = unix_at(m, ts);
-  /* Refreshed like an observed endpoint: only when its time is old. */
-  {
-    size_t i;
-    uint64_t gi = m->s.gossip_interval / WGAM_SECONDS;
-    for (i = 0; i < m->nself_known; i++)
-      if (wgam_addr_equal(&m->self_known[i].addr, addr) &&
-          e.time <= m->self_known[i].time + gi)
-        return 0;
-  }
+  for (i = 0; i < m->nself_known; i++)
+    if (wgam_addr_equal(&m->self_known[i].addr, addr) &&
+        e.time <= m->self_known[i].time + gi)
+      return;
   handle_announce(m, SUBJECT_SELF, &e, 1, WGAM_SOURCE_UPNP, ANN_FLOOD, ts);
+}
+
+int wgam_mesh_set_external_endpoints(wgam_mesh *m, const wgam_addr *eps,
+                                     size_t naddrs, wgam_tstamp ts) {
+  size_t i, j;
+
+  if (!m || naddrs > WGAM_MAX_EXTERNAL || (naddrs && !eps))
+    return WGAM_ERR_INVALID_ARGUMENT;
+  for (i = 0; i < naddrs; i++)
+    if (!wgam_addr_is_valid_endpoint(&eps[i]))
+      return WGAM_ERR_INVALID_ARGUMENT;
+  for (i = 0; i < naddrs; i++) {
+    for (j = 0; j < m->nexternal; j++)
+      if (wgam_addr_equal(&m->external[j], &eps[i]))
+        break;
+    if (j == m->nexternal)
+      logf_(m, WGAM_LOG_INFO, "external endpoint %s", addrs(&eps[i]).s);
+  }
+  m->nexternal = naddrs;
+  if (naddrs)
+    memcpy(m->external, eps, naddrs * sizeof(*eps));
+  for (i = 0; i < m->nexternal; i++)
+    announce_external(m, &m->external[i], ts);
   return 0;
 }
 
@@ -2401,6 +2413,8 @@ static void ask_for_stores(wgam_mesh *m, wgam_tstamp ts) {
 }
 
 int wgam_mesh_handle_expiry(wgam_mesh *m, wgam_tstamp ts) {
+  size_t i;
+
   if (!m)
     return WGAM_ERR_INVALID_ARGUMENT;
   if (ts >= m->t_early) {
@@ -2430,8 +2444,8 @@ int wgam_mesh_handle_expiry(wgam_mesh *m, wgam_tstamp ts) {
   }
   if (ts >= m->t_ask)
     ask_for_stores(m, ts);
-  if (addr_valid(&m->external))
-    wgam_mesh_set_external_endpoint(m, &m->external, ts);
+  for (i = 0; i < m->nexternal; i++)
+    announce_external(m, &m->external[i], ts);
   while (m->heaplen && m->peers[m->heap[0]].next <= ts) {
     uint32_t idx = m->heap[0];
     wgam_tstamp before = m->peers[idx].next;
@@ -2547,8 +2561,9 @@ static void fill_update(wgam_mesh *m, struct peer *p, uint8_t flags,
     flags |= UPD_ALLOWED;
   if (flags & UPD_ALLOWED) {
     upd->flags |= WGAM_PEER_REPLACE_ALLOWEDIPS;
-    upd->allowedip.addr = p->address;
-    upd->allowedip.prefixlen = p->address.family == WGAM_AF_INET ? 32 : 128;
+    upd->nallowedips = 1;
+    upd->allowedips[0].addr = p->address;
+    upd->allowedips[0].prefixlen = p->address.family == WGAM_AF_INET ? 32 : 128;
     p->allowed_ok = 1;
   }
   if ((flags & UPD_ENDPOINT) && addr_valid(&p->want_ep)) {
@@ -2658,7 +2673,8 @@ void wgam_mesh_get_stats(const wgam_mesh *m, wgam_stats *stats) {
   memcpy(stats->pubkey, m->pubkey, WGAM_KEY_LEN);
   stats->has_pubkey = m->has_pubkey;
   stats->listen_port = m->listen_port;
-  stats->external_endpoint = m->external;
+  stats->nexternal = m->nexternal;
+  memcpy(stats->external, m->external, sizeof(stats->external));
   stats->npeers_connected = 0;
   for (i = 0; i < m->npeers; i++)
     if (i != m->self_idx && m->peers[i].state == WGAM_PEER_CONNECTED)

@@ -221,7 +221,7 @@ static void wg_apply(struct node *n, const wgam_peer_update *u) {
     memcpy(p->pubkey, u->pubkey, WGAM_KEY_LEN);
   }
   if (u->flags & WGAM_PEER_REPLACE_ALLOWEDIPS) {
-    p->allowedip = u->allowedip;
+    p->allowedip = u->allowedips[0];
     p->nallowedips = 1;
   }
   if (u->flags & WGAM_PEER_HAS_ENDPOINT)

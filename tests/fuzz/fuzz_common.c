@@ -162,8 +162,8 @@ void fz_drain(wgam_mesh *m, wgam_tstamp ts) {
     if (upd.flags & WGAM_PEER_HAS_ENDPOINT)
       FZ_ASSERT(wgam_addr_is_valid_endpoint(&upd.endpoint));
     if (upd.flags & WGAM_PEER_REPLACE_ALLOWEDIPS)
-      FZ_ASSERT(upd.allowedip.prefixlen == 32 ||
-                upd.allowedip.prefixlen == 128);
+      FZ_ASSERT(upd.nallowedips == 0 || upd.allowedips[0].prefixlen == 32 ||
+                upd.allowedips[0].prefixlen == 128);
   }
 
   len = wgam_mesh_write_state(m, NULL, 0);

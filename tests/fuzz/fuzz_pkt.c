@@ -169,7 +169,7 @@ static void run_script(const uint8_t *d, size_t n) {
       break;
     case 6: { /* an external endpoint appears or goes */
       wgam_addr a = fz_src[(op >> 3) % FZ_NSRC];
-      int rc = wgam_mesh_set_external_endpoint(m, alen ? &a : NULL, ts);
+      int rc = wgam_mesh_set_external_endpoints(m, &a, alen ? 1 : 0, ts);
 
       FZ_ASSERT(rc == 0 || rc == WGAM_ERR_INVALID_ARGUMENT);
       break;

@@ -114,7 +114,7 @@ static void apply_update(struct sim *s, uint32_t i, const wgam_peer_update *u) {
   }
   dp->flags |= DP_PRESENT;
   if (u->flags & WGAM_PEER_REPLACE_ALLOWEDIPS) {
-    const wgam_cidr *c = &u->allowedip;
+    const wgam_cidr *c = &u->allowedips[0];
 
     dp->flags &= (uint8_t)~DP_ALLOWED;
     if (c->addr.family == WGAM_AF_INET && c->prefixlen == 32 &&

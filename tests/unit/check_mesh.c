@@ -304,7 +304,7 @@ static void apply_update(int i, const wgam_peer_update *u) {
     d->present = 1;
   }
   if (u->flags & WGAM_PEER_REPLACE_ALLOWEDIPS) {
-    d->allowed = u->allowedip;
+    d->allowed = u->allowedips[0];
     d->nallowed = 1;
   }
   if (u->flags & WGAM_PEER_HAS_ENDPOINT) {
@@ -2043,10 +2043,10 @@ START_TEST(test_external_endpoint_announced) {
   net.classic = 0;
   configure(ep);
   run_for(WGAM_SECONDS / 2); /* first device read: our key is known */
-  ck_assert_int_eq(wgam_mesh_set_external_endpoint(net.n[1].m, &ext, net.now),
-                   0);
+  ck_assert_int_eq(
+      wgam_mesh_set_external_endpoints(net.n[1].m, &ext, 1, net.now), 0);
   wgam_mesh_get_stats(net.n[1].m, &st);
-  ck_assert(same(&st.external_endpoint, &ext));
+  ck_assert(st.nexternal == 1 && same(&st.external[0], &ext));
   ck_assert_msg(until_full_mesh(60) >= 0, "no mesh");
   run_for(3 * WGAM_SECONDS);
   peer_info(0, 1, &info);
@@ -2055,7 +2055,7 @@ START_TEST(test_external_endpoint_announced) {
   ck_assert_msg(found, "the UPnP endpoint did not reach the peer");
   {
     wgam_addr bad = v4(127, 0, 0, 1, 1);
-    ck_assert_int_eq(wgam_mesh_set_external_endpoint(net.n[1].m, &bad, 0),
+    ck_assert_int_eq(wgam_mesh_set_external_endpoints(net.n[1].m, &bad, 1, 0),
                      WGAM_ERR_INVALID_ARGUMENT);
   }
 }

@@ -62,8 +62,9 @@ static int parse_update(wgam_peer_update *u, const char *line) {
     u->flags |= WGAM_PEER_HAS_ENDPOINT;
   }
   if (strcmp(cidr, "-") != 0) {
-    if (parse_cidr(&u->allowedip, cidr) != 0)
+    if (parse_cidr(&u->allowedips[0], cidr) != 0)
       return -EINVAL;
+    u->nallowedips = 1;
     u->flags |= WGAM_PEER_REPLACE_ALLOWEDIPS;
   }
   if (strcmp(ka, "-") != 0) {

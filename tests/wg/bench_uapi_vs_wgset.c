@@ -81,7 +81,7 @@ static int wg_set_each(const char *ifname, const wgam_peer_update *u,
     fmt_endpoint(ep, sizeof(ep), &u[i].endpoint);
     if (full) {
       snprintf(ka, sizeof(ka), "%u", u[i].persistent_keepalive);
-      fmt_cidr(aip, sizeof(aip), &u[i].allowedip);
+      fmt_cidr(aip, sizeof(aip), &u[i].allowedips[0]);
       args[7] = "persistent-keepalive";
       args[8] = ka;
       args[9] = "allowed-ips";

@@ -47,12 +47,13 @@ static void make_update(wgam_peer_update *u, unsigned i) {
     u->endpoint.ip[1] = 51;
     u->endpoint.ip[2] = 100;
     u->endpoint.ip[3] = (uint8_t)(i % 250 + 1);
-    u->allowedip.addr.family = WGAM_AF_INET;
-    u->allowedip.addr.ip[0] = 100;
-    u->allowedip.addr.ip[1] = 64;
-    u->allowedip.addr.ip[2] = (uint8_t)(i >> 8);
-    u->allowedip.addr.ip[3] = (uint8_t)i;
-    u->allowedip.prefixlen = 32;
+    u->allowedips[0].addr.family = WGAM_AF_INET;
+    u->allowedips[0].addr.ip[0] = 100;
+    u->allowedips[0].addr.ip[1] = 64;
+    u->allowedips[0].addr.ip[2] = (uint8_t)(i >> 8);
+    u->allowedips[0].addr.ip[3] = (uint8_t)i;
+    u->allowedips[0].prefixlen = 32;
+    u->nallowedips = 1;
   } else {
     u->endpoint.family = WGAM_AF_INET6;
     u->endpoint.ip[0] = 0x20;
@@ -61,11 +62,12 @@ static void make_update(wgam_peer_update *u, unsigned i) {
     u->endpoint.ip[3] = 0xb8;
     u->endpoint.ip[14] = (uint8_t)(i >> 8);
     u->endpoint.ip[15] = (uint8_t)i;
-    u->allowedip.addr.family = WGAM_AF_INET6;
-    u->allowedip.addr.ip[0] = 0xfd;
-    u->allowedip.addr.ip[14] = (uint8_t)(i >> 8);
-    u->allowedip.addr.ip[15] = (uint8_t)i;
-    u->allowedip.prefixlen = 128;
+    u->allowedips[0].addr.family = WGAM_AF_INET6;
+    u->allowedips[0].addr.ip[0] = 0xfd;
+    u->allowedips[0].addr.ip[14] = (uint8_t)(i >> 8);
+    u->allowedips[0].addr.ip[15] = (uint8_t)i;
+    u->allowedips[0].prefixlen = 128;
+    u->nallowedips = 1;
   }
   u->endpoint.port = (uint16_t)(40000 + i);
 }
@@ -170,15 +172,14 @@ static void check_peer(struct nlattr *peer, const wgam_peer_update *u) {
   } else {
     ck_assert_ptr_null(tb[WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL]);
   }
-  if (!(u->flags & WGAM_PEER_REPLACE_ALLOWEDIPS) ||
-      u->allowedip.addr.family == WGAM_AF_NONE) {
+  if (!u->nallowedips) {
     ck_assert_ptr_null(tb[WGPEER_A_ALLOWEDIPS]);
     return;
   }
   ck_assert_ptr_nonnull(tb[WGPEER_A_ALLOWEDIPS]);
   ck_assert(tb[WGPEER_A_ALLOWEDIPS]->nla_type & NLA_F_NESTED);
   nla_for_each_nested(a, tb[WGPEER_A_ALLOWEDIPS], rem) {
-    int v6 = u->allowedip.addr.family == WGAM_AF_INET6;
+    int v6 = u->allowedips[0].addr.family == WGAM_AF_INET6;
 
     naips++;
     ck_assert_int_eq(nla_parse_nested(atb, WGALLOWEDIP_A_MAX, a, NULL), 0);
@@ -188,12 +189,12 @@ static void check_peer(struct nlattr *peer, const wgam_peer_update *u) {
                       v6 ? AF_INET6 : AF_INET);
     ck_assert_ptr_nonnull(atb[WGALLOWEDIP_A_IPADDR]);
     ck_assert_int_eq(nla_len(atb[WGALLOWEDIP_A_IPADDR]), v6 ? 16 : 4);
-    ck_assert_mem_eq(nla_data(atb[WGALLOWEDIP_A_IPADDR]), u->allowedip.addr.ip,
-                     v6 ? 16 : 4);
+    ck_assert_mem_eq(nla_data(atb[WGALLOWEDIP_A_IPADDR]),
+                     u->allowedips[0].addr.ip, v6 ? 16 : 4);
     ck_assert_ptr_nonnull(atb[WGALLOWEDIP_A_CIDR_MASK]);
     ck_assert_int_eq(nla_len(atb[WGALLOWEDIP_A_CIDR_MASK]), 1);
     ck_assert_uint_eq(nla_get_u8(atb[WGALLOWEDIP_A_CIDR_MASK]),
-                      u->allowedip.prefixlen);
+                      u->allowedips[0].prefixlen);
   }
   ck_assert_int_eq(naips, 1);
 }
@@ -304,7 +305,7 @@ START_TEST(build_flags) {
   u[2].flags = WGAM_PEER_HAS_KEEPALIVE;
   make_update(&u[3], 4);
   u[3].flags = WGAM_PEER_REPLACE_ALLOWEDIPS; /* with no IP: drop them all */
-  memset(&u[3].allowedip, 0, sizeof(u[3].allowedip));
+  u[3].nallowedips = 0;
   ck_assert_int_eq(wg_netlink_build_set(FAMILY, IFNAME, u, 4, 0, &msgs), 0);
   ck_assert_uint_eq(msgs.n, 1);
   parse_set_msg(msgs.v[0], 65536, tb);
@@ -374,11 +375,11 @@ START_TEST(build_rejects_bad_updates) {
   ck_assert_int_eq(wg_netlink_build_set(FAMILY, IFNAME, &u, 1, 0, &msgs),
                    -EINVAL);
   make_update(&u, 6);
-  u.allowedip.prefixlen = 33;
+  u.allowedips[0].prefixlen = 33;
   ck_assert_int_eq(wg_netlink_build_set(FAMILY, IFNAME, &u, 1, 0, &msgs),
                    -EINVAL);
   make_update(&u, 7);
-  u.allowedip.addr.family = 9;
+  u.allowedips[0].addr.family = 9;
   ck_assert_int_eq(wg_netlink_build_set(FAMILY, IFNAME, &u, 1, 0, &msgs),
                    -EINVAL);
   make_update(&u, 8);

@@ -404,16 +404,18 @@ static void updates4(wgam_peer_update u[4]) {
                WGAM_PEER_HAS_KEEPALIVE;
   set_addr(&u[1].endpoint, WGAM_AF_INET, "198.51.100.7", 51820);
   u[1].persistent_keepalive = 25;
-  set_addr(&u[1].allowedip.addr, WGAM_AF_INET, "100.64.0.2", 0);
-  u[1].allowedip.prefixlen = 32;
+  set_addr(&u[1].allowedips[0].addr, WGAM_AF_INET, "100.64.0.2", 0);
+  u[1].allowedips[0].prefixlen = 32;
+  u[1].nallowedips = 1;
   hex2key(u[2].pubkey, K3);
   u[2].flags = WGAM_PEER_HAS_ENDPOINT | WGAM_PEER_HAS_KEEPALIVE;
   set_addr(&u[2].endpoint, WGAM_AF_INET6, "2001:db8::1", 4500);
   u[2].persistent_keepalive = 0;
   hex2key(u[3].pubkey, K4);
   u[3].flags = WGAM_PEER_REPLACE_ALLOWEDIPS;
-  set_addr(&u[3].allowedip.addr, WGAM_AF_INET6, "fd00::4", 0);
-  u[3].allowedip.prefixlen = 128;
+  set_addr(&u[3].allowedips[0].addr, WGAM_AF_INET6, "fd00::4", 0);
+  u[3].allowedips[0].prefixlen = 128;
+  u[3].nallowedips = 1;
 }
 
 static const char set4_text[] =
@@ -469,7 +471,7 @@ START_TEST(build_set_text) {
   free(buf);
 
   /* Replace with no address: the peer's routes are dropped. */
-  u[3].allowedip.addr.family = WGAM_AF_NONE;
+  u[3].nallowedips = 0;
   ck_assert_int_eq(wg_uapi_build_set(&u[3], 1, 1, &buf, &len), 0);
   ck_assert_str_eq(buf,
                    "set=1\npublic_key=" K4 "\nreplace_allowed_ips=true\n\n");
@@ -480,10 +482,10 @@ START_TEST(build_set_text) {
   ck_assert_int_eq(wg_uapi_build_set(&u[1], 1, 1, &buf, &len), -EINVAL);
   ck_assert_ptr_null(buf);
   updates4(u);
-  u[1].allowedip.prefixlen = 33;
+  u[1].allowedips[0].prefixlen = 33;
   ck_assert_int_eq(wg_uapi_build_set(&u[1], 1, 1, &buf, &len), -EINVAL);
   updates4(u);
-  u[3].allowedip.prefixlen = 129;
+  u[3].allowedips[0].prefixlen = 129;
   ck_assert_int_eq(wg_uapi_build_set(&u[3], 1, 1, &buf, &len), -EINVAL);
 }
 END_TEST

@@ -205,8 +205,9 @@ static int single_peer(wg_backend *b, struct wg_dev *dev) {
             WGAM_PEER_HAS_KEEPALIVE;
   addr_set(&u.endpoint, WGAM_AF_INET, "198.51.100.7", 51820);
   u.persistent_keepalive = 25;
-  addr_set(&u.allowedip.addr, WGAM_AF_INET, "100.64.0.2", 0);
-  u.allowedip.prefixlen = 32;
+  addr_set(&u.allowedips[0].addr, WGAM_AF_INET, "100.64.0.2", 0);
+  u.allowedips[0].prefixlen = 32;
+  u.nallowedips = 1;
   CHECK((ret = wg_set(b, &u, 1)) == 0, "add: %s", strerror(-ret));
   CHECK((ret = wg_get(b, dev)) == 0, "get: %s", strerror(-ret));
   CHECK(dev->dev.npeers == 1, "%zu peers", dev->dev.npeers);
@@ -215,7 +216,7 @@ static int single_peer(wg_backend *b, struct wg_dev *dev) {
   CHECK(wgam_addr_equal_ck(&p->endpoint, &u.endpoint), "endpoint");
   CHECK(p->persistent_keepalive == 25, "keepalive %u", p->persistent_keepalive);
   CHECK(p->nallowedips == 1 && p->allowedips[0].prefixlen == 32 &&
-            !memcmp(p->allowedips[0].addr.ip, u.allowedip.addr.ip, 4),
+            !memcmp(p->allowedips[0].addr.ip, u.allowedips[0].addr.ip, 4),
         "allowed ips");
   CHECK(p->last_handshake == 0, "handshake");
   if (cross_check(dev) < 0)
@@ -238,15 +239,16 @@ static int single_peer(wg_backend *b, struct wg_dev *dev) {
   /* keepalive off, allowed IPs replaced by a v6 one */
   u.flags = WGAM_PEER_HAS_KEEPALIVE | WGAM_PEER_REPLACE_ALLOWEDIPS;
   u.persistent_keepalive = 0;
-  addr_set(&u.allowedip.addr, WGAM_AF_INET6, "fd00::2", 0);
-  u.allowedip.prefixlen = 128;
+  addr_set(&u.allowedips[0].addr, WGAM_AF_INET6, "fd00::2", 0);
+  u.allowedips[0].prefixlen = 128;
+  u.nallowedips = 1;
   CHECK((ret = wg_set(b, &u, 1)) == 0, "replace: %s", strerror(-ret));
   CHECK((ret = wg_get(b, dev)) == 0, "get: %s", strerror(-ret));
   p = &dev->dev.peers[0];
   CHECK(p->persistent_keepalive == 0, "keepalive off");
   CHECK(p->nallowedips == 1 && p->allowedips[0].addr.family == WGAM_AF_INET6 &&
             p->allowedips[0].prefixlen == 128 &&
-            !memcmp(p->allowedips[0].addr.ip, u.allowedip.addr.ip, 16),
+            !memcmp(p->allowedips[0].addr.ip, u.allowedips[0].addr.ip, 16),
         "replaced allowed ips");
   CHECK(wgam_addr_equal_ck(&p->endpoint, &want), "endpoint kept");
   if (cross_check(dev) < 0)
@@ -288,17 +290,18 @@ static int many_peers(wg_backend *b, struct wg_dev *dev) {
   CHECK(dev->dev.npeers == NBIG, "%zu peers read back", dev->dev.npeers);
   for (i = 0; i < NBIG; i++) {
     const wgam_device_peer *p = find_peer(dev, u[i].pubkey);
-    size_t alen = u[i].allowedip.addr.family == WGAM_AF_INET ? 4 : 16;
+    size_t alen = u[i].allowedips[0].addr.family == WGAM_AF_INET ? 4 : 16;
 
     CHECK(p, "peer %zu missing", i);
     CHECK(wgam_addr_equal_ck(&p->endpoint, &u[i].endpoint), "endpoint %zu", i);
     CHECK(p->persistent_keepalive == u[i].persistent_keepalive, "keepalive %zu",
           i);
-    CHECK(p->nallowedips == 1 &&
-              p->allowedips[0].addr.family == u[i].allowedip.addr.family &&
-              p->allowedips[0].prefixlen == u[i].allowedip.prefixlen &&
-              !memcmp(p->allowedips[0].addr.ip, u[i].allowedip.addr.ip, alen),
-          "allowed ip %zu", i);
+    CHECK(
+        p->nallowedips == 1 &&
+            p->allowedips[0].addr.family == u[i].allowedips[0].addr.family &&
+            p->allowedips[0].prefixlen == u[i].allowedips[0].prefixlen &&
+            !memcmp(p->allowedips[0].addr.ip, u[i].allowedips[0].addr.ip, alen),
+        "allowed ip %zu", i);
   }
   if (cross_check(dev) < 0)
     return -1;

@@ -35,12 +35,13 @@ static inline void big_update(wgam_peer_update *u, unsigned i) {
     u->endpoint.ip[1] = 51;
     u->endpoint.ip[2] = 100;
     u->endpoint.ip[3] = (uint8_t)(1 + i % 250);
-    u->allowedip.addr.family = WGAM_AF_INET;
-    u->allowedip.addr.ip[0] = 100;
-    u->allowedip.addr.ip[1] = 64;
-    u->allowedip.addr.ip[2] = (uint8_t)(i >> 8);
-    u->allowedip.addr.ip[3] = (uint8_t)i;
-    u->allowedip.prefixlen = 32;
+    u->allowedips[0].addr.family = WGAM_AF_INET;
+    u->allowedips[0].addr.ip[0] = 100;
+    u->allowedips[0].addr.ip[1] = 64;
+    u->allowedips[0].addr.ip[2] = (uint8_t)(i >> 8);
+    u->allowedips[0].addr.ip[3] = (uint8_t)i;
+    u->allowedips[0].prefixlen = 32;
+    u->nallowedips = 1;
   } else {
     static const uint8_t pfx[4] = {0x20, 0x01, 0x0d, 0xb8};
 
@@ -48,11 +49,12 @@ static inline void big_update(wgam_peer_update *u, unsigned i) {
     memcpy(u->endpoint.ip, pfx, 4);
     u->endpoint.ip[14] = (uint8_t)(i >> 8);
     u->endpoint.ip[15] = (uint8_t)i;
-    u->allowedip.addr.family = WGAM_AF_INET6;
-    u->allowedip.addr.ip[0] = 0xfd;
-    u->allowedip.addr.ip[14] = (uint8_t)(i >> 8);
-    u->allowedip.addr.ip[15] = (uint8_t)i;
-    u->allowedip.prefixlen = 128;
+    u->allowedips[0].addr.family = WGAM_AF_INET6;
+    u->allowedips[0].addr.ip[0] = 0xfd;
+    u->allowedips[0].addr.ip[14] = (uint8_t)(i >> 8);
+    u->allowedips[0].addr.ip[15] = (uint8_t)i;
+    u->allowedips[0].prefixlen = 128;
+    u->nallowedips = 1;
   }
 }
 
