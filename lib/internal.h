@@ -72,4 +72,25 @@ size_t wgam_bincode_put_endpoint(uint8_t *dest, const wgam_endpoint *ep);
 size_t wgam_bincode_get_endpoint(wgam_endpoint *ep, const uint8_t *src,
                                  size_t len);
 
+/* settings.c: the engine's fixed timers and limits, the ones an embedder
+ * does not tune (wgam_settings holds those). Each is documented where it is
+ * defined; the man page's table lists them all and a test compares. */
+struct wgam_fixed {
+  wgam_tstamp request_interval; /* Requests on new connections, at most */
+  wgam_tstamp answer_interval;  /* one answer per source per interval */
+  wgam_tstamp answer_window;    /* an Announce this soon after our Request */
+  wgam_tstamp min_try;          /* a try is not cut before this */
+  wgam_tstamp early_retry;      /* re-create a peer with no handshake */
+  wgam_tstamp early_quiet;      /* bytes without a handshake: wait this */
+  wgam_tstamp early_stagger;    /* the greater key waits this longer */
+  wgam_tstamp ask_min;          /* Requests while peers lack an endpoint */
+  wgam_tstamp ask_max;
+  wgam_tstamp prop_hold_min; /* propagation damping */
+  wgam_tstamp prop_hold_max;
+  unsigned probe_rate;       /* probes per second, whole engine */
+  unsigned initial_requests; /* peers asked after the first device read */
+  size_t queue_keep;         /* datagram ring slots kept after a burst */
+};
+extern const struct wgam_fixed wgam_fixed;
+
 #endif /* WGAM_INTERNAL_H */

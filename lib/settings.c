@@ -8,7 +8,7 @@
  */
 #include <string.h>
 
-#include "wgautomesh.h"
+#include "internal.h"
 
 static void settings_common(wgam_settings *s) {
   memset(s, 0, sizeof(*s));
@@ -59,3 +59,60 @@ int wgam_settings_classic_versioned(int settings_version,
   settings->probe_timeout = 0;
   return 0;
 }
+
+/*
+ * Fixed timers and limits of the fast policy's machinery (the classic
+ * policy uses none of them but the datagram ring).
+ */
+const struct wgam_fixed wgam_fixed = {
+    /* A peer that connects is asked for its store (a late joiner missed
+     * the announces), but at most once per this interval overall. */
+    .request_interval = 10 * WGAM_SECONDS,
+    /* A replayed Request must not make us send the whole store again and
+     * again: one answer per source per interval. */
+    .answer_interval = 5 * WGAM_SECONDS,
+    /* What a peer sends this soon after our Request is its answer: stored
+     * and tried, not flooded again. */
+    .answer_window = 3 * WGAM_SECONDS,
+    /* A candidate is given at least this long before a newly learned one
+     * replaces it (its handshake initiation is on its way); a LAN endpoint
+     * heard by broadcast replaces it at once. */
+    .min_try = 2 * WGAM_SECONDS,
+    /*
+     * WireGuard starts at most one handshake per peer every 5 s, counting
+     * attempts it could not send for lack of an endpoint; a first
+     * handshake can arrive before the other daemon configured us; and two
+     * ends that configure each other at the same instant send crossing
+     * initiations, neither answer accepted. Each makes a first try wait
+     * 5 s for WireGuard's retry. So the device is read again this long
+     * after such a try started and, with still no handshake, the peer is
+     * removed and added back (it has no session to lose): a new peer
+     * handshakes at once.
+     */
+    .early_retry = 1 * WGAM_SECONDS,
+    /* Bytes from a peer without a handshake are an initiation we answered.
+     * If the answer was taken the initiator's first data follows within a
+     * round trip, and re-creating the peer first would throw the session
+     * away: the retry waits until the bytes are this old. */
+    .early_quiet = 500 * WGAM_MILLISECONDS,
+    /* After crossing initiations both ends would re-create each other at
+     * the same instant and cross again: the greater public key waits this
+     * much longer, so the other's fresh initiation finds it in place. */
+    .early_stagger = 500 * WGAM_MILLISECONDS,
+    /* First and largest interval between Requests sent while some peers
+     * have no working endpoint. */
+    .ask_min = 10 * WGAM_SECONDS,
+    .ask_max = 600 * WGAM_SECONDS,
+    /* News about one subject is propagated at once, then held back for a
+     * time that doubles while it keeps changing (a flapping peer does not
+     * flood the mesh). */
+    .prop_hold_min = 2 * WGAM_SECONDS,
+    .prop_hold_max = 300 * WGAM_SECONDS,
+    /* Liveness probes the whole engine may send per second in steady
+     * state. */
+    .probe_rate = 4,
+    /* Peers asked for their store after the first device read. */
+    .initial_requests = 3,
+    /* Slots the datagram ring keeps once a burst is written out. */
+    .queue_keep = 256,
+};
