@@ -1,0 +1,311 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Observing the WireGuard device and computing the peer updates for it.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+
+void wgam_mark_update(wgam_mesh *m, struct peer *p, uint8_t flags) {
+  p->upd |= flags;
+  if (!p->queued) {
+    m->updq[(m->updq_head + m->updq_len) % m->npeers] =
+        (uint32_t)(p - m->peers);
+    m->updq_len++;
+    p->queued = 1;
+  }
+}
+
+void wgam_set_keepalive(wgam_mesh *m, struct peer *p, uint16_t ka) {
+  p->want_keepalive = ka;
+  if (p->dev_keepalive != ka || !p->on_device)
+    wgam_mark_update(m, p, UPD_KEEPALIVE);
+}
+
+static int allowed_ok(const struct peer *p, const wgam_device_peer *dp) {
+  uint8_t plen = p->address.family == WGAM_AF_INET ? 32 : 128;
+  return dp->nallowedips == 1 && dp->allowedips &&
+         dp->allowedips[0].prefixlen == plen &&
+         addr_ip_equal(&dp->allowedips[0].addr, &p->address);
+}
+
+static uint8_t guess_source(const struct peer *p, const wgam_addr *ep) {
+  size_t i;
+  if (has_lan(p) && wgam_addr_equal(&p->lan->addr, ep))
+    return WGAM_SOURCE_LAN;
+  for (i = 0; i < p->nknown; i++)
+    if (wgam_addr_equal(&p->known[i].addr, ep))
+      return known_src(p)[i];
+  for (i = 0; i < p->ncfg; i++)
+    if (wgam_addr_equal(&p->cfg[i], ep))
+      return WGAM_SOURCE_CONFIG;
+  return WGAM_SOURCE_ROAMING;
+}
+
+static void observe_peer(wgam_mesh *m, struct peer *p,
+                         const wgam_device_peer *dp, wgam_tstamp ts,
+                         uint64_t unix_now) {
+  int first = !p->on_device;
+
+  if (!wgam_addr_equal(&p->dev_ep, &dp->endpoint) || first) {
+    if (addr_valid(&p->want_ep) && wgam_addr_equal(&dp->endpoint, &p->want_ep))
+      p->src = p->want_src;
+    else if (addr_valid(&dp->endpoint))
+      p->src = guess_source(p, &dp->endpoint);
+    else
+      p->src = WGAM_SOURCE_NONE;
+    if (!first && addr_valid(&p->dev_ep) && addr_valid(&dp->endpoint))
+      wgam_log(m, WGAM_LOG_DEBUG, "peer %s: device endpoint now %s (%s)",
+               wgam_key_short(p->pubkey).s, wgam_addr_str(&dp->endpoint).s,
+               wgam_source_name(p->src));
+  }
+  p->dev_ep = dp->endpoint;
+  p->on_device = 1;
+  p->dev_keepalive = dp->persistent_keepalive;
+  p->allowed_ok = (uint8_t)allowed_ok(p, dp);
+  if (dp->last_handshake) {
+    uint64_t age =
+        unix_now > dp->last_handshake ? unix_now - dp->last_handshake : 0;
+    wgam_tstamp agens = age > ts / WGAM_SECONDS ? ts : age * WGAM_SECONDS;
+    wgam_tstamp at = ts - agens;
+    /* Keep the estimate stable: only move it for a new handshake. */
+    if (p->hs_at == NONE || dp->last_handshake != p->dev_hs)
+      p->hs_at = at;
+  } else {
+    p->hs_at = NONE;
+  }
+  p->dev_hs = dp->last_handshake;
+  if (dp->rx_bytes != p->rx_bytes) {
+    if (!first)
+      p->rx_at = ts;
+    p->rx_bytes = dp->rx_bytes;
+  }
+}
+
+int wgam_mesh_observe_device(wgam_mesh *m, const wgam_device *dev,
+                             wgam_tstamp ts, uint64_t unix_now) {
+  size_t i, hint = 0;
+  int first;
+
+  if (!m || !dev || (dev->npeers && !dev->peers))
+    return WGAM_ERR_INVALID_ARGUMENT;
+  first = !m->dev_seen;
+  m->unix_base = unix_now;
+  m->unix_base_ts = ts;
+  m->listen_port = dev->listen_port;
+  if (dev->has_pubkey != m->has_pubkey ||
+      (dev->has_pubkey && memcmp(dev->pubkey, m->pubkey, WGAM_KEY_LEN))) {
+    m->has_pubkey = dev->has_pubkey;
+    memcpy(m->pubkey, dev->pubkey, WGAM_KEY_LEN);
+    wgam_update_identity(m);
+    if (m->has_pubkey)
+      wgam_log(m, WGAM_LOG_INFO, "device key %s, listen port %u",
+               wgam_key_short(m->pubkey).s, (unsigned)m->listen_port);
+  }
+
+  /* on_device is 0 or 1 here; 3 marks the peers seen in this read. */
+  for (i = 0; i < dev->npeers; i++) {
+    const wgam_device_peer *dp = &dev->peers[i];
+    uint32_t idx;
+    /* A device usually lists its peers in our order: try the one after the
+     * last match before hashing the key (keys are unique, so a match is
+     * what wgam_find_peer() would return). */
+    if (hint == m->self_idx)
+      hint++;
+    if (hint < m->npeers &&
+        memcmp(m->peers[hint].pubkey, dp->pubkey, WGAM_KEY_LEN) == 0)
+      idx = hint;
+    else
+      idx = wgam_find_peer(m, dp->pubkey);
+    if (idx == NO_IDX || idx == m->self_idx)
+      continue; /* peers we do not manage are left alone */
+    hint = idx + 1;
+    observe_peer(m, &m->peers[idx], dp, ts, unix_now);
+    m->peers[idx].on_device = 3; /* seen in this read */
+  }
+
+  m->dev_seen = 1;
+  m->dev_at = ts;
+  for (i = 0; i < m->npeers; i++) {
+    struct peer *p = &m->peers[i];
+
+    if (i == m->self_idx)
+      continue;
+    if (p->on_device != 3) {
+      /* Gone from the device (or never there): configure it again. */
+      p->on_device = 0;
+      p->allowed_ok = 0;
+      memset(&p->dev_ep, 0, sizeof(p->dev_ep));
+      p->hs_at = NONE;
+      p->dev_hs = 0;
+    } else {
+      p->on_device = 1;
+    }
+    /* Drop what the device already has, then ask for what it lacks. */
+    if (p->allowed_ok)
+      p->upd &= (uint8_t)~UPD_ALLOWED;
+    if (p->dev_keepalive == p->want_keepalive)
+      p->upd &= (uint8_t)~UPD_KEEPALIVE;
+    if (!p->allowed_ok)
+      wgam_mark_update(m, p, UPD_ALLOWED);
+    if (p->want_keepalive && p->dev_keepalive != p->want_keepalive)
+      wgam_mark_update(m, p, UPD_KEEPALIVE);
+    /* A handshake came after all: keep it. */
+    if (p->dev_hs || !p->on_device)
+      p->upd &= (uint8_t)~UPD_RECREATE;
+    m->observing = 1;
+    wgam_peer_step(m, (uint32_t)i, ts);
+    m->observing = 0;
+    if (wgam_early_retry_due(m, p))
+      m->t_early = ts_min(m->t_early, wgam_early_retry_at(m, p));
+  }
+  /* With every peer's state current (so propagation finds its targets): */
+  for (i = 0; i < m->npeers; i++) {
+    struct peer *p = &m->peers[i];
+
+    if (i == m->self_idx)
+      continue;
+    /* Announce what the device sees, as the original does, when the store
+     * lacks it or holds it only with a time over gossip_interval older. */
+    if (p->dev_hs) {
+      uint64_t gi = m->s.gossip_interval / WGAM_SECONDS;
+      size_t k;
+      int fresh = 0;
+      for (k = 0; k < p->nknown; k++)
+        if (wgam_addr_equal(&p->known[k].addr, &p->dev_ep) &&
+            p->dev_hs <= p->known[k].time + gi)
+          fresh = 1;
+      /* Once per gossip interval per endpoint, even if the store dropped it
+       * meanwhile (five entries cannot hold what every observer of a
+       * symmetric NAT sees). */
+      if (wgam_addr_equal(&p->obs_ep, &p->dev_ep) &&
+          p->dev_hs <= p->obs_time + gi)
+        fresh = 1;
+      /* Checked last: it looks the endpoint up in the address table, and
+       * nearly every observation is fresh. */
+      if (!fresh && wgam_endpoint_acceptable(m, &p->dev_ep)) {
+        wgam_endpoint e;
+        /* An observation announced before is only refreshed in our store
+         * (Request answers carry it): flooding it again would start a wave
+         * for every observer of a symmetric NAT, each gossip interval. */
+        int mode = m->s.policy == WGAM_POLICY_FAST &&
+                           wgam_addr_equal(&p->obs_ep, &p->dev_ep)
+                       ? ANN_KEEP
+                       : ANN_FLOOD;
+        e.addr = p->dev_ep;
+        e.time = p->dev_hs;
+        /* Without memory to store it, it is news again next time. */
+        if (wgam_handle_announce(m, (uint32_t)i, &e, 1,
+                                 p->src ? p->src : WGAM_SOURCE_ROAMING, mode,
+                                 ts) == 0) {
+          p->obs_ep = p->dev_ep;
+          p->obs_time = p->dev_hs;
+        }
+      }
+    }
+  }
+
+  if (m->s.policy == WGAM_POLICY_CLASSIC && (first || m->cycle_due)) {
+    wgam_classic_cycle(m, ts);
+    m->cycle_due = 0;
+  }
+  if (first) {
+    if (m->s.flags & (WGAM_SETTINGS_LAN_DISCOVERY))
+      m->t_lan = ts;
+    if (m->s.flags & WGAM_SETTINGS_IGD)
+      m->t_igd = ts;
+    if (m->s.policy == WGAM_POLICY_FAST) {
+      size_t asked = 0;
+      for (i = 0; i < m->npeers && asked < INITIAL_REQUESTS; i++) {
+        struct peer *p = &m->peers[m->order[i]];
+        if (m->order[i] == m->self_idx || !wgam_peer_connected(m, p, ts))
+          continue;
+        /* wgam_became_connected() may just have asked this one. */
+        if (m->last_request != ts || m->last_request_peer != m->order[i])
+          wgam_ask_peer(m, p, ts);
+        asked++;
+      }
+      if (asked)
+        m->last_request = ts;
+      m->t_ask = ts_add(ts, ASK_MIN);
+    }
+  }
+  m->wants &= ~WGAM_WANT_DEVICE;
+  m->t_device = ts_add(ts, m->s.device_interval);
+  return 0;
+}
+
+static void fill_update(wgam_mesh *m, struct peer *p, uint8_t flags,
+                        wgam_peer_update *upd) {
+  memset(upd, 0, sizeof(*upd));
+  memcpy(upd->pubkey, p->pubkey, WGAM_KEY_LEN);
+  /* A peer new to the device gets its allowed IP in the same update. */
+  if (!p->on_device)
+    flags |= UPD_ALLOWED;
+  if (flags & UPD_ALLOWED) {
+    upd->flags |= WGAM_PEER_REPLACE_ALLOWEDIPS;
+    upd->nallowedips = 1;
+    upd->allowedips[0].addr = p->address;
+    upd->allowedips[0].prefixlen = p->address.family == WGAM_AF_INET ? 32 : 128;
+    p->allowed_ok = 1;
+  }
+  if ((flags & UPD_ENDPOINT) && addr_valid(&p->want_ep)) {
+    upd->flags |= WGAM_PEER_HAS_ENDPOINT;
+    upd->endpoint = p->want_ep;
+    p->dev_ep = p->want_ep;
+    p->src = p->want_src;
+  }
+  if ((flags & UPD_KEEPALIVE) || !p->on_device) {
+    upd->flags |= WGAM_PEER_HAS_KEEPALIVE;
+    upd->persistent_keepalive =
+        p->want_keepalive ? p->want_keepalive : m->s.keepalive_trying;
+    p->dev_keepalive = upd->persistent_keepalive;
+  }
+  p->on_device = 1;
+  m->stats.peer_updates++;
+}
+
+int wgam_mesh_next_peer_update(wgam_mesh *m, wgam_peer_update *upd) {
+  if (!m || !upd || !m->dev_seen)
+    return 0; /* nothing is decided before the device was read */
+  if (m->recreate != NO_IDX) {
+    uint32_t idx = m->recreate;
+
+    m->recreate = NO_IDX;
+    fill_update(m, &m->peers[idx], m->recreate_upd, upd);
+    return 1;
+  }
+  if (m->nremoved) {
+    memset(upd, 0, sizeof(*upd));
+    memcpy(upd->pubkey, m->removed[--m->nremoved], WGAM_KEY_LEN);
+    upd->flags = WGAM_PEER_REMOVE_ME;
+    m->stats.peer_updates++;
+    return 1;
+  }
+  while (m->updq_len) {
+    uint32_t idx = m->updq[m->updq_head];
+    struct peer *p = &m->peers[idx];
+    uint8_t flags = p->upd;
+
+    m->updq_head = (m->updq_head + 1) % m->npeers;
+    m->updq_len--;
+    p->queued = 0;
+    p->upd = 0;
+    if (!flags || idx == m->self_idx)
+      continue;
+    if (flags & UPD_RECREATE) {
+      memset(upd, 0, sizeof(*upd));
+      memcpy(upd->pubkey, p->pubkey, WGAM_KEY_LEN);
+      upd->flags = WGAM_PEER_REMOVE_ME;
+      p->on_device = 0; /* the next update adds it whole */
+      m->recreate = idx;
+      m->recreate_upd = flags;
+      m->stats.peer_updates++;
+      return 1;
+    }
+    fill_update(m, p, flags, upd);
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,375 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The engine's private header: the structs its files share, the small
+ * helpers they all use, and the functions one file offers the others.
+ */
+#ifndef WGAM_ENGINE_H
+#define WGAM_ENGINE_H
+
+#include <stdint.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define NONE WGAM_TSTAMP_NONE
+
+#define NO_IDX UINT32_MAX
+
+#define SUBJECT_SELF (UINT32_MAX - 1)
+
+#define MAX_CFG_ENDPOINTS WGAM_MAX_ENDPOINTS
+
+/* Candidates of one round: LAN + gossip + configured. */
+#define MAX_CANDIDATES (1 + WGAM_MAX_ENDPOINTS + MAX_CFG_ENDPOINTS)
+
+/* Fast policy: Requests sent when peers connect, at most one per interval. */
+#define REQUEST_INTERVAL (10 * WGAM_SECONDS)
+
+/* Requests answered per source at most once per this interval (a replayed
+ * Request must not make us send the whole store again and again). */
+#define ANSWER_INTERVAL (5 * WGAM_SECONDS)
+
+/* Probes per second the whole engine may send in steady state. */
+#define PROBE_RATE 4
+
+/* Peers asked for their store after the first device read (fast). */
+#define INITIAL_REQUESTS 3
+
+/* Fast policy: a candidate is given at least this long before a newly
+ * learned one replaces it (the handshake initiation is on its way); a LAN
+ * endpoint heard by broadcast replaces it at once. */
+#define MIN_TRY (2 * WGAM_SECONDS)
+
+/*
+ * WireGuard starts at most one handshake per peer every 5 s, counting the
+ * attempts it could not even send for lack of an endpoint (traffic and the
+ * keepalive of a peer still without one make such attempts); a first
+ * handshake can arrive before the other daemon configured us (all daemons
+ * starting together); and two ends that configure each other at the same
+ * instant send crossing initiations: each answers the other's, which
+ * replaces its own handshake, so neither answer is accepted. Any of these
+ * makes the try of a peer that never had a handshake wait for WireGuard's
+ * retry, 5 s later. So the device is read again this long after such a try
+ * started and, if it still shows no completed handshake, the peer is
+ * removed and added back (it has no session to lose): a new peer
+ * handshakes at once.
+ */
+#define EARLY_RETRY (1 * WGAM_SECONDS)
+
+/* Bytes from a peer without a handshake are an initiation we answered. If
+ * that answer was taken, the initiator's first data follows within a round
+ * trip, and re-creating the peer before it arrives would throw the new
+ * session away (the initiator would keep using it until its next rekey,
+ * two minutes later). So the retry waits until the bytes are this old: an
+ * answer still without data by then was not taken. */
+#define EARLY_QUIET (500 * WGAM_MILLISECONDS)
+
+/* After crossing initiations both ends would re-create each other at the
+ * same instant and cross again; the end with the greater public key waits
+ * this much longer, so that the other's fresh initiation finds it in place
+ * and completes (an end that never re-creates, like the original daemon,
+ * costs it only this delay). */
+#define EARLY_STAGGER (500 * WGAM_MILLISECONDS)
+
+/* Fast policy: first and largest interval between Requests sent while some
+ * peers have no working endpoint (a late joiner missed the announces). */
+#define ASK_MIN (10 * WGAM_SECONDS)
+
+#define ASK_MAX (600 * WGAM_SECONDS)
+
+enum {
+  UPD_ALLOWED = 0x1,
+  UPD_ENDPOINT = 0x2,
+  UPD_KEEPALIVE = 0x4,
+  UPD_RECREATE = 0x8, /* remove the peer, then add it whole */
+};
+
+/* What a peer heard on the LAN by broadcast has: rare, so held apart. */
+struct peer_lan {
+  wgam_addr addr;    /* the LAN endpoint, or no address */
+  wgam_addr prev_ep; /* where to go back to if it does not answer */
+  wgam_tstamp seen;
+  wgam_tstamp fail_until;
+  uint32_t failed; /* hash of the last LAN endpoint that did not answer */
+};
+
+struct peer {
+  uint8_t pubkey[WGAM_KEY_LEN];
+  wgam_addr address;
+  /* Configured (or resolved) endpoints. */
+  wgam_addr *cfg;
+  uint8_t ncfg;
+  uint8_t cfg_literal; /* cfg came from the peer list, not from a resolver */
+
+  /* Gossip store, newest first: nknown endpoints, then where each came
+   * from (known_src()), held out of line and sized to use (NULL when
+   * empty): most peers have one endpoint and a full mesh of n nodes keeps
+   * n^2 stores. */
+  uint8_t nknown;
+  wgam_endpoint *known;
+  /* LAN endpoint and switch, NULL until a broadcast was heard. */
+  struct peer_lan *lan;
+
+  /* The device's view, as last observed (and as we last wrote it). */
+  uint8_t on_device;
+  uint8_t allowed_ok;
+  uint16_t dev_keepalive;
+  wgam_addr dev_ep;
+  uint64_t dev_hs;   /* Unix seconds, 0 = never */
+  wgam_tstamp hs_at; /* dev_hs on our monotonic clock */
+  uint64_t rx_bytes;
+  wgam_tstamp rx_at;   /* last time rx_bytes grew */
+  wgam_tstamp pong_at; /* last Pong from the peer */
+
+  /* Control. */
+  uint8_t state;
+  uint8_t src;      /* source of dev_ep */
+  uint8_t want_src; /* source of want_ep */
+  uint8_t backoff_level;
+  uint8_t lan_switch; /* trying the LAN endpoint while connected */
+  uint8_t retried;    /* this try's early re-creation was done */
+  uint8_t ntried;
+  uint8_t upd;    /* pending UPD_* */
+  uint8_t queued; /* in the update queue */
+  uint16_t want_keepalive;
+  uint32_t tried[MAX_CANDIDATES];
+  uint32_t tries;
+  wgam_tstamp deadline; /* end of the try window or of the backoff */
+  wgam_tstamp try_start;
+  wgam_tstamp learned_at; /* a new address was learned for this peer */
+  wgam_tstamp probe_at;   /* Ping sent to check a silent path */
+  wgam_tstamp broken_at;  /* that Ping went unanswered */
+  wgam_tstamp answered_at;
+  wgam_tstamp req_at; /* we sent it a Request */
+  wgam_addr want_ep;
+  uint64_t endpoint_changes;
+  /* The last observation we announced (device endpoint, handshake time). */
+  wgam_addr obs_ep;
+  uint64_t obs_time;
+  /* Propagation damping (fast policy). */
+  wgam_tstamp prop_next;
+  uint16_t prop_hold_s;
+  uint8_t prop_pending;
+
+  uint32_t heap_idx;
+  wgam_tstamp next;
+};
+
+struct pending {
+  uint32_t subject; /* peer index, SUBJECT_SELF, or NO_IDX */
+  uint8_t type;
+  wgam_addr dest;
+};
+
+struct wgam_mesh {
+  wgam_settings s;
+  const wgam_mem *mem;
+  uint8_t key[WGAM_KEY_LEN];
+
+  struct peer *peers;
+  size_t npeers;
+  uint32_t *keytab; /* open addressing, see wgam_table_entry(); 0 = empty */
+  uint32_t *addrtab;
+  size_t tabcap;   /* power of two, both tables */
+  uint32_t *order; /* peers by gossip priority */
+  uint32_t *heap;
+  size_t heaplen;
+  uint32_t *updq; /* ring of peer indices with pending updates */
+  size_t updq_head, updq_len;
+  uint8_t (*removed)[WGAM_KEY_LEN];
+  size_t nremoved;
+  /* A peer whose REMOVE_ME was emitted and whose re-creation comes next
+   * (see EARLY_RETRY), with its pending UPD_* flags. */
+  uint32_t recreate;
+  uint8_t recreate_upd;
+
+  struct pending *q; /* ring of datagrams to send */
+  size_t qcap, qhead, qlen;
+
+  uint8_t pubkey[WGAM_KEY_LEN];
+  int has_pubkey;
+  uint16_t listen_port;
+  uint32_t self_idx;
+  uint8_t nself_known;
+  wgam_endpoint self_known[WGAM_MAX_ENDPOINTS];
+  wgam_addr external[WGAM_MAX_EXTERNAL];
+  size_t nexternal;
+
+  int dev_seen;
+  wgam_tstamp dev_at; /* when the device was last read */
+  int observing;      /* in wgam_mesh_observe_device(): the view is fresh */
+  uint64_t unix_base;
+  wgam_tstamp unix_base_ts;
+
+  wgam_tstamp t_device, t_lan, t_persist, t_igd;
+  wgam_tstamp t_early; /* a device read for an early retry (EARLY_RETRY) */
+  uint32_t wants;
+  int cycle_due;
+  uint64_t cycle;
+  int state_dirty;
+  size_t nconnected; /* peers in state CONNECTED */
+  /* Paths found silent together: when several go silent at once, it is
+   * more likely we moved than they all did. */
+  wgam_tstamp silent_since;
+  size_t nsilent;
+  wgam_tstamp last_request;
+  wgam_tstamp answers_until; /* Announces from asked peers are answers */
+  uint32_t last_request_peer;
+  /* Fast policy: while peers stay without a working endpoint, ask one
+   * connected peer after another for its store, with a growing interval. */
+  wgam_tstamp t_ask;
+  wgam_tstamp ask_interval;
+  size_t ask_pos;
+  wgam_tstamp foreign_answered_at;
+
+  wgam_stats stats;
+};
+
+static inline wgam_tstamp ts_add(wgam_tstamp a, wgam_tstamp b) {
+  return a > NONE - b ? NONE : a + b;
+}
+
+static inline wgam_tstamp ts_min(wgam_tstamp a, wgam_tstamp b) {
+  return a < b ? a : b;
+}
+
+static inline wgam_tstamp ts_latest(wgam_tstamp a, wgam_tstamp b,
+                                    wgam_tstamp c) {
+  /* NONE means "never" here, which must not win a max. */
+  wgam_tstamp r = 0;
+  if (a != NONE && a > r)
+    r = a;
+  if (b != NONE && b > r)
+    r = b;
+  if (c != NONE && c > r)
+    r = c;
+  return r;
+}
+
+/* Short printable key ("AbCdEfGh") for log lines. */
+struct wgam_keybuf {
+  char s[WGAM_KEY_B64_LEN + 1];
+};
+
+struct wgam_addrbuf {
+  char s[WGAM_ADDR_STRLEN];
+};
+
+static inline int addr_ip_equal(const wgam_addr *a, const wgam_addr *b) {
+  return a->family == b->family && memcmp(a->ip, b->ip, 16) == 0;
+}
+
+static inline int addr_valid(const wgam_addr *a) {
+  return a->family != WGAM_AF_NONE;
+}
+
+static inline int has_lan(const struct peer *p) {
+  return p->lan && addr_valid(&p->lan->addr);
+}
+
+/* Where each endpoint of @p's store came from (after the endpoints). */
+static inline uint8_t *known_src(const struct peer *p) {
+  return p->known ? (uint8_t *)(p->known + p->nknown) : NULL;
+}
+
+static inline uint64_t unix_at(const wgam_mesh *m, wgam_tstamp ts) {
+  if (!m->dev_seen || ts < m->unix_base_ts)
+    return m->unix_base;
+  return m->unix_base + (ts - m->unix_base_ts) / WGAM_SECONDS;
+}
+
+/* Datagram queue slots kept when it empties (more are freed). */
+#define QUEUE_KEEP 256
+
+/*
+ * Fast policy: a subject whose store keeps changing is propagated at most
+ * once per hold time, which doubles while the changes go on (like route flap
+ * damping); one quiet hold time resets it. Endpoints seen per destination
+ * behind a symmetric NAT would otherwise flood the mesh for ever.
+ */
+#define PROP_HOLD_MIN (2 * WGAM_SECONDS)
+
+#define PROP_HOLD_MAX (300 * WGAM_SECONDS)
+
+/* Handles an announce about @subject (a peer index or SUBJECT_SELF). */
+/* What wgam_handle_announce() does with a change (fast policy). */
+enum {
+  ANN_FLOOD,    /* news: propagate it and try it */
+  ANN_KEEP,     /* our own observation announced before: store it only */
+  ANN_NO_FLOOD, /* an answer to our Request: old news elsewhere, try it */
+};
+
+/* Announces from a peer this long after we asked it for its store are
+ * taken as its answer (see ANN_NO_FLOOD). */
+#define ANSWER_WINDOW (3 * WGAM_SECONDS)
+
+/* mesh.c */
+void wgam_log(const wgam_mesh *m, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void *wgam_calloc(const wgam_mesh *m, size_t n, size_t size);
+void wgam_free(const wgam_mesh *m, void *p);
+struct wgam_keybuf wgam_key_short(const uint8_t *key);
+struct wgam_addrbuf wgam_addr_str(const wgam_addr *a);
+
+/* table.c */
+uint64_t wgam_ip_hash(const wgam_addr *a);
+uint32_t wgam_addr_hash32(const wgam_addr *a);
+uint64_t wgam_key_hash(const uint8_t *key);
+size_t wgam_table_cap(size_t n);
+uint32_t wgam_table_entry(uint64_t h, size_t cap, size_t idx);
+uint32_t wgam_table_index(uint32_t e, size_t cap);
+size_t wgam_keytab_slot(const struct peer *peers, const uint32_t *tab,
+                        size_t cap, const uint8_t *key);
+size_t wgam_addrtab_slot(const struct peer *peers, const uint32_t *tab,
+                         size_t cap, const wgam_addr *a);
+uint32_t wgam_find_peer(const wgam_mesh *m, const uint8_t *key);
+uint32_t wgam_find_addr(const wgam_mesh *m, const wgam_addr *a);
+void wgam_heap_set(wgam_mesh *m, uint32_t idx, wgam_tstamp next);
+
+/* store.c */
+int wgam_store_set(wgam_mesh *m, struct peer *p, const wgam_endpoint *eps,
+                   const uint8_t *srcs, size_t n);
+int wgam_endpoint_acceptable(const wgam_mesh *m, const wgam_addr *a);
+int wgam_store_merge(const wgam_endpoint *known, const uint8_t *ksrc,
+                     size_t nknown, const wgam_endpoint *eps, size_t neps,
+                     uint8_t src, wgam_endpoint *out, uint8_t *out_src,
+                     size_t *nout);
+void wgam_propagate_damped(wgam_mesh *m, uint32_t subject, wgam_tstamp ts);
+int wgam_handle_announce(wgam_mesh *m, uint32_t subject,
+                         const wgam_endpoint *eps, size_t neps, uint8_t src,
+                         int mode, wgam_tstamp ts);
+void wgam_announce_external(wgam_mesh *m, const wgam_addr *addr,
+                            wgam_tstamp ts);
+
+/* try.c */
+void wgam_peer_set_state(wgam_mesh *m, struct peer *p, int state);
+int wgam_peer_connected(const wgam_mesh *m, const struct peer *p,
+                        wgam_tstamp ts);
+wgam_tstamp wgam_early_retry_at(const wgam_mesh *m, const struct peer *p);
+void wgam_try_endpoint(wgam_mesh *m, struct peer *p, const wgam_addr *ep,
+                       uint8_t src, wgam_tstamp ts);
+void wgam_ask_peer(wgam_mesh *m, struct peer *p, wgam_tstamp ts);
+int wgam_is_answer(const wgam_mesh *m, const wgam_addr *src, wgam_tstamp ts);
+void wgam_became_connected(wgam_mesh *m, struct peer *p, wgam_tstamp ts);
+int wgam_early_retry_due(const wgam_mesh *m, const struct peer *p);
+void wgam_peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts);
+
+/* classic.c */
+void wgam_classic_cycle(wgam_mesh *m, wgam_tstamp ts);
+
+/* device.c */
+void wgam_mark_update(wgam_mesh *m, struct peer *p, uint8_t flags);
+void wgam_set_keepalive(wgam_mesh *m, struct peer *p, uint16_t ka);
+
+/* peers.c */
+void wgam_free_peers(wgam_mesh *m, struct peer *peers, size_t n);
+void wgam_update_identity(wgam_mesh *m);
+
+/* gossip.c */
+int wgam_queue_to_peer(wgam_mesh *m, uint8_t type, uint32_t subject,
+                       const struct peer *p);
+uint32_t wgam_subject_of(const wgam_mesh *m, const uint8_t *s, size_t len);
+void wgam_queue_lan_broadcast(wgam_mesh *m);
+void wgam_ask_for_stores(wgam_mesh *m, wgam_tstamp ts);
+
+#endif /* WGAM_ENGINE_H */

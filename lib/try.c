@@ -1,0 +1,481 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Candidate endpoints and the per-peer state machine (fast policy).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+
+void wgam_peer_set_state(wgam_mesh *m, struct peer *p, int state) {
+  if (p->state == WGAM_PEER_CONNECTED && state != WGAM_PEER_CONNECTED)
+    m->nconnected--;
+  else if (p->state != WGAM_PEER_CONNECTED && state == WGAM_PEER_CONNECTED)
+    m->nconnected++;
+  p->state = (uint8_t)state;
+}
+
+int wgam_peer_connected(const wgam_mesh *m, const struct peer *p,
+                        wgam_tstamp ts) {
+  if (p->hs_at == NONE || ts >= ts_add(p->hs_at, m->s.timeout))
+    return 0;
+  if (p->broken_at != NONE &&
+      ts_latest(p->rx_at, p->hs_at, p->pong_at) <= p->broken_at)
+    return 0;
+  return 1;
+}
+
+struct cand {
+  wgam_addr addr;
+  uint8_t src;
+};
+
+static size_t add_cand(struct cand *c, size_t n, const wgam_addr *a,
+                       uint8_t src) {
+  size_t i;
+  for (i = 0; i < n; i++)
+    if (wgam_addr_equal(&c[i].addr, a))
+      return n;
+  c[n].addr = *a;
+  c[n].src = src;
+  return n + 1;
+}
+
+/* Private, shared-NAT, link-local and ULA addresses: reachable only from
+ * the network they belong to, which we cannot tell from here. */
+static int addr_is_private(const wgam_addr *a) {
+  const uint8_t *ip = a->ip;
+  if (a->family == WGAM_AF_INET)
+    return ip[0] == 10 || (ip[0] == 172 && (ip[1] & 0xf0) == 16) ||
+           (ip[0] == 192 && ip[1] == 168) ||
+           (ip[0] == 100 && (ip[1] & 0xc0) == 64) ||
+           (ip[0] == 169 && ip[1] == 254);
+  return (ip[0] & 0xfe) == 0xfc || (ip[0] == 0xfe && (ip[1] & 0xc0) == 0x80);
+}
+
+/*
+ * Fast policy order: the LAN endpoint heard by broadcast, then gossip
+ * (newest first) and configured endpoints with public addresses, then the
+ * private ones. A private address learned by gossip is usually another
+ * network's LAN (two nodes there announce what they see of each other):
+ * trying it first would cost a handshake window for nothing.
+ */
+static size_t candidates(const wgam_mesh *m, const struct peer *p,
+                         struct cand *c) {
+  size_t n = 0, i;
+  int private_pass;
+
+  if (has_lan(p))
+    n = add_cand(c, n, &p->lan->addr, WGAM_SOURCE_LAN);
+  for (private_pass = 0; private_pass < 2; private_pass++) {
+    for (i = 0; i < p->nknown; i++)
+      if (addr_is_private(&p->known[i].addr) == private_pass &&
+          wgam_endpoint_acceptable(m, &p->known[i].addr))
+        n = add_cand(c, n, &p->known[i].addr, known_src(p)[i]);
+    for (i = 0; i < p->ncfg; i++)
+      if (addr_is_private(&p->cfg[i]) == private_pass)
+        n = add_cand(c, n, &p->cfg[i], WGAM_SOURCE_CONFIG);
+  }
+  return n;
+}
+
+static int was_tried(const struct peer *p, const wgam_addr *a) {
+  uint32_t h = wgam_addr_hash32(a);
+  size_t i;
+  for (i = 0; i < p->ntried; i++)
+    if (p->tried[i] == h)
+      return 1;
+  return 0;
+}
+
+static void send_ping(wgam_mesh *m, struct peer *p) {
+  wgam_queue_to_peer(m, WGAM_MSG_PING, NO_IDX, p);
+}
+
+/*
+ * Writing the same endpoint again is not a no-op: it makes WireGuard forget
+ * the source address it cached for the peer (wireguard-go keeps sending from
+ * an address we no longer have). That is what we need when we moved, and
+ * what we must not do when the peer moved: our write could undo the roaming
+ * its first packets from its new address just caused. Several paths going
+ * silent together, or our only one, says we moved.
+ */
+static int we_moved(const wgam_mesh *m, const struct peer *p) {
+  (void)p;
+  return m->nsilent >= 2 || m->npeers - (m->self_idx != NO_IDX) <= 1;
+}
+
+static void path_silent(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
+  size_t i;
+
+  p->broken_at = ts;
+  if (m->silent_since == NONE ||
+      ts > ts_add(m->silent_since, m->s.probe_timeout + m->s.device_interval)) {
+    m->silent_since = ts;
+    m->nsilent = 0;
+  }
+  if (++m->nsilent != 2)
+    return;
+  /* The first one of this window was tried without the write: redo it. */
+  for (i = 0; i < m->npeers; i++) {
+    struct peer *q = &m->peers[i];
+    if (q == p || q->broken_at == NONE || q->broken_at < m->silent_since ||
+        q->state != WGAM_PEER_TRYING || !addr_valid(&q->want_ep))
+      continue;
+    wgam_mark_update(m, q, UPD_ENDPOINT);
+    q->endpoint_changes++;
+    m->stats.endpoint_changes++;
+  }
+}
+
+/* When a try of @p without a handshake is redone (see EARLY_RETRY). */
+wgam_tstamp wgam_early_retry_at(const wgam_mesh *m, const struct peer *p) {
+  wgam_tstamp at = ts_add(p->try_start, EARLY_RETRY);
+
+  if (!p->rx_bytes)
+    return at;
+  if (p->rx_at != NONE && ts_add(p->rx_at, EARLY_QUIET) > at)
+    at = ts_add(p->rx_at, EARLY_QUIET);
+  if (m->has_pubkey && memcmp(m->pubkey, p->pubkey, WGAM_KEY_LEN) > 0)
+    at = ts_add(at, EARLY_STAGGER);
+  return at;
+}
+
+/* Points the device at @ep for this peer and gives it a handshake window. */
+void wgam_try_endpoint(wgam_mesh *m, struct peer *p, const wgam_addr *ep,
+                       uint8_t src, wgam_tstamp ts) {
+  if (p->ntried < MAX_CANDIDATES)
+    p->tried[p->ntried++] = wgam_addr_hash32(ep);
+  p->want_ep = *ep;
+  p->want_src = src;
+  p->try_start = ts;
+  p->deadline = ts_add(ts, m->s.try_interval);
+  p->retried = 0;
+  p->tries++;
+  if (m->s.policy == WGAM_POLICY_FAST && !p->dev_hs)
+    m->t_early = ts_min(m->t_early, wgam_early_retry_at(m, p));
+  wgam_peer_set_state(m, p, WGAM_PEER_TRYING);
+  if (!p->lan_switch)
+    wgam_set_keepalive(m, p, m->s.keepalive_trying);
+  if (!wgam_addr_equal(&p->dev_ep, ep) ||
+      (p->broken_at != NONE && we_moved(m, p))) {
+    wgam_mark_update(m, p, UPD_ENDPOINT);
+    p->endpoint_changes++;
+    m->stats.endpoint_changes++;
+  }
+  wgam_log(m, WGAM_LOG_INFO, "peer %s: trying %s endpoint %s",
+           wgam_key_short(p->pubkey).s, wgam_source_name(src),
+           wgam_addr_str(ep).s);
+  /* Traffic for the peer makes WireGuard start a handshake right away. */
+  send_ping(m, p);
+}
+
+static wgam_tstamp backoff_delay(const wgam_mesh *m, uint8_t level) {
+  wgam_tstamp d = m->s.backoff_min;
+  while (level-- && d < m->s.backoff_max)
+    d *= 2;
+  return d < m->s.backoff_max ? d : m->s.backoff_max;
+}
+
+/* Tries the first candidate not tried in this round, or backs off. */
+static void try_next(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
+  struct cand c[MAX_CANDIDATES];
+  size_t n = candidates(m, p, c), i;
+
+  /* A path just found silent is tried last, unless we are the one who moved
+   * (then it is still right and needs only rewriting): the peer more likely
+   * moved, and what gossip learned meanwhile says where to. */
+  if (p->broken_at != NONE && !we_moved(m, p)) {
+    for (i = 0; i + 1 < n; i++)
+      if (wgam_addr_equal(&c[i].addr, &p->dev_ep)) {
+        struct cand t = c[i];
+        memmove(&c[i], &c[i + 1], (n - i - 1) * sizeof(c[0]));
+        c[n - 1] = t;
+        break;
+      }
+  }
+
+  for (i = 0; i < n; i++)
+    if (!was_tried(p, &c[i].addr)) {
+      wgam_try_endpoint(m, p, &c[i].addr, c[i].src, ts);
+      return;
+    }
+  wgam_set_keepalive(m, p, m->s.keepalive_trying);
+  if (p->ntried == 0) {
+    wgam_peer_set_state(m, p, WGAM_PEER_IDLE);
+    p->deadline = NONE;
+    return;
+  }
+  wgam_peer_set_state(m, p, WGAM_PEER_BACKOFF);
+  p->deadline = ts_add(ts, backoff_delay(m, p->backoff_level));
+  if (p->backoff_level < 16)
+    p->backoff_level++;
+  wgam_log(m, WGAM_LOG_DEBUG,
+           "peer %s: %u candidates failed, next round in %llus",
+           wgam_key_short(p->pubkey).s, (unsigned)p->ntried,
+           (unsigned long long)((p->deadline - ts) / WGAM_SECONDS));
+}
+
+/* An untried candidate worth cutting the current try for: not a private
+ * address while a public one is being tried (see candidates()). */
+static int has_preempting(const wgam_mesh *m, const struct peer *p) {
+  struct cand c[MAX_CANDIDATES];
+  size_t n = candidates(m, p, c), i;
+  int now_private = addr_is_private(&p->want_ep);
+
+  /* A private address from gossip is usually another network's LAN; one
+   * from a broadcast is ours. */
+  for (i = 0; i < n; i++)
+    if (!was_tried(p, &c[i].addr) &&
+        (now_private || !addr_is_private(&c[i].addr) ||
+         c[i].src == WGAM_SOURCE_LAN))
+      return 1;
+  return 0;
+}
+
+/* A LAN endpoint heard by broadcast and not tried in this round: it ranks
+ * first and is on our own network, so it cuts a try at once. */
+static int lan_untried(const struct peer *p) {
+  return has_lan(p) && !was_tried(p, &p->lan->addr);
+}
+
+static int has_untried(const wgam_mesh *m, const struct peer *p) {
+  struct cand c[MAX_CANDIDATES];
+  size_t n = candidates(m, p, c), i;
+  for (i = 0; i < n; i++)
+    if (!was_tried(p, &c[i].addr))
+      return 1;
+  return 0;
+}
+
+static wgam_tstamp probe_idle(const wgam_mesh *m) {
+  /* Small meshes probe quickly; large ones stay within PROBE_RATE probes a
+   * second and otherwise rely on WireGuard's own rekeying: with keepalives
+   * flowing, a healthy session is renewed every two minutes, so a handshake
+   * older than the fast policy's timeout means a broken path. */
+  wgam_tstamp idle = m->s.probe_idle;
+  wgam_tstamp budget = (wgam_tstamp)m->npeers * WGAM_SECONDS / PROBE_RATE;
+  return budget > idle ? budget : idle;
+}
+
+void wgam_ask_peer(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
+  if (wgam_queue_to_peer(m, WGAM_MSG_REQUEST, NO_IDX, p) != 0)
+    return;
+  p->req_at = ts;
+  m->answers_until = ts_add(ts, ANSWER_WINDOW);
+}
+
+int wgam_is_answer(const wgam_mesh *m, const wgam_addr *src, wgam_tstamp ts) {
+  uint32_t idx;
+
+  if (m->s.policy != WGAM_POLICY_FAST || ts >= m->answers_until)
+    return 0; /* nothing asked lately: no lookup on this hot path */
+  idx = wgam_find_addr(m, src);
+  return idx != NO_IDX && idx != m->self_idx && m->peers[idx].req_at != NONE &&
+         ts < ts_add(m->peers[idx].req_at, ANSWER_WINDOW);
+}
+
+void wgam_became_connected(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
+  int was_up = p->state == WGAM_PEER_CONNECTED;
+
+  wgam_set_keepalive(m, p, m->s.keepalive_connected);
+  if (was_up)
+    return;
+  wgam_peer_set_state(m, p, WGAM_PEER_CONNECTED);
+  p->backoff_level = 0;
+  p->ntried = 0;
+  p->tries = 0;
+  p->deadline = NONE;
+  p->broken_at = NONE;
+  p->probe_at = NONE;
+  wgam_log(m, WGAM_LOG_INFO, "peer %s: connected via %s",
+           wgam_key_short(p->pubkey).s, wgam_addr_str(&p->dev_ep).s);
+  /* What we know of ourselves (the UPnP endpoint) may have been learned
+   * while nobody was connected to hear it: tell each peer as it comes. */
+  if (m->nself_known && m->has_pubkey)
+    wgam_queue_to_peer(m, WGAM_MSG_ANNOUNCE, SUBJECT_SELF, p);
+  /* A newly connected peer knows the mesh: ask it, now and then. */
+  if (m->s.policy == WGAM_POLICY_FAST &&
+      (m->last_request == NONE ||
+       ts >= ts_add(m->last_request, REQUEST_INTERVAL))) {
+    m->last_request = ts;
+    m->last_request_peer = (uint32_t)(p - m->peers);
+    wgam_ask_peer(m, p, ts);
+  }
+}
+
+/* A LAN try keeps its whole window: nothing learned can rank above it, and
+ * the peer may just not have configured us yet when our first handshake
+ * initiation arrived (WireGuard retries after 5 s). */
+static int preemptible(const struct peer *p) {
+  return p->want_src != WGAM_SOURCE_LAN;
+}
+
+static int new_since_try(const struct peer *p) {
+  return p->learned_at != NONE && p->try_start != NONE &&
+         p->learned_at > p->try_start;
+}
+
+int wgam_early_retry_due(const wgam_mesh *m, const struct peer *p) {
+  /* Never a completed handshake with the peer (bytes received alone may be
+   * an initiation we answered in vain: see EARLY_RETRY). */
+  return m->s.policy == WGAM_POLICY_FAST && p->state == WGAM_PEER_TRYING &&
+         !p->retried && !p->dev_hs && p->hs_at == NONE;
+}
+
+static wgam_tstamp peer_next(const wgam_mesh *m, const struct peer *p) {
+  wgam_tstamp next = p->deadline;
+
+  if (p->state == WGAM_PEER_TRYING && !p->lan_switch && preemptible(p) &&
+      new_since_try(p) && has_preempting(m, p))
+    next = ts_min(next, ts_add(p->try_start, MIN_TRY));
+  if (p->prop_pending)
+    next = ts_min(next, p->prop_next);
+  if (has_lan(p))
+    next = ts_min(next, ts_add(p->lan->seen, m->s.lan_timeout));
+  if (p->state == WGAM_PEER_CONNECTED) {
+    next = ts_min(next, ts_add(p->hs_at, m->s.timeout));
+    if (m->s.probe_idle) {
+      if (p->probe_at != NONE)
+        next = ts_min(next, ts_add(p->probe_at, m->s.probe_timeout));
+      else
+        next = ts_min(next, ts_add(ts_latest(p->rx_at, p->hs_at, p->pong_at),
+                                   probe_idle(m)));
+    }
+  }
+  return next;
+}
+
+/* The fast policy's decision for one peer at @ts. */
+void wgam_peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
+  struct peer *p = &m->peers[idx];
+  int conn;
+
+  if (idx == m->self_idx) {
+    wgam_heap_set(m, idx, NONE);
+    return;
+  }
+  if (!m->dev_seen)
+    return;
+  if (p->prop_pending && ts >= p->prop_next)
+    wgam_propagate_damped(m, idx, ts);
+  if (has_lan(p) && ts >= ts_add(p->lan->seen, m->s.lan_timeout)) {
+    wgam_log(m, WGAM_LOG_INFO, "peer %s: LAN endpoint %s is stale",
+             wgam_key_short(p->pubkey).s, wgam_addr_str(&p->lan->addr).s);
+    memset(&p->lan->addr, 0, sizeof(p->lan->addr));
+  }
+  if (m->s.policy == WGAM_POLICY_CLASSIC) {
+    /* Classic peers move only in the 30 s cycle; keep the view current. */
+    wgam_peer_set_state(m, p,
+                        wgam_peer_connected(m, p, ts)     ? WGAM_PEER_CONNECTED
+                        : p->state == WGAM_PEER_CONNECTED ? WGAM_PEER_IDLE
+                                                          : p->state);
+    wgam_heap_set(m, idx, NONE);
+    return;
+  }
+
+  conn = wgam_peer_connected(m, p, ts);
+  if (conn && m->s.probe_idle && p->state == WGAM_PEER_CONNECTED) {
+    wgam_tstamp last = ts_latest(p->rx_at, p->hs_at, p->pong_at);
+    /* A pong can carry the probe's own time (a clock that did not move
+     * between the two): anything since the probe, inclusive, answers it. */
+    if (p->probe_at != NONE && last >= p->probe_at) {
+      p->probe_at = NONE;
+    } else if (p->probe_at != NONE &&
+               ts >= ts_add(p->probe_at, m->s.probe_timeout)) {
+      wgam_log(m, WGAM_LOG_INFO, "peer %s: path via %s is silent",
+               wgam_key_short(p->pubkey).s, wgam_addr_str(&p->dev_ep).s);
+      path_silent(m, p, ts);
+      p->probe_at = NONE;
+      conn = 0;
+    } else if (p->probe_at == NONE && ts >= ts_add(last, probe_idle(m))) {
+      wgam_log(m, WGAM_LOG_TRACE, "peer %s: probing a silent path",
+               wgam_key_short(p->pubkey).s);
+      p->probe_at = ts;
+      send_ping(m, p);
+    }
+  }
+
+  if (conn) {
+    if (p->lan_switch) {
+      if (p->pong_at != NONE && p->pong_at >= p->try_start &&
+          wgam_addr_equal(&p->dev_ep, &p->lan->addr)) {
+        p->lan_switch = 0;
+        wgam_became_connected(m, p, ts);
+        wgam_log(m, WGAM_LOG_INFO, "peer %s: now on LAN endpoint %s",
+                 wgam_key_short(p->pubkey).s, wgam_addr_str(&p->lan->addr).s);
+      } else if (ts >= p->deadline) {
+        wgam_log(m, WGAM_LOG_INFO,
+                 "peer %s: LAN endpoint %s does not answer, back to %s",
+                 wgam_key_short(p->pubkey).s, wgam_addr_str(&p->lan->addr).s,
+                 wgam_addr_str(&p->lan->prev_ep).s);
+        p->lan_switch = 0;
+        /* Forget it until a broadcast tells us again (a host renumbered
+         * by DHCP must not be chased at its old address). */
+        p->lan->failed = wgam_addr_hash32(&p->lan->addr);
+        memset(&p->lan->addr, 0, sizeof(p->lan->addr));
+        p->lan->fail_until = ts_add(ts, m->s.backoff_max);
+        p->want_ep = p->lan->prev_ep;
+        p->want_src = p->src;
+        wgam_mark_update(m, p, UPD_ENDPOINT);
+        m->stats.endpoint_changes++;
+        p->endpoint_changes++;
+        wgam_became_connected(m, p, ts);
+      }
+    } else {
+      wgam_became_connected(m, p, ts);
+      if (has_lan(p) && !wgam_addr_equal(&p->dev_ep, &p->lan->addr) &&
+          (p->lan->fail_until == NONE || ts >= p->lan->fail_until)) {
+        p->lan->prev_ep = p->dev_ep;
+        p->lan_switch = 1;
+        wgam_try_endpoint(m, p, &p->lan->addr, WGAM_SOURCE_LAN, ts);
+      }
+    }
+  } else {
+    if (p->lan_switch)
+      p->lan_switch = 0;
+    switch (p->state) {
+    case WGAM_PEER_CONNECTED:
+      wgam_log(m, WGAM_LOG_INFO, "peer %s: disconnected",
+               wgam_key_short(p->pubkey).s);
+      p->ntried = 0;
+      p->backoff_level = 0;
+      try_next(m, p, ts);
+      break;
+    case WGAM_PEER_TRYING:
+      /* Something learned during the window (the peer moved, and another
+       * node saw where to) is worth more than the rest of the window. */
+      if (ts >= p->deadline && !m->observing && m->dev_at < p->deadline &&
+          ts < ts_add(p->deadline, m->s.device_interval)) {
+        /* A handshake may have completed since the last read (WireGuard's
+         * retry lands near the end of the window): judge the window on a
+         * read taken after it closed, or a working session is pointed at
+         * the next candidate. */
+        m->wants |= WGAM_WANT_DEVICE;
+      } else if (ts >= p->deadline ||
+                 (preemptible(p) && new_since_try(p) &&
+                  (lan_untried(p) || (ts >= ts_add(p->try_start, MIN_TRY) &&
+                                      has_preempting(m, p))))) {
+        try_next(m, p, ts);
+      } else if (m->observing && wgam_early_retry_due(m, p) &&
+                 ts >= wgam_early_retry_at(m, p)) {
+        p->retried = 1;
+        wgam_mark_update(m, p, UPD_ENDPOINT | UPD_RECREATE);
+        send_ping(m, p);
+      }
+      break;
+    case WGAM_PEER_BACKOFF:
+      if (ts >= p->deadline) {
+        p->ntried = 0;
+        try_next(m, p, ts);
+      } else if (has_untried(m, p)) {
+        try_next(m, p, ts);
+      }
+      break;
+    default:
+      try_next(m, p, ts);
+      break;
+    }
+  }
+  wgam_heap_set(m, idx, peer_next(m, p));
+}
