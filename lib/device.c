@@ -217,7 +217,7 @@ int wgam_mesh_observe_device(wgam_mesh *m, const wgam_device *dev,
       m->t_igd = ts;
     if (m->s.policy == WGAM_POLICY_FAST) {
       size_t asked = 0;
-      for (i = 0; i < m->npeers && asked < INITIAL_REQUESTS; i++) {
+      for (i = 0; i < m->npeers && asked < wgam_fixed.initial_requests; i++) {
         struct peer *p = &m->peers[m->order[i]];
         if (m->order[i] == m->self_idx || !wgam_peer_connected(m, p, ts))
           continue;
@@ -228,7 +228,7 @@ int wgam_mesh_observe_device(wgam_mesh *m, const wgam_device *dev,
       }
       if (asked)
         m->last_request = ts;
-      m->t_ask = ts_add(ts, ASK_MIN);
+      m->t_ask = ts_add(ts, wgam_fixed.ask_min);
     }
   }
   m->wants &= ~WGAM_WANT_DEVICE;

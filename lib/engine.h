@@ -12,70 +12,32 @@
 #include "internal.h"
 
 #define NONE WGAM_TSTAMP_NONE
-
+/* No peer index; a queued Announce about ourselves. */
 #define NO_IDX UINT32_MAX
-
 #define SUBJECT_SELF (UINT32_MAX - 1)
-
+/* Configured endpoints of one peer (a hostname may resolve to several). */
 #define MAX_CFG_ENDPOINTS WGAM_MAX_ENDPOINTS
-
 /* Candidates of one round: LAN + gossip + configured. */
 #define MAX_CANDIDATES (1 + WGAM_MAX_ENDPOINTS + MAX_CFG_ENDPOINTS)
 
-/* Fast policy: Requests sent when peers connect, at most one per interval. */
-#define REQUEST_INTERVAL (10 * WGAM_SECONDS)
-
-/* Requests answered per source at most once per this interval (a replayed
- * Request must not make us send the whole store again and again). */
-#define ANSWER_INTERVAL (5 * WGAM_SECONDS)
-
-/* Probes per second the whole engine may send in steady state. */
-#define PROBE_RATE 4
-
-/* Peers asked for their store after the first device read (fast). */
-#define INITIAL_REQUESTS 3
-
-/* Fast policy: a candidate is given at least this long before a newly
- * learned one replaces it (the handshake initiation is on its way); a LAN
- * endpoint heard by broadcast replaces it at once. */
-#define MIN_TRY (2 * WGAM_SECONDS)
-
 /*
- * WireGuard starts at most one handshake per peer every 5 s, counting the
- * attempts it could not even send for lack of an endpoint (traffic and the
- * keepalive of a peer still without one make such attempts); a first
- * handshake can arrive before the other daemon configured us (all daemons
- * starting together); and two ends that configure each other at the same
- * instant send crossing initiations: each answers the other's, which
- * replaces its own handshake, so neither answer is accepted. Any of these
- * makes the try of a peer that never had a handshake wait for WireGuard's
- * retry, 5 s later. So the device is read again this long after such a try
- * started and, if it still shows no completed handshake, the peer is
- * removed and added back (it has no session to lose): a new peer
- * handshakes at once.
+ * The per-peer state machine (try.c has the diagram). The first four are
+ * the public wgam_peer_state; the two others are reported as TRYING.
  */
-#define EARLY_RETRY (1 * WGAM_SECONDS)
+enum peer_state {
+  PEER_IDLE = WGAM_PEER_IDLE,
+  PEER_TRYING = WGAM_PEER_TRYING,
+  PEER_BACKOFF = WGAM_PEER_BACKOFF,
+  PEER_CONNECTED = WGAM_PEER_CONNECTED,
+  PEER_RETRIED,   /* trying, and the early re-creation was done */
+  PEER_SWITCHING, /* connected, trying the LAN endpoint heard by broadcast */
+};
 
-/* Bytes from a peer without a handshake are an initiation we answered. If
- * that answer was taken, the initiator's first data follows within a round
- * trip, and re-creating the peer before it arrives would throw the new
- * session away (the initiator would keep using it until its next rekey,
- * two minutes later). So the retry waits until the bytes are this old: an
- * answer still without data by then was not taken. */
-#define EARLY_QUIET (500 * WGAM_MILLISECONDS)
-
-/* After crossing initiations both ends would re-create each other at the
- * same instant and cross again; the end with the greater public key waits
- * this much longer, so that the other's fresh initiation finds it in place
- * and completes (an end that never re-creates, like the original daemon,
- * costs it only this delay). */
-#define EARLY_STAGGER (500 * WGAM_MILLISECONDS)
-
-/* Fast policy: first and largest interval between Requests sent while some
- * peers have no working endpoint (a late joiner missed the announces). */
-#define ASK_MIN (10 * WGAM_SECONDS)
-
-#define ASK_MAX (600 * WGAM_SECONDS)
+/* A candidate's try is under way (the device points at want_ep). */
+static inline int peer_trying(int state) {
+  return state == PEER_TRYING || state == PEER_RETRIED ||
+         state == PEER_SWITCHING;
+}
 
 enum {
   UPD_ALLOWED = 0x1,
@@ -126,8 +88,6 @@ struct peer {
   uint8_t src;      /* source of dev_ep */
   uint8_t want_src; /* source of want_ep */
   uint8_t backoff_level;
-  uint8_t lan_switch; /* trying the LAN endpoint while connected */
-  uint8_t retried;    /* this try's early re-creation was done */
   uint8_t ntried;
   uint8_t upd;    /* pending UPD_* */
   uint8_t queued; /* in the update queue */
@@ -278,30 +238,19 @@ static inline uint64_t unix_at(const wgam_mesh *m, wgam_tstamp ts) {
   return m->unix_base + (ts - m->unix_base_ts) / WGAM_SECONDS;
 }
 
-/* Datagram queue slots kept when it empties (more are freed). */
-#define QUEUE_KEEP 256
-
 /*
  * Fast policy: a subject whose store keeps changing is propagated at most
  * once per hold time, which doubles while the changes go on (like route flap
  * damping); one quiet hold time resets it. Endpoints seen per destination
  * behind a symmetric NAT would otherwise flood the mesh for ever.
  */
-#define PROP_HOLD_MIN (2 * WGAM_SECONDS)
 
-#define PROP_HOLD_MAX (300 * WGAM_SECONDS)
-
-/* Handles an announce about @subject (a peer index or SUBJECT_SELF). */
 /* What wgam_handle_announce() does with a change (fast policy). */
 enum {
   ANN_FLOOD,    /* news: propagate it and try it */
   ANN_KEEP,     /* our own observation announced before: store it only */
   ANN_NO_FLOOD, /* an answer to our Request: old news elsewhere, try it */
 };
-
-/* Announces from a peer this long after we asked it for its store are
- * taken as its answer (see ANN_NO_FLOOD). */
-#define ANSWER_WINDOW (3 * WGAM_SECONDS)
 
 /* mesh.c */
 void wgam_log(const wgam_mesh *m, int level, const char *fmt, ...)

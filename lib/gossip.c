@@ -66,7 +66,7 @@ static int answer_request(wgam_mesh *m, const wgam_addr *src, wgam_tstamp ts) {
       from != NO_IDX ? &m->peers[from].answered_at : &m->foreign_answered_at;
   size_t i;
 
-  if (*last != NONE && ts < ts_add(*last, ANSWER_INTERVAL))
+  if (*last != NONE && ts < ts_add(*last, wgam_fixed.answer_interval))
     return WGAM_ERR_PKT_IGNORED;
   *last = ts;
   if (m->nself_known)
@@ -218,16 +218,16 @@ void wgam_ask_for_stores(wgam_mesh *m, wgam_tstamp ts) {
   /* Only peers with no candidate at all: one behind a symmetric NAT has
    * candidates that fail, and asking again would not help it. */
   for (i = 0; i < m->npeers; i++)
-    if (i != m->self_idx && m->peers[i].state == WGAM_PEER_IDLE)
+    if (i != m->self_idx && m->peers[i].state == PEER_IDLE)
       unresolved++;
   if (!unresolved || !m->nconnected) {
-    m->t_ask = ts_add(ts, ASK_MIN);
+    m->t_ask = ts_add(ts, wgam_fixed.ask_min);
     return;
   }
   for (i = 0; i < m->npeers; i++) {
     uint32_t idx = m->order[(m->ask_pos + i) % m->npeers];
     struct peer *p = &m->peers[idx];
-    if (idx == m->self_idx || p->state != WGAM_PEER_CONNECTED)
+    if (idx == m->self_idx || p->state != PEER_CONNECTED)
       continue;
     m->ask_pos = (m->ask_pos + i + 1) % m->npeers;
     wgam_ask_peer(m, p, ts);
@@ -237,8 +237,9 @@ void wgam_ask_for_stores(wgam_mesh *m, wgam_tstamp ts) {
     break;
   }
   m->t_ask = ts_add(ts, m->ask_interval);
-  m->ask_interval =
-      m->ask_interval * 2 < ASK_MAX ? m->ask_interval * 2 : ASK_MAX;
+  m->ask_interval = m->ask_interval * 2 < wgam_fixed.ask_max
+                        ? m->ask_interval * 2
+                        : wgam_fixed.ask_max;
 }
 
 wgam_ssize wgam_mesh_write_pkt(wgam_mesh *m, wgam_addr *destaddr, uint8_t *dest,
@@ -259,7 +260,7 @@ wgam_ssize wgam_mesh_write_pkt(wgam_mesh *m, wgam_addr *destaddr, uint8_t *dest,
       return WGAM_ERR_NOBUF;
     m->qhead = (m->qhead + 1) % m->qcap;
     m->qlen--;
-    if (m->qlen == 0 && m->qcap > QUEUE_KEEP) {
+    if (m->qlen == 0 && m->qcap > wgam_fixed.queue_keep) {
       /* A burst (a Request's answer: the whole store) is over: give its
        * room back rather than hold it per engine for ever. */
       wgam_free(m, m->q);

@@ -111,7 +111,7 @@ int wgam_mesh_new_versioned(wgam_mesh **pmesh, int settings_version,
   m->last_request_peer = NO_IDX;
   m->foreign_answered_at = NONE;
   m->t_ask = NONE;
-  m->ask_interval = ASK_MIN;
+  m->ask_interval = wgam_fixed.ask_min;
   m->silent_since = NONE;
   if (m->s.policy == WGAM_POLICY_CLASSIC &&
       (m->s.flags & WGAM_SETTINGS_PERSIST))
@@ -230,9 +230,8 @@ int wgam_mesh_get_peer_info(const wgam_mesh *m, size_t idx,
   info->address = p->address;
   info->endpoint = p->dev_ep;
   info->source = addr_valid(&p->dev_ep) ? p->src : WGAM_SOURCE_NONE;
-  info->state = p->state;
-  info->connected = p->state == WGAM_PEER_CONNECTED ||
-                    (p->lan_switch && p->state == WGAM_PEER_TRYING);
+  info->state = peer_trying(p->state) ? WGAM_PEER_TRYING : p->state;
+  info->connected = p->state == PEER_CONNECTED || p->state == PEER_SWITCHING;
   info->last_handshake = p->dev_hs;
   info->tries = p->tries;
   info->endpoint_changes = p->endpoint_changes;
@@ -257,7 +256,7 @@ void wgam_mesh_get_stats(const wgam_mesh *m, wgam_stats *stats) {
   memcpy(stats->external, m->external, sizeof(stats->external));
   stats->npeers_connected = 0;
   for (i = 0; i < m->npeers; i++)
-    if (i != m->self_idx && m->peers[i].state == WGAM_PEER_CONNECTED)
+    if (i != m->self_idx && m->peers[i].state == PEER_CONNECTED)
       stats->npeers_connected++;
   stats->mem_bytes = sizeof(*m) + m->npeers * (sizeof(struct peer) + 4 * 4) +
                      2 * m->tabcap * sizeof(uint32_t) +

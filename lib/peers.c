@@ -88,7 +88,7 @@ void wgam_update_identity(wgam_mesh *m) {
   }
   m->nconnected = 0;
   for (i = 0; i < m->npeers; i++)
-    if (i != m->self_idx && m->peers[i].state == WGAM_PEER_CONNECTED)
+    if (i != m->self_idx && m->peers[i].state == PEER_CONNECTED)
       m->nconnected++;
   if (m->has_pubkey) {
     char b64[WGAM_KEY_B64_LEN + 1];
@@ -275,7 +275,7 @@ int wgam_mesh_set_peers(wgam_mesh *m, const wgam_peer_config *cfg, size_t n,
     if (m->dev_seen)
       wgam_peer_step(m, (uint32_t)i, ts);
   }
-  m->ask_interval = ASK_MIN; /* new peers: ask again soon */
+  m->ask_interval = wgam_fixed.ask_min; /* new peers: ask again soon */
   wgam_log(m, WGAM_LOG_INFO, "%zu peers configured", n);
   wgam_log(m, WGAM_LOG_DEBUG, "peers: %zu added, %zu kept, %zu removed", added,
            n - added, gone);

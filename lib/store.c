@@ -45,8 +45,6 @@ static void state_changed(wgam_mesh *m, wgam_tstamp ts) {
     m->t_persist = ts_add(ts, m->s.persist_interval);
 }
 
-/* Sends the store of @subject to at most WGAM_GOSSIP_FANOUT connected peers,
- * in the fixed order of their per-pair priority. */
 /* Sends an Announce of @subject to up to WGAM_GOSSIP_FANOUT connected
  * peers, in our gossip order; returns how many. */
 static size_t propagate(wgam_mesh *m, uint32_t subject, wgam_tstamp ts) {
@@ -58,7 +56,7 @@ static size_t propagate(wgam_mesh *m, uint32_t subject, wgam_tstamp ts) {
     uint32_t idx = m->order[i];
     const struct peer *p = &m->peers[idx];
 
-    if (p->state != WGAM_PEER_CONNECTED || idx == m->self_idx)
+    if (p->state != PEER_CONNECTED || idx == m->self_idx)
       continue;
     seen++;
     if (idx == subject || !addr_valid(&p->dev_ep) ||
@@ -219,9 +217,10 @@ void wgam_propagate_damped(wgam_mesh *m, uint32_t subject, wgam_tstamp ts) {
     return;
   }
   if (p->prop_next != NONE && ts < ts_add(p->prop_next, hold))
-    hold = hold * 2 < PROP_HOLD_MAX ? hold * 2 : PROP_HOLD_MAX;
+    hold = hold * 2 < wgam_fixed.prop_hold_max ? hold * 2
+                                               : wgam_fixed.prop_hold_max;
   else
-    hold = PROP_HOLD_MIN;
+    hold = wgam_fixed.prop_hold_min;
   p->prop_hold_s = (uint16_t)(hold / WGAM_SECONDS);
   p->prop_next = ts_add(ts, hold);
   /* With no one else connected yet (a node's first peer told it), the news

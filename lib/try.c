@@ -1,6 +1,40 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Candidate endpoints and the per-peer state machine (fast policy).
+ *
+ * Per configured peer (never ourselves), wgam_peer_step() decides from
+ * what the device says (endpoint, handshake, received bytes), what gossip
+ * and the LAN say (candidates), and the time:
+ *
+ *            candidate learned
+ *   IDLE -------------------------> TRYING ----- handshake ----> CONNECTED
+ *    ^                              |  |  ^  (or Pong through it)  |  |  ^
+ *    | no candidate at all          |  |  |                        |  |  |
+ *    +------------------------------+  |  | next candidate         |  |  |
+ *                                      |  | (window over, or a     |  |  |
+ *       no handshake early_retry       |  |  better one learned)   |  |  |
+ *       after the try began:           v  |                        |  |  |
+ *       re-create the peer  -----> RETRIED                         |  |  |
+ *                                      |                           |  |  |
+ *            every candidate failed    v                           |  |  |
+ *                                   BACKOFF <-- probe unanswered, -+  |  |
+ *                                      |        handshake too old     |  |
+ *            backoff over, or a new    |                              |  |
+ *            candidate: next round ----+--> TRYING                    |  |
+ *                                                                     |  |
+ *            a LAN endpoint heard by broadcast while connected:       |  |
+ *                                   SWITCHING <-----------------------+  |
+ *                                      |  Pong via the LAN endpoint, or  |
+ *                                      +-- no answer: back to the old ---+
+ *                                          endpoint
+ *
+ * RETRIED is TRYING after the early re-creation (done once per try);
+ * SWITCHING is connected while the LAN endpoint is tried; both are
+ * reported as TRYING. A try window is try_interval long, judged on a
+ * device read taken after it closed; a newly learned candidate cuts it
+ * after min_try (a LAN endpoint at once). Timers and limits:
+ * wgam_settings and wgam_fixed (settings.c). The classic policy
+ * (classic.c) drives the same states from the original's 30 s loop.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -8,9 +42,9 @@
 #include "engine.h"
 
 void wgam_peer_set_state(wgam_mesh *m, struct peer *p, int state) {
-  if (p->state == WGAM_PEER_CONNECTED && state != WGAM_PEER_CONNECTED)
+  if (p->state == PEER_CONNECTED && state != PEER_CONNECTED)
     m->nconnected--;
-  else if (p->state != WGAM_PEER_CONNECTED && state == WGAM_PEER_CONNECTED)
+  else if (p->state != PEER_CONNECTED && state == PEER_CONNECTED)
     m->nconnected++;
   p->state = (uint8_t)state;
 }
@@ -120,7 +154,7 @@ static void path_silent(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
   for (i = 0; i < m->npeers; i++) {
     struct peer *q = &m->peers[i];
     if (q == p || q->broken_at == NONE || q->broken_at < m->silent_since ||
-        q->state != WGAM_PEER_TRYING || !addr_valid(&q->want_ep))
+        !peer_trying(q->state) || !addr_valid(&q->want_ep))
       continue;
     wgam_mark_update(m, q, UPD_ENDPOINT);
     q->endpoint_changes++;
@@ -128,16 +162,18 @@ static void path_silent(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
   }
 }
 
-/* When a try of @p without a handshake is redone (see EARLY_RETRY). */
+/* When a try of @p without a handshake is redone (see wgam_fixed.early_retry in
+ * settings.c).
+ */
 wgam_tstamp wgam_early_retry_at(const wgam_mesh *m, const struct peer *p) {
-  wgam_tstamp at = ts_add(p->try_start, EARLY_RETRY);
+  wgam_tstamp at = ts_add(p->try_start, wgam_fixed.early_retry);
 
   if (!p->rx_bytes)
     return at;
-  if (p->rx_at != NONE && ts_add(p->rx_at, EARLY_QUIET) > at)
-    at = ts_add(p->rx_at, EARLY_QUIET);
+  if (p->rx_at != NONE && ts_add(p->rx_at, wgam_fixed.early_quiet) > at)
+    at = ts_add(p->rx_at, wgam_fixed.early_quiet);
   if (m->has_pubkey && memcmp(m->pubkey, p->pubkey, WGAM_KEY_LEN) > 0)
-    at = ts_add(at, EARLY_STAGGER);
+    at = ts_add(at, wgam_fixed.early_stagger);
   return at;
 }
 
@@ -150,13 +186,15 @@ void wgam_try_endpoint(wgam_mesh *m, struct peer *p, const wgam_addr *ep,
   p->want_src = src;
   p->try_start = ts;
   p->deadline = ts_add(ts, m->s.try_interval);
-  p->retried = 0;
   p->tries++;
   if (m->s.policy == WGAM_POLICY_FAST && !p->dev_hs)
     m->t_early = ts_min(m->t_early, wgam_early_retry_at(m, p));
-  wgam_peer_set_state(m, p, WGAM_PEER_TRYING);
-  if (!p->lan_switch)
+  if (p->state == PEER_SWITCHING) {
+    /* The LAN try of a connected peer keeps the connected keepalive. */
+  } else {
+    wgam_peer_set_state(m, p, PEER_TRYING);
     wgam_set_keepalive(m, p, m->s.keepalive_trying);
+  }
   if (!wgam_addr_equal(&p->dev_ep, ep) ||
       (p->broken_at != NONE && we_moved(m, p))) {
     wgam_mark_update(m, p, UPD_ENDPOINT);
@@ -202,11 +240,11 @@ static void try_next(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
     }
   wgam_set_keepalive(m, p, m->s.keepalive_trying);
   if (p->ntried == 0) {
-    wgam_peer_set_state(m, p, WGAM_PEER_IDLE);
+    wgam_peer_set_state(m, p, PEER_IDLE);
     p->deadline = NONE;
     return;
   }
-  wgam_peer_set_state(m, p, WGAM_PEER_BACKOFF);
+  wgam_peer_set_state(m, p, PEER_BACKOFF);
   p->deadline = ts_add(ts, backoff_delay(m, p->backoff_level));
   if (p->backoff_level < 16)
     p->backoff_level++;
@@ -249,12 +287,13 @@ static int has_untried(const wgam_mesh *m, const struct peer *p) {
 }
 
 static wgam_tstamp probe_idle(const wgam_mesh *m) {
-  /* Small meshes probe quickly; large ones stay within PROBE_RATE probes a
-   * second and otherwise rely on WireGuard's own rekeying: with keepalives
-   * flowing, a healthy session is renewed every two minutes, so a handshake
-   * older than the fast policy's timeout means a broken path. */
+  /* Small meshes probe quickly; large ones stay within wgam_fixed.probe_rate
+   * probes a second and otherwise rely on WireGuard's own rekeying: with
+   * keepalives flowing, a healthy session is renewed every two minutes, so a
+   * handshake older than the fast policy's timeout means a broken path. */
   wgam_tstamp idle = m->s.probe_idle;
-  wgam_tstamp budget = (wgam_tstamp)m->npeers * WGAM_SECONDS / PROBE_RATE;
+  wgam_tstamp budget =
+      (wgam_tstamp)m->npeers * WGAM_SECONDS / wgam_fixed.probe_rate;
   return budget > idle ? budget : idle;
 }
 
@@ -262,7 +301,7 @@ void wgam_ask_peer(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
   if (wgam_queue_to_peer(m, WGAM_MSG_REQUEST, NO_IDX, p) != 0)
     return;
   p->req_at = ts;
-  m->answers_until = ts_add(ts, ANSWER_WINDOW);
+  m->answers_until = ts_add(ts, wgam_fixed.answer_window);
 }
 
 int wgam_is_answer(const wgam_mesh *m, const wgam_addr *src, wgam_tstamp ts) {
@@ -272,16 +311,16 @@ int wgam_is_answer(const wgam_mesh *m, const wgam_addr *src, wgam_tstamp ts) {
     return 0; /* nothing asked lately: no lookup on this hot path */
   idx = wgam_find_addr(m, src);
   return idx != NO_IDX && idx != m->self_idx && m->peers[idx].req_at != NONE &&
-         ts < ts_add(m->peers[idx].req_at, ANSWER_WINDOW);
+         ts < ts_add(m->peers[idx].req_at, wgam_fixed.answer_window);
 }
 
 void wgam_became_connected(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
-  int was_up = p->state == WGAM_PEER_CONNECTED;
+  int was_up = p->state == PEER_CONNECTED;
 
   wgam_set_keepalive(m, p, m->s.keepalive_connected);
   if (was_up)
     return;
-  wgam_peer_set_state(m, p, WGAM_PEER_CONNECTED);
+  wgam_peer_set_state(m, p, PEER_CONNECTED);
   p->backoff_level = 0;
   p->ntried = 0;
   p->tries = 0;
@@ -297,7 +336,7 @@ void wgam_became_connected(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
   /* A newly connected peer knows the mesh: ask it, now and then. */
   if (m->s.policy == WGAM_POLICY_FAST &&
       (m->last_request == NONE ||
-       ts >= ts_add(m->last_request, REQUEST_INTERVAL))) {
+       ts >= ts_add(m->last_request, wgam_fixed.request_interval))) {
     m->last_request = ts;
     m->last_request_peer = (uint32_t)(p - m->peers);
     wgam_ask_peer(m, p, ts);
@@ -318,22 +357,23 @@ static int new_since_try(const struct peer *p) {
 
 int wgam_early_retry_due(const wgam_mesh *m, const struct peer *p) {
   /* Never a completed handshake with the peer (bytes received alone may be
-   * an initiation we answered in vain: see EARLY_RETRY). */
-  return m->s.policy == WGAM_POLICY_FAST && p->state == WGAM_PEER_TRYING &&
-         !p->retried && !p->dev_hs && p->hs_at == NONE;
+   * an initiation we answered in vain: see wgam_fixed.early_retry in
+   * settings.c). */
+  return m->s.policy == WGAM_POLICY_FAST && p->state == PEER_TRYING &&
+         !p->dev_hs && p->hs_at == NONE;
 }
 
 static wgam_tstamp peer_next(const wgam_mesh *m, const struct peer *p) {
   wgam_tstamp next = p->deadline;
 
-  if (p->state == WGAM_PEER_TRYING && !p->lan_switch && preemptible(p) &&
+  if ((p->state == PEER_TRYING || p->state == PEER_RETRIED) && preemptible(p) &&
       new_since_try(p) && has_preempting(m, p))
-    next = ts_min(next, ts_add(p->try_start, MIN_TRY));
+    next = ts_min(next, ts_add(p->try_start, wgam_fixed.min_try));
   if (p->prop_pending)
     next = ts_min(next, p->prop_next);
   if (has_lan(p))
     next = ts_min(next, ts_add(p->lan->seen, m->s.lan_timeout));
-  if (p->state == WGAM_PEER_CONNECTED) {
+  if (p->state == PEER_CONNECTED) {
     next = ts_min(next, ts_add(p->hs_at, m->s.timeout));
     if (m->s.probe_idle) {
       if (p->probe_at != NONE)
@@ -367,15 +407,15 @@ void wgam_peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
   if (m->s.policy == WGAM_POLICY_CLASSIC) {
     /* Classic peers move only in the 30 s cycle; keep the view current. */
     wgam_peer_set_state(m, p,
-                        wgam_peer_connected(m, p, ts)     ? WGAM_PEER_CONNECTED
-                        : p->state == WGAM_PEER_CONNECTED ? WGAM_PEER_IDLE
-                                                          : p->state);
+                        wgam_peer_connected(m, p, ts) ? PEER_CONNECTED
+                        : p->state == PEER_CONNECTED  ? PEER_IDLE
+                                                      : p->state);
     wgam_heap_set(m, idx, NONE);
     return;
   }
 
   conn = wgam_peer_connected(m, p, ts);
-  if (conn && m->s.probe_idle && p->state == WGAM_PEER_CONNECTED) {
+  if (conn && m->s.probe_idle && p->state == PEER_CONNECTED) {
     wgam_tstamp last = ts_latest(p->rx_at, p->hs_at, p->pong_at);
     /* A pong can carry the probe's own time (a clock that did not move
      * between the two): anything since the probe, inclusive, answers it. */
@@ -397,10 +437,9 @@ void wgam_peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
   }
 
   if (conn) {
-    if (p->lan_switch) {
+    if (p->state == PEER_SWITCHING) {
       if (p->pong_at != NONE && p->pong_at >= p->try_start &&
           wgam_addr_equal(&p->dev_ep, &p->lan->addr)) {
-        p->lan_switch = 0;
         wgam_became_connected(m, p, ts);
         wgam_log(m, WGAM_LOG_INFO, "peer %s: now on LAN endpoint %s",
                  wgam_key_short(p->pubkey).s, wgam_addr_str(&p->lan->addr).s);
@@ -409,7 +448,6 @@ void wgam_peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
                  "peer %s: LAN endpoint %s does not answer, back to %s",
                  wgam_key_short(p->pubkey).s, wgam_addr_str(&p->lan->addr).s,
                  wgam_addr_str(&p->lan->prev_ep).s);
-        p->lan_switch = 0;
         /* Forget it until a broadcast tells us again (a host renumbered
          * by DHCP must not be chased at its old address). */
         p->lan->failed = wgam_addr_hash32(&p->lan->addr);
@@ -427,22 +465,23 @@ void wgam_peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
       if (has_lan(p) && !wgam_addr_equal(&p->dev_ep, &p->lan->addr) &&
           (p->lan->fail_until == NONE || ts >= p->lan->fail_until)) {
         p->lan->prev_ep = p->dev_ep;
-        p->lan_switch = 1;
+        wgam_peer_set_state(m, p, PEER_SWITCHING);
         wgam_try_endpoint(m, p, &p->lan->addr, WGAM_SOURCE_LAN, ts);
       }
     }
   } else {
-    if (p->lan_switch)
-      p->lan_switch = 0;
+    if (p->state == PEER_SWITCHING)
+      wgam_peer_set_state(m, p, PEER_TRYING); /* a plain try now */
     switch (p->state) {
-    case WGAM_PEER_CONNECTED:
+    case PEER_CONNECTED:
       wgam_log(m, WGAM_LOG_INFO, "peer %s: disconnected",
                wgam_key_short(p->pubkey).s);
       p->ntried = 0;
       p->backoff_level = 0;
       try_next(m, p, ts);
       break;
-    case WGAM_PEER_TRYING:
+    case PEER_TRYING:
+    case PEER_RETRIED:
       /* Something learned during the window (the peer moved, and another
        * node saw where to) is worth more than the rest of the window. */
       if (ts >= p->deadline && !m->observing && m->dev_at < p->deadline &&
@@ -454,17 +493,18 @@ void wgam_peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
         m->wants |= WGAM_WANT_DEVICE;
       } else if (ts >= p->deadline ||
                  (preemptible(p) && new_since_try(p) &&
-                  (lan_untried(p) || (ts >= ts_add(p->try_start, MIN_TRY) &&
-                                      has_preempting(m, p))))) {
+                  (lan_untried(p) ||
+                   (ts >= ts_add(p->try_start, wgam_fixed.min_try) &&
+                    has_preempting(m, p))))) {
         try_next(m, p, ts);
       } else if (m->observing && wgam_early_retry_due(m, p) &&
                  ts >= wgam_early_retry_at(m, p)) {
-        p->retried = 1;
+        wgam_peer_set_state(m, p, PEER_RETRIED);
         wgam_mark_update(m, p, UPD_ENDPOINT | UPD_RECREATE);
         send_ping(m, p);
       }
       break;
-    case WGAM_PEER_BACKOFF:
+    case PEER_BACKOFF:
       if (ts >= p->deadline) {
         p->ntried = 0;
         try_next(m, p, ts);
