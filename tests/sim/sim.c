@@ -56,11 +56,6 @@ static void addr_v4(wgam_addr *a, uint32_t ip, uint16_t port) {
   a->ip[3] = (uint8_t)ip;
 }
 
-static uint32_t addr_ip(const wgam_addr *a) {
-  return (uint32_t)a->ip[0] << 24 | (uint32_t)a->ip[1] << 16 |
-         (uint32_t)a->ip[2] << 8 | a->ip[3];
-}
-
 static int next_event(struct sim *s, struct sim_ev *ev) {
   int rc = evq_pop(&s->q, ev);
 
@@ -94,45 +89,60 @@ static void cb_log(void *user_data, int level, const char *msg) {
 
 static void node_service(struct sim *s, uint32_t i);
 
+/* --oracle-relay: device @i routes k's address through the first relay. */
+static int oracle_wants(const struct sim *s, uint32_t i, uint32_t k) {
+  return k != i && !reachable(s, i, k) && !s->nodes[i].relay &&
+         !s->nodes[k].relay;
+}
+
+static void oracle_add(struct sim *s, uint32_t i, uint32_t k) {
+  wgam_peer_update add;
+
+  memset(&add, 0, sizeof(add));
+  memcpy(add.pubkey, s->keys[s->relay0], WGAM_KEY_LEN);
+  add.nallowedips = 1;
+  add.allowedips[0] = s->cidr[k];
+  wg_update(s, i, s->relay0, &add);
+}
+
+/*
+ * --oracle-relay: whatever the engine writes, every pair the model says
+ * cannot connect directly is routed through the first relay, on both
+ * devices (a reference for the engine's relaying, and a test of the
+ * simulated routing and forwarding). Runs after each update of entry @j.
+ */
+static void oracle_relay(struct sim *s, uint32_t i, uint32_t j,
+                         const wgam_peer_update *u) {
+  if (!(DP(s, i, s->relay0)->flags & DP_PRESENT))
+    return;
+  if (j == s->relay0) {
+    for (uint32_t k = 0; k < s->n; k++)
+      if (oracle_wants(s, i, k) && dev_route(s, i, k) != s->relay0)
+        oracle_add(s, i, k);
+    return;
+  }
+  for (size_t a = 0; a < u->nallowedips; a++) {
+    const wgam_cidr *c = &u->allowedips[a];
+    uint32_t k = addr_ip(&c->addr) - MESH_BASE - 1;
+
+    if (c->addr.family == WGAM_AF_INET && c->prefixlen == 32 && k < s->n &&
+        oracle_wants(s, i, k))
+      oracle_add(s, i, k);
+  }
+}
+
 static void apply_update(struct sim *s, uint32_t i, const wgam_peer_update *u) {
   uint32_t j = (uint32_t)u->pubkey[0] | (uint32_t)u->pubkey[1] << 8 |
                (uint32_t)u->pubkey[2] << 16 | (uint32_t)u->pubkey[3] << 24;
-  struct dpeer *dp;
 
   if (j >= s->n || j == i || memcmp(u->pubkey, s->keys[j], WGAM_KEY_LEN)) {
     s->st.bad_update++;
     return;
   }
-  dp = DP(s, i, j);
   s->st.device_writes++;
-  if (u->flags & WGAM_PEER_REMOVE_ME) {
-    uint8_t ever = dp->flags & DP_EVER;
-
-    memset(dp, 0, sizeof(*dp));
-    dp->flags = ever;
-    return;
-  }
-  dp->flags |= DP_PRESENT;
-  if (u->flags & WGAM_PEER_REPLACE_ALLOWEDIPS) {
-    const wgam_cidr *c = &u->allowedips[0];
-
-    dp->flags &= (uint8_t)~DP_ALLOWED;
-    if (c->addr.family == WGAM_AF_INET && c->prefixlen == 32 &&
-        addr_ip(&c->addr) == MESH_BASE + j + 1)
-      dp->flags |= DP_ALLOWED;
-    else if (c->addr.family != WGAM_AF_NONE)
-      s->st.bad_update++;
-  }
-  if (u->flags & WGAM_PEER_HAS_ENDPOINT) {
-    if (u->endpoint.family == WGAM_AF_INET) {
-      dp->ep_ip = addr_ip(&u->endpoint);
-      dp->ep_port = u->endpoint.port;
-    } else {
-      s->st.bad_update++;
-    }
-  }
-  if (u->flags & WGAM_PEER_HAS_KEEPALIVE)
-    wg_set_keepalive(s, i, j, u->persistent_keepalive);
+  wg_update(s, i, j, u);
+  if (s->p.oracle_relay && s->nrelays)
+    oracle_relay(s, i, j, u);
 }
 
 static void gossip_out(struct sim *s, uint32_t i, const wgam_addr *dst,
@@ -156,7 +166,7 @@ static void gossip_out(struct sim *s, uint32_t i, const wgam_addr *dst,
     s->st.bad_dest++;
     return;
   }
-  wg_send_data(s, i, j, buf, len);
+  wg_send_inner(s, i, j, buf, len);
 }
 
 static void node_service(struct sim *s, uint32_t i) {
@@ -228,6 +238,17 @@ void node_deliver(struct sim *s, uint32_t h, uint32_t sip, uint16_t sport,
   node_service(s, h);
 }
 
+/*
+ * Node @n's wall clock (Unix seconds) at @t seconds of simulated time: its
+ * skew applies to the handshake times its device reports too (the kernel
+ * stamps them with the same clock). Never 0, which would mean "never".
+ */
+static uint64_t wall_clock(const struct node *n, uint64_t t) {
+  int64_t w = (int64_t)(SIM_EPOCH + t) + n->skew_s;
+
+  return w > 0 ? (uint64_t)w : 1;
+}
+
 static void node_read_device(struct sim *s, uint32_t i) {
   struct node *n = &s->nodes[i];
   struct dpeer *row = DP(s, i, 0);
@@ -247,7 +268,7 @@ static void node_read_device(struct sim *s, uint32_t i) {
       addr_v4(&d->endpoint, dp->ep_ip, dp->ep_port);
     else
       memset(&d->endpoint, 0, sizeof(d->endpoint));
-    d->last_handshake = dp->hs ? SIM_EPOCH + (dp->hs - 1) / 1000 : 0;
+    d->last_handshake = dp->hs ? wall_clock(n, (dp->hs - 1) / 1000) : 0;
     d->rx_bytes = dp->rx_bytes;
     d->tx_bytes = dp->tx_bytes;
     d->persistent_keepalive = dp->ka;
@@ -260,8 +281,8 @@ static void node_read_device(struct sim *s, uint32_t i) {
   dev.listen_port = WG_PORT;
   dev.peers = s->devbuf;
   dev.npeers = k;
-  rc =
-      wgam_mesh_observe_device(n->mesh, &dev, s->now, SIM_EPOCH + s->now / SEC);
+  rc = wgam_mesh_observe_device(n->mesh, &dev, s->now,
+                                wall_clock(n, s->now / SEC));
   if (rc < 0) {
     fprintf(stderr, "node %" PRIu32 ": observe_device: %s\n", i,
             wgam_strerror(rc));
@@ -368,9 +389,69 @@ static void node_start(struct sim *s, uint32_t i) {
 /* Metrics                                                                */
 /* ---------------------------------------------------------------------- */
 
+/* Can a datagram from @a to b's mesh address get there and be accepted:
+ * directly, or through a relay holding a session with each end? */
+static int dir_reach(struct sim *s, uint32_t a, uint32_t b) {
+  uint32_t x = dev_route(s, a, b);
+
+  if (x == NO_PEER)
+    return 0;
+  if (x == b)
+    return wg_live(s, a, b) && dev_route(s, b, a) == a;
+  return s->nodes[x].relay && wg_live(s, a, x) && wg_live(s, x, b) &&
+         dev_route(s, x, a) == a && dev_route(s, x, b) == b &&
+         dev_route(s, b, a) == x;
+}
+
+static int pair_reach(struct sim *s, uint32_t a, uint32_t b) {
+  return dir_reach(s, a, b) && dir_reach(s, b, a);
+}
+
+/* The model: a pair can connect directly, or there is a relay besides the
+ * two (relays are public: they connect to everyone). */
+static int reach_model(const struct sim *s, uint32_t a, uint32_t b) {
+  return reachable(s, a, b) ||
+         s->nrelays > (uint32_t)s->nodes[a].relay + s->nodes[b].relay;
+}
+
+static void reach_check(struct sim *s, uint32_t a, uint32_t b) {
+  size_t bit;
+
+  if (a == b)
+    return;
+  bit = a < b ? (size_t)a * s->n + b : (size_t)b * s->n + a;
+  if ((s->reached[bit >> 3] >> (bit & 7)) & 1 || !pair_reach(s, a, b))
+    return;
+  s->reached[bit >> 3] |= (uint8_t)(1 << (bit & 7));
+  if (reach_model(s, a, b) && ++s->reach_ever == s->reach_model_pairs)
+    s->reach_ns = s->now;
+}
+
+/* A session between @i and @j may complete the pair, or any path that has
+ * it as a hop through a relay. */
+static void reach_session(struct sim *s, uint32_t i, uint32_t j) {
+  if (s->reach_ever == s->reach_model_pairs)
+    return;
+  reach_check(s, i, j);
+  for (uint32_t b = 0; s->nodes[j].relay && b < s->n; b++)
+    reach_check(s, i, b);
+  for (uint32_t b = 0; s->nodes[i].relay && b < s->n; b++)
+    reach_check(s, j, b);
+}
+
+/* Device @i moved k's mesh address to another entry. */
+void metric_route(struct sim *s, uint32_t i, uint32_t k) {
+  if (s->reach_ever == s->reach_model_pairs)
+    return;
+  reach_check(s, i, k);
+  for (uint32_t a = 0; s->nodes[i].relay && a < s->n; a++)
+    reach_check(s, a, k);
+}
+
 void metric_session(struct sim *s, uint32_t i, uint32_t j) {
   struct dpeer *dp = DP(s, i, j);
 
+  reach_session(s, i, j);
   if (dp->flags & DP_EVER)
     return;
   dp->flags |= DP_EVER;
@@ -394,6 +475,8 @@ void metric_session(struct sim *s, uint32_t i, uint32_t j) {
 
 static int done(const struct sim *s) {
   if (s->converged_ns == NEVER || s->now < s->steady_end_ns)
+    return 0;
+  if (s->nrelays && s->reach_ns == NEVER)
     return 0;
   if (s->roam_node >= 0 && (s->now < s->roam_ns || s->recovered_ns == NEVER))
     return 0;
@@ -523,6 +606,7 @@ static int setup(struct sim *s, const struct params *p) {
   s->converged_ns = NEVER;
   s->steady_start_ns = s->steady_end_ns = NEVER;
   s->recovered_ns = NEVER;
+  s->reach_ns = NEVER;
   s->roam_node = -1;
   s->digest = 0xcbf29ce484222325ULL;
   rng_seed(&r, p->seed, 1);
@@ -601,9 +685,37 @@ static int setup(struct sim *s, const struct params *p) {
       addr_v4(&s->cfg[i].endpoint, nd->pub_ip, WG_PORT);
     s->cidr[i].addr = s->cfg[i].address;
     s->cidr[i].prefixlen = 32;
+    if (p->prefixes) {
+      s->cfg[i].nprefixes = 1;
+      addr_v4(&s->cfg[i].prefixes[0].addr, PFX_BASE + (i << (32 - PFX_LEN)), 0);
+      s->cfg[i].prefixes[0].prefixlen = PFX_LEN;
+    }
+    if ((int64_t)i == p->skew_node)
+      nd->skew_s = (int64_t)llround(p->skew_s);
+    /* The first public nodes (by index, which is random) are relays. */
+    if (nd->router < 0 && s->nrelays < p->relays) {
+      if (!s->nrelays)
+        s->relay0 = i;
+      nd->relay = 1;
+      s->cfg[i].relay = 1;
+      s->nrelays++;
+    }
   }
   free(perm);
   free(types);
+  if (s->nrelays < p->relays)
+    fprintf(stderr,
+            "wgautomesh-sim: only %" PRIu32 " public nodes to be relays\n",
+            s->nrelays);
+  if (p->skew_node >= 0)
+    fprintf(stderr,
+            "wgautomesh-sim: node %" PRId64 " (%s) has its clock %+.0f s off\n",
+            p->skew_node,
+            s->nodes[p->skew_node].router < 0 ? "public" : "behind NAT",
+            p->skew_s);
+  s->nforeign = xcalloc(n, sizeof(*s->nforeign));
+  if (p->prefixes)
+    s->pfx = xcalloc((size_t)n * n, sizeof(*s->pfx));
 
   /* Which pairs can connect directly at all. */
   s->reach = xcalloc(((size_t)n * n + 7) / 8, 1);
@@ -618,7 +730,12 @@ static int setup(struct sim *s, const struct params *p) {
       } else {
         s->unreachable_pairs++;
       }
+      if (reach_model(s, i, j))
+        s->reach_model_pairs++;
     }
+  s->reached = xcalloc(((size_t)n * n + 7) / 8, 1);
+  if (s->reach_model_pairs == 0)
+    s->reach_ns = 0;
 
   /* Will it fit? A fresh engine, plus the gossip store each peer gets
    * (held out of line; most hold one endpoint). */
@@ -630,7 +747,8 @@ static int setup(struct sim *s, const struct params *p) {
     free(store);
   }
   need = (double)emem * n + (double)n * n * sizeof(struct dpeer) +
-         (double)nnat * n * sizeof(struct natslot);
+         (double)nnat * n * sizeof(struct natslot) + (double)n * n / 4 +
+         (p->prefixes ? (double)n * n * sizeof(*s->pfx) : 0);
   fprintf(stderr,
           "wgautomesh-sim: %" PRIu32 " nodes (%" PRIu32 " public, %" PRIu32
           " NAT: %" PRIu32 " full cone, %" PRIu32 " port-restricted, %" PRIu32
@@ -711,6 +829,9 @@ static void teardown(struct sim *s) {
   free(s->devbuf);
   free(s->dp);
   free(s->reach);
+  free(s->reached);
+  free(s->nforeign);
+  free(s->pfx);
   free(s->rec_in);
   free(s->rec_out);
   free(s->pkts);
@@ -823,11 +944,28 @@ static void collect(struct sim *s, struct result *res, double wall) {
       } else if (s->p.check && s->nodes[i].mesh) {
         wgam_peer_info info;
 
+        /* A relayed peer may count as connected. */
         if (wgam_mesh_get_peer_info(s->nodes[i].mesh, j - 1, &info) == 0 &&
-            (info.connected || info.state == WGAM_PEER_CONNECTED))
+            (info.connected || info.state == WGAM_PEER_CONNECTED) &&
+            info.route == WGAM_ROUTE_DIRECT)
           res->engine_connected_unreachable++;
       }
     }
+  res->reach_s = s->reach_ns == NEVER ? -1 : (double)s->reach_ns / 1e9;
+  res->reach_model_pairs = s->reach_model_pairs;
+  for (uint32_t i = 0; i < s->n; i++)
+    for (uint32_t j = i + 1; j < s->n; j++)
+      if (pair_reach(s, i, j)) {
+        res->reach_end++;
+        if (dev_route(s, i, j) != j || dev_route(s, j, i) != i)
+          res->relayed_end++;
+      }
+  /* A network behind a peer goes where the peer's address goes. */
+  for (uint32_t i = 0; s->pfx && i < s->n; i++)
+    for (uint32_t k = 0; k < s->n; k++)
+      if (k != i && (s->pfx[(size_t)i * s->n + k] == 0 ||
+                     s->pfx[(size_t)i * s->n + k] - 1 != dev_route(s, i, k)))
+        res->prefix_misrouted++;
   res->digest = s->digest;
   res->wall_s = wall;
   res->events = s->q.seq;
@@ -946,10 +1084,14 @@ static int run(const struct params *p, struct result *res) {
             ", source %" PRIu64 ", destination/NAT %" PRIu64 ", loss %" PRIu64
             ", no peer %" PRIu64 "; rejected by engines %" PRIu64
             "; bad dest %" PRIu64 ", bad updates %" PRIu64
-            ", expiry loops %" PRIu64 "; heap peak %zu]\n",
+            ", expiry loops %" PRIu64 "; heap peak %zu]\n"
+            "  [routing: no route %" PRIu64 ", source not allowed %" PRIu64
+            ", not forwarded %" PRIu64 "; relayed %" PRIu64 "]\n",
             s->st.drop_nosession, s->st.drop_noep, s->st.drop_src,
             s->st.drop_dst, s->st.drop_loss, s->st.drop_nopeer, s->st.rejected,
-            s->st.bad_dest, s->st.bad_update, s->st.expiry_loops, s->q.peak);
+            s->st.bad_dest, s->st.bad_update, s->st.expiry_loops, s->q.peak,
+            s->st.drop_noroute, s->st.drop_allowedip, s->st.drop_forward,
+            s->st.relayed);
   collect(s, res, wall_now() - wall0);
   teardown(s);
   free(s);
@@ -973,24 +1115,37 @@ static void fmt_s(char *buf, size_t len, double v) {
     snprintf(buf, len, "%.3f", v);
 }
 
-static void print_result(const struct result *r, const char *prefix) {
-  char conv[32], rec[32];
+/* Pairs that can reach each other at the end, directly or relayed. */
+static double reach_share(const struct result *r) {
+  uint64_t pairs = (uint64_t)r->nodes * (r->nodes - 1) / 2;
+
+  return pairs ? (double)r->reach_end / (double)pairs : 1.0;
+}
+
+static void print_result(const struct params *p, const struct result *r,
+                         const char *prefix) {
+  char conv[32], rec[32], reach[32], pfx[48] = "";
 
   fmt_s(conv, sizeof(conv), r->converged_s);
   fmt_s(rec, sizeof(rec), r->recovered_s);
+  fmt_s(reach, sizeof(reach), r->reach_s);
+  if (p->prefixes)
+    snprintf(pfx, sizeof(pfx), " prefix_misrouted=%" PRIu64,
+             r->prefix_misrouted);
   printf("%spolicy=%s nodes=%" PRIu32 " converged_s=%s recovered_s=%s "
          "gossip_bytes_per_node_s=%.1f gossip_pkts_per_node_s=%.2f "
          "steady_bytes_per_node_s=%.1f steady_pkts_per_node_s=%.2f "
          "mem_per_peer_bytes=%.0f device_writes=%" PRIu64
          " unreachable_pairs=%" PRIu64 " reachable_pairs=%" PRIu64
          " connected_at_end=%" PRIu64 " unreachable_connected=%" PRIu64
-         " sim_end_s=%.3f digest=%016" PRIx64 "\n",
+         " reach_s=%s reachable_share=%.4f relayed_at_end=%" PRIu64
+         "%s sim_end_s=%.3f digest=%016" PRIx64 "\n",
          prefix, policy_name(r->policy), r->nodes, conv, rec,
          r->gossip_bytes_per_node_s, r->gossip_pkts_per_node_s,
          r->steady_bytes_per_node_s, r->steady_pkts_per_node_s,
          r->mem_per_peer_bytes, r->device_writes, r->unreachable_pairs,
-         r->reachable_pairs, r->connected_end, r->unreachable_connected,
-         r->end_s, r->digest);
+         r->reachable_pairs, r->connected_end, r->unreachable_connected, reach,
+         reach_share(r), r->relayed_end, pfx, r->end_s, r->digest);
   fprintf(stderr, "  [%s: %.1f s of wall time, %" PRIu64 " events]\n",
           policy_name(r->policy), r->wall_s, r->events);
 }
@@ -1012,6 +1167,34 @@ static int check_result(const struct params *p, const struct result *r) {
   }
   if (p->expect_unreachable && r->unreachable_pairs == 0) {
     fprintf(stderr, "CHECK FAILED: no pair is unreachable\n");
+    ok = 0;
+  }
+  return ok;
+}
+
+static int check_relay(const struct params *p, const struct result *r) {
+  uint64_t pairs = (uint64_t)r->nodes * (r->nodes - 1) / 2;
+  int ok = r->ok;
+
+  if (r->reach_s < 0) {
+    fprintf(stderr,
+            "CHECK FAILED: %s: not every pair the model can reach (%" PRIu64
+            " of %" PRIu64 ") was reached, directly or relayed\n",
+            policy_name(r->policy), r->reach_model_pairs, pairs);
+    ok = 0;
+  }
+  if (r->reach_end != pairs) {
+    fprintf(stderr,
+            "CHECK FAILED: %s: %" PRIu64 " of %" PRIu64
+            " pairs reach each other at the end (%" PRIu64 " relayed)\n",
+            policy_name(r->policy), r->reach_end, pairs, r->relayed_end);
+    ok = 0;
+  }
+  if (p->prefixes && r->prefix_misrouted) {
+    fprintf(stderr,
+            "CHECK FAILED: %s: %" PRIu64 " prefixes not routed where their "
+            "peer's address is\n",
+            policy_name(r->policy), r->prefix_misrouted);
     ok = 0;
   }
   return ok;
@@ -1046,7 +1229,20 @@ static void usage(FILE *f) {
           "  --check            exit 1 unless every connectable pair "
           "connected and no other did\n"
           "  --expect-unreachable  with --check: some pairs must be "
-          "unreachable\n");
+          "unreachable\n"
+          "  --relays K         the first K public nodes are relays in "
+          "everyone's config\n"
+          "  --prefixes         every node routes a /%d of 100.96.0.0/11 "
+          "besides its address\n"
+          "  --check-relay      exit 1 unless every pair reaches every other "
+          "at the end (directly or relayed)\n"
+          "  --oracle-relay     the simulator itself routes every pair that "
+          "cannot connect\n"
+          "                     directly through the first relay, whatever "
+          "the engines write\n"
+          "  --skew-node I      node I's wall clock is off ...\n"
+          "  --skew-s S         ... by S seconds (may be negative)\n",
+          PFX_LEN);
 }
 
 int main(int argc, char **argv) {
@@ -1073,6 +1269,12 @@ int main(int argc, char **argv) {
       {"quiet", no_argument, NULL, 'q'},
       {"check", no_argument, NULL, 'c'},
       {"expect-unreachable", no_argument, NULL, 'u'},
+      {"relays", required_argument, NULL, 'K'},
+      {"prefixes", no_argument, NULL, 'X'},
+      {"check-relay", no_argument, NULL, 'C'},
+      {"oracle-relay", no_argument, NULL, 'O'},
+      {"skew-node", required_argument, NULL, 'k'},
+      {"skew-s", required_argument, NULL, 'W'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
   };
@@ -1094,6 +1296,7 @@ int main(int argc, char **argv) {
       .policy = WGAM_POLICY_FAST,
       .log_node = -1,
       .mem_limit_gib = 20,
+      .skew_node = -1,
   };
   struct result res[2];
   int both = 0, c, ok = 1;
@@ -1180,6 +1383,24 @@ int main(int argc, char **argv) {
     case 'u':
       p.expect_unreachable = 1;
       break;
+    case 'K':
+      p.relays = (uint32_t)strtoul(optarg, NULL, 10);
+      break;
+    case 'X':
+      p.prefixes = 1;
+      break;
+    case 'C':
+      p.check_relay = 1;
+      break;
+    case 'O':
+      p.oracle_relay = 1;
+      break;
+    case 'k':
+      p.skew_node = strtoll(optarg, NULL, 10);
+      break;
+    case 'W':
+      p.skew_s = strtod(optarg, NULL);
+      break;
     case 'h':
       usage(stdout);
       return 0;
@@ -1192,7 +1413,9 @@ int main(int argc, char **argv) {
       p.nat > 1 || p.loss < 0 || p.loss >= 1 || p.latency_ms < 0 ||
       p.progress_s <= 0 || p.duration_s <= 0 || p.nat_timeout_s <= 0 ||
       p.window_s <= 0 || p.settle_s < 0 || p.spread_s < 0 ||
-      (p.roam_node >= (int64_t)p.nodes)) {
+      (p.roam_node >= (int64_t)p.nodes) || p.skew_node >= (int64_t)p.nodes ||
+      !isfinite(p.skew_s) || fabs(p.skew_s) > 1e11 ||
+      (p.prefixes && p.nodes > 1u << (32 - 11 - (32 - PFX_LEN)))) {
     usage(stderr);
     return 2;
   }
@@ -1201,19 +1424,23 @@ int main(int argc, char **argv) {
   if (run(&p, &res[0]) < 0)
     return 2;
   if (!p.quiet || both)
-    print_result(&res[0], "");
+    print_result(&p, &res[0], "");
   if (p.check)
     ok &= check_result(&p, &res[0]);
+  if (p.check_relay)
+    ok &= check_relay(&p, &res[0]);
   if (both) {
-    char conv[32], conv2[32], rec[32];
+    char conv[32], conv2[32], rec[32], reach[32];
     double ratio;
 
     p.policy = WGAM_POLICY_CLASSIC;
     if (run(&p, &res[1]) < 0)
       return 2;
-    print_result(&res[1], "");
+    print_result(&p, &res[1], "");
     if (p.check)
       ok &= check_result(&p, &res[1]);
+    if (p.check_relay)
+      ok &= check_relay(&p, &res[1]);
     fmt_s(conv, sizeof(conv), res[0].converged_s);
     fmt_s(conv2, sizeof(conv2), res[1].converged_s);
     fmt_s(rec, sizeof(rec), res[0].recovered_s);
@@ -1221,28 +1448,33 @@ int main(int argc, char **argv) {
     ratio = res[0].converged_s < 0   ? NAN
             : res[1].converged_s > 0 ? res[0].converged_s / res[1].converged_s
                                      : res[0].converged_s / p.duration_s;
+    fmt_s(reach, sizeof(reach), res[0].reach_s);
     printf("converged_s=%s recovered_s=%s gossip_bytes_per_node_s=%.1f "
            "steady_bytes_per_node_s=%.1f mem_per_peer_bytes=%.0f "
            "device_writes=%" PRIu64 " unreachable_pairs=%" PRIu64
+           " reach_s=%s reachable_share=%.4f"
            " classic_converged_s=%s ratio_converged=%s%.4f "
            "classic_steady_bytes_per_node_s=%.1f "
            "classic_device_writes=%" PRIu64 "\n",
            conv, rec, res[0].gossip_bytes_per_node_s,
            res[0].steady_bytes_per_node_s, res[0].mem_per_peer_bytes,
-           res[0].device_writes, res[0].unreachable_pairs, conv2,
-           res[1].converged_s < 0 ? "<" : "", ratio,
-           res[1].steady_bytes_per_node_s, res[1].device_writes);
+           res[0].device_writes, res[0].unreachable_pairs, reach,
+           reach_share(&res[0]), conv2, res[1].converged_s < 0 ? "<" : "",
+           ratio, res[1].steady_bytes_per_node_s, res[1].device_writes);
   } else {
-    char conv[32], rec[32];
+    char conv[32], rec[32], reach[32];
 
     fmt_s(conv, sizeof(conv), res[0].converged_s);
     fmt_s(rec, sizeof(rec), res[0].recovered_s);
+    fmt_s(reach, sizeof(reach), res[0].reach_s);
     printf("converged_s=%s recovered_s=%s gossip_bytes_per_node_s=%.1f "
            "steady_bytes_per_node_s=%.1f mem_per_peer_bytes=%.0f "
-           "device_writes=%" PRIu64 " unreachable_pairs=%" PRIu64 "\n",
+           "device_writes=%" PRIu64 " unreachable_pairs=%" PRIu64
+           " reach_s=%s reachable_share=%.4f\n",
            conv, rec, res[0].gossip_bytes_per_node_s,
            res[0].steady_bytes_per_node_s, res[0].mem_per_peer_bytes,
-           res[0].device_writes, res[0].unreachable_pairs);
+           res[0].device_writes, res[0].unreachable_pairs, reach,
+           reach_share(&res[0]));
   }
   return ok ? 0 : 1;
 }

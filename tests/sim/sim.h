@@ -47,7 +47,11 @@ enum pkt_type {
 #define PUB_BASE 0xC6120000u /* 198.18.0.0/15: public hosts and routers */
 #define PUB_MAX 131000u
 #define MESH_BASE 0x64400000u /* 100.64.0.0/10: mesh addresses */
-#define LAN_BASE 0x0A000000u  /* 10.R.R.h: host h behind router R */
+/* With --prefixes, node i routes 100.96.0.0/11's i-th /28 (a network
+ * behind it): room for 131072 nodes. */
+#define PFX_BASE 0x64600000u
+#define PFX_LEN 28
+#define LAN_BASE 0x0A000000u /* 10.R.R.h: host h behind router R */
 #define WG_PORT 51820
 #define BCAST_IP 0xFFFFFFFFu
 /* Unix time of simulated time 0: handshakes are reported in wall clock. */
@@ -71,9 +75,17 @@ enum pkt_type {
 #define DP_EVER 0x10    /* a session existed once (convergence metric) */
 #define DP_DATA_RX 0x20 /* data received and nothing sent since */
 
+/* No peer entry (allowed-IP holder, NAT slot key). */
+#define NO_PEER UINT32_MAX
+
 /*
  * Device i's view of peer j. Times are "stamps": simulated ms + 1, 0 = never
  * (49 days of simulated time fit).
+ *
+ * It also says which entry of device i holds j's mesh address as an allowed
+ * IP (WireGuard keeps an allowed IP on one entry at most): entry j itself
+ * when DP_ALLOWED is set, else the entry in @via (index + 1, 24 bits, 0 =
+ * none), e.g. a relay's.
  */
 struct dpeer {
   uint32_t ep_ip;   /* endpoint, 0 = none */
@@ -86,7 +98,7 @@ struct dpeer {
   uint16_t ep_port;
   uint16_t ka; /* persistent keepalive, s */
   uint8_t flags;
-  uint8_t pad[3];
+  uint8_t via[3];
 };
 
 /*
@@ -107,6 +119,10 @@ struct pkt {
   uint16_t len;
   uint8_t type;
   uint32_t sent; /* stamp */
+  /* Inside the tunnel (PKT_DATA with a payload): the nodes whose mesh
+   * addresses are the inner source and destination. They differ from the
+   * two ends of the hop when a relay forwards. */
+  uint32_t isrc, idst;
   uint8_t *data;
 };
 
@@ -131,6 +147,8 @@ struct node {
   uint8_t host; /* index behind the router */
   uint8_t dev_pending;
   uint8_t started;
+  uint8_t relay;     /* "relay" in the config: forwards between its peers */
+  int64_t skew_s;    /* its wall clock minus the true one */
   uint16_t map_port; /* cone mapping */
   uint32_t map;      /* stamp: last use of the cone mapping */
   uint64_t acc_ns;   /* access latency */
@@ -185,6 +203,12 @@ struct params {
   int quiet;
   int check;
   int expect_unreachable;
+  int check_relay;
+  int oracle_relay;
+  uint32_t relays;   /* public nodes marked "relay" in the config */
+  int prefixes;      /* every node routes one extra prefix */
+  int64_t skew_node; /* -1: none */
+  double skew_s;
   int64_t log_node;
   double mem_limit_gib;
 };
@@ -201,6 +225,9 @@ struct result {
   uint64_t reachable_pairs, unreachable_pairs, unreachable_connected;
   uint64_t connected_end;
   uint64_t engine_connected_unreachable;
+  /* Reachability through the device routes, directly or through a relay. */
+  double reach_s; /* every pair the model can reach had been reached */
+  uint64_t reach_model_pairs, reach_end, relayed_end, prefix_misrouted;
   uint64_t digest;
   double wall_s;
   double end_s;
@@ -216,6 +243,7 @@ struct stats {
   uint64_t drop_nosession, drop_noep, drop_src, drop_dst, drop_loss;
   uint64_t drop_nopeer, bad_dest, bad_update, handshakes;
   uint64_t delivered, rejected;
+  uint64_t drop_noroute, drop_allowedip, drop_forward, relayed;
   uint64_t expiry_loops;
 };
 
@@ -258,6 +286,15 @@ struct sim {
   uint32_t *rec_in, *rec_out; /* first packet after the roam, per peer */
   uint64_t roam_reach, roam_recovered;
   uint64_t recovered_ns;
+  /* Reachability (directly or relayed): pairs the model can reach, pairs
+   * reached at least once (n * n bits), when the last was reached. */
+  uint32_t nrelays;
+  uint32_t relay0;    /* the first relay */
+  uint32_t *nforeign; /* per device: addresses held by another entry */
+  uint32_t *pfx;      /* --prefixes: n * n holders of node k's prefix */
+  uint8_t *reached;
+  uint64_t reach_model_pairs, reach_ever;
+  uint64_t reach_ns;
   struct stats st;
   uint64_t digest;
   int failed;
@@ -276,13 +313,45 @@ static inline int reachable(const struct sim *s, uint32_t i, uint32_t j) {
   return (s->reach[b >> 3] >> (b & 7)) & 1;
 }
 
+static inline uint32_t addr_ip(const wgam_addr *a) {
+  return (uint32_t)a->ip[0] << 24 | (uint32_t)a->ip[1] << 16 |
+         (uint32_t)a->ip[2] << 8 | a->ip[3];
+}
+
+static inline uint32_t dp_via(const struct dpeer *dp) {
+  uint32_t v = (uint32_t)dp->via[0] | (uint32_t)dp->via[1] << 8 |
+               (uint32_t)dp->via[2] << 16;
+
+  return v ? v - 1 : NO_PEER;
+}
+
+static inline void dp_set_via(struct dpeer *dp, uint32_t x) {
+  uint32_t v = x == NO_PEER ? 0 : x + 1;
+
+  dp->via[0] = (uint8_t)v;
+  dp->via[1] = (uint8_t)(v >> 8);
+  dp->via[2] = (uint8_t)(v >> 16);
+}
+
+/* The entry of device i that holds k's mesh address, or NO_PEER. */
+static inline uint32_t dev_route(struct sim *s, uint32_t i, uint32_t k) {
+  const struct dpeer *dp = DP(s, i, k);
+
+  return (dp->flags & DP_ALLOWED) ? k : dp_via(dp);
+}
+
 static inline void digest_mix(struct sim *s, uint64_t v) {
   s->digest = (s->digest ^ v) * 0x100000001b3ULL;
 }
 
 /* wgdev.c: the network and the WireGuard devices. */
 void wg_send_data(struct sim *s, uint32_t i, uint32_t j, const uint8_t *data,
-                  size_t len);
+                  size_t len, uint32_t isrc, uint32_t idst);
+void wg_send_inner(struct sim *s, uint32_t i, uint32_t dst, const uint8_t *data,
+                   size_t len);
+void wg_update(struct sim *s, uint32_t i, uint32_t j,
+               const wgam_peer_update *u);
+int wg_live(struct sim *s, uint32_t i, uint32_t j);
 void wg_set_keepalive(struct sim *s, uint32_t i, uint32_t j, uint16_t ka);
 void wg_tick(struct sim *s, uint32_t i);
 void net_arrive(struct sim *s, uint32_t from, uint32_t hint, uint32_t pktidx);
@@ -299,6 +368,7 @@ void pay_release(struct paypool *pp);
 void node_deliver(struct sim *s, uint32_t h, uint32_t sip, uint16_t sport,
                   const uint8_t *data, size_t len);
 void metric_session(struct sim *s, uint32_t i, uint32_t j);
+void metric_route(struct sim *s, uint32_t i, uint32_t k);
 void fatal_nomem(void);
 
 #endif /* SIM_H */

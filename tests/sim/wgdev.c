@@ -14,6 +14,15 @@
  * while a persistent keepalive is set. Any authenticated packet moves the
  * receiver's endpoint to its observed source (roaming). Transport data needs
  * a session; data for a peer without one starts a handshake and is dropped.
+ *
+ * Cryptokey routing: a datagram to a mesh address goes to the peer entry
+ * that holds the address as an allowed IP (none: dropped), and a datagram
+ * received on an entry is accepted only if its inner source address is one
+ * of that entry's allowed IPs. An allowed IP is on one entry at most: adding
+ * it to an entry moves it from whichever entry held it. A node marked as
+ * relay forwards what is not for itself to the peer entry that holds the
+ * destination address, when that entry is the destination's own (a relayed
+ * path is never a chain); any other node drops it.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -21,7 +30,6 @@
 
 #include "sim.h"
 
-#define NO_PEER UINT32_MAX
 #define LAN_LATENCY_NS 500000ULL
 
 uint32_t lan_ip(uint32_t router, uint32_t host) {
@@ -314,7 +322,8 @@ static uint64_t link_latency(struct sim *s, uint32_t i, uint32_t j,
 
 static void send_packet(struct sim *s, uint32_t i, uint32_t j, uint8_t type,
                         uint32_t dip, uint16_t dport, const uint8_t *data,
-                        size_t len, uint32_t wire) {
+                        size_t len, uint32_t wire, uint32_t isrc,
+                        uint32_t idst) {
   struct dpeer *dp = DP(s, i, j);
   uint32_t sip, idx;
   uint16_t sport;
@@ -340,6 +349,8 @@ static void send_packet(struct sim *s, uint32_t i, uint32_t j, uint8_t type,
   p->len = (uint16_t)len;
   p->type = type;
   p->sent = s->stamp;
+  p->isrc = isrc;
+  p->idst = idst;
   p->data = NULL;
   if (len > 0) {
     p->data = pay_alloc(s, len);
@@ -363,7 +374,8 @@ static void wg_send_init(struct sim *s, uint32_t i, uint32_t j) {
   dp->init = s->stamp;
   if (!dp->ep_ip)
     return;
-  send_packet(s, i, j, PKT_INIT, dp->ep_ip, dp->ep_port, NULL, 0, WG_INIT_LEN);
+  send_packet(s, i, j, PKT_INIT, dp->ep_ip, dp->ep_port, NULL, 0, WG_INIT_LEN,
+              i, j);
 }
 
 static void wg_handshake_start(struct sim *s, uint32_t i, uint32_t j) {
@@ -376,8 +388,10 @@ static void wg_handshake_start(struct sim *s, uint32_t i, uint32_t j) {
   wg_send_init(s, i, j);
 }
 
+/* Sends on entry @j; a payload has the mesh addresses of @isrc and @idst
+ * as its inner source and destination. */
 void wg_send_data(struct sim *s, uint32_t i, uint32_t j, const uint8_t *data,
-                  size_t len) {
+                  size_t len, uint32_t isrc, uint32_t idst) {
   struct dpeer *dp = DP(s, i, j);
 
   if (!(dp->flags & DP_PRESENT)) {
@@ -398,7 +412,147 @@ void wg_send_data(struct sim *s, uint32_t i, uint32_t j, const uint8_t *data,
   if (age(s, dp->hs) >= WG_REKEY_AFTER_TIME)
     wg_handshake_start(s, i, j);
   send_packet(s, i, j, PKT_DATA, dp->ep_ip, dp->ep_port, data, len,
-              (uint32_t)len + WG_DATA_OVERHEAD);
+              (uint32_t)len + WG_DATA_OVERHEAD, isrc, idst);
+}
+
+/* A datagram from node @i to node @dst's mesh address, through the entry
+ * that holds that address. */
+void wg_send_inner(struct sim *s, uint32_t i, uint32_t dst, const uint8_t *data,
+                   size_t len) {
+  uint32_t x = dev_route(s, i, dst);
+
+  if (x == NO_PEER) {
+    s->st.drop_noroute++;
+    return;
+  }
+  wg_send_data(s, i, x, data, len, i, dst);
+}
+
+/* Both ends hold a session with each other. */
+int wg_live(struct sim *s, uint32_t i, uint32_t j) {
+  const struct dpeer *a = DP(s, i, j), *b = DP(s, j, i);
+
+  return (a->flags & DP_PRESENT) && (b->flags & DP_PRESENT) &&
+         session_valid(s, a) && session_valid(s, b);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Allowed IPs                                                            */
+/* ---------------------------------------------------------------------- */
+
+static uint32_t pfx_holder(const struct sim *s, uint32_t i, uint32_t k) {
+  return s->pfx[(size_t)i * s->n + k] - 1; /* 0 - 1 = NO_PEER */
+}
+
+/* Entry @x of device @i (NO_PEER: none) holds k's mesh address, or with
+ * @pfx k's prefix. */
+static void set_holder(struct sim *s, uint32_t i, uint32_t k, int pfx,
+                       uint32_t x) {
+  if (pfx) {
+    uint32_t *h = &s->pfx[(size_t)i * s->n + k];
+
+    if (*h && *h != k + 1)
+      s->nforeign[i]--;
+    *h = x + 1;
+    if (*h && *h != k + 1)
+      s->nforeign[i]++;
+  } else {
+    struct dpeer *dp = DP(s, i, k);
+
+    if (dp_via(dp) != NO_PEER)
+      s->nforeign[i]--;
+    dp->flags &= (uint8_t)~DP_ALLOWED;
+    dp_set_via(dp, NO_PEER);
+    if (x == k) {
+      dp->flags |= DP_ALLOWED;
+    } else if (x != NO_PEER) {
+      dp_set_via(dp, x);
+      s->nforeign[i]++;
+    }
+  }
+}
+
+/* Removes every allowed IP of entry @j of device @i. */
+static void clear_allowedips(struct sim *s, uint32_t i, uint32_t j) {
+  if (dev_route(s, i, j) == j)
+    set_holder(s, i, j, 0, NO_PEER);
+  if (s->pfx && pfx_holder(s, i, j) == j)
+    set_holder(s, i, j, 1, NO_PEER);
+  for (uint32_t k = 0; s->nforeign[i] && k < s->n; k++) {
+    if (dp_via(DP(s, i, k)) == j)
+      set_holder(s, i, k, 0, NO_PEER);
+    if (s->pfx && pfx_holder(s, i, k) == j)
+      set_holder(s, i, k, 1, NO_PEER);
+  }
+}
+
+/* Whose allowed IP @c is: node k's mesh address (*pfx 0) or, with
+ * --prefixes, its prefix (*pfx 1). NO_PEER for anything else. */
+static uint32_t cidr_owner(const struct sim *s, const wgam_cidr *c, int *pfx) {
+  uint32_t ip, k;
+
+  if (c->addr.family != WGAM_AF_INET)
+    return NO_PEER;
+  ip = addr_ip(&c->addr);
+  if (c->prefixlen == 32 && ip > MESH_BASE && ip - MESH_BASE - 1 < s->n) {
+    *pfx = 0;
+    return ip - MESH_BASE - 1;
+  }
+  k = (ip - PFX_BASE) >> (32 - PFX_LEN);
+  if (s->pfx && c->prefixlen == PFX_LEN && ip >= PFX_BASE && k < s->n &&
+      ip == PFX_BASE + (k << (32 - PFX_LEN))) {
+    *pfx = 1;
+    return k;
+  }
+  return NO_PEER;
+}
+
+/*
+ * Applies a peer update to entry @j of device @i as WireGuard does: a new
+ * key creates the entry; REMOVE_ME deletes it with its allowed IPs;
+ * REPLACE_ALLOWEDIPS drops the entry's allowed IPs before the list is
+ * added; each listed IP moves from whichever entry held it.
+ */
+void wg_update(struct sim *s, uint32_t i, uint32_t j,
+               const wgam_peer_update *u) {
+  struct dpeer *dp = DP(s, i, j);
+
+  if (u->flags & WGAM_PEER_REMOVE_ME) {
+    uint8_t ever = dp->flags & DP_EVER;
+    uint32_t via;
+
+    clear_allowedips(s, i, j);
+    via = dp_via(dp); /* j's address on another entry stays there */
+    memset(dp, 0, sizeof(*dp));
+    dp->flags = ever;
+    dp_set_via(dp, via);
+    return;
+  }
+  dp->flags |= DP_PRESENT;
+  if (u->flags & WGAM_PEER_REPLACE_ALLOWEDIPS)
+    clear_allowedips(s, i, j);
+  for (size_t a = 0; a < u->nallowedips && a < WGAM_MAX_ALLOWEDIPS; a++) {
+    int pfx = 0;
+    uint32_t k = cidr_owner(s, &u->allowedips[a], &pfx);
+
+    if (k == NO_PEER || k == i) {
+      s->st.bad_update++;
+      continue;
+    }
+    set_holder(s, i, k, pfx, j);
+    if (!pfx)
+      metric_route(s, i, k);
+  }
+  if (u->flags & WGAM_PEER_HAS_ENDPOINT) {
+    if (u->endpoint.family == WGAM_AF_INET) {
+      dp->ep_ip = addr_ip(&u->endpoint);
+      dp->ep_port = u->endpoint.port;
+    } else {
+      s->st.bad_update++;
+    }
+  }
+  if (u->flags & WGAM_PEER_HAS_KEEPALIVE)
+    wg_set_keepalive(s, i, j, u->persistent_keepalive);
 }
 
 /* Setting a keepalive where there was none sends one at once, as the
@@ -409,7 +563,7 @@ void wg_set_keepalive(struct sim *s, uint32_t i, uint32_t j, uint16_t ka) {
 
   dp->ka = ka;
   if (!old && ka)
-    wg_send_data(s, i, j, NULL, 0);
+    wg_send_data(s, i, j, NULL, 0, i, j);
 }
 
 void wg_tick(struct sim *s, uint32_t i) {
@@ -431,10 +585,10 @@ void wg_tick(struct sim *s, uint32_t i) {
      * packet in either direction. */
     last = dp->tx > dp->rx ? dp->tx : dp->rx;
     if (dp->ka && (!last || age(s, last) >= (uint32_t)dp->ka * 1000))
-      wg_send_data(s, i, j, NULL, 0);
+      wg_send_data(s, i, j, NULL, 0, i, j);
     else if ((dp->flags & DP_DATA_RX) &&
              age(s, dp->rx) >= WG_KEEPALIVE_TIMEOUT && session_valid(s, dp))
-      wg_send_data(s, i, j, NULL, 0);
+      wg_send_data(s, i, j, NULL, 0, i, j);
   }
 }
 
@@ -465,6 +619,30 @@ static void note_rx(struct sim *s, uint32_t h, uint32_t from,
   }
 }
 
+/*
+ * A payload that came on entry @from of node @h's device: delivered to the
+ * engine, forwarded by a relay, or dropped.
+ */
+static void wg_receive_inner(struct sim *s, uint32_t h, uint32_t from,
+                             const struct pkt *p) {
+  uint32_t src = p->isrc, dst = p->idst;
+
+  if (dev_route(s, h, src) != from) {
+    s->st.drop_allowedip++;
+    return;
+  }
+  if (dst == h) {
+    node_deliver(s, h, MESH_BASE + src + 1, s->gossip_port, p->data, p->len);
+    return;
+  }
+  if (!s->nodes[h].relay || dev_route(s, h, dst) != dst) {
+    s->st.drop_forward++;
+    return;
+  }
+  s->st.relayed++;
+  wg_send_data(s, h, dst, p->data, p->len, src, dst);
+}
+
 void net_arrive(struct sim *s, uint32_t from, uint32_t hint, uint32_t pktidx) {
   struct pkt *p = &s->pkts[pktidx];
   struct dpeer *dp;
@@ -492,7 +670,8 @@ void net_arrive(struct sim *s, uint32_t from, uint32_t hint, uint32_t pktidx) {
   case PKT_INIT:
     note_rx(s, h, from, p, WG_INIT_LEN);
     dp->flags |= DP_RESP;
-    send_packet(s, h, from, PKT_RESP, p->sip, p->sport, NULL, 0, WG_RESP_LEN);
+    send_packet(s, h, from, PKT_RESP, p->sip, p->sport, NULL, 0, WG_RESP_LEN, h,
+                from);
     break;
   case PKT_RESP:
     if (!(dp->flags & DP_PENDING))
@@ -503,7 +682,7 @@ void net_arrive(struct sim *s, uint32_t from, uint32_t hint, uint32_t pktidx) {
     s->st.handshakes++;
     metric_session(s, h, from);
     /* The initiator confirms the session with a keepalive. */
-    wg_send_data(s, h, from, NULL, 0);
+    wg_send_data(s, h, from, NULL, 0, h, from);
     break;
   case PKT_DATA:
     if (!session_valid(s, dp)) {
@@ -516,7 +695,7 @@ void net_arrive(struct sim *s, uint32_t from, uint32_t hint, uint32_t pktidx) {
     note_rx(s, h, from, p, (uint32_t)p->len + WG_DATA_OVERHEAD);
     if (p->len > 0) {
       dp->flags |= DP_DATA_RX;
-      node_deliver(s, h, MESH_BASE + from + 1, s->gossip_port, p->data, p->len);
+      wg_receive_inner(s, h, from, p);
     }
     break;
   }
