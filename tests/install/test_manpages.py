@@ -38,7 +38,7 @@ if not shutil.which("groff"):
 def render(page):
     """Plain text of @page; groff's warnings (all of them) are failures."""
     r = subprocess.run(
-        ["groff", "-ww", "-man", "-Tutf8", "-rLL=250n", "-P-cbou", page],
+        ["groff", "-ww", "-t", "-man", "-Tutf8", "-rLL=250n", "-P-cbou", page],
         capture_output=True, text=True)
     if r.returncode != 0 or r.stderr.strip():
         fail("%s: groff -ww: %s" % (os.path.basename(page),
