@@ -14,11 +14,38 @@ address changed; the clock stops when every other node reaches the moved one.
 --join: also a NAT-ed node joining a running mesh of the five others (no
 start-up race with peers still being configured).
 A run that does not finish within the cap is printed as ">cap".
+
+    sudo WGAM_BIN=build/cli/wgautomesh tests/netns/bench.py five [--runs 5]
+         [--cap 60] [--cpu-minutes 3] [--settle 60] [--no-cpu]
+
+The speed rows, in five nodes (a public; b and c on one LAN behind the cone
+NAT r1; d behind r2; e behind r3; only a's endpoint configured; daemons
+started together): start -> all 20 directed WireGuard handshakes (wg show
+dumps polled); start -> all 10 pairs ping (every pair probed every 0.3 s);
+r2's WAN address changes -> every node pings d; r3 reboots (conntrack
+flushed, external ports moved to 31000-31999) -> every pair pings again
+(probes towards the moved node, whose own traffic would otherwise do the
+daemons' work). Then, on a fresh mesh after --settle seconds, the CPU of
+each daemon over --cpu-minutes (all its threads, /proc/PID/task/*/schedstat),
+scaled to an hour.
+
+    sudo WGAM_BIN=build/cli/wgautomesh tests/netns/bench.py relay [--runs 5]
+         [--cap 30] [--direct-cap 90]
+
+The relay row: a public relay ("relay": true on its peer entry in every
+config), b and c behind the cone NAT r1, d and e behind the symmetric NATs
+r2 and r3: start -> every pair pings (6 of the 10 pairs need the relay);
+then r2 and r3 become cone NATs (postrouting flushed, plain masquerade,
+conntrack -F) -> every directed pair that was relayed has a direct
+handshake on its own peer entry again. "never" when the cap passed.
 """
 
+import json
 import os
 import statistics
+import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -112,6 +139,310 @@ def summary(vals, cap):
     return statistics.median(xs), max(xs), sum(v is None for v in vals)
 
 
+# --- the five-node speed rows ------------------------------------------------
+
+FIVE = "pub:a nat:r1 nat:r2 nat:r3 host:b@r1 host:c@r1 host:d@r2 host:e@r3"
+RELAY5 = "pub:a nat:r1 sym:r2 sym:r3 host:b@r1 host:c@r1 host:d@r2 host:e@r3"
+PING_INTERVAL = 0.3
+
+
+class HandshakeWatch(threading.Thread):
+    """Polls `wg show dump` of every node; records when each directed pair
+    (node, peer) first shows a handshake (later than @since, wall clock)."""
+
+    def __init__(self, rig, since=0, cond=None):
+        super().__init__(daemon=True)
+        self.rig = rig
+        self.since = since
+        self.cond = cond or (lambda node, other, entry: entry["handshake"] > self.since)
+        self.first = {}
+        self.done = threading.Event()
+        self.want = [(n, o) for n in rig.nodes for o in rig.nodes if n is not o]
+
+    def run(self):
+        while not self.done.is_set() and len(self.first) < len(self.want):
+            for n in self.rig.nodes:
+                try:
+                    dump = self.rig.wg_dump(n)
+                except Exception:
+                    continue
+                t = time.monotonic()
+                for o in self.rig.nodes:
+                    e = dump.get(o.pubkey)
+                    if o is not n and (n, o) not in self.first and e and self.cond(n, o, e):
+                        self.first[(n, o)] = t
+            time.sleep(0.01)
+
+    def stop(self):
+        self.done.set()
+        self.join(10)
+
+
+def settle(rig, timeout=20):
+    """Waits until every node's status shows every peer connected."""
+    S.wait_for(lambda: not S.all_connected_in_status(rig), timeout, 0.5)
+
+
+def reboot_router(rig, r, ports="31000-31999"):
+    """A NAT router that reboots (LAB.md): every mapping forgotten, and new
+    mappings on another external port range."""
+    rules = """
+flush chain ip nat postrouting
+add rule ip nat postrouting oifname "%s" meta l4proto udp masquerade to :%s
+add rule ip nat postrouting oifname "%s" masquerade
+""" % (r.wan, ports, r.wan)
+    R.sh(["ip", "netns", "exec", r.ns, "nft", "-f", "-"], input=rules)
+    R.sh(["ip", "netns", "exec", r.ns, "conntrack", "-F"], check=False)
+
+
+def make_cone(rig, r):
+    """A symmetric NAT turned into a port-restricted cone NAT (LAB.md)."""
+    rules = """
+flush chain ip nat postrouting
+add rule ip nat postrouting oifname "%s" masquerade
+""" % r.wan
+    R.sh(["ip", "netns", "exec", r.ns, "nft", "-f", "-"], input=rules)
+    R.sh(["ip", "netns", "exec", r.ns, "conntrack", "-F"], check=False)
+
+
+def probe(rig, pairs, cap):
+    """{pair: monotonic time of the first answer}, every pair probed every
+    PING_INTERVAL seconds."""
+    probes = [(a.ns, b.mesh_ip) for a, b in pairs]
+    back = {(a.ns, b.mesh_ip): (a, b) for a, b in pairs}
+    res = rig.prober.watch(probes, cap, interval=PING_INTERVAL,
+                           stop=lambda: S._any_daemon_dead(rig))
+    return {back[k]: t for k, t in res.items()}
+
+
+def last_of(got, want, t0):
+    return (max(got[p] for p in want) - t0) if all(p in got for p in want) else None
+
+
+def five_once(cap, keep=False):
+    """One run of rows 1-4. Returns {row: seconds or None}."""
+    res = {"handshakes": None, "ping": None, "wan": None, "reboot": None}
+    rig = R.Rig(FIVE, keep=keep)
+    try:
+        rig.start_all_wg()
+        rig.write_configs(endpoints=rig.public_endpoints())
+        watch = HandshakeWatch(rig)
+        rig.start_daemons()
+        t0 = time.monotonic()
+        watch.start()
+        got = probe(rig, rig.pairs(), cap)
+        res["ping"] = last_of(got, rig.pairs(), t0)
+        deadline = t0 + cap
+        while len(watch.first) < len(watch.want) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        watch.stop()
+        res["handshakes"] = last_of(watch.first, watch.want, t0)
+        rig.check_daemons_alive()
+        if res["ping"] is None:
+            return res
+        settle(rig)
+        d = rig.node("d")
+        rig.move_router(d.router, "203.0.113.110")
+        t1 = time.monotonic()
+        pairs = [(n, d) for n in rig.nodes if n is not d]
+        got = probe(rig, pairs, cap)
+        res["wan"] = last_of(got, pairs, t1)
+        if res["wan"] is None:
+            return res
+        got = probe(rig, rig.pairs(), cap)
+        settle(rig)
+        e = rig.node("e")
+        reboot_router(rig, e.router)
+        t2 = time.monotonic()
+        pairs = [(n, e) for n in rig.nodes if n is not e] + \
+            [p for p in rig.pairs() if e not in p]
+        got = probe(rig, pairs, cap)
+        res["reboot"] = last_of(got, pairs, t2)
+        rig.check_daemons_alive()
+        return res
+    except AssertionError:
+        return res
+    finally:
+        rig.cleanup()
+
+
+def proc_cpu(pid):
+    """CPU seconds of a process: the sum over its threads of the scheduler's
+    run time (ns resolution), and utime+stime (10 ms ticks)."""
+    ns = 0
+    try:
+        for t in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/schedstat" % (pid, t)) as f:
+                ns += int(f.read().split()[0])
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return None, None
+    ticks = int(fields[11]) + int(fields[12])
+    return ns / 1e9, ticks / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_once(cap, settle_s, minutes):
+    """{node name: CPU seconds per hour} on a settled five-node mesh."""
+    rig = R.Rig(FIVE)
+    try:
+        rig.start_all_wg()
+        rig.write_configs(endpoints=rig.public_endpoints())
+        rig.start_daemons()
+        got = probe(rig, rig.pairs(), cap)
+        if len(got) < len(rig.pairs()):
+            return None
+        time.sleep(settle_s)
+        before = {n.name: proc_cpu(n.daemon.pid) for n in rig.nodes}
+        t0 = time.monotonic()
+        time.sleep(minutes * 60)
+        dt = time.monotonic() - t0
+        after = {n.name: proc_cpu(n.daemon.pid) for n in rig.nodes}
+        rig.check_daemons_alive()
+        out = {}
+        for n in rig.nodes:
+            b, a = before[n.name], after[n.name]
+            out[n.name] = ((a[0] - b[0]) * 3600 / dt, (a[1] - b[1]) * 3600 / dt)
+        return out
+    finally:
+        rig.cleanup()
+
+
+def fmt_row(label, vals, goal):
+    xs = [v for v in vals if v is not None]
+    never = len(vals) - len(xs)
+    if not xs:
+        return "%-44s %8s %8s  %-7s %s" % (label, "never", "never", goal, "")
+    med = statistics.median([v if v is not None else float("inf") for v in vals])
+    return "%-44s %8s %8s  %-7s %s" % (
+        label, "never" if med == float("inf") else "%.2f" % med,
+        "never" if never else "%.2f" % max(xs), goal,
+        ("%d/%d never" % (never, len(vals))) if never else "")
+
+
+def main_five(argv):
+    runs = int(arg(argv, "--runs", 5))
+    cap = float(arg(argv, "--cap", 60))
+    S.HANG = cap
+    print("five nodes (%s), only a's endpoint configured, wireguard-go; "
+          "%d runs, cap %.0f s; daemon %s" % (FIVE, runs, cap, os.environ["WGAM_BIN"]))
+    rows = {"handshakes": [], "ping": [], "wan": [], "reboot": []}
+    for i in range(runs):
+        r = five_once(cap)
+        for k in rows:
+            rows[k].append(r[k])
+        print("run %d: handshakes %s, ping %s, WAN change %s, reboot %s" % (
+            i + 1, *(("%.2f s" % r[k]) if r[k] is not None else "never"
+                     for k in ("handshakes", "ping", "wan", "reboot"))))
+        sys.stdout.flush()
+    print()
+    print("%-44s %8s %8s  %-7s" % ("figure (s)", "median", "max", "goal"))
+    print(fmt_row("start -> all 20 directed handshakes", rows["handshakes"], "<= 1.0"))
+    print(fmt_row("start -> all 10 pairs ping", rows["ping"], "<= 1.0"))
+    print(fmt_row("NAT WAN address change -> all ping it", rows["wan"], "<= 3"))
+    print(fmt_row("NAT router reboot -> every pair pings", rows["reboot"], "<= 5"))
+    sys.stdout.flush()
+    if "--no-cpu" not in argv:
+        minutes = float(arg(argv, "--cpu-minutes", 3))
+        settle_s = float(arg(argv, "--settle", 60))
+        cpu = cpu_once(cap, settle_s, minutes)
+        if cpu is None:
+            print("CPU: the mesh did not form")
+        else:
+            per = sorted(v[0] for v in cpu.values())
+            print("CPU per daemon per hour at steady state (measured over %.0f s after "
+                  "%.0f s of settling, scaled to 3600 s): %s" % (
+                      minutes * 60, settle_s, ", ".join(
+                          "%s %.3f (ticks %.2f)" % (k, v[0], v[1]) for k, v in cpu.items())))
+            print("%-44s %8.3f %8.3f  %-7s" % ("CPU-s per daemon per hour", statistics.median(per),
+                                               max(per), "<= 0.15"))
+    return 0
+
+
+# --- relay row ---------------------------------------------------------------
+
+def write_relay_configs(rig, relay):
+    rig.write_configs(endpoints=rig.public_endpoints())
+    for n in rig.nodes:
+        for p in n.config["peers"]:
+            if p["pubkey"] == relay.pubkey:
+                p["relay"] = True
+        with open(n.config_path, "w") as f:
+            json.dump(n.config, f, indent=1)
+
+
+def relay_once(cap, direct_cap):
+    res = {"ping": None, "direct": None, "error": None}
+    rig = R.Rig(RELAY5)
+    try:
+        rig.start_all_wg()
+        a = rig.node("a")
+        write_relay_configs(rig, a)
+        chk = subprocess.run([rig.wgam, "check", a.config_path], stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+        if chk.returncode != 0:
+            res["error"] = "config refused: " + chk.stdout.strip().replace("\n", "; ")
+            return res
+        rig.start_daemons()
+        t0 = time.monotonic()
+        got = probe(rig, rig.pairs(), cap)
+        rig.check_daemons_alive()
+        res["ping"] = last_of(got, rig.pairs(), t0)
+        if res["ping"] is None:
+            return res
+        d, e = rig.node("d"), rig.node("e")
+        relayed = [(n, o) for n in rig.nodes for o in rig.nodes
+                   if n is not o and a not in (n, o) and ({n, o} & {d, e})]
+        since = int(time.time())
+        for r in (d.router, e.router):
+            make_cone(rig, r)
+        t1 = time.monotonic()
+
+        def direct(n, o, entry):
+            return (entry["handshake"] > since and
+                    (o.mesh_ip + "/32") in entry["allowed"].split(","))
+        watch = HandshakeWatch(rig, cond=direct)
+        watch.want = relayed
+        watch.start()
+        deadline = t1 + direct_cap
+        while len(watch.first) < len(relayed) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        watch.stop()
+        res["direct"] = last_of(watch.first, relayed, t1)
+        return res
+    except AssertionError as ex:
+        res["error"] = str(ex)
+        return res
+    finally:
+        rig.cleanup()
+
+
+def main_relay(argv):
+    runs = int(arg(argv, "--runs", 5))
+    cap = float(arg(argv, "--cap", 30))
+    direct_cap = float(arg(argv, "--direct-cap", 90))
+    S.HANG = max(cap, direct_cap)
+    print("relay: %s, a is the relay, only a's endpoint configured; %d runs; daemon %s" % (
+        RELAY5, runs, os.environ["WGAM_BIN"]))
+    pings, directs = [], []
+    for i in range(runs):
+        r = relay_once(cap, direct_cap)
+        pings.append(r["ping"])
+        directs.append(r["direct"])
+        print("run %d: every pair pings %s, direct after cone NATs %s%s" % (
+            i + 1, "%.2f s" % r["ping"] if r["ping"] is not None else "never (cap %.0f s)" % cap,
+            "%.2f s" % r["direct"] if r["direct"] is not None else "never",
+            ("; " + r["error"]) if r["error"] else ""))
+        sys.stdout.flush()
+        if r["error"] and r["error"].startswith("config refused"):
+            break
+    print()
+    print("%-44s %8s %8s  %-7s" % ("figure (s)", "median", "max", "goal"))
+    print(fmt_row("relay: start -> every pair pings", pings, "<= 1.5"))
+    print(fmt_row("relay: symmetric -> cone, all direct", directs, "<= 30"))
+    return 0
+
+
 def main(argv):
     if "-h" in argv or "--help" in argv:
         print(__doc__)
@@ -120,6 +451,10 @@ def main(argv):
     if not os.environ.get("WGAM_BIN"):
         print("set WGAM_BIN to the daemon executable")
         return 1
+    if len(argv) > 1 and argv[1] == "five":
+        return main_five(argv)
+    if len(argv) > 1 and argv[1] == "relay":
+        return main_relay(argv)
     runs = int(arg(argv, "--runs", 5))
     policies = arg(argv, "--policies", "fast,classic").split(",")
     mesh_cap = float(arg(argv, "--mesh-cap", 180))
