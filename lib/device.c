@@ -23,13 +23,6 @@ void wgam_set_keepalive(wgam_mesh *m, struct peer *p, uint16_t ka) {
     wgam_mark_update(m, p, UPD_KEEPALIVE);
 }
 
-static int allowed_ok(const struct peer *p, const wgam_device_peer *dp) {
-  uint8_t plen = p->address.family == WGAM_AF_INET ? 32 : 128;
-  return dp->nallowedips == 1 && dp->allowedips &&
-         dp->allowedips[0].prefixlen == plen &&
-         addr_ip_equal(&dp->allowedips[0].addr, &p->address);
-}
-
 static uint8_t guess_source(const struct peer *p, const wgam_addr *ep) {
   size_t i;
   if (has_lan(p) && wgam_addr_equal(&p->lan->addr, ep))
@@ -63,7 +56,7 @@ static void observe_peer(wgam_mesh *m, struct peer *p,
   p->dev_ep = dp->endpoint;
   p->on_device = 1;
   p->dev_keepalive = dp->persistent_keepalive;
-  p->allowed_ok = (uint8_t)allowed_ok(p, dp);
+  p->allowed_ok = (uint8_t)wgam_allowedips_match(m, p, dp);
   if (dp->last_handshake) {
     uint64_t age =
         unix_now > dp->last_handshake ? unix_now - dp->last_handshake : 0;
@@ -244,11 +237,23 @@ static void fill_update(wgam_mesh *m, struct peer *p, uint8_t flags,
   if (!p->on_device)
     flags |= UPD_ALLOWED;
   if (flags & UPD_ALLOWED) {
+    /* Its own allowed IPs, none while they are on a relay's entry; the
+     * peers relayed through it get theirs back right after. */
     upd->flags |= WGAM_PEER_REPLACE_ALLOWEDIPS;
-    upd->nallowedips = 1;
-    upd->allowedips[0].addr = p->address;
-    upd->allowedips[0].prefixlen = p->address.family == WGAM_AF_INET ? 32 : 128;
+    if (p->route == WGAM_ROUTE_DIRECT)
+      upd->nallowedips = wgam_own_allowedips(p, upd->allowedips);
     p->allowed_ok = 1;
+    if (p->relayed_ips) {
+      uint32_t idx = (uint32_t)(p - m->peers);
+      size_t i;
+
+      for (i = 0; i < m->npeers; i++)
+        if (m->peers[i].via == idx && m->peers[i].route != WGAM_ROUTE_DIRECT)
+          wgam_mark_update(m, &m->peers[i], UPD_ROUTE);
+    }
+  } else if (flags & UPD_ROUTE) {
+    /* Back from a relay: adding them moves them off its entry. */
+    upd->nallowedips = wgam_own_allowedips(p, upd->allowedips);
   }
   if ((flags & UPD_ENDPOINT) && addr_valid(&p->want_ep)) {
     upd->flags |= WGAM_PEER_HAS_ENDPOINT;
@@ -303,6 +308,12 @@ int wgam_mesh_next_peer_update(wgam_mesh *m, wgam_peer_update *upd) {
       m->recreate_upd = flags;
       m->stats.peer_updates++;
       return 1;
+    }
+    if ((flags & UPD_ROUTE) && p->route != WGAM_ROUTE_DIRECT) {
+      /* One update on the relay's entry; the rest of this peer's follows. */
+      if (flags & ~UPD_ROUTE)
+        wgam_mark_update(m, p, flags & (uint8_t)~UPD_ROUTE);
+      return wgam_route_update(m, p, upd);
     }
     fill_update(m, p, flags, upd);
     return 1;

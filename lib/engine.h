@@ -44,6 +44,7 @@ enum {
   UPD_ENDPOINT = 0x2,
   UPD_KEEPALIVE = 0x4,
   UPD_RECREATE = 0x8, /* remove the peer, then add it whole */
+  UPD_ROUTE = 0x10,   /* put its allowed IPs on the entry its route names */
 };
 
 /* What a peer heard on the LAN by broadcast has: rare, so held apart. */
@@ -110,6 +111,19 @@ struct peer {
   wgam_tstamp prop_next;
   uint16_t prop_hold_s;
   uint8_t prop_pending;
+
+  /* Relaying (relay.c). */
+  uint8_t relay;      /* configured as a relay */
+  uint8_t route;      /* wgam_route */
+  uint8_t relay_rank; /* which usable relay to take next */
+  uint8_t nprefixes;
+  wgam_cidr *prefixes;    /* extra allowed IPs, out of line, NULL if none */
+  uint32_t via;           /* the relay's index while routed through one */
+  uint32_t relayed_ips;   /* allowed IPs of peers routed through us */
+  wgam_tstamp down_since; /* no working direct path since */
+  wgam_tstamp relay_at;   /* (re)consider the route then */
+  wgam_tstamp route_at;   /* route moved, or relayed Ping sent */
+  uint64_t route_changes;
 
   uint32_t heap_idx;
   wgam_tstamp next;
@@ -181,6 +195,8 @@ struct wgam_mesh {
   wgam_tstamp ask_interval;
   size_t ask_pos;
   wgam_tstamp foreign_answered_at;
+
+  size_t nrelays; /* configured relays other than us; 0 if we are one */
 
   wgam_stats stats;
 };
@@ -313,6 +329,15 @@ void wgam_set_keepalive(wgam_mesh *m, struct peer *p, uint16_t ka);
 /* peers.c */
 void wgam_free_peers(wgam_mesh *m, struct peer *peers, size_t n);
 void wgam_update_identity(wgam_mesh *m);
+
+/* relay.c */
+size_t wgam_own_allowedips(const struct peer *p, wgam_cidr *out);
+int wgam_allowedips_match(const wgam_mesh *m, const struct peer *p,
+                          const wgam_device_peer *dp);
+void wgam_relay_recount(wgam_mesh *m);
+void wgam_relay_step(wgam_mesh *m, struct peer *p, wgam_tstamp ts);
+void wgam_relay_up(wgam_mesh *m, struct peer *r, wgam_tstamp ts);
+int wgam_route_update(wgam_mesh *m, struct peer *p, wgam_peer_update *upd);
 
 /* gossip.c */
 int wgam_queue_to_peer(wgam_mesh *m, uint8_t type, uint32_t subject,

@@ -90,6 +90,8 @@ struct wgam_fixed {
   unsigned probe_rate;       /* probes per second, whole engine */
   unsigned initial_requests; /* peers asked after the first device read */
   size_t queue_keep;         /* datagram ring slots kept after a burst */
+  wgam_tstamp relay_after;   /* no direct path this long: use a relay */
+  wgam_tstamp relay_confirm; /* a relayed Ping unanswered: next relay */
 };
 extern const struct wgam_fixed wgam_fixed;
 

@@ -240,6 +240,11 @@ int wgam_mesh_get_peer_info(const wgam_mesh *m, size_t idx,
     memcpy(info->known, p->known, p->nknown * sizeof(wgam_endpoint));
   if (p->lan)
     info->lan_endpoint = p->lan->addr;
+  info->relay = p->relay;
+  info->route = p->route;
+  if (p->route != WGAM_ROUTE_DIRECT)
+    memcpy(info->via, m->peers[p->via].pubkey, WGAM_KEY_LEN);
+  info->route_changes = p->route_changes;
   return 0;
 }
 
@@ -266,6 +271,7 @@ void wgam_mesh_get_stats(const wgam_mesh *m, wgam_stats *stats) {
     const struct peer *p = &m->peers[i];
 
     stats->mem_bytes += p->ncfg * sizeof(wgam_addr) +
+                        p->nprefixes * sizeof(wgam_cidr) +
                         p->nknown * (sizeof(wgam_endpoint) + 1) +
                         (p->lan ? sizeof(*p->lan) : 0);
   }

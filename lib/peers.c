@@ -13,6 +13,7 @@ void wgam_free_peers(wgam_mesh *m, struct peer *peers, size_t n) {
     wgam_free(m, peers[i].cfg);
     wgam_free(m, peers[i].known);
     wgam_free(m, peers[i].lan);
+    wgam_free(m, peers[i].prefixes);
   }
   wgam_free(m, peers);
 }
@@ -32,6 +33,34 @@ static void peer_init(struct peer *p) {
   p->prop_next = NONE;
   p->heap_idx = NO_IDX;
   p->next = NONE;
+  p->via = NO_IDX;
+  p->down_since = NONE;
+  p->relay_at = NONE;
+  p->route_at = NONE;
+}
+
+/* Whether @p's extra prefixes differ from those configured in @c. */
+static int prefixes_differ(const struct peer *p, const wgam_peer_config *c) {
+  return p->nprefixes != c->nprefixes ||
+         (c->nprefixes && memcmp(p->prefixes, c->prefixes,
+                                 c->nprefixes * sizeof(c->prefixes[0])) != 0);
+}
+
+static int prefix_valid(const wgam_cidr *c) {
+  size_t len = c->addr.family == WGAM_AF_INET ? 4 : 16, i;
+  unsigned max = c->addr.family == WGAM_AF_INET ? 32 : 128;
+
+  if ((c->addr.family != WGAM_AF_INET && c->addr.family != WGAM_AF_INET6) ||
+      c->prefixlen > max || c->addr.port)
+    return 0;
+  for (i = 0; i < len; i++) { /* host bits are zero */
+    unsigned bits = c->prefixlen > i * 8 ? c->prefixlen - (unsigned)i * 8 : 0;
+    uint8_t mask = bits >= 8 ? 0xff : (uint8_t)(0xff << (8 - bits));
+
+    if (c->addr.ip[i] & (uint8_t)~mask)
+      return 0;
+  }
+  return 1;
 }
 
 /* The original hashes "<our key>-<peer key>": each node has its own fixed
@@ -86,6 +115,7 @@ void wgam_update_identity(wgam_mesh *m) {
     }
     wgam_store_set(m, me, NULL, NULL, 0);
   }
+  wgam_relay_recount(m);
   m->nconnected = 0;
   for (i = 0; i < m->npeers; i++)
     if (i != m->self_idx && m->peers[i].state == PEER_CONNECTED)
@@ -118,7 +148,8 @@ int wgam_mesh_set_peers(wgam_mesh *m, const wgam_peer_config *cfg, size_t n,
   uint32_t *keytab = NULL, *addrtab = NULL, *order = NULL, *heap = NULL,
            *updq = NULL, *remap = NULL;
   uint8_t(*removed)[WGAM_KEY_LEN] = NULL;
-  size_t cap, i, nremoved = 0, added = 0, gone = 0;
+  size_t cap, i, nremoved = 0, added = 0, gone = 0,
+                 oldn_peers = m ? m->npeers : 0;
   int rv = WGAM_ERR_NOMEM;
 
   if (!m || (n && !cfg))
@@ -129,8 +160,12 @@ int wgam_mesh_set_peers(wgam_mesh *m, const wgam_peer_config *cfg, size_t n,
     if ((cfg[i].address.family != WGAM_AF_INET &&
          cfg[i].address.family != WGAM_AF_INET6) ||
         (addr_valid(&cfg[i].endpoint) &&
-         !wgam_addr_is_valid_endpoint(&cfg[i].endpoint)))
+         !wgam_addr_is_valid_endpoint(&cfg[i].endpoint)) ||
+        cfg[i].nprefixes > WGAM_MAX_PREFIXES)
       return WGAM_ERR_INVALID_ARGUMENT;
+    for (size_t k = 0; k < cfg[i].nprefixes; k++)
+      if (!prefix_valid(&cfg[i].prefixes[k]))
+        return WGAM_ERR_INVALID_ARGUMENT;
   }
 
   cap = wgam_table_cap(n);
@@ -161,8 +196,10 @@ int wgam_mesh_set_peers(wgam_mesh *m, const wgam_peer_config *cfg, size_t n,
       p->cfg = NULL;
       p->queued = 0;
       p->heap_idx = NO_IDX;
-      if (!addr_ip_equal(&p->address, &cfg[i].address))
-        p->upd |= UPD_ALLOWED;
+      p->prefixes = NULL; /* the old list keeps its own */
+      if (!addr_ip_equal(&p->address, &cfg[i].address) ||
+          prefixes_differ(&m->peers[old], &cfg[i]))
+        p->upd |= UPD_ALLOWED | UPD_ROUTE;
     } else {
       peer_init(p);
       added++;
@@ -172,6 +209,14 @@ int wgam_mesh_set_peers(wgam_mesh *m, const wgam_peer_config *cfg, size_t n,
     }
     p->address = cfg[i].address;
     p->address.port = 0;
+    p->relay = cfg[i].relay != 0;
+    p->nprefixes = (uint8_t)cfg[i].nprefixes;
+    if (p->nprefixes) {
+      p->prefixes = wgam_calloc(m, p->nprefixes, sizeof(*p->prefixes));
+      if (!p->prefixes)
+        goto out;
+      memcpy(p->prefixes, cfg[i].prefixes, p->nprefixes * sizeof(*p->prefixes));
+    }
     p->ncfg = 0;
     p->cfg_literal = 0;
     if (addr_valid(&cfg[i].endpoint)) {
@@ -253,6 +298,23 @@ int wgam_mesh_set_peers(wgam_mesh *m, const wgam_peer_config *cfg, size_t n,
   m->nremoved = nremoved;
   if (m->recreate != NO_IDX)
     m->recreate = remap[m->recreate]; /* NO_IDX if it went away */
+  /* Routes follow their relay to its new index; a relay that went away
+   * takes its peers back to direct (relay.c picks another). */
+  for (i = 0; i < n; i++) {
+    struct peer *p = &m->peers[i];
+
+    p->relayed_ips = 0;
+    if (p->route != WGAM_ROUTE_DIRECT)
+      p->via = p->via < oldn_peers ? remap[p->via] : NO_IDX;
+    if (p->route != WGAM_ROUTE_DIRECT && p->via == NO_IDX) {
+      p->route = WGAM_ROUTE_DIRECT;
+      p->relay_at = ts;
+      p->upd |= UPD_ROUTE;
+    }
+  }
+  for (i = 0; i < n; i++)
+    if (m->peers[i].route != WGAM_ROUTE_DIRECT)
+      m->peers[m->peers[i].via].relayed_ips += 1u + m->peers[i].nprefixes;
   wgam_update_identity(m);
 
   for (i = 0; i < n; i++) {

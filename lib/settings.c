@@ -115,4 +115,13 @@ const struct wgam_fixed wgam_fixed = {
     .initial_requests = 3,
     /* Slots the datagram ring keeps once a burst is written out. */
     .queue_keep = 256,
+    /* Reachability first: a peer without a direct path this long (never
+     * connected since start, or since its path broke) is routed through a
+     * connected relay while the direct path keeps being tried. Short: a
+     * punch that works takes well under a second, and a direct handshake
+     * moves the peer back at once. */
+    .relay_after = 1 * WGAM_SECONDS,
+    /* A Pong through the relay confirms it; without one this long the
+     * next usable relay is taken (or the same one asked again). */
+    .relay_confirm = 2 * WGAM_SECONDS,
 };

@@ -321,6 +321,7 @@ void wgam_became_connected(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
   if (was_up)
     return;
   wgam_peer_set_state(m, p, PEER_CONNECTED);
+  wgam_relay_up(m, p, ts);
   p->backoff_level = 0;
   p->ntried = 0;
   p->tries = 0;
@@ -371,6 +372,7 @@ static wgam_tstamp peer_next(const wgam_mesh *m, const struct peer *p) {
     next = ts_min(next, ts_add(p->try_start, wgam_fixed.min_try));
   if (p->prop_pending)
     next = ts_min(next, p->prop_next);
+  next = ts_min(next, p->relay_at);
   if (has_lan(p))
     next = ts_min(next, ts_add(p->lan->seen, m->s.lan_timeout));
   if (p->state == PEER_CONNECTED) {
@@ -517,5 +519,6 @@ void wgam_peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
       break;
     }
   }
+  wgam_relay_step(m, p, ts);
   wgam_heap_set(m, idx, peer_next(m, p));
 }

@@ -1,0 +1,273 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Relaying: reaching a peer through a relay peer when no direct path works.
+ *
+ * Peers marked "relay" in the shared configuration forward mesh traffic
+ * (plain IP forwarding on their WireGuard interface). A peer's route says
+ * which device entry holds its allowed IPs:
+ *
+ *   DIRECT --no direct path for relay_after, a relay connected--> PENDING
+ *   PENDING --Pong from the peer through the relay-->             RELAYED
+ *   PENDING --no Pong within relay_confirm--> PENDING via the next relay
+ *   PENDING, RELAYED --direct handshake, or no relay usable-->    DIRECT
+ *
+ * Moving is one peer update: the peer's allowed IPs added to the relay's
+ * entry (WireGuard moves an allowed IP from whichever entry held it), and
+ * back the same way. Meanwhile the peer's own entry keeps its endpoint and
+ * keepalive, so the try machinery (try.c) goes on punching the direct path
+ * in the background; a handshake there ends the relaying at once.
+ *
+ * A node that is itself a relay never routes its own peers through one, so
+ * a relayed path is never a chain; only relays with a direct path are used.
+ * Each end decides its own direction: the peer answers our Ping through
+ * whatever route it chose, which is why a relay is confirmed by a Pong and
+ * not by the relay's handshake alone. The classic policy never relays.
+ */
+#include <string.h>
+
+#include "engine.h"
+
+static int host_len(const wgam_addr *a) {
+  return a->family == WGAM_AF_INET ? 32 : 128;
+}
+
+size_t wgam_own_allowedips(const struct peer *p, wgam_cidr *out) {
+  size_t n = 0, i;
+
+  memset(&out[0], 0, sizeof(out[0]));
+  out[n].addr = p->address;
+  out[n].addr.port = 0;
+  out[n++].prefixlen = (uint8_t)host_len(&p->address);
+  for (i = 0; i < p->nprefixes; i++)
+    out[n++] = p->prefixes[i];
+  return n;
+}
+
+static int cidr_eq(const wgam_cidr *a, const wgam_cidr *b) {
+  size_t len = a->addr.family == WGAM_AF_INET ? 4 : 16;
+
+  return a->addr.family == b->addr.family && a->prefixlen == b->prefixlen &&
+         memcmp(a->addr.ip, b->addr.ip, len) == 0;
+}
+
+static int has_prefix(const struct peer *p, const wgam_cidr *c) {
+  size_t i;
+
+  for (i = 0; i < p->nprefixes; i++)
+    if (cidr_eq(&p->prefixes[i], c))
+      return 1;
+  return 0;
+}
+
+/* Whether the allowed IPs the device shows on @p's entry are exactly what
+ * the routes say: its own when direct, plus those of the peers relayed
+ * through it. */
+int wgam_allowedips_match(const wgam_mesh *m, const struct peer *p,
+                          const wgam_device_peer *dp) {
+  size_t want =
+      (p->route == WGAM_ROUTE_DIRECT ? 1u + p->nprefixes : 0) + p->relayed_ips;
+  uint32_t self = (uint32_t)(p - m->peers);
+  size_t i, j;
+
+  if (dp->nallowedips != want || (want && !dp->allowedips))
+    return 0;
+  for (i = 0; i < dp->nallowedips; i++) {
+    const wgam_cidr *c = &dp->allowedips[i];
+    const struct peer *q = NULL;
+
+    if (c->prefixlen == host_len(&c->addr)) {
+      uint32_t idx = wgam_find_addr(m, &c->addr);
+
+      if (idx != NO_IDX && addr_ip_equal(&m->peers[idx].address, &c->addr))
+        q = &m->peers[idx];
+      if (q && (q == p ? p->route == WGAM_ROUTE_DIRECT
+                       : q->route != WGAM_ROUTE_DIRECT && q->via == self))
+        continue;
+    }
+    if (p->route == WGAM_ROUTE_DIRECT && has_prefix(p, c))
+      continue;
+    if (!p->relayed_ips)
+      return 0;
+    /* A prefix of a peer relayed through us (rare: searched). */
+    for (j = 0; j < m->npeers; j++)
+      if (m->peers[j].via == self && m->peers[j].route != WGAM_ROUTE_DIRECT &&
+          has_prefix(&m->peers[j], c))
+        break;
+    if (j == m->npeers)
+      return 0;
+  }
+  return 1;
+}
+
+void wgam_relay_recount(wgam_mesh *m) {
+  size_t i;
+
+  m->nrelays = 0;
+  if (m->s.policy != WGAM_POLICY_FAST ||
+      (m->self_idx != NO_IDX && m->peers[m->self_idx].relay))
+    return; /* a relay never routes its own peers through another */
+  for (i = 0; i < m->npeers; i++)
+    if (m->peers[i].relay && i != m->self_idx)
+      m->nrelays++;
+}
+
+static int direct_up(const struct peer *p) {
+  return p->state == PEER_CONNECTED || p->state == PEER_SWITCHING;
+}
+
+static int usable_relay(const wgam_mesh *m, const struct peer *p,
+                        uint32_t idx) {
+  const struct peer *r = &m->peers[idx];
+
+  return r != p && idx != m->self_idx && r->relay && direct_up(r) &&
+         r->route == WGAM_ROUTE_DIRECT;
+}
+
+/* The relay_rank-th usable relay in our gossip order, or NO_IDX. */
+static uint32_t pick_relay(const wgam_mesh *m, const struct peer *p) {
+  size_t i, n = 0, k;
+
+  for (i = 0; i < m->npeers; i++)
+    n += usable_relay(m, p, m->order[i]);
+  if (!n)
+    return NO_IDX;
+  k = p->relay_rank % n;
+  for (i = 0; i < m->npeers; i++)
+    if (usable_relay(m, p, m->order[i]) && k-- == 0)
+      return m->order[i];
+  return NO_IDX;
+}
+
+static void set_route(wgam_mesh *m, struct peer *p, uint32_t via,
+                      wgam_tstamp ts) {
+  uint32_t ips = 1u + p->nprefixes;
+
+  if (p->route != WGAM_ROUTE_DIRECT)
+    m->peers[p->via].relayed_ips -= ips;
+  if (via == NO_IDX) {
+    wgam_log(m, WGAM_LOG_INFO, "peer %s: direct again",
+             wgam_key_short(p->pubkey).s);
+    p->route = WGAM_ROUTE_DIRECT;
+    p->relay_at = NONE;
+  } else {
+    wgam_log(m, WGAM_LOG_INFO, "peer %s: no direct path, through relay %s",
+             wgam_key_short(p->pubkey).s,
+             wgam_key_short(m->peers[via].pubkey).s);
+    p->route = WGAM_ROUTE_RELAY_PENDING;
+    m->peers[via].relayed_ips += ips;
+    p->relay_at = ts_add(ts, wgam_fixed.relay_confirm);
+    wgam_queue_to_peer(m, WGAM_MSG_PING, NO_IDX, p);
+  }
+  p->via = via;
+  p->route_at = ts;
+  p->route_changes++;
+  m->stats.relay_switches++;
+  wgam_mark_update(m, p, UPD_ROUTE);
+}
+
+/* Peers routed through @r are reconsidered now (it went away). */
+static void reroute_from(wgam_mesh *m, struct peer *r, wgam_tstamp ts) {
+  uint32_t idx = (uint32_t)(r - m->peers);
+  size_t i;
+
+  for (i = 0; i < m->npeers && r->relayed_ips; i++) {
+    struct peer *q = &m->peers[i];
+
+    if (q->route == WGAM_ROUTE_DIRECT || q->via != idx)
+      continue;
+    set_route(m, q, NO_IDX, ts); /* reachable again as soon as possible */
+    q->relay_at = ts;
+    wgam_heap_set(m, (uint32_t)i, ts);
+  }
+}
+
+void wgam_relay_step(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
+  uint32_t via;
+
+  if (direct_up(p)) {
+    p->down_since = NONE;
+    if (p->route != WGAM_ROUTE_DIRECT)
+      set_route(m, p, NO_IDX, ts);
+    return;
+  }
+  if (p->down_since == NONE) {
+    p->down_since = ts;
+    if (p->relayed_ips)
+      reroute_from(m, p, ts);
+    if (m->nrelays && p->route == WGAM_ROUTE_DIRECT)
+      p->relay_at = ts_add(ts, wgam_fixed.relay_after);
+  }
+  if (!m->nrelays) {
+    if (p->route != WGAM_ROUTE_DIRECT)
+      set_route(m, p, NO_IDX, ts);
+    p->relay_at = NONE;
+    return;
+  }
+  if (p->route != WGAM_ROUTE_DIRECT) {
+    if (!usable_relay(m, p, p->via)) {
+      p->relay_rank++;
+    } else if (p->pong_at != NONE && p->pong_at >= p->route_at) {
+      if (p->route == WGAM_ROUTE_RELAY_PENDING) {
+        wgam_log(m, WGAM_LOG_INFO, "peer %s: relayed path confirmed",
+                 wgam_key_short(p->pubkey).s);
+        p->route = WGAM_ROUTE_RELAYED;
+      }
+      p->relay_at = NONE;
+      return;
+    } else if (p->relay_at == NONE || ts < p->relay_at) {
+      return;
+    } else {
+      p->relay_rank++; /* no answer through it: the next one */
+    }
+    via = pick_relay(m, p);
+    if (via == NO_IDX) {
+      set_route(m, p, NO_IDX, ts);
+    } else if (via == p->via) {
+      /* The only usable relay: ask again (the peer may not have chosen a
+       * relay for its direction yet). */
+      p->route_at = ts;
+      p->relay_at = ts_add(ts, wgam_fixed.relay_confirm);
+      wgam_queue_to_peer(m, WGAM_MSG_PING, NO_IDX, p);
+    } else {
+      set_route(m, p, via, ts);
+    }
+    return;
+  }
+  if (p->relay_at == NONE || ts < p->relay_at)
+    return;
+  via = pick_relay(m, p);
+  if (via == NO_IDX) {
+    p->relay_at = NONE; /* wgam_relay_up() wakes it */
+    return;
+  }
+  set_route(m, p, via, ts);
+}
+
+void wgam_relay_up(wgam_mesh *m, struct peer *r, wgam_tstamp ts) {
+  size_t i;
+
+  if (!r->relay || !m->nrelays)
+    return;
+  for (i = 0; i < m->npeers; i++) {
+    struct peer *q = &m->peers[i];
+
+    if (q == r || i == m->self_idx || q->down_since == NONE ||
+        q->route != WGAM_ROUTE_DIRECT || q->relay_at != NONE)
+      continue;
+    q->relay_at = ts_add(q->down_since, wgam_fixed.relay_after);
+    if (q->relay_at < ts)
+      q->relay_at = ts;
+    if (q->relay_at < q->next)
+      wgam_heap_set(m, (uint32_t)i, q->relay_at);
+  }
+}
+
+int wgam_route_update(wgam_mesh *m, struct peer *p, wgam_peer_update *upd) {
+  const struct peer *r = &m->peers[p->via];
+
+  memset(upd, 0, sizeof(*upd));
+  memcpy(upd->pubkey, r->pubkey, WGAM_KEY_LEN);
+  upd->nallowedips = wgam_own_allowedips(p, upd->allowedips);
+  m->stats.peer_updates++;
+  return 1;
+}
