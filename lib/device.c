@@ -269,6 +269,10 @@ static void fill_update(wgam_mesh *m, struct peer *p, uint8_t flags,
   }
   p->on_device = 1;
   m->stats.peer_updates++;
+  /* A relayed peer's IPs go onto the relay's entry in an update of their
+   * own, after this one (a re-created peer comes back with none). */
+  if ((flags & UPD_ROUTE) && p->route != WGAM_ROUTE_DIRECT)
+    wgam_mark_update(m, p, UPD_ROUTE);
 }
 
 int wgam_mesh_next_peer_update(wgam_mesh *m, wgam_peer_update *upd) {

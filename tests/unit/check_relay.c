@@ -1,0 +1,476 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Relaying (lib/relay.c), one engine against a fake WireGuard device with a
+ * fake clock. Node A (the engine) has two relays R1 and R2 and a peer B it
+ * cannot reach directly. The device moves allowed IPs as WireGuard does
+ * (an allowed IP is on exactly one entry); relays that are "up" handshake
+ * and answer Pings; B answers a Ping only when the test says so.
+ */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "wgautomesh.h"
+
+enum { A, R1, R2, B, NNODES };
+#define MAXIPS 16
+#define SECRET "relay test"
+
+struct entry {
+  int present;
+  uint8_t key[WGAM_KEY_LEN];
+  wgam_addr endpoint;
+  uint16_t keepalive;
+  wgam_cidr ips[MAXIPS];
+  size_t nips;
+  uint64_t rx;
+};
+
+static struct {
+  wgam_mesh *m;
+  wgam_tstamp now;
+  uint8_t keys[NNODES][WGAM_KEY_LEN];
+  wgam_addr addr[NNODES];
+  struct entry dev[NNODES]; /* dev[i]: A's entry for node i */
+  int up[NNODES];           /* handshakes with i succeed */
+  int answers[NNODES];      /* i answers a Ping with a Pong */
+  uint64_t hs[NNODES];      /* last handshake, Unix seconds */
+  uint8_t gkey[WGAM_KEY_LEN];
+  int pings_to_b;
+  int moves; /* allowed IPs seen on a relay's entry, changes counted */
+} t;
+
+static int rand_cb(void *u, uint8_t *d, size_t n) {
+  (void)u;
+  memset(d, 0x5a, n);
+  return 0;
+}
+
+static uint64_t unix_now(void) {
+  return 1700000000u + t.now / WGAM_SECONDS;
+}
+
+static int node_of(const uint8_t *key) {
+  for (int i = 0; i < NNODES; i++)
+    if (!memcmp(t.keys[i], key, WGAM_KEY_LEN))
+      return i;
+  return -1;
+}
+
+static int ip_node(const wgam_cidr *c) {
+  for (int i = 0; i < NNODES; i++)
+    if (c->addr.family == t.addr[i].family &&
+        !memcmp(c->addr.ip, t.addr[i].ip, 16))
+      return i;
+  return -1;
+}
+
+static int same_cidr(const wgam_cidr *a, const wgam_cidr *b) {
+  return a->addr.family == b->addr.family && a->prefixlen == b->prefixlen &&
+         !memcmp(a->addr.ip, b->addr.ip, 16);
+}
+
+static void take_ip(const wgam_cidr *c, int to) {
+  for (int i = 0; i < NNODES; i++) {
+    struct entry *e = &t.dev[i];
+    for (size_t k = 0; k < e->nips; k++)
+      if (same_cidr(&e->ips[k], c) && i != to) {
+        e->ips[k] = e->ips[--e->nips];
+        break;
+      }
+  }
+  struct entry *e = &t.dev[to];
+  for (size_t k = 0; k < e->nips; k++)
+    if (same_cidr(&e->ips[k], c))
+      return;
+  ck_assert_uint_lt(e->nips, MAXIPS);
+  e->ips[e->nips++] = *c;
+}
+
+#include <stdio.h>
+static void apply(const wgam_peer_update *u) {
+  if (getenv("RELAY_DEBUG"))
+    fprintf(stderr, "t=%.2f upd node %d flags %x nips %zu\n", t.now / 1e9,
+            node_of(u->pubkey), u->flags, u->nallowedips);
+  int i = node_of(u->pubkey);
+  struct entry *e;
+
+  ck_assert_int_ge(i, 0);
+  e = &t.dev[i];
+  if (u->flags & WGAM_PEER_REMOVE_ME) {
+    memset(e, 0, sizeof(*e));
+    return;
+  }
+  if (!e->present) {
+    memset(e, 0, sizeof(*e));
+    e->present = 1;
+    memcpy(e->key, u->pubkey, WGAM_KEY_LEN);
+  }
+  if (u->flags & WGAM_PEER_REPLACE_ALLOWEDIPS)
+    e->nips = 0;
+  for (size_t k = 0; k < u->nallowedips; k++)
+    take_ip(&u->allowedips[k], i);
+  if (u->flags & WGAM_PEER_HAS_ENDPOINT)
+    e->endpoint = u->endpoint;
+  if (u->flags & WGAM_PEER_HAS_KEEPALIVE)
+    e->keepalive = u->persistent_keepalive;
+}
+
+/* The entry that holds node @n's mesh address; asserts there is one. */
+static int holder(int n) {
+  int found = -1, count = 0;
+
+  for (int i = 0; i < NNODES; i++)
+    for (size_t k = 0; k < t.dev[i].nips; k++)
+      if (ip_node(&t.dev[i].ips[k]) == n) {
+        found = i;
+        count++;
+      }
+  ck_assert_msg(count == 1, "node %d's IP is on %d entries", n, count);
+  return found;
+}
+
+static void deliver(int from, uint32_t type) {
+  uint8_t plain[64], pkt[128], nonce[WGAM_NONCE_LEN] = {1};
+  wgam_msg msg;
+  wgam_ssize n;
+
+  memset(&msg, 0, sizeof(msg));
+  msg.type = type;
+  n = wgam_msg_encode(plain, sizeof(plain), &msg);
+  ck_assert_int_gt(n, 0);
+  n = wgam_pkt_seal(pkt, sizeof(pkt), t.gkey, nonce, plain, (size_t)n);
+  ck_assert_int_gt(n, 0);
+  wgam_addr src = t.addr[from];
+  src.port = 1666;
+  wgam_mesh_read_pkt(t.m, &src, pkt, (size_t)n, t.now);
+}
+
+static void observe(void) {
+  wgam_device_peer dp[NNODES];
+  wgam_device d;
+  size_t n = 0;
+
+  memset(&d, 0, sizeof(d));
+  memcpy(d.pubkey, t.keys[A], WGAM_KEY_LEN);
+  d.has_pubkey = 1;
+  d.listen_port = 51820;
+  for (int i = 0; i < NNODES; i++) {
+    struct entry *e = &t.dev[i];
+    if (!e->present)
+      continue;
+    if (t.up[i])
+      t.hs[i] = unix_now();
+    memset(&dp[n], 0, sizeof(dp[n]));
+    memcpy(dp[n].pubkey, e->key, WGAM_KEY_LEN);
+    dp[n].endpoint = e->endpoint;
+    dp[n].last_handshake = t.hs[i];
+    dp[n].rx_bytes = t.up[i] ? (e->rx += 100) : e->rx;
+    dp[n].persistent_keepalive = e->keepalive;
+    dp[n].allowedips = e->ips;
+    dp[n].nallowedips = e->nips;
+    n++;
+  }
+  d.peers = dp;
+  d.npeers = n;
+  ck_assert_int_eq(wgam_mesh_observe_device(t.m, &d, t.now, unix_now()), 0);
+}
+
+/* Drains the engine's output: updates onto the device, Pings answered. */
+static void drain(void) {
+  wgam_peer_update u;
+  uint8_t buf[WGAM_MAX_DATAGRAM_LEN], plain[WGAM_MAX_PLAINTEXT_LEN];
+  wgam_addr dest;
+  wgam_ssize n;
+
+  while (wgam_mesh_next_peer_update(t.m, &u) == 1)
+    apply(&u);
+  while ((n = wgam_mesh_write_pkt(t.m, &dest, buf, sizeof(buf), t.now)) > 0) {
+    wgam_msg msg;
+    int to = -1;
+    wgam_ssize pl = wgam_pkt_open(plain, sizeof(plain), t.gkey, buf, (size_t)n);
+
+    ck_assert_int_gt(pl, 0);
+    ck_assert_int_ge(wgam_msg_decode(&msg, plain, (size_t)pl), 0);
+    for (int i = 0; i < NNODES; i++)
+      if (!memcmp(dest.ip, t.addr[i].ip, 16) && dest.family == t.addr[i].family)
+        to = i;
+    if (to == B && msg.type == WGAM_MSG_PING)
+      t.pings_to_b++;
+    if (to >= 0 && msg.type == WGAM_MSG_PING && t.answers[to])
+      deliver(to, WGAM_MSG_PONG);
+  }
+  while (wgam_mesh_next_peer_update(t.m, &u) == 1)
+    apply(&u);
+  for (int i = R1; i < NNODES; i++)
+    if (t.dev[i].present)
+      (void)holder(i);
+}
+
+/* Runs the engine for @ns of fake time in 50 ms steps. */
+static void run(wgam_tstamp ns) {
+  wgam_tstamp end = t.now + ns;
+
+  while (t.now < end) {
+    t.now += 50 * WGAM_MILLISECONDS;
+    if (wgam_mesh_get_expiry(t.m) <= t.now)
+      ck_assert_int_eq(wgam_mesh_handle_expiry(t.m, t.now), 0);
+    drain();
+    if (wgam_mesh_get_wants(t.m) & WGAM_WANT_DEVICE)
+      observe();
+    drain();
+  }
+}
+
+static void info(int n, wgam_peer_info *pi) {
+  ck_assert_int_eq(wgam_mesh_get_peer_info(t.m, (size_t)n - 1, pi), 0);
+}
+
+/* A with relays R1, R2 (or only the relays listed in @relays) and B. */
+static void setup_mesh(int self_relay) {
+  wgam_peer_config cfg[NNODES];
+  wgam_settings s;
+  static const uint8_t secret[] = SECRET;
+
+  memset(&t, 0, sizeof(t));
+  for (int i = 0; i < NNODES; i++) {
+    memset(t.keys[i], 0x10 * (i + 1), WGAM_KEY_LEN);
+    t.addr[i].family = WGAM_AF_INET;
+    t.addr[i].ip[0] = 100;
+    t.addr[i].ip[1] = 64;
+    t.addr[i].ip[3] = (uint8_t)(i + 1);
+    memset(&cfg[i], 0, sizeof(cfg[i]));
+    memcpy(cfg[i].pubkey, t.keys[i], WGAM_KEY_LEN);
+    cfg[i].address = t.addr[i];
+    cfg[i].endpoint.family = WGAM_AF_INET;
+    cfg[i].endpoint.ip[0] = 198;
+    cfg[i].endpoint.ip[1] = 51;
+    cfg[i].endpoint.ip[2] = 100;
+    cfg[i].endpoint.ip[3] = (uint8_t)(i + 1);
+    cfg[i].endpoint.port = 51820;
+  }
+  cfg[R1].relay = cfg[R2].relay = 1;
+  cfg[A].relay = self_relay;
+  /* B routes a network behind it too. */
+  cfg[B].nprefixes = 1;
+  cfg[B].prefixes[0].addr.family = WGAM_AF_INET;
+  cfg[B].prefixes[0].addr.ip[0] = 192;
+  cfg[B].prefixes[0].addr.ip[1] = 168;
+  cfg[B].prefixes[0].addr.ip[2] = 5;
+  cfg[B].prefixes[0].prefixlen = 24;
+  wgam_key_derive(t.gkey, secret, sizeof(secret) - 1);
+  wgam_settings_default(&s);
+  s.rand = rand_cb;
+  s.secret = secret;
+  s.secretlen = sizeof(secret) - 1;
+  t.now = WGAM_SECONDS;
+  ck_assert_int_eq(wgam_mesh_new(&t.m, &s, t.now), 0);
+  ck_assert_int_eq(wgam_mesh_set_peers(t.m, cfg, NNODES, t.now), 0);
+  t.up[R1] = t.up[R2] = 1;
+  t.answers[R1] = t.answers[R2] = 1;
+}
+
+static void teardown_mesh(void) {
+  wgam_mesh_del(t.m);
+  t.m = NULL;
+}
+
+START_TEST(test_relay_chosen_within_bound) {
+  wgam_peer_info pi;
+  wgam_stats st;
+
+  setup_mesh(0);
+  run(500 * WGAM_MILLISECONDS);
+  info(B, &pi);
+  ck_assert_int_eq(pi.route, WGAM_ROUTE_DIRECT); /* not before relay_after */
+  run(1500 * WGAM_MILLISECONDS);
+  info(B, &pi);
+  ck_assert_int_eq(pi.route, WGAM_ROUTE_RELAY_PENDING);
+  ck_assert(pi.relay == 0);
+  int via = node_of(pi.via);
+  ck_assert(via == R1 || via == R2);
+  /* B's address and its prefix on the relay's entry; its own keeps its
+   * endpoint and keepalive, so direct tries go on. */
+  ck_assert_int_eq(holder(B), via);
+  ck_assert_uint_eq(t.dev[B].nips, 0);
+  ck_assert_uint_eq(t.dev[via].nips, 3);
+  ck_assert_int_eq(t.dev[B].endpoint.family, WGAM_AF_INET);
+  ck_assert_uint_gt(t.dev[B].keepalive, 0);
+  ck_assert_int_gt(t.pings_to_b, 0);
+  wgam_mesh_get_stats(t.m, &st);
+  ck_assert_uint_eq(st.relay_switches, 1);
+  teardown_mesh();
+}
+END_TEST
+
+START_TEST(test_only_connected_relays) {
+  wgam_peer_info pi;
+
+  setup_mesh(0);
+  t.up[R1] = t.answers[R1] = 0;
+  run(3 * WGAM_SECONDS);
+  info(B, &pi);
+  ck_assert_int_ne(pi.route, WGAM_ROUTE_DIRECT);
+  ck_assert_int_eq(node_of(pi.via), R2);
+  teardown_mesh();
+
+  setup_mesh(0);
+  t.up[R1] = t.answers[R1] = t.up[R2] = t.answers[R2] = 0;
+  run(10 * WGAM_SECONDS);
+  info(B, &pi);
+  ck_assert_int_eq(pi.route, WGAM_ROUTE_DIRECT);
+  ck_assert_int_eq(holder(B), B);
+  /* A relay that comes up is used at once. */
+  t.up[R2] = t.answers[R2] = 1;
+  run(2 * WGAM_SECONDS);
+  info(B, &pi);
+  ck_assert_int_ne(pi.route, WGAM_ROUTE_DIRECT);
+  ck_assert_int_eq(node_of(pi.via), R2);
+  teardown_mesh();
+}
+END_TEST
+
+START_TEST(test_confirmed_by_pong_else_next_relay) {
+  wgam_peer_info pi;
+  int first;
+
+  setup_mesh(0);
+  run(2 * WGAM_SECONDS);
+  info(B, &pi);
+  first = node_of(pi.via);
+  ck_assert_int_eq(pi.route, WGAM_ROUTE_RELAY_PENDING);
+  /* No Pong through it: the other relay after relay_confirm. */
+  run(2500 * WGAM_MILLISECONDS);
+  info(B, &pi);
+  ck_assert_int_eq(pi.route, WGAM_ROUTE_RELAY_PENDING);
+  ck_assert_int_ne(node_of(pi.via), first);
+  ck_assert_int_eq(holder(B), node_of(pi.via));
+  /* B answers: confirmed, and it stays there. */
+  t.answers[B] = 1;
+  run(3 * WGAM_SECONDS);
+  info(B, &pi);
+  ck_assert_int_eq(pi.route, WGAM_ROUTE_RELAYED);
+  uint64_t changes = pi.route_changes;
+  run(60 * WGAM_SECONDS);
+  info(B, &pi);
+  ck_assert_int_eq(pi.route, WGAM_ROUTE_RELAYED);
+  ck_assert_uint_eq(pi.route_changes, changes);
+  teardown_mesh();
+}
+END_TEST
+
+START_TEST(test_direct_handshake_moves_back) {
+  wgam_peer_info pi;
+  wgam_stats st;
+
+  setup_mesh(0);
+  t.answers[B] = 1;
+  run(3 * WGAM_SECONDS);
+  info(B, &pi);
+  ck_assert_int_eq(pi.route, WGAM_ROUTE_RELAYED);
+  t.up[B] = 1; /* the direct punch worked */
+  run(3 * WGAM_SECONDS);
+  info(B, &pi);
+  ck_assert_int_eq(pi.route, WGAM_ROUTE_DIRECT);
+  ck_assert_int_eq(holder(B), B);
+  ck_assert_uint_eq(t.dev[B].nips, 2);
+  ck_assert_uint_eq(t.dev[R1].nips + t.dev[R2].nips, 2);
+  /* And stays direct. */
+  run(60 * WGAM_SECONDS);
+  info(B, &pi);
+  ck_assert_int_eq(pi.route, WGAM_ROUTE_DIRECT);
+  wgam_mesh_get_stats(t.m, &st);
+  ck_assert_uint_eq(st.relay_switches, 2);
+  teardown_mesh();
+}
+END_TEST
+
+START_TEST(test_relay_loss) {
+  wgam_peer_info pi;
+  int first;
+
+  setup_mesh(0);
+  t.answers[B] = 1;
+  run(3 * WGAM_SECONDS);
+  info(B, &pi);
+  ck_assert_int_eq(pi.route, WGAM_ROUTE_RELAYED);
+  first = node_of(pi.via);
+  t.up[first] = t.answers[first] = 0; /* the relay goes away */
+  run(15 * WGAM_SECONDS);
+  info(B, &pi);
+  ck_assert_int_ne(pi.route, WGAM_ROUTE_DIRECT);
+  ck_assert_int_eq(node_of(pi.via), first == R1 ? R2 : R1);
+  /* Both gone: direct, the only thing left to try. */
+  t.up[R1] = t.answers[R1] = t.up[R2] = t.answers[R2] = 0;
+  run(15 * WGAM_SECONDS);
+  info(B, &pi);
+  ck_assert_int_eq(pi.route, WGAM_ROUTE_DIRECT);
+  ck_assert_int_eq(holder(B), B);
+  teardown_mesh();
+}
+END_TEST
+
+START_TEST(test_relay_never_relays) {
+  wgam_peer_info pi;
+
+  setup_mesh(1); /* we are a relay: no chains */
+  run(20 * WGAM_SECONDS);
+  info(B, &pi);
+  ck_assert_int_eq(pi.route, WGAM_ROUTE_DIRECT);
+  ck_assert_uint_eq(pi.route_changes, 0);
+  ck_assert_int_eq(holder(B), B);
+  teardown_mesh();
+}
+END_TEST
+
+START_TEST(test_no_flapping_alternating) {
+  wgam_peer_info pi;
+
+  setup_mesh(0);
+  t.answers[B] = 1;
+  /* The direct path comes and goes every 20 s: each change is followed,
+   * none more (two moves per cycle at most). */
+  for (int k = 0; k < 4; k++) {
+    t.up[B] = k % 2;
+    run(20 * WGAM_SECONDS);
+  }
+  info(B, &pi);
+  ck_assert_uint_le(pi.route_changes, 2 * 4);
+  /* Steady again without direct path: one route, no more moves. */
+  t.up[B] = 0;
+  t.hs[B] = 0;
+  run(30 * WGAM_SECONDS);
+  info(B, &pi);
+  uint64_t c = pi.route_changes;
+  run(120 * WGAM_SECONDS);
+  info(B, &pi);
+  ck_assert_uint_eq(pi.route_changes, c);
+  teardown_mesh();
+}
+END_TEST
+
+static Suite *relay_suite(void) {
+  Suite *s = suite_create("relay");
+  TCase *tc = tcase_create("relay");
+
+  tcase_set_timeout(tc, 60);
+  tcase_add_test(tc, test_relay_chosen_within_bound);
+  tcase_add_test(tc, test_only_connected_relays);
+  tcase_add_test(tc, test_confirmed_by_pong_else_next_relay);
+  tcase_add_test(tc, test_direct_handshake_moves_back);
+  tcase_add_test(tc, test_relay_loss);
+  tcase_add_test(tc, test_relay_never_relays);
+  tcase_add_test(tc, test_no_flapping_alternating);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(void) {
+  SRunner *sr = srunner_create(relay_suite());
+  int failed;
+
+  srunner_run_all(sr, CK_NORMAL);
+  failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
