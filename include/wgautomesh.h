@@ -370,7 +370,9 @@ typedef enum wgam_policy {
  * fields are only ever appended.
  */
 typedef struct wgam_settings {
-  /** Timer preset these values came from (informative, and logged). */
+  /** WGAM_POLICY_FAST or WGAM_POLICY_CLASSIC: which behaviour the engine
+   *  runs (the classic one is the original daemon's 30 s loop, no relays),
+   *  not only which timers. */
   int policy;
   /** Shared gossip secret, used verbatim; copied by wgam_mesh_new(). */
   const uint8_t *secret;
@@ -389,7 +391,8 @@ typedef struct wgam_settings {
    *  round (doubling). Classic: both equal to try_interval. */
   wgam_tstamp backoff_min;
   wgam_tstamp backoff_max;
-  /** A peer is connected while its last handshake is younger (300 s). */
+  /** A peer is connected while its last handshake is younger (fast 200 s,
+   *  classic 300 s). */
   wgam_tstamp timeout;
   /** Observed endpoints are re-announced when older than this (300 s). */
   wgam_tstamp gossip_interval;
@@ -402,9 +405,10 @@ typedef struct wgam_settings {
   /** UPnP IGD renewal interval (60 s). */
   wgam_tstamp igd_interval;
   /** Liveness probe: a connected peer silent (no received bytes) this long
-   *  is sent a Ping; 0 disables probing (classic). */
+   *  is sent a Ping (fast 4 s; large meshes stretch it to stay within
+   *  4 probes a second); 0 disables probing (classic). */
   wgam_tstamp probe_idle;
-  /** A probe unanswered this long marks the path broken. */
+  /** A probe unanswered this long marks the path broken (fast 1.5 s). */
   wgam_tstamp probe_timeout;
   /** Persistent keepalive while trying (10 s) and once connected (30 s). */
   uint16_t keepalive_trying;
