@@ -24,4 +24,16 @@ if cmp -s "$dir/a" "$dir/c"; then
   echo "seed has no effect" >&2
   exit 1
 fi
+# The relay model, extra prefixes and a skewed clock too.
+more="--relays 2 --oracle-relay --prefixes --skew-node 3 --skew-s 31536000"
+# shellcheck disable=SC2086
+"$sim" $args $more >"$dir/d" 2>/dev/null || true
+# shellcheck disable=SC2086
+"$sim" $args $more >"$dir/e" 2>/dev/null || true
+if ! cmp -s "$dir/d" "$dir/e"; then
+  echo "relay runs differ:" >&2
+  diff "$dir/d" "$dir/e" >&2 || true
+  exit 1
+fi
 tail -n 1 "$dir/a"
+tail -n 1 "$dir/d"

@@ -89,6 +89,32 @@ static void cb_log(void *user_data, int level, const char *msg) {
 
 static void node_service(struct sim *s, uint32_t i);
 
+/* --log-node: the device writes of that node, next to its engine's log. */
+static void log_update(struct sim *s, uint32_t i, uint32_t j,
+                       const wgam_peer_update *u) {
+  char buf[WGAM_ADDR_STRLEN];
+
+  fprintf(stderr, "[%10.3f] node %" PRIu32 " device: peer %" PRIu32 "%s%s",
+          (double)s->now / 1e9, i, j,
+          u->flags & WGAM_PEER_REMOVE_ME ? " remove" : "",
+          u->flags & WGAM_PEER_REPLACE_ALLOWEDIPS ? " replace-allowed-ips"
+                                                  : "");
+  if (u->flags & WGAM_PEER_HAS_ENDPOINT) {
+    wgam_addr_format(buf, sizeof(buf), &u->endpoint, 1);
+    fprintf(stderr, " endpoint %s", buf);
+  }
+  if (u->flags & WGAM_PEER_HAS_KEEPALIVE)
+    fprintf(stderr, " keepalive %u", u->persistent_keepalive);
+  for (size_t a = 0; a < u->nallowedips && a < WGAM_MAX_ALLOWEDIPS; a++) {
+    wgam_addr c = u->allowedips[a].addr;
+
+    c.port = 0;
+    wgam_addr_format(buf, sizeof(buf), &c, 0);
+    fprintf(stderr, " allowed-ip %s/%u", buf, u->allowedips[a].prefixlen);
+  }
+  fprintf(stderr, "\n");
+}
+
 /* --oracle-relay: device @i routes k's address through the first relay. */
 static int oracle_wants(const struct sim *s, uint32_t i, uint32_t k) {
   return k != i && !reachable(s, i, k) && !s->nodes[i].relay &&
@@ -102,6 +128,10 @@ static void oracle_add(struct sim *s, uint32_t i, uint32_t k) {
   memcpy(add.pubkey, s->keys[s->relay0], WGAM_KEY_LEN);
   add.nallowedips = 1;
   add.allowedips[0] = s->cidr[k];
+  if (s->pfx) {
+    add.nallowedips = 2;
+    add.allowedips[1] = s->cfg[k].prefixes[0];
+  }
   wg_update(s, i, s->relay0, &add);
 }
 
@@ -140,6 +170,8 @@ static void apply_update(struct sim *s, uint32_t i, const wgam_peer_update *u) {
     return;
   }
   s->st.device_writes++;
+  if ((int64_t)i == s->p.log_node)
+    log_update(s, i, j, u);
   wg_update(s, i, j, u);
   if (s->p.oracle_relay && s->nrelays)
     oracle_relay(s, i, j, u);
@@ -249,13 +281,52 @@ static uint64_t wall_clock(const struct node *n, uint64_t t) {
   return w > 0 ? (uint64_t)w : 1;
 }
 
+/*
+ * The allowed IPs of every entry of device @i, in s->aip from
+ * s->aipoff[j], s->aipn[j] of them: its own address and prefix when it
+ * holds them, then those of other nodes it holds (a relay's entry).
+ */
+static void list_allowedips(struct sim *s, uint32_t i) {
+  const uint32_t *pfx = s->pfx ? &s->pfx[(size_t)i * s->n] : NULL;
+  uint32_t off = 0;
+
+  memset(s->aipn, 0, s->n * sizeof(*s->aipn));
+  for (uint32_t k = 0; k < s->n; k++) {
+    uint32_t x = dev_route(s, i, k);
+
+    if (x != NO_PEER)
+      s->aipn[x]++;
+    if (pfx && pfx[k])
+      s->aipn[pfx[k] - 1]++;
+  }
+  for (uint32_t j = 0; j < s->n; j++) {
+    s->aipoff[j] = off;
+    off += s->aipn[j];
+    s->aipn[j] = 0;
+  }
+  for (int pass = 0; pass < 2; pass++)
+    for (uint32_t k = 0; k < s->n; k++) {
+      uint32_t x = dev_route(s, i, k);
+      uint32_t y = pfx && pfx[k] ? pfx[k] - 1 : NO_PEER;
+
+      if (x != NO_PEER && (x == k) == !pass)
+        s->aip[s->aipoff[x] + s->aipn[x]++] = s->cidr[k];
+      if (y != NO_PEER && (y == k) == !pass)
+        s->aip[s->aipoff[y] + s->aipn[y]++] = s->cfg[k].prefixes[0];
+    }
+}
+
 static void node_read_device(struct sim *s, uint32_t i) {
   struct node *n = &s->nodes[i];
   struct dpeer *row = DP(s, i, 0);
+  /* One address per entry, on its own entry: no list to build. */
+  int lists = s->nforeign[i] || s->pfx;
   wgam_device dev;
   size_t k = 0;
   int rc;
 
+  if (lists)
+    list_allowedips(s, i);
   for (uint32_t j = 0; j < s->n; j++) {
     struct dpeer *dp = &row[j];
     wgam_device_peer *d;
@@ -272,8 +343,13 @@ static void node_read_device(struct sim *s, uint32_t i) {
     d->rx_bytes = dp->rx_bytes;
     d->tx_bytes = dp->tx_bytes;
     d->persistent_keepalive = dp->ka;
-    d->allowedips = (dp->flags & DP_ALLOWED) ? &s->cidr[j] : NULL;
-    d->nallowedips = (dp->flags & DP_ALLOWED) ? 1 : 0;
+    if (lists) {
+      d->allowedips = s->aipn[j] ? &s->aip[s->aipoff[j]] : NULL;
+      d->nallowedips = s->aipn[j];
+    } else {
+      d->allowedips = (dp->flags & DP_ALLOWED) ? &s->cidr[j] : NULL;
+      d->nallowedips = (dp->flags & DP_ALLOWED) ? 1 : 0;
+    }
   }
   memset(&dev, 0, sizeof(dev));
   memcpy(dev.pubkey, s->keys[i], WGAM_KEY_LEN);
@@ -714,6 +790,9 @@ static int setup(struct sim *s, const struct params *p) {
             s->nodes[p->skew_node].router < 0 ? "public" : "behind NAT",
             p->skew_s);
   s->nforeign = xcalloc(n, sizeof(*s->nforeign));
+  s->aip = xcalloc(2 * (size_t)n, sizeof(*s->aip));
+  s->aipn = xcalloc(n, sizeof(*s->aipn));
+  s->aipoff = xcalloc(n, sizeof(*s->aipoff));
   if (p->prefixes)
     s->pfx = xcalloc((size_t)n * n, sizeof(*s->pfx));
 
@@ -831,6 +910,9 @@ static void teardown(struct sim *s) {
   free(s->reach);
   free(s->reached);
   free(s->nforeign);
+  free(s->aip);
+  free(s->aipn);
+  free(s->aipoff);
   free(s->pfx);
   free(s->rec_in);
   free(s->rec_out);
@@ -887,9 +969,40 @@ static void describe_pair(struct sim *s, uint32_t i, uint32_t j) {
   }
 }
 
+/* Why can @a not reach @b at the end? */
+static void describe_route(struct sim *s, uint32_t a, uint32_t b) {
+  uint32_t x = dev_route(s, a, b);
+  wgam_peer_info info;
+
+  fprintf(stderr, "  at the end %" PRIu32 " (%s) -> %" PRIu32 " (%s): ", a,
+          nat_name(s->nodes[a].nat), b, nat_name(s->nodes[b].nat));
+  if (x == NO_PEER)
+    fprintf(stderr, "no route");
+  else if (x == b)
+    fprintf(stderr, "direct, session %s, %" PRIu32 " accepts it: %s",
+            wg_live(s, a, b) ? "live" : "down", b,
+            dev_route(s, b, a) == a ? "yes" : "no");
+  else
+    fprintf(stderr,
+            "via %" PRIu32 "%s, session %s; there to %" PRIu32
+            " %s, session %s; %" PRIu32 " accepts it: %s",
+            x, s->nodes[x].relay ? " (relay)" : " (not a relay)",
+            wg_live(s, a, x) ? "live" : "down", b,
+            dev_route(s, x, b) == b ? "direct" : "not direct",
+            wg_live(s, x, b) ? "live" : "down", b,
+            dev_route(s, b, a) == x ? "yes" : "no");
+  if (s->nodes[a].mesh &&
+      wgam_mesh_get_peer_info(s->nodes[a].mesh, b < a ? b : b - 1, &info) == 0)
+    fprintf(stderr, "; engine: %s, %s, route changes %" PRIu64,
+            wgam_peer_state_name(info.state), wgam_route_name(info.route),
+            info.route_changes);
+  fprintf(stderr, "\n");
+}
+
 static void collect(struct sim *s, struct result *res, double wall) {
   double conv, steady;
   uint64_t peers = 0;
+  unsigned ndescribed = 0;
 
   memset(res, 0, sizeof(*res));
   res->policy = s->p.policy;
@@ -959,6 +1072,10 @@ static void collect(struct sim *s, struct result *res, double wall) {
         res->reach_end++;
         if (dev_route(s, i, j) != j || dev_route(s, j, i) != i)
           res->relayed_end++;
+      } else if (s->nrelays && !s->p.quiet && reach_model(s, i, j) &&
+                 ndescribed++ < 10) {
+        describe_route(s, i, j);
+        describe_route(s, j, i);
       }
   /* A network behind a peer goes where the peer's address goes. */
   for (uint32_t i = 0; s->pfx && i < s->n; i++)
@@ -1165,6 +1282,12 @@ static int check_result(const struct params *p, const struct result *r) {
             r->unreachable_connected, r->engine_connected_unreachable);
     ok = 0;
   }
+  if (r->recovered_s < 0) {
+    fprintf(stderr,
+            "CHECK FAILED: %s: the roaming node was not reached again\n",
+            policy_name(r->policy));
+    ok = 0;
+  }
   if (p->expect_unreachable && r->unreachable_pairs == 0) {
     fprintf(stderr, "CHECK FAILED: no pair is unreachable\n");
     ok = 0;
@@ -1227,7 +1350,8 @@ static void usage(FILE *f) {
           "  --log-node I       engine log of node I on stderr\n"
           "  --quiet            only the result lines\n"
           "  --check            exit 1 unless every connectable pair "
-          "connected and no other did\n"
+          "connected and no other did,\n"
+          "                     and a roaming node was reached again\n"
           "  --expect-unreachable  with --check: some pairs must be "
           "unreachable\n"
           "  --relays K         the first K public nodes are relays in "

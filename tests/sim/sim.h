@@ -292,6 +292,8 @@ struct sim {
   uint32_t relay0;    /* the first relay */
   uint32_t *nforeign; /* per device: addresses held by another entry */
   uint32_t *pfx;      /* --prefixes: n * n holders of node k's prefix */
+  wgam_cidr *aip;     /* a device read: every entry's allowed IPs */
+  uint32_t *aipn, *aipoff;
   uint8_t *reached;
   uint64_t reach_model_pairs, reach_ever;
   uint64_t reach_ns;
