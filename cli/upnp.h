@@ -1,35 +1,96 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * UPnP IGD port mapping in a worker thread: miniupnpc calls block for
- * seconds, so the event loop only sees a file descriptor that becomes
- * readable when a result is ready.
+ * UPnP IGD client (miniupnpc) for the port-mapping worker (portmap.c):
+ * every call here blocks (SSDP discovery for 2 s, SOAP over TCP with socket
+ * timeouts of a few seconds), so only that worker thread calls them.
  */
 #ifndef WGAM_CLI_UPNP_H
 #define WGAM_CLI_UPNP_H
 
+#include <stddef.h>
 #include <stdint.h>
 
+#include "portmap.h"
 #include "wgautomesh.h"
 
-typedef struct upnp upnp;
+struct upnp_session;
 
-/* Starts the worker. It maps UDP @external_port to @internal_port on the LAN
- * address facing the gateway (and opens an IPv6 pinhole when @ipv6).
- * Returns 0 or -errno. */
-int upnp_start(upnp **pu, uint16_t external_port, uint16_t internal_port,
-               int ipv6);
+enum upnp_status {
+  UPNP_OK = 0,
+  UPNP_NO_IGD,
+  UPNP_CONFLICT,
+  UPNP_MAP_ERROR,
+  UPNP_NO_EXTIP,
+};
 
-/* Readable when upnp_result() has something. */
-int upnp_fd(const upnp *u);
+/* Returns a new session (no IGD known yet), or NULL without memory. */
+struct upnp_session *upnp_session_new(void);
 
-/* Asks the worker to add or renew the mapping now; never blocks. */
-void upnp_renew(upnp *u, uint16_t internal_port);
+/*
+ * Adds or renews the UDP mapping of @external_port to @internal_port on our
+ * address facing the IGD, for *@lease seconds, discovering the IGD first if
+ * none is known. When @external_port is taken by another host and the IGD
+ * offers AddAnyPortMapping (IGD:2), takes the port it assigns. A router
+ * that only keeps permanent mappings sets *@lease to 0.
+ *
+ * Returns UPNP_OK with *@ext the external endpoint (the port actually
+ * mapped), or another upnp_status with a message for the log in @msg.
+ */
+int upnp_map(struct upnp_session *s, uint16_t external_port,
+             uint16_t internal_port, uint32_t *lease, wgam_addr *ext, char *msg,
+             size_t msglen);
 
-/* Reads the latest result: 1 and *external set when the mapping is in place,
- * 0 when it is not (the worker has logged why), -EAGAIN if nothing new. */
-int upnp_result(upnp *u, wgam_addr *external);
+/*
+ * Opens or renews an IPv6 firewall pinhole (WANIPv6FirewallControl) to
+ * @internal_port on our IPv6 address facing the IGD, discovering an IGD over
+ * IPv6 first if none is known.
+ *
+ * Returns 0 with *@ext our IPv6 address and @internal_port, or -1 with a
+ * message in @msg.
+ */
+int upnp_pinhole(struct upnp_session *s, uint16_t internal_port, uint32_t lease,
+                 wgam_addr *ext, char *msg, size_t msglen);
 
-/* Deletes the mapping (bounded time) and stops the worker. NULL is a no-op. */
-void upnp_stop(upnp *u);
+/* Forgets the IPv4 IGD (it failed in transport): the next upnp_map()
+ * discovers again. The mapping is no longer considered ours. */
+void upnp_forget(struct upnp_session *s);
+
+/* Deletes our mapping and pinhole (if any) and frees @s. NULL is a no-op. */
+void upnp_session_free(struct upnp_session *s);
+
+/*
+ * The daemon's former interface, kept until it calls portmap_* directly:
+ * upnp_result() reports the first IPv4 endpoint of portmap_results().
+ */
+typedef struct portmap upnp;
+
+static inline int upnp_start(upnp **pu, uint16_t external_port,
+                             uint16_t internal_port, int ipv6) {
+  return portmap_start(pu, external_port, internal_port, ipv6);
+}
+
+static inline int upnp_fd(const upnp *u) {
+  return portmap_fd(u);
+}
+
+static inline void upnp_renew(upnp *u, uint16_t internal_port) {
+  portmap_renew(u, internal_port);
+}
+
+static inline int upnp_result(upnp *u, wgam_addr *external) {
+  struct portmap_endpoint eps[PORTMAP_MAX];
+  int n = portmap_results(u, eps, PORTMAP_MAX);
+
+  for (int i = 0; i < n; i++)
+    if (eps[i].addr.family == WGAM_AF_INET) {
+      *external = eps[i].addr;
+      return 1;
+    }
+  return n < 0 ? n : 0;
+}
+
+static inline void upnp_stop(upnp *u) {
+  portmap_stop(u);
+}
 
 #endif

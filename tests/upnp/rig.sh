@@ -147,7 +147,9 @@ stun_up() {
 }
 
 # Starts miniupnpd on the router and waits until it accepts forwarding;
-# with MINIUPNPD_IPV6=1 it also serves IPv6 (pinholes).
+# with MINIUPNPD_IPV6=1 it also serves IPv6 (pinholes). MINIUPNPD_UPNP
+# (default yes) and MINIUPNPD_NATPMP (NAT-PMP and PCP on UDP 5351, default
+# no) choose the protocols it speaks.
 miniupnpd_up() {
   local v6off=yes
   [ -n "${MINIUPNPD_IPV6:-}" ] && v6off=no
@@ -155,8 +157,8 @@ miniupnpd_up() {
 ext_ifname=$RWAN
 listening_ip=$RLAN
 http_port=5000
-enable_upnp=yes
-enable_natpmp=no
+enable_upnp=${MINIUPNPD_UPNP:-yes}
+enable_natpmp=${MINIUPNPD_NATPMP:-no}
 secure_mode=yes
 system_uptime=yes
 ipv6_disable=$v6off
