@@ -123,19 +123,53 @@ static int usable_relay(const wgam_mesh *m, const struct peer *p,
          r->route == WGAM_ROUTE_DIRECT;
 }
 
-/* The relay_rank-th usable relay in our gossip order, or NO_IDX. */
+/* Where the pair (@m's node, @p) ranks relay @r. Symmetric in the pair:
+ * both ends rank the relays alike and so take the same one, which they
+ * must, since WireGuard accepts a packet only from the entry that holds its
+ * source address. */
+static uint64_t pair_rank(const wgam_mesh *m, const struct peer *p,
+                          const struct peer *r) {
+  uint64_t a, b, c;
+
+  memcpy(&a, m->pubkey, sizeof(a));
+  memcpy(&b, p->pubkey, sizeof(b));
+  memcpy(&c, r->pubkey, sizeof(c));
+  a ^= b ^ c;
+  a ^= a >> 31;
+  a *= 0x9e3779b97f4a7c15ull;
+  return a ^ (a >> 29);
+}
+
+/* The relay_rank-th usable relay in the pair's order, or NO_IDX. */
 static uint32_t pick_relay(const wgam_mesh *m, const struct peer *p) {
-  size_t i, n = 0, k;
+  size_t i, n = 0, k, r;
+  uint64_t prev = 0;
+  uint32_t best = NO_IDX;
 
   for (i = 0; i < m->npeers; i++)
-    n += usable_relay(m, p, m->order[i]);
+    n += usable_relay(m, p, (uint32_t)i);
   if (!n)
     return NO_IDX;
+  /* k+1 passes over the relays for the k-th smallest rank (few relays). */
   k = p->relay_rank % n;
-  for (i = 0; i < m->npeers; i++)
-    if (usable_relay(m, p, m->order[i]) && k-- == 0)
-      return m->order[i];
-  return NO_IDX;
+  for (r = 0; r <= k; r++) {
+    uint64_t lo = UINT64_MAX;
+
+    best = NO_IDX;
+    for (i = 0; i < m->npeers; i++) {
+      uint64_t h;
+
+      if (!usable_relay(m, p, (uint32_t)i))
+        continue;
+      h = pair_rank(m, p, &m->peers[i]);
+      if ((r == 0 || h > prev) && (best == NO_IDX || h < lo)) {
+        lo = h;
+        best = (uint32_t)i;
+      }
+    }
+    prev = lo;
+  }
+  return best;
 }
 
 static void set_route(wgam_mesh *m, struct peer *p, uint32_t via,
