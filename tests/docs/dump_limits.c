@@ -94,6 +94,8 @@ int main(void) {
   FIXED_COUNT(probe_rate);
   FIXED_COUNT(initial_requests);
   FIXED_COUNT(queue_keep);
+  FIXED_TIME(relay_after);
+  FIXED_TIME(relay_confirm);
 
   CONST(WGAM_MAX_ENDPOINTS);
   CONST(WGAM_GOSSIP_FANOUT);
