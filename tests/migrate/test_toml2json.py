@@ -14,7 +14,8 @@ every refused value, and the daemon's own checker:
   and the daemon agree;
 - `wgautomesh check` accepts every converted configuration;
 - an inline secret keeps its exact characters (tab, newline, quotes,
-  backslash, non-ASCII); -o writes 0600 with an inline secret.
+  backslash, non-ASCII); -o writes 0600 with an inline secret;
+- the timer table of doc/migrating.md states the values of lib/settings.c.
 
 Usage: test_toml2json.py CONVERTER WGAUTOMESH SOURCE_ROOT
 """
@@ -419,6 +420,66 @@ rc, out, e = run(["a.toml", "b.toml"])
 check(rc == 2 and not out, "two inputs: usage error (%d)" % rc)
 rc, out, e = run(["--help"])
 check(rc == 0 and "--policy" in out, "--help")
+
+# ---- doc/migrating.md states the timers of lib/settings.c --------------------
+with open(os.path.join(src, "lib", "settings.c"), encoding="utf-8") as f:
+    settings_c = f.read()
+
+
+def preset(func):
+    """{field: seconds} assigned in @func's body (settings_common's first)."""
+    vals = {}
+    for name in ("settings_common", func):
+        body = re.search(r"\b%s\(.*?\)\s*\{(.*?)\n\}" % name, settings_c, re.S).group(1)
+        for field, num, unit in re.findall(
+                r"(?:s|settings)->(\w+)\s*=\s*(\d+)(?:\s*\*\s*WGAM_(SECONDS|MILLISECONDS))?;", body):
+            v = int(num)
+            vals[field] = v / 1000 if unit == "MILLISECONDS" else v
+    return vals
+
+
+def secs(v):
+    return "%g s" % v
+
+
+fast = preset("wgam_settings_default_versioned")
+classic = preset("wgam_settings_classic_versioned")
+with open(os.path.join(src, "doc", "migrating.md"), encoding="utf-8") as f:
+    rows = {ln.split("|")[1].strip(): ln for ln in f.read().splitlines()
+            if ln.startswith("| ") and ln.count("|") >= 5}
+WANT = {
+    "interface read": ["every " + secs(classic["device_interval"]),
+                       "every " + secs(fast["device_interval"])],
+    "next candidate of a disconnected peer": [
+        "next %s cycle" % secs(classic["try_interval"]),
+        "(%s)" % secs(fast["try_interval"])],
+    "all candidates failed": ["%s each" % secs(classic["backoff_min"]),
+                              "back off %s doubling to %s" % (secs(fast["backoff_min"]),
+                                                              secs(fast["backoff_max"]))],
+    "connected while the last handshake is younger than": [
+        "| %s |" % secs(classic["timeout"]), "| %s," % secs(fast["timeout"]),
+        "after %s of silence" % secs(fast["probe_idle"]),
+        "%s to answer" % secs(fast["probe_timeout"])],
+    "state file": ["every %s and at exit" % secs(classic["persist_interval"]),
+                   "%s after a change" % secs(fast["persist_interval"])],
+    "unchanged in all three": [
+        "re-announce %s" % secs(fast["gossip_interval"]),
+        "LAN broadcast %s" % secs(fast["lan_interval"]),
+        "forgotten after %s" % secs(fast["lan_timeout"]),
+        "UPnP renewal %s" % secs(fast["igd_interval"]),
+        "keepalive %s while trying" % secs(fast["keepalive_trying"]),
+        "%s when connected" % secs(fast["keepalive_connected"])],
+}
+for k in ("gossip_interval", "lan_interval", "lan_timeout", "igd_interval",
+          "keepalive_trying", "keepalive_connected"):
+    check(fast[k] == classic[k], "lib/settings.c: %s differs between presets: "
+          "doc/migrating.md says it does not" % k)
+for row, words in WANT.items():
+    line = rows.get(row)
+    check(line is not None, "doc/migrating.md: no timer row %r" % row)
+    for w in words:
+        check(line is not None and w in line,
+              "doc/migrating.md: row %r does not say %r (lib/settings.c)" % (row, w))
 
 print("%d checks, %d failed" % (count, len(fails)))
 sys.exit(1 if fails else 0)
