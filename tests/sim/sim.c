@@ -486,6 +486,8 @@ static int pair_reach(struct sim *s, uint32_t a, uint32_t b) {
 /* The model: a pair can connect directly, or there is a relay besides the
  * two (relays are public: they connect to everyone). */
 static int reach_model(const struct sim *s, uint32_t a, uint32_t b) {
+  if (s->nodes[a].dead || s->nodes[b].dead)
+    return 0;
   return reachable(s, a, b) ||
          s->nrelays > (uint32_t)s->nodes[a].relay + s->nodes[b].relay;
 }
@@ -549,10 +551,42 @@ void metric_session(struct sim *s, uint32_t i, uint32_t j) {
   }
 }
 
+/*
+ * --kill-at: node @x stops for good (its engine and device fall silent).
+ * From then on the reach figures count the pairs of the other nodes, through
+ * the remaining relays; heal_s is the time until they all reached each
+ * other again.
+ */
+static void node_kill(struct sim *s, uint32_t x) {
+  struct node *nd = &s->nodes[x];
+
+  nd->dead = 1;
+  nd->started = 0;
+  if (nd->relay) {
+    nd->relay = 0;
+    s->nrelays--;
+  }
+  s->reach_first_ns = s->reach_ns;
+  s->reach_ns = NEVER;
+  s->reach_ever = s->reach_model_pairs = 0;
+  memset(s->reached, 0, ((size_t)s->n * s->n + 7) / 8);
+  for (uint32_t a = 0; a < s->n; a++)
+    for (uint32_t b = a + 1; b < s->n; b++)
+      if (reach_model(s, a, b))
+        s->reach_model_pairs++;
+  if (s->reach_model_pairs == 0)
+    s->reach_ns = s->now;
+  for (uint32_t a = 0; a < s->n; a++)
+    for (uint32_t b = a + 1; b < s->n; b++)
+      reach_check(s, a, b);
+}
+
 static int done(const struct sim *s) {
   if (s->converged_ns == NEVER || s->now < s->steady_end_ns)
     return 0;
   if (s->nrelays && s->reach_ns == NEVER)
+    return 0;
+  if (s->kill_node >= 0 && (s->now < s->kill_ns || s->reach_ns == NEVER))
     return 0;
   if (s->roam_node >= 0 && (s->now < s->roam_ns || s->recovered_ns == NEVER))
     return 0;
@@ -683,6 +717,8 @@ static int setup(struct sim *s, const struct params *p) {
   s->steady_start_ns = s->steady_end_ns = NEVER;
   s->recovered_ns = NEVER;
   s->reach_ns = NEVER;
+  s->reach_first_ns = NEVER;
+  s->kill_node = -1;
   s->roam_node = -1;
   s->digest = 0xcbf29ce484222325ULL;
   rng_seed(&r, p->seed, 1);
@@ -876,6 +912,17 @@ static int setup(struct sim *s, const struct params *p) {
       fatal_nomem();
   }
 
+  if (p->kill_s >= 0) {
+    s->kill_node = p->kill_node >= 0 ? p->kill_node
+                   : s->nrelays      ? (int64_t)s->relay0
+                                     : 0;
+    s->kill_ns = (uint64_t)(p->kill_s * 1e9);
+    fprintf(stderr, "wgautomesh-sim: node %" PRId64 "%s stops at %.3f s\n",
+            s->kill_node, s->nodes[s->kill_node].relay ? " (a relay)" : "",
+            p->kill_s);
+    if (evq_push(&s->q, s->kill_ns, EV_KILL, (uint32_t)s->kill_node, 0, 0))
+      fatal_nomem();
+  }
   for (uint32_t i = 0; i < n; i++)
     if (evq_push(&s->q, (uint64_t)(p->spread_s * 1e9 * rng_double(&r)),
                  EV_START, i, 0, 0))
@@ -1065,6 +1112,15 @@ static void collect(struct sim *s, struct result *res, double wall) {
       }
     }
   res->reach_s = s->reach_ns == NEVER ? -1 : (double)s->reach_ns / 1e9;
+  res->heal_s = NAN;
+  res->live_pairs = (uint64_t)s->n * (s->n - 1) / 2;
+  if (s->kill_node >= 0 && s->now >= s->kill_ns) {
+    res->reach_s =
+        s->reach_first_ns == NEVER ? -1 : (double)s->reach_first_ns / 1e9;
+    res->heal_s =
+        s->reach_ns == NEVER ? -1 : (double)(s->reach_ns - s->kill_ns) / 1e9;
+    res->live_pairs -= s->n - 1;
+  }
   res->reach_model_pairs = s->reach_model_pairs;
   for (uint32_t i = 0; i < s->n; i++)
     for (uint32_t j = i + 1; j < s->n; j++)
@@ -1130,12 +1186,13 @@ static int run(const struct params *p, struct result *res) {
     }
     switch (ev.kind) {
     case EV_START:
-      node_start(s, ev.a);
+      if (!s->nodes[ev.a].dead)
+        node_start(s, ev.a);
       break;
     case EV_TIMER: {
       struct node *n = &s->nodes[ev.a];
 
-      if (ev.t != n->sched)
+      if (ev.t != n->sched || n->dead)
         break; /* superseded by an earlier deadline */
       n->sched = WGAM_TSTAMP_NONE;
       if (wgam_mesh_get_expiry(n->mesh) <= s->now) {
@@ -1160,9 +1217,15 @@ static int run(const struct params *p, struct result *res) {
     }
     case EV_DEVICE:
       s->nodes[ev.a].dev_pending = 0;
-      node_read_device(s, ev.a);
+      if (!s->nodes[ev.a].dead)
+        node_read_device(s, ev.a);
+      break;
+    case EV_KILL:
+      node_kill(s, ev.a);
       break;
     case EV_TICK:
+      if (s->nodes[ev.a].dead)
+        break;
       wg_tick(s, ev.a);
       if (evq_push(&s->q, s->now + SEC, EV_TICK, ev.a, 0, 0))
         fatal_nomem();
@@ -1234,21 +1297,35 @@ static void fmt_s(char *buf, size_t len, double v) {
 
 /* Pairs that can reach each other at the end, directly or relayed. */
 static double reach_share(const struct result *r) {
-  uint64_t pairs = (uint64_t)r->nodes * (r->nodes - 1) / 2;
+  return r->live_pairs ? (double)r->reach_end / (double)r->live_pairs : 1.0;
+}
 
-  return pairs ? (double)r->reach_end / (double)pairs : 1.0;
+/* " heal_s=..." after a --kill-at, else "". */
+static const char *heal_kv(const struct params *p, const struct result *r,
+                           char *buf, size_t len) {
+  char v[32];
+
+  buf[0] = 0;
+  if (p->kill_s >= 0) {
+    fmt_s(v, sizeof(v), r->heal_s);
+    snprintf(buf, len, " heal_s=%s", v);
+  }
+  return buf;
 }
 
 static void print_result(const struct params *p, const struct result *r,
                          const char *prefix) {
-  char conv[32], rec[32], reach[32], pfx[48] = "";
+  char conv[32], rec[32], reach[32], heal[32], pfx[48] = "", kill[48] = "";
 
   fmt_s(conv, sizeof(conv), r->converged_s);
   fmt_s(rec, sizeof(rec), r->recovered_s);
   fmt_s(reach, sizeof(reach), r->reach_s);
+  fmt_s(heal, sizeof(heal), r->heal_s);
   if (p->prefixes)
     snprintf(pfx, sizeof(pfx), " prefix_misrouted=%" PRIu64,
              r->prefix_misrouted);
+  if (p->kill_s >= 0)
+    snprintf(kill, sizeof(kill), " heal_s=%s", heal);
   printf("%spolicy=%s nodes=%" PRIu32 " converged_s=%s recovered_s=%s "
          "gossip_bytes_per_node_s=%.1f gossip_pkts_per_node_s=%.2f "
          "steady_bytes_per_node_s=%.1f steady_pkts_per_node_s=%.2f "
@@ -1256,13 +1333,13 @@ static void print_result(const struct params *p, const struct result *r,
          " unreachable_pairs=%" PRIu64 " reachable_pairs=%" PRIu64
          " connected_at_end=%" PRIu64 " unreachable_connected=%" PRIu64
          " reach_s=%s reachable_share=%.4f relayed_at_end=%" PRIu64
-         "%s sim_end_s=%.3f digest=%016" PRIx64 "\n",
+         "%s%s sim_end_s=%.3f digest=%016" PRIx64 "\n",
          prefix, policy_name(r->policy), r->nodes, conv, rec,
          r->gossip_bytes_per_node_s, r->gossip_pkts_per_node_s,
          r->steady_bytes_per_node_s, r->steady_pkts_per_node_s,
          r->mem_per_peer_bytes, r->device_writes, r->unreachable_pairs,
          r->reachable_pairs, r->connected_end, r->unreachable_connected, reach,
-         reach_share(r), r->relayed_end, pfx, r->end_s, r->digest);
+         reach_share(r), r->relayed_end, kill, pfx, r->end_s, r->digest);
   fprintf(stderr, "  [%s: %.1f s of wall time, %" PRIu64 " events]\n",
           policy_name(r->policy), r->wall_s, r->events);
 }
@@ -1296,7 +1373,7 @@ static int check_result(const struct params *p, const struct result *r) {
 }
 
 static int check_relay(const struct params *p, const struct result *r) {
-  uint64_t pairs = (uint64_t)r->nodes * (r->nodes - 1) / 2;
+  uint64_t pairs = r->live_pairs;
   int ok = r->ok;
 
   if (r->reach_s < 0) {
@@ -1311,6 +1388,13 @@ static int check_relay(const struct params *p, const struct result *r) {
             "CHECK FAILED: %s: %" PRIu64 " of %" PRIu64
             " pairs reach each other at the end (%" PRIu64 " relayed)\n",
             policy_name(r->policy), r->reach_end, pairs, r->relayed_end);
+    ok = 0;
+  }
+  if (p->kill_s >= 0 && !(r->heal_s >= 0)) {
+    fprintf(stderr,
+            "CHECK FAILED: %s: the pairs did not all reach each other "
+            "again after a node stopped\n",
+            policy_name(r->policy));
     ok = 0;
   }
   if (p->prefixes && r->prefix_misrouted) {
@@ -1365,7 +1449,12 @@ static void usage(FILE *f) {
           "                     directly through the first relay, whatever "
           "the engines write\n"
           "  --skew-node I      node I's wall clock is off ...\n"
-          "  --skew-s S         ... by S seconds (may be negative)\n",
+          "  --skew-s S         ... by S seconds (may be negative)\n"
+          "  --kill-at T        a node stops for good at T s (heal_s: until "
+          "the others all\n"
+          "                     reach each other again)\n"
+          "  --kill-node I      which node stops (default: the first "
+          "relay)\n",
           PFX_LEN);
 }
 
@@ -1399,6 +1488,8 @@ int main(int argc, char **argv) {
       {"oracle-relay", no_argument, NULL, 'O'},
       {"skew-node", required_argument, NULL, 'k'},
       {"skew-s", required_argument, NULL, 'W'},
+      {"kill-at", required_argument, NULL, 'Z'},
+      {"kill-node", required_argument, NULL, 'z'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
   };
@@ -1421,6 +1512,8 @@ int main(int argc, char **argv) {
       .log_node = -1,
       .mem_limit_gib = 20,
       .skew_node = -1,
+      .kill_node = -1,
+      .kill_s = -1,
   };
   struct result res[2];
   int both = 0, c, ok = 1;
@@ -1525,6 +1618,12 @@ int main(int argc, char **argv) {
     case 'W':
       p.skew_s = strtod(optarg, NULL);
       break;
+    case 'Z':
+      p.kill_s = strtod(optarg, NULL);
+      break;
+    case 'z':
+      p.kill_node = strtoll(optarg, NULL, 10);
+      break;
     case 'h':
       usage(stdout);
       return 0;
@@ -1538,6 +1637,7 @@ int main(int argc, char **argv) {
       p.progress_s <= 0 || p.duration_s <= 0 || p.nat_timeout_s <= 0 ||
       p.window_s <= 0 || p.settle_s < 0 || p.spread_s < 0 ||
       (p.roam_node >= (int64_t)p.nodes) || p.skew_node >= (int64_t)p.nodes ||
+      p.kill_node >= (int64_t)p.nodes || !(p.kill_s >= 0 || p.kill_s == -1) ||
       !isfinite(p.skew_s) || fabs(p.skew_s) > 1e11 ||
       (p.prefixes && p.nodes > 1u << (32 - 11 - (32 - PFX_LEN)))) {
     usage(stderr);
@@ -1554,7 +1654,7 @@ int main(int argc, char **argv) {
   if (p.check_relay)
     ok &= check_relay(&p, &res[0]);
   if (both) {
-    char conv[32], conv2[32], rec[32], reach[32];
+    char conv[32], conv2[32], rec[32], reach[32], heal[48];
     double ratio;
 
     p.policy = WGAM_POLICY_CLASSIC;
@@ -1579,14 +1679,15 @@ int main(int argc, char **argv) {
            " reach_s=%s reachable_share=%.4f"
            " classic_converged_s=%s ratio_converged=%s%.4f "
            "classic_steady_bytes_per_node_s=%.1f "
-           "classic_device_writes=%" PRIu64 "\n",
+           "classic_device_writes=%" PRIu64 "%s\n",
            conv, rec, res[0].gossip_bytes_per_node_s,
            res[0].steady_bytes_per_node_s, res[0].mem_per_peer_bytes,
            res[0].device_writes, res[0].unreachable_pairs, reach,
            reach_share(&res[0]), conv2, res[1].converged_s < 0 ? "<" : "",
-           ratio, res[1].steady_bytes_per_node_s, res[1].device_writes);
+           ratio, res[1].steady_bytes_per_node_s, res[1].device_writes,
+           heal_kv(&p, &res[0], heal, sizeof(heal)));
   } else {
-    char conv[32], rec[32], reach[32];
+    char conv[32], rec[32], reach[32], heal[48];
 
     fmt_s(conv, sizeof(conv), res[0].converged_s);
     fmt_s(rec, sizeof(rec), res[0].recovered_s);
@@ -1594,11 +1695,11 @@ int main(int argc, char **argv) {
     printf("converged_s=%s recovered_s=%s gossip_bytes_per_node_s=%.1f "
            "steady_bytes_per_node_s=%.1f mem_per_peer_bytes=%.0f "
            "device_writes=%" PRIu64 " unreachable_pairs=%" PRIu64
-           " reach_s=%s reachable_share=%.4f\n",
+           " reach_s=%s reachable_share=%.4f%s\n",
            conv, rec, res[0].gossip_bytes_per_node_s,
            res[0].steady_bytes_per_node_s, res[0].mem_per_peer_bytes,
            res[0].device_writes, res[0].unreachable_pairs, reach,
-           reach_share(&res[0]));
+           reach_share(&res[0]), heal_kv(&p, &res[0], heal, sizeof(heal)));
   }
   return ok ? 0 : 1;
 }

@@ -34,6 +34,7 @@ enum ev_kind {
   EV_ROAM,     /* a: node whose public address changes */
   EV_PROGRESS, /* periodic report and stop check */
   EV_MARK,     /* a: 0 steady window starts, 1 it ends */
+  EV_KILL,     /* a: node that stops for good (a daemon killed) */
 };
 
 enum pkt_type {
@@ -148,11 +149,12 @@ struct node {
   uint8_t dev_pending;
   uint8_t started;
   uint8_t relay;     /* "relay" in the config: forwards between its peers */
-  int64_t skew_s;    /* its wall clock minus the true one */
+  uint8_t dead;      /* stopped by --kill-at */
   uint16_t map_port; /* cone mapping */
   uint32_t map;      /* stamp: last use of the cone mapping */
   uint64_t acc_ns;   /* access latency */
   wgam_tstamp sched; /* a timer event is queued for this time */
+  int64_t skew_s;    /* its wall clock minus the true one */
   struct natslot *ns;
 };
 
@@ -209,6 +211,8 @@ struct params {
   int prefixes;      /* every node routes one extra prefix */
   int64_t skew_node; /* -1: none */
   double skew_s;
+  int64_t kill_node; /* -1: the first relay */
+  double kill_s;     /* < 0: none */
   int64_t log_node;
   double mem_limit_gib;
 };
@@ -227,7 +231,9 @@ struct result {
   uint64_t engine_connected_unreachable;
   /* Reachability through the device routes, directly or through a relay. */
   double reach_s; /* every pair the model can reach had been reached */
+  double heal_s;  /* the same from a node's kill on: < 0 never, NAN none */
   uint64_t reach_model_pairs, reach_end, relayed_end, prefix_misrouted;
+  uint64_t live_pairs; /* pairs of nodes not killed */
   uint64_t digest;
   double wall_s;
   double end_s;
@@ -297,6 +303,9 @@ struct sim {
   uint8_t *reached;
   uint64_t reach_model_pairs, reach_ever;
   uint64_t reach_ns;
+  uint64_t reach_first_ns; /* reach_ns before a kill reset it */
+  int64_t kill_node;
+  uint64_t kill_ns;
   struct stats st;
   uint64_t digest;
   int failed;

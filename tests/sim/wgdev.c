@@ -433,7 +433,8 @@ int wg_live(struct sim *s, uint32_t i, uint32_t j) {
   const struct dpeer *a = DP(s, i, j), *b = DP(s, j, i);
 
   return (a->flags & DP_PRESENT) && (b->flags & DP_PRESENT) &&
-         session_valid(s, a) && session_valid(s, b);
+         session_valid(s, a) && session_valid(s, b) && !s->nodes[i].dead &&
+         !s->nodes[j].dead;
 }
 
 /* ---------------------------------------------------------------------- */
