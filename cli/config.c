@@ -85,6 +85,19 @@ void config_diag_free(struct config_diag *diag) {
   memset(diag, 0, sizeof(*diag));
 }
 
+void config_diag_print(const struct config_diag *diag, int to_log) {
+  for (size_t i = 0; i < diag->nwarnings; i++)
+    if (to_log)
+      log_warn("%s", diag->warnings[i]);
+    else
+      fprintf(stderr, "warning: %s\n", diag->warnings[i]);
+  for (size_t i = 0; i < diag->nerrors; i++)
+    if (to_log)
+      log_err("%s", diag->errors[i]);
+    else
+      fprintf(stderr, "%s\n", diag->errors[i]);
+}
+
 void config_free(struct config *cfg) {
   if (!cfg)
     return;

@@ -77,6 +77,10 @@ int config_parse(struct config *cfg, const char *name, const char *json,
 void config_free(struct config *cfg);
 void config_diag_free(struct config_diag *diag);
 
+/* Prints every warning and error of @diag: to stderr ("warning: " before
+ * warnings), or to the log when @to_log is nonzero. */
+void config_diag_print(const struct config_diag *diag, int to_log);
+
 /* Fills engine peers from @cfg (hostname endpoints are left NONE).
  * @out must hold cfg->npeers entries. */
 void config_to_peers(const struct config *cfg, wgam_peer_config *out);

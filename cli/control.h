@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The local control socket: a unix stream socket where a client writes one
- * command line ("status\n", "metrics\n") and reads the reply until EOF.
+ * command line ("status\n" for JSON, "table\n", "metrics\n" for Prometheus
+ * text) and reads the reply until EOF.
  * The server side never blocks the event loop: clients are polled like any
  * other descriptor and dropped after a deadline.
  */
@@ -48,15 +49,5 @@ void control_close(struct control *c);
 /* Client: sends @cmd and reads the reply into @reply. Returns 0 or -errno
  * (-ENOENT/-ECONNREFUSED: no daemon). */
 int control_query(const char *path, const char *cmd, struct sbuf *reply);
-
-/* Output formats for a status JSON document. */
-enum status_format {
-  STATUS_TABLE,
-  STATUS_PROMETHEUS,
-};
-
-/* Renders the status JSON @json. Returns 0, or -EINVAL if it is not a
- * status document. @now_unix ages handshakes for the table. */
-int status_render(struct sbuf *out, const char *json, enum status_format fmt);
 
 #endif

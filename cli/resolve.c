@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "resolve.h"
+#include "sockaddr.h"
 
 struct resolver {
   pthread_t thread;
@@ -26,23 +27,6 @@ struct resolver {
   struct resolve_result *res;
   size_t nres, capres;
 };
-
-static void to_addr(wgam_addr *a, const struct sockaddr *sa) {
-  memset(a, 0, sizeof(*a));
-  if (sa->sa_family == AF_INET) {
-    const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-
-    a->family = WGAM_AF_INET;
-    a->port = ntohs(in->sin_port);
-    memcpy(a->ip, &in->sin_addr, 4);
-  } else if (sa->sa_family == AF_INET6) {
-    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-
-    a->family = WGAM_AF_INET6;
-    a->port = ntohs(in6->sin6_port);
-    memcpy(a->ip, &in6->sin6_addr, 16);
-  }
-}
 
 static void resolve_one(const struct resolve_req *req,
                         struct resolve_result *res) {
@@ -65,8 +49,8 @@ static void resolve_one(const struct resolve_req *req,
     wgam_addr a;
     int dup = 0;
 
-    to_addr(&a, p->ai_addr);
-    if (!wgam_addr_is_valid_endpoint(&a))
+    if (sockaddr_to_wgam(&a, p->ai_addr, p->ai_addrlen) ||
+        !wgam_addr_is_valid_endpoint(&a))
       continue;
     for (size_t i = 0; i < res->naddrs; i++)
       dup |= wgam_addr_equal(&a, &res->addrs[i]);

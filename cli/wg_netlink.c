@@ -25,6 +25,7 @@
 #include <netlink/socket.h>
 
 #include "log.h"
+#include "sockaddr.h"
 #include "wg_internal.h"
 #include "wg_netlink.h"
 
@@ -179,25 +180,11 @@ static int put_peer(struct nl_msg *msg, const wgam_peer_update *u) {
     goto full;
   if (u->flags & WGAM_PEER_HAS_ENDPOINT) {
     /* Exact size, zeroed, port in network order: what the kernel copies. */
-    if (u->endpoint.family == WGAM_AF_INET) {
-      struct sockaddr_in sin;
+    struct sockaddr_storage ss;
+    socklen_t sl = wgam_to_sockaddr(&ss, &u->endpoint);
 
-      memset(&sin, 0, sizeof(sin));
-      sin.sin_family = AF_INET;
-      sin.sin_port = htons(u->endpoint.port);
-      memcpy(&sin.sin_addr, u->endpoint.ip, 4);
-      if (nla_put(msg, WGPEER_A_ENDPOINT, sizeof(sin), &sin) < 0)
-        goto full;
-    } else {
-      struct sockaddr_in6 sin6;
-
-      memset(&sin6, 0, sizeof(sin6));
-      sin6.sin6_family = AF_INET6;
-      sin6.sin6_port = htons(u->endpoint.port);
-      memcpy(&sin6.sin6_addr, u->endpoint.ip, 16);
-      if (nla_put(msg, WGPEER_A_ENDPOINT, sizeof(sin6), &sin6) < 0)
-        goto full;
-    }
+    if (nla_put(msg, WGPEER_A_ENDPOINT, (int)sl, &ss) < 0)
+      goto full;
   }
   if ((u->flags & WGAM_PEER_HAS_KEEPALIVE) &&
       nla_put_u16(msg, WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL,
@@ -290,32 +277,23 @@ err:
 
 static int parse_endpoint(wgam_addr *a, const struct nlattr *attr) {
   size_t len = (size_t)nla_len(attr);
+  struct sockaddr_storage ss;
   sa_family_t fam;
 
   if (len < sizeof(fam))
     return -EPROTO;
   memcpy(&fam, nla_data(attr), sizeof(fam));
   memset(a, 0, sizeof(*a));
-  if (fam == AF_INET && len == sizeof(struct sockaddr_in)) {
-    struct sockaddr_in sin;
-
-    memcpy(&sin, nla_data(attr), sizeof(sin));
-    a->family = WGAM_AF_INET;
-    a->port = ntohs(sin.sin_port);
-    memcpy(a->ip, &sin.sin_addr, 4);
-  } else if (fam == AF_INET6 && len == sizeof(struct sockaddr_in6)) {
-    struct sockaddr_in6 sin6;
-
-    memcpy(&sin6, nla_data(attr), sizeof(sin6));
-    a->family = WGAM_AF_INET6;
-    a->port = ntohs(sin6.sin6_port);
-    memcpy(a->ip, &sin6.sin6_addr, 16);
-  } else if (fam == AF_UNSPEC) {
-    /* no endpoint */
-  } else {
+  if (fam == AF_UNSPEC)
+    return 0; /* no endpoint */
+  /* The kernel sends a sockaddr of exactly its family's size. */
+  if ((fam != AF_INET || len != sizeof(struct sockaddr_in)) &&
+      (fam != AF_INET6 || len != sizeof(struct sockaddr_in6)))
     return -EPROTO;
-  }
-  return 0;
+  memcpy(&ss, nla_data(attr), len);
+  return sockaddr_to_wgam(a, (const struct sockaddr *)&ss, (socklen_t)len)
+             ? -EPROTO
+             : 0;
 }
 
 static int parse_allowedip(struct wg_dev *out, const struct nlattr *attr) {

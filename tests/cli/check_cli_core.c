@@ -18,6 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 #include "control.h"
 #include "decode.h"
 #include "jsonw.h"
@@ -25,6 +27,7 @@
 #include "notify.h"
 #include "resolve.h"
 #include "state_io.h"
+#include "status.h"
 
 static char tmpdir[] = "/tmp/wgam-check-core-XXXXXX";
 
@@ -190,32 +193,68 @@ START_TEST(test_notify) {
 }
 END_TEST
 
-static const char status_doc[] =
-    "{\"interface\":\"wg0\",\"backend\":\"uapi\",\"pubkey\":"
-    "\"lEFx+aA1pzIMPOhRAwFvmTJ1GL6enLup7Tt6y0PDd1k=\",\"listen_port\":51820,"
-    "\"external_endpoint\":\"203.0.113.5:40000\",\"policy\":\"fast\","
-    "\"peers\":[{\"pubkey\":\"NpGxDw7K3av+GCqvk91iGMzXatjSG08RDFN/gHLAnFM=\","
-    "\"address\":\"100.64.0.2\",\"endpoint\":\"198.51.100.2:51820\","
-    "\"source\":\"gossip\",\"state\":\"connected\",\"connected\":true,"
-    "\"last_handshake\":1700000000,\"handshake_age\":12,\"tries\":0,"
-    "\"endpoint_changes\":1,\"known\":[],\"lan_endpoint\":null},"
-    "{\"pubkey\":\"CR5wxWBfBHY0SI1vHZ99TMxICWIZ6Ez6u9AnBAV4WUk=\","
-    "\"address\":\"fd00::3\",\"endpoint\":null,\"source\":\"none\","
-    "\"state\":\"idle\",\"connected\":false,\"last_handshake\":0,"
-    "\"handshake_age\":null,\"tries\":0,\"endpoint_changes\":0,\"known\":[],"
-    "\"lan_endpoint\":null}],"
-    "\"stats\":{\"pkts_in\":{\"ping\":1,\"pong\":2,\"announce\":3,"
-    "\"request\":4,\"lan_broadcast\":5},\"pkts_out\":{\"ping\":6,\"pong\":7,"
-    "\"announce\":8,\"request\":9,\"lan_broadcast\":10},\"bytes_in\":100,"
-    "\"bytes_out\":200,\"rejected\":{\"length\":1,\"auth\":2},"
-    "\"endpoint_changes\":1,\"peer_updates\":3,\"state_writes\":4,"
-    "\"peers_connected\":1}}";
+/* A status model as the daemon would collect it: our node and two peers,
+ * one connected over IPv4, one never seen (IPv6 mesh address). */
+static void fake_status(struct status *st, struct status_peer peers[2]) {
+  static const char *const keys[3] = {
+      "lEFx+aA1pzIMPOhRAwFvmTJ1GL6enLup7Tt6y0PDd1k=",
+      "NpGxDw7K3av+GCqvk91iGMzXatjSG08RDFN/gHLAnFM=",
+      "CR5wxWBfBHY0SI1vHZ99TMxICWIZ6Ez6u9AnBAV4WUk="};
+
+  memset(st, 0, sizeof(*st));
+  memset(peers, 0, 2 * sizeof(*peers));
+  st->interface = "wg0";
+  st->backend = "uapi";
+  st->policy = "fast";
+  ck_assert_int_eq(wgam_key_from_base64(st->stats.pubkey, keys[0], 44), 0);
+  st->stats.has_pubkey = 1;
+  st->stats.listen_port = 51820;
+  st->stats.nexternal = 1;
+  ck_assert_int_eq(
+      wgam_addr_parse(&st->stats.external[0], "203.0.113.5:40000", 0), 0);
+  for (int t = 0; t < WGAM_MSG_TYPE_COUNT; t++) {
+    st->stats.pkts_in[t] = (uint64_t)t + 1;
+    st->stats.pkts_out[t] = (uint64_t)t + 6;
+  }
+  st->stats.bytes_in = 100;
+  st->stats.bytes_out = 200;
+  st->stats.rejected[WGAM_REJECT_LENGTH] = 1;
+  st->stats.rejected[WGAM_REJECT_AUTH] = 2;
+  st->stats.endpoint_changes = 1;
+  st->stats.peer_updates = 3;
+  st->stats.state_writes = 4;
+  st->stats.npeers_connected = 1;
+
+  ck_assert_int_eq(wgam_key_from_base64(peers[0].info.pubkey, keys[1], 44), 0);
+  ck_assert_int_eq(wgam_addr_parse(&peers[0].info.address, "100.64.0.2", 1), 0);
+  ck_assert_int_eq(
+      wgam_addr_parse(&peers[0].info.endpoint, "198.51.100.2:51820", 0), 0);
+  peers[0].info.source = WGAM_SOURCE_GOSSIP;
+  peers[0].info.state = WGAM_PEER_CONNECTED;
+  peers[0].info.connected = 1;
+  peers[0].info.last_handshake = 1700000000;
+  peers[0].info.endpoint_changes = 1;
+  peers[0].has_age = 1;
+  peers[0].handshake_age = 12;
+
+  ck_assert_int_eq(wgam_key_from_base64(peers[1].info.pubkey, keys[2], 44), 0);
+  ck_assert_int_eq(wgam_addr_parse(&peers[1].info.address, "fd00::3", 1), 0);
+  peers[1].info.source = WGAM_SOURCE_NONE;
+  peers[1].info.state = WGAM_PEER_IDLE;
+
+  st->peers = peers;
+  st->npeers = 2;
+}
 
 START_TEST(test_render_table) {
+  struct status_peer peers[2];
+  struct status st;
   struct sbuf out;
 
+  fake_status(&st, peers);
   sb_init(&out);
-  ck_assert_int_eq(status_render(&out, status_doc, STATUS_TABLE), 0);
+  status_render_table(&out, &st);
+  ck_assert(!out.oom);
   ck_assert_str_eq(
       sb_cstr(&out),
       "interface: wg0  public key: lEFx+aA1pzIMPOhRAwFvmTJ1GL6enLup7Tt6y0PDd1k="
@@ -228,10 +267,64 @@ START_TEST(test_render_table) {
       "CR5wxWBf\u2026  fd00::3     (none)              none    idle       "
       "never\n");
   sb_free(&out);
+}
+END_TEST
 
+/* The JSON document: every field of the model, parsed back by a JSON
+ * parser as a client would. */
+START_TEST(test_render_json) {
+  struct status_peer peers[2];
+  struct status st;
+  struct sbuf out;
+  cJSON *root, *p, *stats;
+
+  fake_status(&st, peers);
   sb_init(&out);
-  ck_assert_int_eq(status_render(&out, "{\"error\":1}", STATUS_TABLE), -EINVAL);
-  ck_assert_int_eq(status_render(&out, "not json", STATUS_TABLE), -EINVAL);
+  status_render_json(&out, &st);
+  ck_assert(!out.oom);
+  root = cJSON_Parse(sb_cstr(&out));
+  ck_assert_ptr_nonnull(root);
+  ck_assert_str_eq(cJSON_GetObjectItem(root, "pubkey")->valuestring,
+                   "lEFx+aA1pzIMPOhRAwFvmTJ1GL6enLup7Tt6y0PDd1k=");
+  ck_assert_str_eq(cJSON_GetObjectItem(root, "backend")->valuestring, "uapi");
+  ck_assert_str_eq(cJSON_GetObjectItem(root, "external_endpoint")->valuestring,
+                   "203.0.113.5:40000");
+  ck_assert_int_eq(cJSON_GetObjectItem(root, "listen_port")->valueint, 51820);
+  ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(root, "peers")), 2);
+  p = cJSON_GetArrayItem(cJSON_GetObjectItem(root, "peers"), 0);
+  ck_assert_str_eq(cJSON_GetObjectItem(p, "address")->valuestring,
+                   "100.64.0.2");
+  ck_assert_str_eq(cJSON_GetObjectItem(p, "source")->valuestring, "gossip");
+  ck_assert_int_eq(cJSON_GetObjectItem(p, "handshake_age")->valueint, 12);
+  ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(p, "connected")));
+  p = cJSON_GetArrayItem(cJSON_GetObjectItem(root, "peers"), 1);
+  ck_assert(cJSON_IsNull(cJSON_GetObjectItem(p, "endpoint")));
+  ck_assert(cJSON_IsNull(cJSON_GetObjectItem(p, "handshake_age")));
+  stats = cJSON_GetObjectItem(root, "stats");
+  ck_assert_int_eq(
+      cJSON_GetObjectItem(cJSON_GetObjectItem(stats, "pkts_out"), "request")
+          ->valueint,
+      9);
+  ck_assert_int_eq(
+      cJSON_GetObjectItem(cJSON_GetObjectItem(stats, "rejected"), "auth")
+          ->valueint,
+      2);
+  ck_assert_int_eq(cJSON_GetObjectItem(stats, "peers_connected")->valueint, 1);
+  cJSON_Delete(root);
+  sb_free(&out);
+
+  /* Without a device: no key, no backend, no external endpoint. */
+  st.stats.has_pubkey = 0;
+  st.stats.nexternal = 0;
+  st.backend = NULL;
+  sb_init(&out);
+  status_render_json(&out, &st);
+  root = cJSON_Parse(sb_cstr(&out));
+  ck_assert_ptr_nonnull(root);
+  ck_assert(cJSON_IsNull(cJSON_GetObjectItem(root, "pubkey")));
+  ck_assert(cJSON_IsNull(cJSON_GetObjectItem(root, "backend")));
+  ck_assert(cJSON_IsNull(cJSON_GetObjectItem(root, "external_endpoint")));
+  cJSON_Delete(root);
   sb_free(&out);
 }
 END_TEST
@@ -252,10 +345,14 @@ START_TEST(test_render_prometheus) {
       "wgautomesh_upnp_mapped 1\n",
       "# TYPE wgautomesh_gossip_packets_total counter\n",
   };
+  struct status_peer peers[2];
+  struct status st;
   struct sbuf out;
 
+  fake_status(&st, peers);
   sb_init(&out);
-  ck_assert_int_eq(status_render(&out, status_doc, STATUS_PROMETHEUS), 0);
+  status_render_prometheus(&out, &st);
+  ck_assert(!out.oom);
   for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
     ck_assert_msg(strstr(sb_cstr(&out), want[i]), "missing %s", want[i]);
   /* A peer that never had a handshake has no age sample. */
@@ -465,6 +562,7 @@ int main(void) {
   tcase_add_test(tc, test_state_io);
   tcase_add_test(tc, test_notify);
   tcase_add_test(tc, test_render_table);
+  tcase_add_test(tc, test_render_json);
   tcase_add_test(tc, test_render_prometheus);
   tcase_add_test(tc, test_control);
   tcase_add_test(tc, test_resolver);

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 """The man pages render without a groff warning and document what the code
 does (and doc/protocol.md quotes only bytes of the test vectors): every configuration key cli/config.c accepts, every command and option
-of `wgautomesh --help`, every metric cli/control.c prints, the default paths
+of `wgautomesh --help`, every metric cli/status.c prints, the default paths
 of cli/config.h, and the signals, exit codes and environment of the daemon.
 
 Usage: test_manpages.py SOURCE_ROOT
@@ -116,11 +116,11 @@ else:
     print("ok: commands %s and options %s checked" %
           (" ".join(sorted(cmds)), " ".join(sorted(opts))))
 
-# ---- wgautomesh(8): every metric of cli/control.c ----------------------------
-control_c = read("cli", "control.c")
-metrics = re.findall(r'prom_head\(out,\s*"([a-z_0-9]+)"', control_c)
+# ---- wgautomesh(8): every metric of cli/status.c -----------------------------
+status_c = read("cli", "status.c")
+metrics = re.findall(r'prom_head\(out,\s*"([a-z_0-9]+)"', status_c)
 if len(metrics) < 10:
-    fail("found only %d metrics in cli/control.c: parser out of date" %
+    fail("found only %d metrics in cli/status.c: parser out of date" %
          len(metrics))
 for name in metrics:
     if "wgautomesh_" + name not in text8:

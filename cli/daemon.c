@@ -1,0 +1,795 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The daemon: start-up, the event loop, reload (SIGHUP) and the signals
+ * that end it. Everything here moves bytes between the engine
+ * (libwgautomesh) and the OS; every decision about peers and endpoints is
+ * the engine's.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <netdb.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "config.h"
+#include "control.h"
+#include "daemon.h"
+#include "gossip_sock.h"
+#include "log.h"
+#include "notify.h"
+#include "resolve.h"
+#include "sockaddr.h"
+#include "state_io.h"
+#include "status.h"
+#include "subcommands.h"
+#include "upnp.h"
+#include "wg.h"
+
+/* Hostname endpoints are looked up again this often. */
+#define RESOLVE_INTERVAL (60 * WGAM_SECONDS)
+/* Datagrams read per socket per wakeup, so one busy socket cannot starve
+ * the others (or the timers) during a flood. */
+#define RECV_BURST 64
+/* pollfd slots: signals, 2 gossip sockets, upnp, resolver, control. */
+#define NPOLL (5 + 1 + CONTROL_MAX_CLIENTS)
+
+struct daemon {
+  const char *config_path;
+  struct config cfg;
+  int cli_log_level; /* -1: from the config */
+
+  wgam_mesh *mesh;
+  wgam_tstamp device_interval;
+
+  wg_backend *wg;
+  struct wg_dev dev;
+  int dev_failing;
+  wgam_tstamp dev_retry_at; /* 0: no retry pending */
+  uint16_t listen_port;
+
+  struct gossip_socks gossip;
+  int sigfd;
+  struct control *ctl;
+  upnp *upnp;
+  struct resolver *res;
+  wgam_tstamp resolve_at; /* WGAM_TSTAMP_NONE: no hostnames */
+
+  wgam_peer_update *upds;
+  size_t capupds;
+  int state_errno;
+  unsigned zero_timeouts;
+  int quit;
+};
+
+static wgam_tstamp now_mono(void) {
+  struct timespec ts;
+
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (wgam_tstamp)ts.tv_sec * WGAM_SECONDS + (wgam_tstamp)ts.tv_nsec;
+}
+
+static int rand_cb(void *user_data, uint8_t *dest, size_t destlen) {
+  (void)user_data;
+  randombytes_buf(dest, destlen);
+  return 0;
+}
+
+static void log_cb(void *user_data, int level, const char *msg) {
+  (void)user_data;
+  log_msg(level, "%s", msg);
+}
+
+static void addr_str(char *dst, size_t n, const wgam_addr *a) {
+  if (wgam_addr_format(dst, n, a, 1) < 0)
+    snprintf(dst, n, "?");
+}
+
+/* ---- the device ------------------------------------------------------- */
+
+static int read_device(struct daemon *d, wgam_tstamp now) {
+  int rc;
+
+  if (!d->wg) {
+    rc = wg_open(&d->wg, d->cfg.interface);
+    if (rc)
+      goto fail;
+  }
+  rc = wg_get(d->wg, &d->dev);
+  if (rc)
+    goto fail;
+  rc =
+      wgam_mesh_observe_device(d->mesh, &d->dev.dev, now, (uint64_t)time(NULL));
+  if (rc) {
+    log_err("device state rejected by the engine: %s", wgam_strerror(rc));
+    return wgam_err_is_fatal(rc) ? rc : 0;
+  }
+  if (d->gossip.fd6 >= 0 && d->cfg.lan_discovery && d->cfg.ipv6)
+    gossip_join_lan6(&d->gossip, d->cfg.interface);
+  if (d->dev_failing)
+    log_info("interface %s is back", d->cfg.interface);
+  d->dev_failing = 0;
+  d->dev_retry_at = 0;
+  d->listen_port = d->dev.dev.listen_port;
+  return 0;
+fail:
+  if (rc == -ENODEV && d->wg) {
+    /* The interface went away: reopen it from scratch when it returns,
+     * possibly with the other backend. */
+    wg_close(d->wg);
+    d->wg = NULL;
+  }
+  if (!d->dev_failing)
+    log_err("interface %s: %s; retrying every %" PRIu64 " ms", d->cfg.interface,
+            rc == -ENODEV ? "no such WireGuard interface" : strerror(-rc),
+            d->device_interval / WGAM_MILLISECONDS);
+  d->dev_failing = 1;
+  d->dev_retry_at = now + d->device_interval;
+  return 0;
+}
+
+/* Sends queued datagrams and applies pending device changes in one call. */
+static int flush(struct daemon *d, wgam_tstamp now) {
+  uint8_t pkt[WGAM_MAX_DATAGRAM_LEN];
+  wgam_peer_update upd;
+  wgam_addr dst;
+  wgam_ssize n;
+  size_t nupds = 0;
+
+  while ((n = wgam_mesh_write_pkt(d->mesh, &dst, pkt, sizeof(pkt), now)) > 0)
+    gossip_send(&d->gossip, &dst, pkt, (size_t)n);
+  if (n < 0) {
+    log_err("engine: %s", wgam_strerror((int)n));
+    if (wgam_err_is_fatal((int)n))
+      return (int)n;
+  }
+  while (wgam_mesh_next_peer_update(d->mesh, &upd) == 1) {
+    if (nupds == d->capupds) {
+      size_t cap = d->capupds ? d->capupds * 2 : 16;
+      wgam_peer_update *g = realloc(d->upds, cap * sizeof(*g));
+
+      if (!g)
+        return WGAM_ERR_NOMEM;
+      d->upds = g;
+      d->capupds = cap;
+    }
+    d->upds[nupds++] = upd;
+  }
+  if (nupds && d->wg) {
+    int rc = wg_set(d->wg, d->upds, nupds);
+
+    /* The engine re-reads the device and reconciles what did not apply. */
+    if (rc)
+      log_warn("interface %s: applying %zu peer changes: %s", d->cfg.interface,
+               nupds, strerror(-rc));
+    else
+      log_debug("applied %zu peer changes", nupds);
+  }
+  return 0;
+}
+
+static void save_state(struct daemon *d) {
+  uint8_t *buf;
+  wgam_ssize n;
+  int rc;
+
+  n = wgam_mesh_write_state(d->mesh, NULL, 0);
+  if (n < 0)
+    return;
+  buf = malloc((size_t)n ? (size_t)n : 1);
+  if (!buf) {
+    log_err("state file: %s", strerror(ENOMEM));
+    return;
+  }
+  n = wgam_mesh_write_state(d->mesh, buf, (size_t)n);
+  if (n < 0) {
+    log_err("state file: %s", wgam_strerror((int)n));
+    goto out;
+  }
+  /* Without a persist_file the engine should not ask; if it does, the
+   * write above clears the want and the bytes are dropped. */
+  if (!d->cfg.persist_file)
+    goto out;
+  rc = state_write(d->cfg.persist_file, buf, (size_t)n);
+  if (rc) {
+    if (d->state_errno != -rc)
+      log_err("cannot write state file %s: %s", d->cfg.persist_file,
+              strerror(-rc));
+    d->state_errno = -rc;
+  } else {
+    if (d->state_errno)
+      log_info("state file %s written again", d->cfg.persist_file);
+    d->state_errno = 0;
+    log_debug("state file %s written (%zd bytes)", d->cfg.persist_file, n);
+  }
+out:
+  free(buf);
+}
+
+static void load_state(struct daemon *d, wgam_tstamp now) {
+  uint8_t *data;
+  size_t len;
+  int rc;
+
+  rc = state_clean_tmp(d->cfg.persist_file);
+  if (rc > 0)
+    log_info("removed %d temporary state file(s) left by an interrupted write",
+             rc);
+  rc = state_read(d->cfg.persist_file, &data, &len);
+  if (rc == -ENOENT) {
+    log_info("no state file %s yet", d->cfg.persist_file);
+    return;
+  }
+  if (rc && rc != -EFBIG) {
+    log_warn("cannot read state file %s: %s", d->cfg.persist_file,
+             strerror(-rc));
+    return;
+  }
+  if (!rc) {
+    rc = wgam_mesh_load_state(d->mesh, data, len, now);
+    free(data);
+    if (rc == 0) {
+      log_info("loaded state file %s", d->cfg.persist_file);
+      return;
+    }
+    if (rc != WGAM_ERR_STATE_DECODE) {
+      log_warn("state file %s: %s", d->cfg.persist_file, wgam_strerror(rc));
+      return;
+    }
+  }
+  rc = state_set_aside(d->cfg.persist_file);
+  log_warn("state file %s is corrupt; %s %s.corrupt", d->cfg.persist_file,
+           rc ? "could not move it to" : "moved it to", d->cfg.persist_file);
+}
+
+/* ---- hostnames -------------------------------------------------------- */
+
+static size_t nhostnames(const struct config *cfg) {
+  size_t n = 0;
+
+  for (size_t i = 0; i < cfg->npeers; i++)
+    n += cfg->peers[i].host != NULL;
+  return n;
+}
+
+static void resolve_submit(struct daemon *d, wgam_tstamp now) {
+  size_t n = nhostnames(&d->cfg), k = 0;
+  struct resolve_req *reqs;
+  int rc;
+
+  if (!n) {
+    d->resolve_at = WGAM_TSTAMP_NONE;
+    return;
+  }
+  if (!d->res) {
+    rc = resolver_new(&d->res);
+    if (rc) {
+      log_err("cannot start the resolver: %s", strerror(-rc));
+      d->resolve_at = now + RESOLVE_INTERVAL;
+      return;
+    }
+  }
+  reqs = calloc(n, sizeof(*reqs));
+  if (!reqs)
+    goto retry;
+  for (size_t i = 0; i < d->cfg.npeers; i++) {
+    const struct config_peer *p = &d->cfg.peers[i];
+
+    if (!p->host)
+      continue;
+    memcpy(reqs[k].pubkey, p->pubkey, WGAM_KEY_LEN);
+    snprintf(reqs[k].host, sizeof(reqs[k].host), "%s", p->host);
+    reqs[k].port = p->port;
+    k++;
+  }
+  if (resolver_submit(d->res, reqs, k))
+    log_warn("resolver: %s", strerror(ENOMEM));
+  free(reqs);
+retry:
+  d->resolve_at = now + RESOLVE_INTERVAL;
+}
+
+static void resolve_results(struct daemon *d, wgam_tstamp now) {
+  struct resolve_result r;
+
+  while (resolver_next(d->res, &r) == 1) {
+    const struct config_peer *p = NULL;
+    int rc;
+
+    /* Drop results for a peer whose endpoint changed by a reload. */
+    for (size_t i = 0; i < d->cfg.npeers; i++)
+      if (!memcmp(d->cfg.peers[i].pubkey, r.pubkey, WGAM_KEY_LEN))
+        p = &d->cfg.peers[i];
+    if (!p || !p->host || strcmp(p->host, r.host) || p->port != r.port)
+      continue;
+    if (r.error) {
+      /* Keep the previous addresses: DNS hiccups should not cost a peer. */
+      log_warn("cannot resolve %s: %s", r.host, gai_strerror(r.error));
+      continue;
+    }
+    if (!r.naddrs)
+      log_warn("%s resolves to no usable endpoint", r.host);
+    rc =
+        wgam_mesh_set_peer_endpoints(d->mesh, r.pubkey, r.addrs, r.naddrs, now);
+    if (rc)
+      log_warn("endpoints of %s: %s", r.host, wgam_strerror(rc));
+    else
+      log_debug("%s resolved to %zu endpoint(s)", r.host, r.naddrs);
+  }
+}
+
+/* ---- status ----------------------------------------------------------- */
+
+/* The control socket's commands: "status" (JSON), "table", "metrics"
+ * (Prometheus text), each rendered from one status model. */
+static void control_cb(void *user_data, const char *cmd, struct sbuf *reply) {
+  struct daemon *d = user_data;
+  struct status st;
+  int json = !strcmp(cmd, "status"), table = !strcmp(cmd, "table");
+  int prom = !strcmp(cmd, "metrics");
+
+  if (!json && !table && !prom) {
+    sb_puts(reply, "{\"error\":\"unknown command\"}\n");
+    return;
+  }
+  if (status_collect(&st, d->mesh, &d->cfg,
+                     d->wg ? wg_backend_name(d->wg) : NULL,
+                     (uint64_t)time(NULL))) {
+    sb_puts(reply, prom ? "# error: out of memory\n"
+                        : "{\"error\":\"out of memory\"}\n");
+    return;
+  }
+  if (json)
+    status_render_json(reply, &st);
+  else if (table)
+    status_render_table(reply, &st);
+  else
+    status_render_prometheus(reply, &st);
+  status_free(&st);
+}
+
+/* ---- reload ----------------------------------------------------------- */
+
+static int str_differs(const char *a, const char *b) {
+  if (!a || !b)
+    return a != b;
+  return strcmp(a, b) != 0;
+}
+
+static void reload(struct daemon *d, wgam_tstamp now) {
+  struct config_diag diag = {0};
+  struct config nc, *c = &d->cfg;
+  wgam_peer_config *peers = NULL;
+  char msg[64];
+  int rc;
+
+  snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%" PRIu64,
+           now / WGAM_MICROSECONDS);
+  notify_send(msg);
+  log_info("reloading %s", d->config_path);
+  rc = config_load(&nc, d->config_path, 0, &diag);
+  config_diag_print(&diag, 1);
+  if (rc) {
+    log_err("reload failed: keeping the running configuration");
+    goto out;
+  }
+#define RESTART_IF(cond, key)                                                  \
+  do {                                                                         \
+    if (cond)                                                                  \
+      log_warn("%s changed: needs restart (running value kept)", key);         \
+  } while (0)
+  RESTART_IF(strcmp(nc.interface, c->interface), "interface");
+  RESTART_IF(nc.gossip_port != c->gossip_port, "gossip_port");
+  RESTART_IF(
+      nc.secretlen != c->secretlen || nc.has_secret != c->has_secret ||
+          (nc.secretlen && sodium_memcmp(nc.secret, c->secret, nc.secretlen)),
+      "gossip secret");
+  RESTART_IF(str_differs(nc.persist_file, c->persist_file), "persist_file");
+  RESTART_IF(nc.ipv6 != c->ipv6, "ipv6");
+  RESTART_IF(nc.lan_discovery != c->lan_discovery, "lan_discovery");
+  RESTART_IF(nc.upnp_port != c->upnp_port, "upnp_forward_external_port");
+  RESTART_IF(str_differs(nc.control_socket, c->control_socket),
+             "control_socket");
+  RESTART_IF(nc.policy != c->policy, "policy");
+#undef RESTART_IF
+
+  peers = calloc(nc.npeers ? nc.npeers : 1, sizeof(*peers));
+  if (!peers) {
+    log_err("reload failed: %s", strerror(ENOMEM));
+    config_free(&nc);
+    goto out;
+  }
+  config_to_peers(&nc, peers);
+  rc = wgam_mesh_set_peers(d->mesh, peers, nc.npeers, now);
+  free(peers);
+  if (rc) {
+    log_err("reload failed: peers: %s; keeping the running configuration",
+            wgam_strerror(rc));
+    config_free(&nc);
+    goto out;
+  }
+  for (size_t i = 0; i < c->npeers; i++)
+    free(c->peers[i].host);
+  free(c->peers);
+  c->peers = nc.peers;
+  c->npeers = nc.npeers;
+  nc.peers = NULL;
+  nc.npeers = 0;
+  if (d->cli_log_level < 0 && nc.log_level >= 0 &&
+      nc.log_level != c->log_level) {
+    log_level = nc.log_level;
+    wgam_mesh_set_log_level(d->mesh, log_level);
+    log_info("log_level is now %d", log_level);
+  }
+  c->log_level = nc.log_level;
+  config_free(&nc);
+  resolve_submit(d, now);
+  log_info("reloaded: %zu peers", c->npeers);
+out:
+  config_diag_free(&diag);
+  notify_send("READY=1");
+}
+
+/* ---- run -------------------------------------------------------------- */
+
+static int handle_signals(struct daemon *d, wgam_tstamp now) {
+  struct signalfd_siginfo si;
+
+  while (read(d->sigfd, &si, sizeof(si)) == sizeof(si)) {
+    if (si.ssi_signo == SIGHUP) {
+      reload(d, now);
+    } else {
+      log_info("signal %u: shutting down", si.ssi_signo);
+      d->quit = 1;
+    }
+  }
+  return 0;
+}
+
+static int recv_gossip(struct daemon *d, int fd, wgam_tstamp now) {
+  uint8_t pkt[WGAM_MAX_DATAGRAM_LEN + 1];
+
+  for (int i = 0; i < RECV_BURST; i++) {
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    wgam_addr src;
+    ssize_t n;
+    int rc;
+
+    /* One byte more than the limit: an oversized datagram arrives
+     * truncated to 1501 bytes and the engine rejects it by length. */
+    n = recvfrom(fd, pkt, sizeof(pkt), 0, (struct sockaddr *)&ss, &sl);
+    if (n < 0) {
+      if (errno != EAGAIN && errno != EINTR)
+        log_debug("gossip recvfrom: %s", strerror(errno));
+      break;
+    }
+    sockaddr_to_wgam(&src, (struct sockaddr *)&ss, sl);
+    rc = wgam_mesh_read_pkt(d->mesh, &src, pkt, (size_t)n, now);
+    if (rc && wgam_err_is_fatal(rc)) {
+      log_err("engine: %s", wgam_strerror(rc));
+      return rc;
+    }
+    if (rc && log_level >= WGAM_LOG_TRACE) {
+      char s[WGAM_ADDR_STRLEN];
+
+      addr_str(s, sizeof(s), &src);
+      log_msg(WGAM_LOG_TRACE, "datagram from %s: %s", s, wgam_strerror(rc));
+    }
+  }
+  return 0;
+}
+
+static void handle_upnp(struct daemon *d, wgam_tstamp now) {
+  wgam_addr ext;
+  int rc;
+
+  while ((rc = upnp_result(d->upnp, &ext)) != -EAGAIN) {
+    if (rc == 1) {
+      char s[WGAM_ADDR_STRLEN];
+
+      addr_str(s, sizeof(s), &ext);
+      if (wgam_mesh_set_external_endpoints(d->mesh, &ext, 1, now))
+        log_warn("UPnP external endpoint %s is not usable", s);
+      else
+        log_info("UPnP external endpoint %s", s);
+    } else if (rc == 0) {
+      wgam_mesh_set_external_endpoints(d->mesh, NULL, 0, now);
+    } else {
+      break;
+    }
+  }
+}
+
+static void handle_wants(struct daemon *d, wgam_tstamp now) {
+  uint32_t wants = wgam_mesh_get_wants(d->mesh);
+
+  if ((wants & WGAM_WANT_DEVICE) &&
+      (d->dev_retry_at == 0 || now >= d->dev_retry_at))
+    read_device(d, now);
+  if (wants & WGAM_WANT_STATE)
+    save_state(d);
+  if (wants & WGAM_WANT_IGD) {
+    if (d->cfg.upnp_port && d->listen_port) {
+      if (!d->upnp) {
+        int rc =
+            upnp_start(&d->upnp, d->cfg.upnp_port, d->listen_port, d->cfg.ipv6);
+
+        if (rc)
+          log_warn("cannot start UPnP: %s", strerror(-rc));
+      }
+      if (d->upnp)
+        upnp_renew(d->upnp, d->listen_port);
+    }
+    wgam_mesh_ack_igd(d->mesh);
+  }
+}
+
+static int poll_timeout(struct daemon *d, wgam_tstamp now) {
+  wgam_tstamp dl = wgam_mesh_get_expiry(d->mesh), e, ms;
+
+  if (d->dev_retry_at && d->dev_retry_at < dl)
+    dl = d->dev_retry_at;
+  if (d->resolve_at < dl)
+    dl = d->resolve_at;
+  if (d->ctl && (e = control_expiry(d->ctl)) < dl)
+    dl = e;
+  if (dl == WGAM_TSTAMP_NONE)
+    return -1;
+  if (dl <= now) {
+    /* A deadline that does not move would spin: after many zero waits in
+     * a row, sleep a little and say so once. */
+    if (++d->zero_timeouts == 10000)
+      log_warn("timers keep expiring at once; throttling to 10 ms");
+    return d->zero_timeouts >= 10000 ? 10 : 0;
+  }
+  d->zero_timeouts = 0;
+  ms = (dl - now + WGAM_MILLISECONDS - 1) / WGAM_MILLISECONDS;
+  return ms > INT_MAX ? INT_MAX : (int)ms;
+}
+
+static int run_loop(struct daemon *d) {
+  struct pollfd pfds[NPOLL];
+
+  while (!d->quit) {
+    wgam_tstamp now = now_mono();
+    size_t n = 0, nctl_first;
+    int i_sig, i4 = -1, i6 = -1, iup = -1, ires = -1, rc, timeout;
+
+    if (now >= wgam_mesh_get_expiry(d->mesh)) {
+      rc = wgam_mesh_handle_expiry(d->mesh, now);
+      if (rc) {
+        log_err("engine: %s", wgam_strerror(rc));
+        return rc;
+      }
+    }
+    if (d->resolve_at != WGAM_TSTAMP_NONE && now >= d->resolve_at)
+      resolve_submit(d, now);
+    handle_wants(d, now);
+    rc = flush(d, now);
+    if (rc)
+      return rc;
+
+    timeout = poll_timeout(d, now);
+    i_sig = (int)n;
+    pfds[n++] = (struct pollfd){.fd = d->sigfd, .events = POLLIN};
+    if (d->gossip.fd4 >= 0) {
+      i4 = (int)n;
+      pfds[n++] = (struct pollfd){.fd = d->gossip.fd4, .events = POLLIN};
+    }
+    if (d->gossip.fd6 >= 0) {
+      i6 = (int)n;
+      pfds[n++] = (struct pollfd){.fd = d->gossip.fd6, .events = POLLIN};
+    }
+    if (d->upnp) {
+      iup = (int)n;
+      pfds[n++] = (struct pollfd){.fd = upnp_fd(d->upnp), .events = POLLIN};
+    }
+    if (d->res) {
+      ires = (int)n;
+      pfds[n++] = (struct pollfd){.fd = resolver_fd(d->res), .events = POLLIN};
+    }
+    nctl_first = n;
+    n += control_pollfds(d->ctl, pfds + n, NPOLL - n);
+
+    rc = poll(pfds, n, timeout);
+    if (rc < 0 && errno != EINTR) {
+      log_err("poll: %s", strerror(errno));
+      return -errno;
+    }
+    now = now_mono();
+    if (rc <= 0)
+      continue;
+    if (pfds[i_sig].revents & POLLIN)
+      handle_signals(d, now);
+    if (i4 >= 0 && (pfds[i4].revents & POLLIN) &&
+        (rc = recv_gossip(d, d->gossip.fd4, now)))
+      return rc;
+    if (i6 >= 0 && (pfds[i6].revents & POLLIN) &&
+        (rc = recv_gossip(d, d->gossip.fd6, now)))
+      return rc;
+    if (iup >= 0 && (pfds[iup].revents & POLLIN))
+      handle_upnp(d, now);
+    if (ires >= 0 && (pfds[ires].revents & POLLIN))
+      resolve_results(d, now);
+    control_handle(d->ctl, pfds + nctl_first, n - nctl_first, now);
+  }
+  return 0;
+}
+
+int daemon_run(const char *path, int cli_level) {
+  struct daemon dd = {.config_path = path,
+                      .cli_log_level = cli_level,
+                      .sigfd = -1,
+                      .resolve_at = WGAM_TSTAMP_NONE};
+  struct daemon *d = &dd;
+  struct config_diag diag = {0};
+  wgam_peer_config *peers = NULL;
+  wgam_settings s;
+  sigset_t mask;
+  int rc, ret = EXIT_RUNTIME;
+  wgam_tstamp now;
+
+  wg_dev_init(&d->dev);
+  gossip_init(&d->gossip);
+  rc = config_load(&d->cfg, path, 0, &diag);
+  config_diag_print(&diag, 0);
+  config_diag_free(&diag);
+  if (rc == -ENOMEM) {
+    fprintf(stderr, "%s: %s\n", path, strerror(ENOMEM));
+    return EXIT_RUNTIME;
+  }
+  if (rc)
+    return EXIT_USAGE;
+  if (cli_level < 0 && d->cfg.log_level >= 0)
+    log_level = d->cfg.log_level;
+
+  /* Signals are taken from here on, so a SIGTERM during start-up still
+   * ends with the normal clean-up. */
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGINT);
+  sigaddset(&mask, SIGHUP);
+  if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0 ||
+      (d->sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC)) < 0) {
+    log_err("signalfd: %s", strerror(errno));
+    goto out;
+  }
+
+  if (sodium_init() < 0) {
+    log_err("libsodium initialisation failed");
+    goto out;
+  }
+  signal(SIGPIPE, SIG_IGN);
+
+  if (d->cfg.policy == WGAM_POLICY_CLASSIC)
+    wgam_settings_classic(&s);
+  else
+    wgam_settings_default(&s);
+  s.secret = d->cfg.secret;
+  s.secretlen = d->cfg.secretlen;
+  s.gossip_port = d->cfg.gossip_port;
+  s.flags = 0;
+  if (d->cfg.lan_discovery) {
+    s.flags |= WGAM_SETTINGS_LAN_DISCOVERY;
+    if (d->cfg.ipv6)
+      s.flags |= WGAM_SETTINGS_LAN_DISCOVERY_V6;
+  }
+  if (d->cfg.persist_file)
+    s.flags |= WGAM_SETTINGS_PERSIST;
+  if (d->cfg.upnp_port)
+    s.flags |= WGAM_SETTINGS_IGD;
+  s.rand = rand_cb;
+  s.log = log_cb;
+  s.log_level = log_level;
+  s.user_data = d;
+  d->device_interval = s.device_interval ? s.device_interval : WGAM_SECONDS;
+
+  now = now_mono();
+  rc = wgam_mesh_new(&d->mesh, &s, now);
+  if (rc) {
+    log_err("engine: %s", wgam_strerror(rc));
+    goto out;
+  }
+
+  rc = wg_open(&d->wg, d->cfg.interface);
+  if (rc) {
+    log_err("interface %s: %s (wgautomesh configures an existing WireGuard "
+            "interface; it does not create one)",
+            d->cfg.interface,
+            rc == -ENODEV ? "no such WireGuard interface" : strerror(-rc));
+    goto out;
+  }
+  rc = wg_get(d->wg, &d->dev);
+  if (rc) {
+    log_err("interface %s: cannot read it: %s", d->cfg.interface,
+            strerror(-rc));
+    goto out;
+  }
+  d->listen_port = d->dev.dev.listen_port;
+  log_info("interface %s (%s backend), listen port %u, %zu peers, %s policy",
+           d->cfg.interface, wg_backend_name(d->wg), d->listen_port,
+           d->cfg.npeers, config_policy_name(d->cfg.policy));
+
+  peers = calloc(d->cfg.npeers ? d->cfg.npeers : 1, sizeof(*peers));
+  if (!peers) {
+    log_err("%s", strerror(ENOMEM));
+    goto out;
+  }
+  config_to_peers(&d->cfg, peers);
+  rc = wgam_mesh_set_peers(d->mesh, peers, d->cfg.npeers, now);
+  free(peers);
+  if (rc) {
+    log_err("%s: peers: %s", path, wgam_strerror(rc));
+    ret = EXIT_USAGE;
+    goto out;
+  }
+
+  d->gossip.fd4 = gossip_socket(AF_INET, d->cfg.gossip_port);
+  if (d->gossip.fd4 < 0) {
+    log_err("gossip socket 0.0.0.0:%u: %s", d->cfg.gossip_port,
+            strerror(-d->gossip.fd4));
+    goto out;
+  }
+  d->gossip.fd6 = gossip_socket(AF_INET6, d->cfg.gossip_port);
+  if (d->gossip.fd6 < 0) {
+    /* IPv6 may be disabled on this host: IPv4 alone is fine. */
+    log_warn("no IPv6 gossip socket [::]:%u: %s", d->cfg.gossip_port,
+             strerror(-d->gossip.fd6));
+  } else if (d->cfg.lan_discovery && d->cfg.ipv6) {
+    gossip_join_lan6(&d->gossip, d->cfg.interface);
+  }
+
+  if (d->cfg.persist_file)
+    load_state(d, now);
+
+  /* The engine decides on the first device read: the peers and what the
+   * state file knows of them must be in before it, or the first try of
+   * every peer would ignore the saved endpoints. */
+  rc =
+      wgam_mesh_observe_device(d->mesh, &d->dev.dev, now, (uint64_t)time(NULL));
+  if (rc) {
+    log_err("interface %s: %s", d->cfg.interface, wgam_strerror(rc));
+    goto out;
+  }
+
+  rc = control_open(&d->ctl, d->cfg.control_socket, control_cb, d);
+  if (rc) {
+    log_err("control socket %s: %s", d->cfg.control_socket,
+            rc == -EADDRINUSE ? "another wgautomesh answers there"
+                              : strerror(-rc));
+    goto out;
+  }
+
+  resolve_submit(d, now);
+
+  notify_send("READY=1");
+  log_info("running; gossip on port %u", d->cfg.gossip_port);
+  rc = run_loop(d);
+  notify_send("STOPPING=1");
+  if (d->cfg.persist_file)
+    save_state(d);
+  ret = rc ? EXIT_RUNTIME : 0;
+out:
+  upnp_stop(d->upnp);
+  control_close(d->ctl);
+  resolver_free(d->res);
+  if (d->sigfd >= 0)
+    close(d->sigfd);
+  gossip_close(&d->gossip);
+  wg_close(d->wg);
+  wg_dev_free(&d->dev);
+  wgam_mesh_del(d->mesh);
+  free(d->upds);
+  config_free(&d->cfg);
+  return ret;
+}
