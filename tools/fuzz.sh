@@ -8,7 +8,7 @@
 # (the input is in build-fuzz/fuzz-artifacts/).
 #
 # Usage: tools/fuzz.sh [SECONDS] [TARGET...]
-#   TARGET: pkt state config uapi netlink (default: all)
+#   TARGET: pkt state config uapi netlink pcp (default: all)
 # Environment: BUILD (default build-fuzz), CC (default clang).
 set -eu
 
@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(pkt state config uapi netlink)
+[ ${#targets[@]} -gt 0 ] || targets=(pkt state config uapi netlink pcp)
 build=${BUILD:-build-fuzz}
 
 if [ ! -f "$build/build.ninja" ]; then

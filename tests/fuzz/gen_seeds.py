@@ -5,8 +5,8 @@
 Usage: gen_seeds.py VECTORS_JSON OUTDIR
 
 Datagram and state file seeds come from the v1 test vectors
-(tests/vectors/wgautomesh-v1.json); config, UAPI and netlink seeds are built
-here in the formats the daemon reads. See tests/fuzz/fuzz_*.c for the input
+(tests/vectors/wgautomesh-v1.json); config, UAPI, netlink and PCP/NAT-PMP
+seeds are built here in the formats the daemon reads. See tests/fuzz/fuzz_*.c for the input
 layout of each target (mode byte, scripts).
 """
 import base64
@@ -301,6 +301,38 @@ def gen_netlink(out):
                                       nla(3, b"\x20")))))]))
 
 
+# ---- PCP and NAT-PMP responses, routing tables ----------------------------
+def gen_pcp(out):
+    nonce = bytes(range(1, 13))
+
+    def v4mapped(ip):
+        return b"\0" * 10 + b"\xff\xff" + socket.inet_aton(ip)
+
+    def pcp(op, result, lifetime, epoch, data=b""):
+        return (struct.pack(">BBBBII", 2, 0x80 | op, 0, result, lifetime,
+                            epoch) + b"\0" * 12 + data)
+
+    mapdata = (nonce + struct.pack(">B3xHH", 17, 51820, 40001) +
+               v4mapped("198.51.100.11"))
+    out.put("pcp-map", pcp(1, 0, 120, 7298, mapdata))
+    out.put("pcp-map-option", pcp(1, 0, 120, 7298, mapdata) +
+            struct.pack(">BBH", 1, 0, 4) + b"\0" * 4)
+    out.put("pcp-not-authorized", pcp(1, 2, 30, 9))
+    out.put("pcp-announce", pcp(0, 0, 0, 3))
+    out.put("natpmp-external",
+            struct.pack(">BBHI", 0, 128, 0, 7298) +
+            socket.inet_aton("198.51.100.11"))
+    out.put("natpmp-map", struct.pack(">BBHIHHI", 0, 129, 0, 7299, 51820,
+                                      40001, 120))
+    out.put("natpmp-unsupported-version", struct.pack(">BBHI", 0, 129, 1, 5))
+    out.put("route", "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\t"
+            "Metric\tMask\t\tMTU\tWindow\tIRTT\n"
+            "eth0\t00000000\t010200C0\t0003\t0\t0\t100\t00000000\t0\t0\t0\n")
+    out.put("ipv6-route",
+            "0" * 32 + " 00 " + "0" * 32 + " 00 fd000001" + "0" * 23 +
+            "1 00000400 00000001 00000000 00000003 eth0\n")
+
+
 def main():
     if len(sys.argv) != 3:
         sys.exit(__doc__)
@@ -312,6 +344,7 @@ def main():
     gen_config(Out(root, "config"))
     gen_uapi(Out(root, "uapi"))
     gen_netlink(Out(root, "netlink"))
+    gen_pcp(Out(root, "pcp"))
 
 
 if __name__ == "__main__":
