@@ -702,6 +702,13 @@ static size_t probe_engine_mem(struct sim *s) {
   return used;
 }
 
+static const char *nat_name(int nat) {
+  static const char *names[] = {"public", "full-cone", "port-restricted",
+                                "symmetric"};
+
+  return names[nat & 3];
+}
+
 static int setup(struct sim *s, const struct params *p) {
   struct rng r;
   uint32_t n = p->nodes, nnat, nfc, nprc, *perm, *types, npublic, k;
@@ -903,6 +910,8 @@ static int setup(struct sim *s, const struct params *p) {
       x = 0;
     s->roam_node = x;
     s->roam_ns = (uint64_t)(p->roam_s * 1e9);
+    fprintf(stderr, "wgautomesh-sim: node %" PRId64 " (%s) roams at %.3f s\n",
+            x, nat_name(s->nodes[x].nat), p->roam_s);
     s->rec_in = xcalloc(n, sizeof(*s->rec_in));
     s->rec_out = xcalloc(n, sizeof(*s->rec_out));
     for (uint32_t j = 0; j < n; j++)
@@ -967,13 +976,6 @@ static void teardown(struct sim *s) {
   free(s->pktfree);
   maptab_free(&s->map);
   pay_release(&s->pay);
-}
-
-static const char *nat_name(int nat) {
-  static const char *names[] = {"public", "full-cone", "port-restricted",
-                                "symmetric"};
-
-  return names[nat & 3];
 }
 
 /* Why did this pair not connect? What each side's device and engine hold. */
