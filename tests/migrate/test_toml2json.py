@@ -283,7 +283,9 @@ BAD = [
     ('interface = "wg0"\ngossip_port = 1666\n[[peers]]\npubkey = "%s"\naddress = "10.0.0.1"\nname = "x"' % K1,
      "peers[0].name", "unknown key", True),
     ('interface = "wg0"\ngossip_port = 1666\n[[peers]]\npubkey = "%s"\naddress = "10.0.0.1"\nallowed_ips = ["10.1.0.0/16"]' % K1,
-     "peers[0].allowed_ips", "unknown key", True),
+     "peers[0].allowed_ips", "not a key of the original", None),
+    ('interface = "wg0"\ngossip_port = 1666\n[[peers]]\npubkey = "%s"\naddress = "10.0.0.1"\nrelay = true' % K1,
+     "peers[0].relay", "not a key of the original", None),
 ]
 for key in ("", "short=", K1[:-1], K1[:-1] + "A", K1.replace("=", "A"),
             K1[:-2] + "l=", "!" + K1[1:], K1[:-2] + "==", K1 + " "):
