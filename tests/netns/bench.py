@@ -38,6 +38,13 @@ r2 and r3: start -> every pair pings (6 of the 10 pairs need the relay);
 then r2 and r3 become cone NATs (postrouting flushed, plain masquerade,
 conntrack -F) -> every directed pair that was relayed has a direct
 handshake on its own peer entry again. "never" when the cap passed.
+
+    sudo tests/netns/bench.py nebula [--runs 5] [--cap 30]
+
+Side by side: Debian's nebula (1.6.x) in the same topologies, a as the
+lighthouse (its address the only one configured) and, where said, as
+nebula's relay: start -> all 10 pairs ping, in FIVE (cone NATs) without
+and with the relay, and in the relay topology (symmetric NATs) with it.
 """
 
 import json
@@ -312,9 +319,9 @@ def fmt_row(label, vals, goal):
     xs = [v for v in vals if v is not None]
     never = len(vals) - len(xs)
     if not xs:
-        return "%-44s %8s %8s  %-7s %s" % (label, "never", "never", goal, "")
+        return "%-52s %8s %8s  %-7s %s" % (label, "never", "never", goal, "")
     med = statistics.median([v if v is not None else float("inf") for v in vals])
-    return "%-44s %8s %8s  %-7s %s" % (
+    return "%-52s %8s %8s  %-7s %s" % (
         label, "never" if med == float("inf") else "%.2f" % med,
         "never" if never else "%.2f" % max(xs), goal,
         ("%d/%d never" % (never, len(vals))) if never else "")
@@ -336,7 +343,7 @@ def main_five(argv):
                      for k in ("handshakes", "ping", "wan", "reboot"))))
         sys.stdout.flush()
     print()
-    print("%-44s %8s %8s  %-7s" % ("figure (s)", "median", "max", "goal"))
+    print("%-52s %8s %8s  %-7s" % ("figure (s)", "median", "max", "goal"))
     print(fmt_row("start -> all 20 directed handshakes", rows["handshakes"], "<= 1.0"))
     print(fmt_row("start -> all 10 pairs ping", rows["ping"], "<= 1.0"))
     print(fmt_row("NAT WAN address change -> all ping it", rows["wan"], "<= 3"))
@@ -354,7 +361,7 @@ def main_five(argv):
                   "%.0f s of settling, scaled to 3600 s): %s" % (
                       minutes * 60, settle_s, ", ".join(
                           "%s %.3f (ticks %.2f)" % (k, v[0], v[1]) for k, v in cpu.items())))
-            print("%-44s %8.3f %8.3f  %-7s" % ("CPU-s per daemon per hour", statistics.median(per),
+            print("%-52s %8.3f %8.3f  %-7s" % ("CPU-s per daemon per hour", statistics.median(per),
                                                max(per), "<= 0.15"))
     return 0
 
@@ -437,9 +444,88 @@ def main_relay(argv):
         if r["error"] and r["error"].startswith("config refused"):
             break
     print()
-    print("%-44s %8s %8s  %-7s" % ("figure (s)", "median", "max", "goal"))
+    print("%-52s %8s %8s  %-7s" % ("figure (s)", "median", "max", "goal"))
     print(fmt_row("relay: start -> every pair pings", pings, "<= 1.5"))
     print(fmt_row("relay: symmetric -> cone, all direct", directs, "<= 30"))
+    return 0
+
+
+# --- nebula side by side --------------------------------------------------------
+
+def nebula_config(rig, n, lighthouse, relay):
+    """A nebula config (JSON is YAML) for @n; @lighthouse is the node whose
+    address is the only one configured; with @relay it relays as well."""
+    am = n is lighthouse
+    cfg = {
+        "pki": {"ca": os.path.join(rig.tmp, "ca.crt"),
+                "cert": os.path.join(n.dir, "host.crt"),
+                "key": os.path.join(n.dir, "host.key")},
+        "static_host_map": {lighthouse.mesh_ip: ["%s:4242" % lighthouse.addr]},
+        "lighthouse": {"am_lighthouse": am, "interval": 60,
+                       "hosts": [] if am else [lighthouse.mesh_ip]},
+        "listen": {"host": "0.0.0.0", "port": 4242},
+        "punchy": {"punch": True, "respond": True},
+        "relay": {"am_relay": bool(relay and am), "use_relays": bool(relay),
+                  "relays": [] if (am or not relay) else [lighthouse.mesh_ip]},
+        "tun": {"dev": rig.ifname("n", n.idx), "mtu": 1300},
+        "logging": {"level": "info"},
+        "firewall": {"outbound": [{"port": "any", "proto": "any", "host": "any"}],
+                     "inbound": [{"port": "any", "proto": "any", "host": "any"}]},
+    }
+    path = os.path.join(n.dir, "nebula.yml")
+    with open(path, "w") as f:
+        json.dump(cfg, f, indent=1)
+    return path
+
+
+def nebula_once(topology, relay, cap):
+    rig = R.Rig(topology)
+    try:
+        ca = [os.path.join(rig.tmp, x) for x in ("ca.crt", "ca.key")]
+        R.sh(["nebula-cert", "ca", "-name", "wgam-bench", "-out-crt", ca[0], "-out-key", ca[1]])
+        for n in rig.nodes:
+            R.sh(["nebula-cert", "sign", "-ca-crt", ca[0], "-ca-key", ca[1], "-name", n.name,
+                  "-ip", n.mesh_ip + "/10", "-out-crt", os.path.join(n.dir, "host.crt"),
+                  "-out-key", os.path.join(n.dir, "host.key")])
+        a = rig.node("a")
+        paths = {n: nebula_config(rig, n, a, relay) for n in rig.nodes}
+        procs = [rig.spawn(n.ns, ["nebula", "-config", paths[n]],
+                           os.path.join(n.dir, "nebula.log")) for n in rig.nodes]
+        t0 = time.monotonic()
+        probes = [(x.ns, y.mesh_ip) for x, y in rig.pairs()]
+        res = rig.prober.watch(probes, cap, interval=PING_INTERVAL,
+                               stop=lambda: any(p.poll() is not None for p in procs))
+        if any(p.poll() is not None for p in procs):
+            raise RuntimeError("nebula exited; logs in %s" % rig.tmp)
+        return (max(res.values()) - t0) if len(res) == len(probes) else None
+    finally:
+        rig.cleanup()
+
+
+def main_nebula(argv):
+    import shutil
+    if not shutil.which("nebula") or not shutil.which("nebula-cert"):
+        print("nebula is not installed (Debian: apt-get install nebula)")
+        return 1
+    runs = int(arg(argv, "--runs", 5))
+    cap = float(arg(argv, "--cap", 30))
+    ver = R.sh(["nebula", "-version"], check=False).strip()
+    print("nebula %s, %d runs, pings every %.1f s, cap %.0f s" % (ver, runs, PING_INTERVAL, cap))
+    rows = []
+    for label, topo, relay in (("nebula, cone NATs, no relay", FIVE, False),
+                               ("nebula, cone NATs, relay", FIVE, True),
+                               ("nebula, symmetric NATs, relay", RELAY5, True)):
+        vals = []
+        for i in range(runs):
+            vals.append(nebula_once(topo, relay, cap))
+            print("%s run %d: %s" % (label, i + 1, "%.2f s" % vals[-1] if vals[-1] is not None
+                                     else "never"))
+            sys.stdout.flush()
+        rows.append((label + ": start -> all pairs ping", vals))
+    print()
+    print("%-52s %8s %8s" % ("figure (s)", "median", "max"))
+    for label, vals in rows:
+        print(fmt_row(label, vals, ""))
     return 0
 
 
@@ -448,6 +534,8 @@ def main(argv):
         print(__doc__)
         return 0
     R.skip_unless_possible()
+    if len(argv) > 1 and argv[1] == "nebula":
+        return main_nebula(argv)
     if not os.environ.get("WGAM_BIN"):
         print("set WGAM_BIN to the daemon executable")
         return 1
