@@ -91,6 +91,7 @@ class Ctx:
         self.expected_deaths = set()  # nodes whose daemon we stop on purpose
         self.used_wan = set(r.wan_addr for r in rig.routers.values())
         self.lock = threading.Lock()
+        self.flags = ("-v",)
 
 
 def targets(ctx, kind):
@@ -144,8 +145,17 @@ def _daemon_down(ctx, node, sig):
     node.daemon = None
 
 
+def start_daemon(rig, node, flags=("-v",)):
+    """rig.start_daemon with the verbosity flags of the soak (-v: debug)."""
+    argv = [rig.wgam] + list(flags) + ["run", node.config_path]
+    with open(node.log_path, "ab") as f:
+        f.write(b"[%8.3f] === daemon started\n" % rig_time())
+    node.daemon = rig.spawn(node.ns, argv, node.log_path, stamp=True)
+    return node.daemon
+
+
 def _daemon_up(ctx, node):
-    ctx.rig.start_daemon(node)
+    start_daemon(ctx.rig, node, ctx.flags)
     with ctx.lock:
         ctx.expected_deaths.discard(node)
 
@@ -354,3 +364,54 @@ def state_loads(wgam, path):
     except ValueError as e:
         return False, "decoder output is not JSON: %s" % e
     return True, "%d bytes" % os.path.getsize(path)
+
+
+class Sampler:
+    """While a fault heals: every node's view of its peers (`status --json`:
+    state, endpoint, source, tries, the endpoints it knows with their
+    times), once a second, one JSON line per node into @path."""
+
+    def __init__(self, rig, path, label):
+        self.rig = rig
+        self.path = path
+        self.label = label
+        self.stop_ev = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.names = {n.pubkey: n.name for n in rig.nodes}
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def stop(self):
+        self.stop_ev.set()
+        self.thread.join()
+
+    def run(self):
+        with open(self.path, "a") as out:
+            out.write(json.dumps({"t": round(rig_time(), 3), "fault": self.label}) + "\n")
+            while not self.stop_ev.is_set():
+                for n in self.rig.nodes:
+                    if n.daemon is None or n.daemon.poll() is not None:
+                        continue
+                    p = subprocess.run([self.rig.wgam, "status", "--json", n.config_path],
+                                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                       text=True, timeout=5)
+                    try:
+                        st = json.loads(p.stdout)
+                    except ValueError:
+                        continue
+                    peers = {}
+                    for q in st.get("peers", []):
+                        name = self.names.get(q.get("pubkey"), "?")
+                        if name == n.name:
+                            continue
+                        peers[name] = [q.get("state"), q.get("endpoint"), q.get("source"),
+                                       q.get("tries"), [(k.get("addr"), k.get("time"))
+                                                        for k in q.get("known") or []],
+                                       q.get("lan_endpoint")]
+                    out.write(json.dumps({"t": round(rig_time(), 3), "node": n.name,
+                                          "ext": st.get("external_endpoint"),
+                                          "peers": peers}) + "\n")
+                out.flush()
+                self.stop_ev.wait(1.0)

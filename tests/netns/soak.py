@@ -7,6 +7,7 @@ until every expected pair pings again over the mesh.
 
     soak.py [--seed N] [--minutes M] [--no-symmetric] [--relay auto|yes|no]
             [--kinds k1,k2,...] [--double P] [--bound S] [--keep] [--keep-going]
+            [--trace] [--diag]
 
 Topology: public a, b (both relays when the configuration knows relays) and
 k; c, d, g alone behind cone NATs r1, r2, r4; the LAN pair e, f behind the
@@ -26,7 +27,9 @@ resident memory at the end exceeds twice its first figure plus 2 MiB, or a
 state file does not load (`wgautomesh decode --state`) after the daemons
 stopped. Exit 77 without root, netns or wireguard-go. WGAM_BIN names the
 daemon. Every daemon logs at debug level to its log in the rig's directory
-(kept with --keep); lines carry the rig's clock, as do the fault lines.
+(kept with --keep; --trace: trace level); lines carry the rig's clock, as
+do the fault lines. --diag: while a fault heals, every daemon's view of its
+peers (`status --json`) once a second into diag.jsonl in that directory.
 """
 
 import os
@@ -105,6 +108,8 @@ class Soak:
         self.bound = float(arg(argv, "--bound", str(HANG)))
         self.keep = "--keep" in argv
         self.keep_going = "--keep-going" in argv
+        self.flags = ("-vv",) if "--trace" in argv else ("-v",)
+        self.diag = "--diag" in argv
         self.rng = random.Random(self.seed)
         self.wgam = os.environ.get("WGAM_BIN")
         self.records = []
@@ -131,6 +136,7 @@ class Soak:
             raise AssertionError("--relay yes: the configuration refuses \"relay\": true")
         relays = [rig.node(x) for x in RELAYS] if self.relay_cfg else []
         self.ctx = F.Ctx(rig, relays)
+        self.ctx.flags = self.flags
         for n in rig.nodes:
             F.write_config(rig, n, relays)
         all_pairs = rig.pairs()
@@ -143,7 +149,8 @@ class Soak:
                 " ".join(n.name for n in rig.nodes), len(all_pairs),
                 len(self.direct_pairs), len(self.relay_pairs),
                 ",".join(n.name for n in relays) or "none", ",".join(self.kinds)))
-        rig.start_daemons()
+        for n in rig.nodes:
+            F.start_daemon(rig, n, self.flags)
 
     def form(self):
         rig = self.rig
@@ -201,7 +208,7 @@ class Soak:
             self.rig.dump_logs([n], lines=60)
             n.daemon = None
             if self.keep_going:
-                self.rig.start_daemon(n)
+                F.start_daemon(self.rig, n, self.flags)
                 say("  restarted the daemon of %s" % n.name)
 
     # -- faults -------------------------------------------------------------------
@@ -255,9 +262,17 @@ class Soak:
         descs = self.inject(picks)
         t_end = time.monotonic()
         rec = Record(n, [k for k, _ in picks], descs, t_end, len(picks) > 1)
-        got = rig.wait_pairs(self.expected, self.bound, stop=self.someone_died)
-        missing = [p for p in self.expected if p not in got]
         label = " + ".join("%s %s" % (k, d) for k, d in zip(rec.kinds, descs))
+        sampler = None
+        if self.diag:
+            sampler = F.Sampler(rig, os.path.join(rig.tmp, "diag.jsonl"),
+                                "%d %s" % (n, label)).start()
+        try:
+            got = rig.wait_pairs(self.expected, self.bound, stop=self.someone_died)
+        finally:
+            if sampler:
+                sampler.stop()
+        missing = [p for p in self.expected if p not in got]
         if got:
             times = sorted(((t - t_end, p) for p, t in got.items()), key=lambda x: -x[0])
             rec.slowest = [(p, dt) for dt, p in times[:3]]
