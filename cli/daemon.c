@@ -24,6 +24,7 @@
 #include "config.h"
 #include "control.h"
 #include "daemon.h"
+#include "forward.h"
 #include "gossip_sock.h"
 #include "log.h"
 #include "notify.h"
@@ -32,7 +33,7 @@
 #include "state_io.h"
 #include "status.h"
 #include "subcommands.h"
-#include "upnp.h"
+#include "portmap.h"
 #include "wg.h"
 
 /* Hostname endpoints are looked up again this often. */
@@ -40,7 +41,8 @@
 /* Datagrams read per socket per wakeup, so one busy socket cannot starve
  * the others (or the timers) during a flood. */
 #define RECV_BURST 64
-/* pollfd slots: signals, 2 gossip sockets, upnp, resolver, control. */
+/* pollfd slots: signals, 2 gossip sockets, port mapping, resolver,
+ * control. */
 #define NPOLL (5 + 1 + CONTROL_MAX_CLIENTS)
 
 struct daemon {
@@ -58,9 +60,10 @@ struct daemon {
   uint16_t listen_port;
 
   struct gossip_socks gossip;
+  struct forward fwd;
   int sigfd;
   struct control *ctl;
-  upnp *upnp;
+  portmap *pm;
   struct resolver *res;
   wgam_tstamp resolve_at; /* WGAM_TSTAMP_NONE: no hostnames */
 
@@ -94,6 +97,30 @@ static void addr_str(char *dst, size_t n, const wgam_addr *a) {
     snprintf(dst, n, "?");
 }
 
+/* ---- relaying --------------------------------------------------------- */
+
+static int mesh_has_ipv6(const struct config *cfg) {
+  for (size_t i = 0; i < cfg->npeers; i++) {
+    if (cfg->peers[i].address.family == WGAM_AF_INET6)
+      return 1;
+    for (size_t k = 0; k < cfg->peers[i].nprefixes; k++)
+      if (cfg->peers[i].prefixes[k].addr.family == WGAM_AF_INET6)
+        return 1;
+  }
+  return 0;
+}
+
+/* We are a relay when our own entry of the configuration says so; which
+ * entry is ours is known once the device has a key. Forwarding follows. */
+static void update_relay(struct daemon *d) {
+  const struct config_peer *self = NULL;
+
+  if (d->dev.dev.has_pubkey)
+    self = config_find_peer(&d->cfg, d->dev.dev.pubkey);
+  forward_set(&d->fwd, d->cfg.interface, self && self->relay,
+              mesh_has_ipv6(&d->cfg));
+}
+
 /* ---- the device ------------------------------------------------------- */
 
 static int read_device(struct daemon *d, wgam_tstamp now) {
@@ -120,6 +147,7 @@ static int read_device(struct daemon *d, wgam_tstamp now) {
   d->dev_failing = 0;
   d->dev_retry_at = 0;
   d->listen_port = d->dev.dev.listen_port;
+  update_relay(d);
   return 0;
 fail:
   if (rc == -ENODEV && d->wg) {
@@ -127,6 +155,7 @@ fail:
      * possibly with the other backend. */
     wg_close(d->wg);
     d->wg = NULL;
+    forward_forget(&d->fwd);
   }
   if (!d->dev_failing)
     log_err("interface %s: %s; retrying every %" PRIu64 " ms", d->cfg.interface,
@@ -348,6 +377,24 @@ static void control_cb(void *user_data, const char *cmd, struct sbuf *reply) {
                         : "{\"error\":\"out of memory\"}\n");
     return;
   }
+  st.relay = d->fwd.relay;
+  if (d->pm) {
+    struct portmap_endpoint eps[PORTMAP_MAX];
+    uint64_t now_ms = now_mono() / WGAM_MILLISECONDS;
+    int n = portmap_endpoints(d->pm, eps, PORTMAP_MAX);
+
+    for (int i = 0; i < n && st.nexternal < STATUS_MAX_EXTERNAL; i++) {
+      struct status_external *e = &st.external[st.nexternal++];
+
+      e->protocol = portmap_proto_name(eps[i].proto);
+      e->addr = eps[i].addr;
+      e->lease = eps[i].lifetime;
+      e->expires_in = eps[i].expiry_ms == UINT64_MAX ? -1
+                      : eps[i].expiry_ms > now_ms
+                          ? (int64_t)((eps[i].expiry_ms - now_ms) / 1000u)
+                          : 0;
+    }
+  }
   if (json)
     status_render_json(reply, &st);
   else if (table)
@@ -432,6 +479,7 @@ static void reload(struct daemon *d, wgam_tstamp now) {
   }
   c->log_level = nc.log_level;
   config_free(&nc);
+  update_relay(d);
   resolve_submit(d, now);
   log_info("reloaded: %zu peers", c->npeers);
 out:
@@ -489,24 +537,30 @@ static int recv_gossip(struct daemon *d, int fd, wgam_tstamp now) {
   return 0;
 }
 
-static void handle_upnp(struct daemon *d, wgam_tstamp now) {
-  wgam_addr ext;
+/* The port-mapping worker's endpoints (IPv4 mapping, IPv6 pinhole) are
+ * announced as ours; an empty list withdraws them. */
+static void handle_portmap(struct daemon *d, wgam_tstamp now) {
+  struct portmap_endpoint eps[PORTMAP_MAX];
+  wgam_addr addrs[PORTMAP_MAX];
+  size_t n;
   int rc;
 
-  while ((rc = upnp_result(d->upnp, &ext)) != -EAGAIN) {
-    if (rc == 1) {
+  while ((rc = portmap_results(d->pm, eps, PORTMAP_MAX)) >= 0) {
+    n = 0;
+    for (int i = 0; i < rc; i++) {
       char s[WGAM_ADDR_STRLEN];
 
-      addr_str(s, sizeof(s), &ext);
-      if (wgam_mesh_set_external_endpoints(d->mesh, &ext, 1, now))
-        log_warn("UPnP external endpoint %s is not usable", s);
-      else
-        log_info("UPnP external endpoint %s", s);
-    } else if (rc == 0) {
-      wgam_mesh_set_external_endpoints(d->mesh, NULL, 0, now);
-    } else {
-      break;
+      addr_str(s, sizeof(s), &eps[i].addr);
+      if (!wgam_addr_is_valid_endpoint(&eps[i].addr) ||
+          n >= WGAM_MAX_EXTERNAL) {
+        log_warn("%s external endpoint %s is not usable",
+                 portmap_proto_name(eps[i].proto), s);
+        continue;
+      }
+      log_info("%s external endpoint %s", portmap_proto_name(eps[i].proto), s);
+      addrs[n++] = eps[i].addr;
     }
+    wgam_mesh_set_external_endpoints(d->mesh, n ? addrs : NULL, n, now);
   }
 }
 
@@ -520,15 +574,15 @@ static void handle_wants(struct daemon *d, wgam_tstamp now) {
     save_state(d);
   if (wants & WGAM_WANT_IGD) {
     if (d->cfg.upnp_port && d->listen_port) {
-      if (!d->upnp) {
-        int rc =
-            upnp_start(&d->upnp, d->cfg.upnp_port, d->listen_port, d->cfg.ipv6);
+      if (!d->pm) {
+        int rc = portmap_start(&d->pm, d->cfg.upnp_port, d->listen_port,
+                               d->cfg.ipv6);
 
         if (rc)
-          log_warn("cannot start UPnP: %s", strerror(-rc));
+          log_warn("cannot start port mapping: %s", strerror(-rc));
       }
-      if (d->upnp)
-        upnp_renew(d->upnp, d->listen_port);
+      if (d->pm)
+        portmap_renew(d->pm, d->listen_port);
     }
     wgam_mesh_ack_igd(d->mesh);
   }
@@ -590,9 +644,9 @@ static int run_loop(struct daemon *d) {
       i6 = (int)n;
       pfds[n++] = (struct pollfd){.fd = d->gossip.fd6, .events = POLLIN};
     }
-    if (d->upnp) {
+    if (d->pm) {
       iup = (int)n;
-      pfds[n++] = (struct pollfd){.fd = upnp_fd(d->upnp), .events = POLLIN};
+      pfds[n++] = (struct pollfd){.fd = portmap_fd(d->pm), .events = POLLIN};
     }
     if (d->res) {
       ires = (int)n;
@@ -618,7 +672,7 @@ static int run_loop(struct daemon *d) {
         (rc = recv_gossip(d, d->gossip.fd6, now)))
       return rc;
     if (iup >= 0 && (pfds[iup].revents & POLLIN))
-      handle_upnp(d, now);
+      handle_portmap(d, now);
     if (ires >= 0 && (pfds[ires].revents & POLLIN))
       resolve_results(d, now);
     control_handle(d->ctl, pfds + nctl_first, n - nctl_first, now);
@@ -641,6 +695,7 @@ int daemon_run(const char *path, int cli_level) {
 
   wg_dev_init(&d->dev);
   gossip_init(&d->gossip);
+  forward_init(&d->fwd);
   rc = config_load(&d->cfg, path, 0, &diag);
   config_diag_print(&diag, 0);
   config_diag_free(&diag);
@@ -761,6 +816,7 @@ int daemon_run(const char *path, int cli_level) {
     log_err("interface %s: %s", d->cfg.interface, wgam_strerror(rc));
     goto out;
   }
+  update_relay(d);
 
   rc = control_open(&d->ctl, d->cfg.control_socket, control_cb, d);
   if (rc) {
@@ -780,7 +836,8 @@ int daemon_run(const char *path, int cli_level) {
     save_state(d);
   ret = rc ? EXIT_RUNTIME : 0;
 out:
-  upnp_stop(d->upnp);
+  portmap_stop(d->pm);
+  forward_restore(&d->fwd);
   control_close(d->ctl);
   resolver_free(d->res);
   if (d->sigfd >= 0)

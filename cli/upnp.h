@@ -10,7 +10,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "portmap.h"
 #include "wgautomesh.h"
 
 struct upnp_session;
@@ -57,40 +56,5 @@ void upnp_forget(struct upnp_session *s);
 
 /* Deletes our mapping and pinhole (if any) and frees @s. NULL is a no-op. */
 void upnp_session_free(struct upnp_session *s);
-
-/*
- * The daemon's former interface, kept until it calls portmap_* directly:
- * upnp_result() reports the first IPv4 endpoint of portmap_results().
- */
-typedef struct portmap upnp;
-
-static inline int upnp_start(upnp **pu, uint16_t external_port,
-                             uint16_t internal_port, int ipv6) {
-  return portmap_start(pu, external_port, internal_port, ipv6);
-}
-
-static inline int upnp_fd(const upnp *u) {
-  return portmap_fd(u);
-}
-
-static inline void upnp_renew(upnp *u, uint16_t internal_port) {
-  portmap_renew(u, internal_port);
-}
-
-static inline int upnp_result(upnp *u, wgam_addr *external) {
-  struct portmap_endpoint eps[PORTMAP_MAX];
-  int n = portmap_results(u, eps, PORTMAP_MAX);
-
-  for (int i = 0; i < n; i++)
-    if (eps[i].addr.family == WGAM_AF_INET) {
-      *external = eps[i].addr;
-      return 1;
-    }
-  return n < 0 ? n : 0;
-}
-
-static inline void upnp_stop(upnp *u) {
-  portmap_stop(u);
-}
 
 #endif

@@ -159,6 +159,7 @@ listening_ip=$RLAN
 http_port=5000
 enable_upnp=${MINIUPNPD_UPNP:-yes}
 enable_natpmp=${MINIUPNPD_NATPMP:-no}
+min_lifetime=10
 secure_mode=yes
 system_uptime=yes
 ipv6_disable=$v6off

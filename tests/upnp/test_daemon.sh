@@ -6,9 +6,12 @@
 # the router drops every new flow from the LAN to P2, so A can never reach P2
 # first: a handshake between P2 and A can only come from P2 dialling A's
 # announced external endpoint through the mapping. Then: the status view shows
-# the endpoint, the daemon renews the mapping (every 60 s), and SIGTERM
-# removes it.
-DRIVER=$1 WGAM=$2
+# the endpoint with its protocol and lease, the daemon renews the short lease
+# (20 s) and the mapping outlives it, and SIGTERM removes it.
+#
+# Argument 3 is the router: "upnp" (UPnP IGD only, the default) or "natpmp"
+# (NAT-PMP and PCP only: the daemon maps by PCP, which it asks first).
+DRIVER=$1 WGAM=$2 ROUTER=${3:-upnp}
 . "$(dirname "$0")/rig.sh"
 command -v wireguard-go >/dev/null || skip "no wireguard-go"
 command -v wg >/dev/null || skip "no wg"
@@ -28,7 +31,14 @@ trap 'cleanup; ip netns del "$NP2" 2>/dev/null' EXIT
 ip netns exec "$NR" nft insert rule inet filter forward ip daddr $P2_IP ct state new drop ||
   die "nft insert"
 stun_up
-miniupnpd_up
+if [ "$ROUTER" = natpmp ]; then
+  MINIUPNPD_UPNP=no MINIUPNPD_NATPMP=yes miniupnpd_up
+  PROTO=pcp
+else
+  miniupnpd_up
+  PROTO=upnp
+fi
+export WGAM_PORTMAP_LEASE_S=20
 
 # node NAME NS MESHIP: a wireguard-go interface upn$S<NAME> with a new key.
 node() {
@@ -95,7 +105,7 @@ show_logs() {
   for f in d-a d-1 d-2; do echo "--- $f"; tail -40 "$TMP/$f.log"; done
   echo "--- wg P2"; ip netns exec "$NP2" wg show upn${S}g2
   echo "--- wg A"; ip netns exec "$NA" wg show upn${S}ga
-  echo "--- miniupnpd"; grep -E "AddPortMapping|DeletePortMapping" "$TMP/miniupnpd.log"
+  echo "--- miniupnpd"; grep -E "AddPortMapping|DeletePortMapping|PCP|NAT-PMP" "$TMP/miniupnpd.log" | tail -20
 }
 fail() { show_logs; die "$*"; }
 
@@ -142,18 +152,31 @@ ip netns exec "$NA" "$WGAM" status --json --socket "$TMP/a.ctl" > "$TMP/status.j
   fail "status failed"
 grep -q "\"external_endpoint\": *\"$ROUTER_WAN:$EXT\"" "$TMP/status.json" ||
   { cat "$TMP/status.json"; fail "status has no external_endpoint"; }
+python3 - "$TMP/status.json" "$ROUTER_WAN:$EXT" $PROTO <<'PY' || fail "status external_endpoints"
+import json, sys
+st = json.load(open(sys.argv[1]))
+e = st["external_endpoints"]
+assert len(e) == 1 and e[0]["endpoint"] == sys.argv[2], e
+assert e[0]["protocol"] == sys.argv[3] and e[0]["lease"] == 20, e
+assert 0 <= e[0]["expires_in"] <= 20, e
+PY
+ip netns exec "$NA" "$WGAM" status --socket "$TMP/a.ctl" | head -1 | tee "$TMP/status.txt"
+grep -q "external endpoint: $ROUTER_WAN:$EXT ($PROTO, [0-9]*s left)" "$TMP/status.txt" ||
+  fail "status table does not show the endpoint with its protocol"
 
-# 4. The daemon renews the mapping (the engine asks every 60 s): the lease's
-# expiry moves forward by about that much.
-for i in $(seq 90); do
-  e=$(lease_expiry)
-  [ -n "$e" ] && [ "$e" -ge $((E0 + 50)) ] && break
-  sleep 1
-done
-[ -n "$e" ] && [ "$e" -ge $((E0 + 50)) ] || fail "the mapping was not renewed within 90 s"
-n=$(grep -c "AddPortMapping: ext port $EXT to $A_IP" "$TMP/miniupnpd.log")
-[ "$n" -le 3 ] || fail "$n AddPortMapping requests: renewing too often"
-echo "mapping renewed: lease expiry +$((e - E0)) s, $n AddPortMapping requests"
+# 4. The worker renews the 20 s lease at half of it: after 45 s the mapping
+# is still there, its expiry moved forward, and not too many requests.
+sleep 45
+e=$(lease_expiry)
+[ -n "$e" ] && [ "$e" -ge $((E0 + 30)) ] || fail "the mapping was not renewed (expiry $E0 -> '$e')"
+router_rules | grep -q "dport $EXT dnat ip to $A_IP:$WGPORT" || fail "mapping gone after 45 s"
+if [ $PROTO = upnp ]; then
+  n=$(grep -c "AddPortMapping: ext port $EXT to $A_IP" "$TMP/miniupnpd.log")
+else
+  n=$(grep -c "PCP request received from $A_IP" "$TMP/miniupnpd.log")
+fi
+[ "$n" -le 12 ] || fail "$n mapping requests: renewing too often"
+echo "mapping renewed: lease expiry +$((e - E0)) s, $n $PROTO requests"
 
 # 5. SIGTERM: the mapping is removed and the daemon exits.
 kill -TERM "$DA"
@@ -164,5 +187,9 @@ done
 kill -0 "$DA" 2>/dev/null && fail "daemon A still running 10 s after SIGTERM"
 router_rules | grep -q "dport $EXT" && fail "mapping still in the router after exit"
 grep -q "^UDP:$EXT:" "$TMP/leases" && fail "mapping still in the lease file after exit"
-grep -q "DeletePortMapping: external port: $EXT" "$TMP/miniupnpd.log" || fail "no DeletePortMapping"
+if [ $PROTO = upnp ]; then
+  grep -q "DeletePortMapping: external port: $EXT" "$TMP/miniupnpd.log" || fail "no DeletePortMapping"
+else
+  grep -q "PCP: UDP port $EXT mapping removed" "$TMP/miniupnpd.log" || fail "no PCP deletion"
+fi
 echo PASS
