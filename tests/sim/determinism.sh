@@ -24,8 +24,9 @@ if cmp -s "$dir/a" "$dir/c"; then
   echo "seed has no effect" >&2
   exit 1
 fi
-# The relay model, extra prefixes and a skewed clock too.
-more="--relays 2 --oracle-relay --prefixes --skew-node 3 --skew-s 31536000"
+# The relay model, extra prefixes, a skewed clock and a node that stops too.
+more="--relays 2 --oracle-relay --prefixes --skew-node 3 --skew-s 31536000
+      --kill-at 60"
 # shellcheck disable=SC2086
 "$sim" $args $more >"$dir/d" 2>/dev/null || true
 # shellcheck disable=SC2086

@@ -115,7 +115,8 @@ static void log_update(struct sim *s, uint32_t i, uint32_t j,
   fprintf(stderr, "\n");
 }
 
-/* --oracle-relay: device @i routes k's address through the first relay. */
+/* --oracle-relay: device @i routes k's address through the first relay
+ * (the first one still running). */
 static int oracle_wants(const struct sim *s, uint32_t i, uint32_t k) {
   return k != i && !reachable(s, i, k) && !s->nodes[i].relay &&
          !s->nodes[k].relay;
@@ -465,6 +466,13 @@ static void node_start(struct sim *s, uint32_t i) {
 /* Metrics                                                                */
 /* ---------------------------------------------------------------------- */
 
+static const char *nat_name(int nat) {
+  static const char *names[] = {"public", "full-cone", "port-restricted",
+                                "symmetric"};
+
+  return names[nat & 3];
+}
+
 /* Can a datagram from @a to b's mesh address get there and be accepted:
  * directly, or through a relay holding a session with each end? */
 static int dir_reach(struct sim *s, uint32_t a, uint32_t b) {
@@ -501,8 +509,17 @@ static void reach_check(struct sim *s, uint32_t a, uint32_t b) {
   if ((s->reached[bit >> 3] >> (bit & 7)) & 1 || !pair_reach(s, a, b))
     return;
   s->reached[bit >> 3] |= (uint8_t)(1 << (bit & 7));
-  if (reach_model(s, a, b) && ++s->reach_ever == s->reach_model_pairs)
+  if (reach_model(s, a, b) && ++s->reach_ever == s->reach_model_pairs) {
     s->reach_ns = s->now;
+    if (!s->p.quiet)
+      fprintf(stderr,
+              "  [every pair reached at %.3f s, the last %" PRIu32
+              " (%s) - %" PRIu32 " (%s): %s]\n",
+              (double)s->now / 1e9, a, nat_name(s->nodes[a].nat), b,
+              nat_name(s->nodes[b].nat),
+              dev_route(s, a, b) == b && dev_route(s, b, a) == a ? "direct"
+                                                                 : "relayed");
+  }
 }
 
 /* A session between @i and @j may complete the pair, or any path that has
@@ -565,6 +582,15 @@ static void node_kill(struct sim *s, uint32_t x) {
   if (nd->relay) {
     nd->relay = 0;
     s->nrelays--;
+    /* --oracle-relay moves on to the next relay. */
+    for (uint32_t r = 0; r < s->n && s->relay0 == x; r++)
+      if (s->nodes[r].relay)
+        s->relay0 = r;
+    for (uint32_t i = 0; s->p.oracle_relay && s->nrelays && i < s->n; i++)
+      for (uint32_t k = 0; !s->nodes[i].dead && k < s->n; k++)
+        if (oracle_wants(s, i, k) && dev_route(s, i, k) != s->relay0 &&
+            (DP(s, i, s->relay0)->flags & DP_PRESENT))
+          oracle_add(s, i, k);
   }
   s->reach_first_ns = s->reach_ns;
   s->reach_ns = NEVER;
@@ -702,13 +728,6 @@ static size_t probe_engine_mem(struct sim *s) {
   return used;
 }
 
-static const char *nat_name(int nat) {
-  static const char *names[] = {"public", "full-cone", "port-restricted",
-                                "symmetric"};
-
-  return names[nat & 3];
-}
-
 static int setup(struct sim *s, const struct params *p) {
   struct rng r;
   uint32_t n = p->nodes, nnat, nfc, nprc, *perm, *types, npublic, k;
@@ -822,6 +841,10 @@ static int setup(struct sim *s, const struct params *p) {
   }
   free(perm);
   free(types);
+  for (uint32_t i = 0; n <= 16 && !p->quiet && i < n; i++)
+    fprintf(stderr, "  node %" PRIu32 ": %s%s, router %" PRId32 "\n", i,
+            nat_name(s->nodes[i].nat), s->nodes[i].relay ? " relay" : "",
+            s->nodes[i].router);
   if (s->nrelays < p->relays)
     fprintf(stderr,
             "wgautomesh-sim: only %" PRIu32 " public nodes to be relays\n",
