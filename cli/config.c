@@ -273,6 +273,69 @@ static int mesh_address_usable(const wgam_addr *a) {
   return memcmp(a->ip, zero, 16) != 0 && a->ip[0] != 0xff;
 }
 
+int config_parse_prefix(const char *s, wgam_cidr *c, const char **why) {
+  char addr[64];
+  const char *slash = strchr(s, '/'), *q;
+  unsigned len = 0, max;
+  size_t alen;
+
+  memset(c, 0, sizeof(*c));
+  *why = "is not a prefix (ADDRESS/LENGTH)";
+  if (!slash || !slash[1] || strlen(slash + 1) > 3)
+    return -EINVAL;
+  alen = (size_t)(slash - s);
+  if (alen >= sizeof(addr))
+    return -EINVAL;
+  memcpy(addr, s, alen);
+  addr[alen] = '\0';
+  if (parse_mesh_address(addr, &c->addr))
+    return -EINVAL;
+  for (q = slash + 1; *q; q++) {
+    if (!isdigit((unsigned char)*q))
+      return -EINVAL;
+    len = len * 10 + (unsigned)(*q - '0');
+  }
+  max = c->addr.family == WGAM_AF_INET ? 32 : 128;
+  if (len > max) {
+    *why = max == 32 ? "has a prefix length out of range (0..32)"
+                     : "has a prefix length out of range (0..128)";
+    return -EINVAL;
+  }
+  c->prefixlen = (uint8_t)len;
+  for (unsigned bit = len; bit < max; bit++)
+    if (c->addr.ip[bit / 8] & (0x80u >> (bit % 8))) {
+      *why = "has host bits set";
+      return -EINVAL;
+    }
+  return 0;
+}
+
+/* Whether @net (a prefix) holds the address @a. */
+static int prefix_holds(const wgam_cidr *net, const wgam_addr *a) {
+  unsigned full = net->prefixlen / 8, rest = net->prefixlen % 8;
+
+  if (net->addr.family != a->family)
+    return 0;
+  if (memcmp(net->addr.ip, a->ip, full))
+    return 0;
+  return !rest ||
+         !((net->addr.ip[full] ^ a->ip[full]) & (0xffu << (8 - rest)) & 0xff);
+}
+
+/* Two prefixes overlap when the shorter one holds the other's network. */
+static int prefixes_overlap(const wgam_cidr *x, const wgam_cidr *y) {
+  return x->prefixlen <= y->prefixlen ? prefix_holds(x, &y->addr)
+                                      : prefix_holds(y, &x->addr);
+}
+
+static void cidr_str(char *dst, size_t n, const wgam_cidr *c) {
+  char a[WGAM_ADDR_STRLEN];
+
+  if (wgam_addr_format(a, sizeof(a), &c->addr, 0) < 0)
+    snprintf(a, sizeof(a), "?");
+  snprintf(dst, n, "%s/%u", a, c->prefixlen);
+}
+
 /* ---- the secret file -------------------------------------------------- */
 
 static void read_secret_file(struct ctx *c, struct config *cfg,
@@ -362,9 +425,95 @@ static void check_keys(struct ctx *c, const cJSON *obj, const char *prefix,
   }
 }
 
+/* "allowed_ips": an array of prefixes. Every entry keeps its position; an
+ * invalid one is left of family NONE (the load fails anyway). */
+static void parse_prefixes(struct ctx *c, const cJSON *arr, const char *field,
+                           struct config_peer *p) {
+  const cJSON *it;
+  char f[128];
+  size_t k = 0;
+
+  if (!cJSON_IsArray(arr)) {
+    err(c, field, "not an array");
+    return;
+  }
+  if (cJSON_GetArraySize(arr) > WGAM_MAX_PREFIXES) {
+    err(c, field, "%d prefixes, at most %d", cJSON_GetArraySize(arr),
+        WGAM_MAX_PREFIXES);
+    return;
+  }
+  cJSON_ArrayForEach(it, arr) {
+    const char *s, *why;
+
+    snprintf(f, sizeof(f), "%s[%zu]", field, k);
+    if ((s = get_string(c, it, f)) &&
+        config_parse_prefix(s, &p->prefixes[k], &why) < 0) {
+      if (!strcmp(why, "has host bits set")) {
+        char net[WGAM_ADDR_STRLEN + 8];
+
+        for (unsigned b = p->prefixes[k].prefixlen; b < 128; b++)
+          p->prefixes[k].addr.ip[b / 8] &= (uint8_t) ~(0x80u >> (b % 8));
+        cidr_str(net, sizeof(net), &p->prefixes[k]);
+        err(c, f, "\"%s\" has host bits set (the network is %s)", s, net);
+      } else {
+        err(c, f, "\"%s\" %s", s, why);
+      }
+      memset(&p->prefixes[k], 0, sizeof(p->prefixes[k]));
+    }
+    k++;
+  }
+  p->nprefixes = k;
+}
+
+/* A prefix routed to two peers, or holding a mesh address, would make
+ * WireGuard's routing depend on the order of updates: refused. Quadratic
+ * in the number of prefixes, which is small; linear in the peers. */
+static void check_prefixes(struct ctx *c, const struct config *cfg,
+                           const int *vaddr) {
+  char field[96], a[WGAM_ADDR_STRLEN + 8], b[WGAM_ADDR_STRLEN + 8];
+
+  for (size_t i = 0; i < cfg->npeers; i++) {
+    const struct config_peer *p = &cfg->peers[i];
+
+    for (size_t k = 0; k < p->nprefixes; k++) {
+      const wgam_cidr *x = &p->prefixes[k];
+      int bad = 0;
+
+      if (x->addr.family == WGAM_AF_NONE)
+        continue;
+      snprintf(field, sizeof(field), "peers[%zu].allowed_ips[%zu]", i, k);
+      cidr_str(a, sizeof(a), x);
+      for (size_t j = 0; j <= i && !bad; j++) {
+        const struct config_peer *q = &cfg->peers[j];
+
+        for (size_t l = 0; l < q->nprefixes && !bad; l++) {
+          if (j == i && l == k)
+            break;
+          if (q->prefixes[l].addr.family == WGAM_AF_NONE ||
+              !prefixes_overlap(x, &q->prefixes[l]))
+            continue;
+          cidr_str(b, sizeof(b), &q->prefixes[l]);
+          err(c, field, "%s overlaps peers[%zu].allowed_ips[%zu] (%s)", a, j, l,
+              b);
+          bad = 1;
+        }
+      }
+      for (size_t j = 0; j < cfg->npeers && !bad; j++) {
+        if (!vaddr[j] || !prefix_holds(x, &cfg->peers[j].address))
+          continue;
+        if (wgam_addr_format(b, sizeof(b), &cfg->peers[j].address, 0) < 0)
+          snprintf(b, sizeof(b), "?");
+        err(c, field, "%s holds the mesh address of peers[%zu] (%s)", a, j, b);
+        bad = 1;
+      }
+    }
+  }
+}
+
 static void parse_peer(struct ctx *c, const cJSON *obj, size_t idx,
                        struct config_peer *p, int *valid_key, int *valid_addr) {
-  static const char *const known[] = {"pubkey", "address", "endpoint", NULL};
+  static const char *const known[] = {"pubkey", "address",     "endpoint",
+                                      "relay",  "allowed_ips", NULL};
   char prefix[64], field[96];
   const cJSON *it;
   const char *s, *why;
@@ -411,6 +560,16 @@ static void parse_peer(struct ctx *c, const cJSON *obj, size_t idx,
     else if (rc < 0)
       err(c, field, "%s", why);
   }
+
+  snprintf(field, sizeof(field), "%srelay", prefix);
+  it = cJSON_GetObjectItemCaseSensitive(obj, "relay");
+  if (it)
+    get_bool(c, it, field, &p->relay);
+
+  snprintf(field, sizeof(field), "%sallowed_ips", prefix);
+  it = cJSON_GetObjectItemCaseSensitive(obj, "allowed_ips");
+  if (it)
+    parse_prefixes(c, it, field, p);
 }
 
 static void parse_peers(struct ctx *c, struct config *cfg, const cJSON *arr) {
@@ -458,6 +617,7 @@ static void parse_peers(struct ctx *c, struct config *cfg, const cJSON *arr) {
       }
     }
   }
+  check_prefixes(c, cfg, vaddr);
 out:
   free(vkey);
   free(vaddr);
@@ -708,11 +868,25 @@ out:
   return rc;
 }
 
+const struct config_peer *config_find_peer(const struct config *cfg,
+                                           const uint8_t pubkey[WGAM_KEY_LEN]) {
+  for (size_t i = 0; i < cfg->npeers; i++)
+    if (!memcmp(cfg->peers[i].pubkey, pubkey, WGAM_KEY_LEN))
+      return &cfg->peers[i];
+  return NULL;
+}
+
 void config_to_peers(const struct config *cfg, wgam_peer_config *out) {
   for (size_t i = 0; i < cfg->npeers; i++) {
+    const struct config_peer *p = &cfg->peers[i];
+
     memset(&out[i], 0, sizeof(out[i]));
-    memcpy(out[i].pubkey, cfg->peers[i].pubkey, WGAM_KEY_LEN);
-    out[i].address = cfg->peers[i].address;
-    out[i].endpoint = cfg->peers[i].endpoint;
+    memcpy(out[i].pubkey, p->pubkey, WGAM_KEY_LEN);
+    out[i].address = p->address;
+    out[i].endpoint = p->endpoint;
+    out[i].relay = p->relay;
+    out[i].nprefixes = p->nprefixes;
+    memcpy(out[i].prefixes, p->prefixes,
+           p->nprefixes * sizeof(out[i].prefixes[0]));
   }
 }

@@ -28,6 +28,12 @@ struct config_peer {
   /* A hostname endpoint (resolved by resolve.c), or NULL. */
   char *host;
   uint16_t port;
+  /* "relay": this node forwards mesh traffic for the others. */
+  int relay;
+  /* "allowed_ips": extra prefixes routed to this peer (host bits zero, no
+   * overlap with another peer's prefixes or any mesh address). */
+  size_t nprefixes;
+  wgam_cidr prefixes[WGAM_MAX_PREFIXES];
 };
 
 struct config {
@@ -81,12 +87,20 @@ void config_diag_free(struct config_diag *diag);
  * warnings), or to the log when @to_log is nonzero. */
 void config_diag_print(const struct config_diag *diag, int to_log);
 
+/* Returns the peer of @cfg with @pubkey, or NULL. */
+const struct config_peer *config_find_peer(const struct config *cfg,
+                                           const uint8_t pubkey[WGAM_KEY_LEN]);
+
 /* Fills engine peers from @cfg (hostname endpoints are left NONE).
  * @out must hold cfg->npeers entries. */
 void config_to_peers(const struct config *cfg, wgam_peer_config *out);
 
 /* "fast" or "classic". */
 const char *config_policy_name(int policy);
+
+/* Parses "ADDRESS/LENGTH" (IPv4 or IPv6) into *@c. Returns 0, or -EINVAL
+ * with a static message in *@why (host bits set is an error). */
+int config_parse_prefix(const char *s, wgam_cidr *c, const char **why);
 
 /* Parses an endpoint string: a literal address (into *@addr) or a
  * hostname:port (*@host malloc'd, *@port). Returns 0, -EINVAL with a static

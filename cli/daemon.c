@@ -24,6 +24,7 @@
 #include "config.h"
 #include "control.h"
 #include "daemon.h"
+#include "forward.h"
 #include "gossip_sock.h"
 #include "log.h"
 #include "notify.h"
@@ -59,6 +60,7 @@ struct daemon {
   uint16_t listen_port;
 
   struct gossip_socks gossip;
+  struct forward fwd;
   int sigfd;
   struct control *ctl;
   portmap *pm;
@@ -95,6 +97,30 @@ static void addr_str(char *dst, size_t n, const wgam_addr *a) {
     snprintf(dst, n, "?");
 }
 
+/* ---- relaying --------------------------------------------------------- */
+
+static int mesh_has_ipv6(const struct config *cfg) {
+  for (size_t i = 0; i < cfg->npeers; i++) {
+    if (cfg->peers[i].address.family == WGAM_AF_INET6)
+      return 1;
+    for (size_t k = 0; k < cfg->peers[i].nprefixes; k++)
+      if (cfg->peers[i].prefixes[k].addr.family == WGAM_AF_INET6)
+        return 1;
+  }
+  return 0;
+}
+
+/* We are a relay when our own entry of the configuration says so; which
+ * entry is ours is known once the device has a key. Forwarding follows. */
+static void update_relay(struct daemon *d) {
+  const struct config_peer *self = NULL;
+
+  if (d->dev.dev.has_pubkey)
+    self = config_find_peer(&d->cfg, d->dev.dev.pubkey);
+  forward_set(&d->fwd, d->cfg.interface, self && self->relay,
+              mesh_has_ipv6(&d->cfg));
+}
+
 /* ---- the device ------------------------------------------------------- */
 
 static int read_device(struct daemon *d, wgam_tstamp now) {
@@ -121,6 +147,7 @@ static int read_device(struct daemon *d, wgam_tstamp now) {
   d->dev_failing = 0;
   d->dev_retry_at = 0;
   d->listen_port = d->dev.dev.listen_port;
+  update_relay(d);
   return 0;
 fail:
   if (rc == -ENODEV && d->wg) {
@@ -128,6 +155,7 @@ fail:
      * possibly with the other backend. */
     wg_close(d->wg);
     d->wg = NULL;
+    forward_forget(&d->fwd);
   }
   if (!d->dev_failing)
     log_err("interface %s: %s; retrying every %" PRIu64 " ms", d->cfg.interface,
@@ -349,6 +377,7 @@ static void control_cb(void *user_data, const char *cmd, struct sbuf *reply) {
                         : "{\"error\":\"out of memory\"}\n");
     return;
   }
+  st.relay = d->fwd.relay;
   if (d->pm) {
     struct portmap_endpoint eps[PORTMAP_MAX];
     uint64_t now_ms = now_mono() / WGAM_MILLISECONDS;
@@ -450,6 +479,7 @@ static void reload(struct daemon *d, wgam_tstamp now) {
   }
   c->log_level = nc.log_level;
   config_free(&nc);
+  update_relay(d);
   resolve_submit(d, now);
   log_info("reloaded: %zu peers", c->npeers);
 out:
@@ -665,6 +695,7 @@ int daemon_run(const char *path, int cli_level) {
 
   wg_dev_init(&d->dev);
   gossip_init(&d->gossip);
+  forward_init(&d->fwd);
   rc = config_load(&d->cfg, path, 0, &diag);
   config_diag_print(&diag, 0);
   config_diag_free(&diag);
@@ -785,6 +816,7 @@ int daemon_run(const char *path, int cli_level) {
     log_err("interface %s: %s", d->cfg.interface, wgam_strerror(rc));
     goto out;
   }
+  update_relay(d);
 
   rc = control_open(&d->ctl, d->cfg.control_socket, control_cb, d);
   if (rc) {
@@ -805,6 +837,7 @@ int daemon_run(const char *path, int cli_level) {
   ret = rc ? EXIT_RUNTIME : 0;
 out:
   portmap_stop(d->pm);
+  forward_restore(&d->fwd);
   control_close(d->ctl);
   resolver_free(d->res);
   if (d->sigfd >= 0)

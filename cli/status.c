@@ -25,6 +25,7 @@ int status_collect(struct status *st, const wgam_mesh *mesh,
     return -ENOMEM;
   for (size_t i = 0; i < n; i++) {
     struct status_peer *p = &st->peers[st->npeers];
+    const struct config_peer *cp;
 
     if (wgam_mesh_get_peer_info(mesh, i, &p->info))
       continue;
@@ -34,6 +35,16 @@ int status_collect(struct status *st, const wgam_mesh *mesh,
                              ? unix_now - p->info.last_handshake
                              : 0;
     }
+    p->relay = p->info.relay;
+    cp = config_find_peer(cfg, p->info.pubkey);
+    if (cp) {
+      p->relay |= cp->relay;
+      p->nprefixes = cp->nprefixes;
+      memcpy(p->prefixes, cp->prefixes, cp->nprefixes * sizeof(p->prefixes[0]));
+    }
+    if (p->info.route != WGAM_ROUTE_DIRECT &&
+        (cp = config_find_peer(cfg, p->info.via)))
+      p->via_address = cp->address;
     st->npeers++;
   }
   return 0;
@@ -45,6 +56,14 @@ void status_free(struct status *st) {
 }
 
 /* ---- JSON ------------------------------------------------------------- */
+
+static void cidr_str(char *dst, size_t n, const wgam_cidr *c) {
+  char a[WGAM_ADDR_STRLEN];
+
+  if (wgam_addr_format(a, sizeof(a), &c->addr, 0) < 0)
+    snprintf(a, sizeof(a), "?");
+  snprintf(dst, n, "%s/%u", a, c->prefixlen);
+}
 
 static void json_peer(struct sbuf *b, const struct status_peer *p) {
   const wgam_peer_info *pi = &p->info;
@@ -84,7 +103,29 @@ static void json_peer(struct sbuf *b, const struct status_peer *p) {
   }
   sb_puts(b, "],\"lan_endpoint\":");
   jw_addr(b, &pi->lan_endpoint, 1);
-  sb_putc(b, '}');
+  sb_puts(b, ",\"relay\":");
+  jw_bool(b, p->relay);
+  sb_puts(b, ",\"route\":");
+  jw_str(b, wgam_route_name(pi->route));
+  sb_puts(b, ",\"via\":");
+  if (pi->route != WGAM_ROUTE_DIRECT)
+    jw_key(b, pi->via);
+  else
+    sb_puts(b, "null");
+  sb_puts(b, ",\"via_address\":");
+  jw_addr(b, pi->route != WGAM_ROUTE_DIRECT ? &p->via_address : NULL, 0);
+  sb_puts(b, ",\"route_changes\":");
+  jw_u64(b, pi->route_changes);
+  sb_puts(b, ",\"allowed_ips\":[");
+  for (size_t k = 0; k < p->nprefixes; k++) {
+    char c[WGAM_ADDR_STRLEN + 8];
+
+    cidr_str(c, sizeof(c), &p->prefixes[k]);
+    if (k)
+      sb_putc(b, ',');
+    jw_str(b, c);
+  }
+  sb_puts(b, "]}");
 }
 
 static void json_stats(struct sbuf *b, const wgam_stats *s) {
@@ -119,6 +160,8 @@ static void json_stats(struct sbuf *b, const wgam_stats *s) {
   jw_u64(b, s->npeers_connected);
   sb_puts(b, ",\"mem_bytes\":");
   jw_u64(b, s->mem_bytes);
+  sb_puts(b, ",\"relay_switches\":");
+  jw_u64(b, s->relay_switches);
   sb_putc(b, '}');
 }
 
@@ -156,6 +199,8 @@ void status_render_json(struct sbuf *b, const struct status *st) {
   sb_putc(b, ']');
   sb_puts(b, ",\"policy\":");
   jw_str(b, st->policy);
+  sb_puts(b, ",\"relay\":");
+  jw_bool(b, st->relay);
   sb_puts(b, ",\"peers\":[");
   for (size_t i = 0; i < st->npeers; i++) {
     if (i)
@@ -208,15 +253,37 @@ static void addr_cell(char *dst, size_t n, const wgam_addr *a, int with_port,
     snprintf(dst, n, "%s", none);
 }
 
-#define NCOLS 6
+/* "direct", or "relayed via ADDRESS" ("relay-pending via ..." until a Pong
+ * came back through the relay). */
+static void route_cell(char *dst, size_t n, const struct status_peer *p) {
+  char via[WGAM_ADDR_STRLEN];
+
+  if (p->info.route == WGAM_ROUTE_DIRECT) {
+    snprintf(dst, n, "direct");
+    return;
+  }
+  if (p->via_address.family == WGAM_AF_NONE ||
+      wgam_addr_format(via, sizeof(via), &p->via_address, 0) < 0) {
+    char key[WGAM_KEY_B64_LEN + 1];
+
+    wgam_key_to_base64(key, p->info.via);
+    snprintf(via, sizeof(via), "%.8s\u2026", key);
+  }
+  snprintf(dst, n, "%s via %.45s", wgam_route_name(p->info.route), via);
+}
+
+/* The last two columns (RELAY, ROUTE) appear when a peer is a relay or is
+ * routed through one. */
+#define NCOLS 8
 
 void status_render_table(struct sbuf *out, const struct status *st) {
   static const char *const head[NCOLS] = {"PEER",   "ADDRESS", "ENDPOINT",
-                                          "SOURCE", "STATE",   "HANDSHAKE"};
+                                          "SOURCE", "STATE",   "HANDSHAKE",
+                                          "RELAY",  "ROUTE"};
   char key[WGAM_KEY_B64_LEN + 1], ext[WGAM_ADDR_STRLEN];
   char exts[STATUS_MAX_EXTERNAL * (WGAM_ADDR_STRLEN + 40)] = "";
   char(*cells)[NCOLS][64];
-  size_t w[NCOLS], r;
+  size_t w[NCOLS], r, ncols = NCOLS - 2;
 
   if (st->stats.has_pubkey)
     wgam_key_to_base64(key, st->stats.pubkey);
@@ -241,8 +308,12 @@ void status_render_table(struct sbuf *out, const struct status *st) {
     snprintf(exts, sizeof(exts), "none");
   sb_printf(out,
             "interface: %s  public key: %s  listen port: %u  "
-            "external endpoint: %s  policy: %s\n",
-            st->interface, key, st->stats.listen_port, exts, st->policy);
+            "external endpoint: %s  policy: %s%s\n",
+            st->interface, key, st->stats.listen_port, exts, st->policy,
+            st->relay ? "  relay: yes" : "");
+  for (size_t i = 0; i < st->npeers; i++)
+    if (st->peers[i].relay || st->peers[i].info.route != WGAM_ROUTE_DIRECT)
+      ncols = NCOLS;
   cells = calloc(st->npeers + 1, sizeof(*cells));
   if (!cells) {
     out->oom = 1;
@@ -262,16 +333,18 @@ void status_render_table(struct sbuf *out, const struct status *st) {
     snprintf(cells[r][4], sizeof(cells[r][4]), "%s",
              wgam_peer_state_name(p->info.state));
     age_str(cells[r][5], sizeof(cells[r][5]), p);
+    snprintf(cells[r][6], sizeof(cells[r][6]), "%s", p->relay ? "yes" : "-");
+    route_cell(cells[r][7], sizeof(cells[r][7]), p);
   }
-  for (size_t c = 0; c < NCOLS; c++) {
+  for (size_t c = 0; c < ncols; c++) {
     w[c] = 0;
     for (size_t i = 0; i <= st->npeers; i++)
       if (width(cells[i][c]) > w[c])
         w[c] = width(cells[i][c]);
   }
   for (size_t i = 0; i <= st->npeers; i++) {
-    for (size_t c = 0; c < NCOLS; c++)
-      pad(out, cells[i][c], w[c], c == NCOLS - 1);
+    for (size_t c = 0; c < ncols; c++)
+      pad(out, cells[i][c], w[c], c == ncols - 1);
     sb_putc(out, '\n');
   }
   free(cells);
@@ -345,6 +418,34 @@ void status_render_prometheus(struct sbuf *out, const struct status *st) {
     prom_peer(out, "peer_endpoint_changes_total", &st->peers[i]);
     sb_printf(out, "%" PRIu64 "\n", st->peers[i].info.endpoint_changes);
   }
+  prom_head(out, "peer_relay", "gauge",
+            "1 if the peer forwards mesh traffic for the others.");
+  for (size_t i = 0; i < st->npeers; i++) {
+    prom_peer(out, "peer_relay", &st->peers[i]);
+    sb_printf(out, "%d\n", st->peers[i].relay != 0);
+  }
+  prom_head(out, "peer_route", "gauge",
+            "1 for the peer's route: direct, relay-pending or relayed "
+            "through the relay via.");
+  for (size_t i = 0; i < st->npeers; i++) {
+    const struct status_peer *p = &st->peers[i];
+    char key[WGAM_KEY_B64_LEN + 1], via[WGAM_KEY_B64_LEN + 1] = "";
+
+    wgam_key_to_base64(key, p->info.pubkey);
+    if (p->info.route != WGAM_ROUTE_DIRECT)
+      wgam_key_to_base64(via, p->info.via);
+    sb_puts(out, "wgautomesh_peer_route{peer=\"");
+    prom_label(out, key);
+    sb_printf(out, "\",route=\"%s\",via=\"", wgam_route_name(p->info.route));
+    prom_label(out, via);
+    sb_puts(out, "\"} 1\n");
+  }
+  prom_head(out, "peer_route_changes_total", "counter",
+            "Moves of the peer's route to a relay or back.");
+  for (size_t i = 0; i < st->npeers; i++) {
+    prom_peer(out, "peer_route_changes_total", &st->peers[i]);
+    sb_printf(out, "%" PRIu64 "\n", st->peers[i].info.route_changes);
+  }
 
   prom_head(out, "gossip_packets_total", "counter",
             "Gossip datagrams by direction and message type.");
@@ -376,6 +477,13 @@ void status_render_prometheus(struct sbuf *out, const struct status *st) {
             "Peer changes applied to the device.");
   sb_printf(out, "wgautomesh_peer_updates_total %" PRIu64 "\n",
             s->peer_updates);
+  prom_head(out, "relay", "gauge",
+            "1 if this node forwards mesh traffic (its entry says relay).");
+  sb_printf(out, "wgautomesh_relay %d\n", st->relay != 0);
+  prom_head(out, "relay_switches_total", "counter",
+            "Moves of a peer's route to a relay or back, all peers.");
+  sb_printf(out, "wgautomesh_relay_switches_total %" PRIu64 "\n",
+            s->relay_switches);
   prom_head(out, "state_writes_total", "counter", "State file writes.");
   sb_printf(out, "wgautomesh_state_writes_total %" PRIu64 "\n",
             s->state_writes);

@@ -20,6 +20,13 @@ struct status_peer {
   /* Seconds since info.last_handshake; has_age is 0 when never. */
   int has_age;
   uint64_t handshake_age;
+  /* The peer is a relay (the engine's view, or the configuration's). */
+  int relay;
+  /* The mesh address of the relay info.via, when routed through one. */
+  wgam_addr via_address;
+  /* Its extra prefixes ("allowed_ips" of the configuration). */
+  size_t nprefixes;
+  wgam_cidr prefixes[WGAM_MAX_PREFIXES];
 };
 
 /* An external endpoint opened by port mapping, as the daemon knows it. */
@@ -36,6 +43,8 @@ struct status {
   const char *interface;
   const char *backend;
   const char *policy;
+  /* We forward mesh traffic for the others (our own entry says relay). */
+  int relay;
   wgam_stats stats;
   struct status_peer *peers;
   size_t npeers;
@@ -45,8 +54,9 @@ struct status {
 };
 
 /* Fills @st from @mesh and @cfg; @backend as for struct status; @unix_now
- * ages the handshakes. Returns 0 or -ENOMEM (then @st holds nothing to
- * free). */
+ * ages the handshakes. The caller adds what only it knows (relay, the
+ * port mapping's endpoints). Returns 0 or -ENOMEM (then @st holds nothing
+ * to free). */
 int status_collect(struct status *st, const wgam_mesh *mesh,
                    const struct config *cfg, const char *backend,
                    uint64_t unix_now);

@@ -21,7 +21,9 @@
 #include <cjson/cJSON.h>
 
 #include "control.h"
+#include "config.h"
 #include "decode.h"
+#include "forward.h"
 #include "jsonw.h"
 #include "log.h"
 #include "notify.h"
@@ -364,6 +366,174 @@ START_TEST(test_render_prometheus) {
 }
 END_TEST
 
+/* The fake model with relaying: the first peer is a relay, the second is
+ * routed through it (with a prefix behind it), and we are a relay too. */
+static void fake_relay_status(struct status *st, struct status_peer peers[2]) {
+  const char *why;
+
+  fake_status(st, peers);
+  st->relay = 1;
+  st->stats.relay_switches = 5;
+  peers[0].relay = 1;
+  peers[0].info.relay = 1;
+  peers[1].info.route = WGAM_ROUTE_RELAYED;
+  memcpy(peers[1].info.via, peers[0].info.pubkey, WGAM_KEY_LEN);
+  peers[1].via_address = peers[0].info.address;
+  peers[1].info.route_changes = 3;
+  peers[1].nprefixes = 1;
+  ck_assert_int_eq(
+      config_parse_prefix("192.168.5.0/24", &peers[1].prefixes[0], &why), 0);
+}
+
+START_TEST(test_render_relay) {
+  struct status_peer peers[2];
+  struct status st;
+  struct sbuf out;
+  cJSON *root, *p;
+
+  fake_relay_status(&st, peers);
+  sb_init(&out);
+  status_render_table(&out, &st);
+  ck_assert(!out.oom);
+  ck_assert_str_eq(
+      sb_cstr(&out),
+      "interface: wg0  public key: lEFx+aA1pzIMPOhRAwFvmTJ1GL6enLup7Tt6y0PDd1k="
+      "  listen port: 51820  external endpoint: 203.0.113.5:40000  policy: "
+      "fast  relay: yes\n"
+      "PEER       ADDRESS     ENDPOINT            SOURCE  STATE      "
+      "HANDSHAKE  RELAY  ROUTE\n"
+      "NpGxDw7K\u2026  100.64.0.2  198.51.100.2:51820  gossip  connected  12s "
+      "ago    yes    direct\n"
+      "CR5wxWBf\u2026  fd00::3     (none)              none    idle       "
+      "never      -      relayed via 100.64.0.2\n");
+  sb_free(&out);
+
+  /* Pending, and a relay whose address is not known: its key. */
+  peers[1].info.route = WGAM_ROUTE_RELAY_PENDING;
+  peers[1].via_address.family = WGAM_AF_NONE;
+  sb_init(&out);
+  status_render_table(&out, &st);
+  ck_assert_ptr_nonnull(
+      strstr(sb_cstr(&out), "  relay-pending via NpGxDw7K\u2026\n"));
+  sb_free(&out);
+  peers[1].info.route = WGAM_ROUTE_RELAYED;
+  peers[1].via_address = peers[0].info.address;
+
+  sb_init(&out);
+  status_render_json(&out, &st);
+  root = cJSON_Parse(sb_cstr(&out));
+  ck_assert_ptr_nonnull(root);
+  ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(root, "relay")));
+  ck_assert_int_eq(
+      cJSON_GetObjectItem(cJSON_GetObjectItem(root, "stats"), "relay_switches")
+          ->valueint,
+      5);
+  p = cJSON_GetArrayItem(cJSON_GetObjectItem(root, "peers"), 0);
+  ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(p, "relay")));
+  ck_assert_str_eq(cJSON_GetObjectItem(p, "route")->valuestring, "direct");
+  ck_assert(cJSON_IsNull(cJSON_GetObjectItem(p, "via")));
+  ck_assert(cJSON_IsNull(cJSON_GetObjectItem(p, "via_address")));
+  ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(p, "allowed_ips")),
+                   0);
+  p = cJSON_GetArrayItem(cJSON_GetObjectItem(root, "peers"), 1);
+  ck_assert(cJSON_IsFalse(cJSON_GetObjectItem(p, "relay")));
+  ck_assert_str_eq(cJSON_GetObjectItem(p, "route")->valuestring, "relayed");
+  ck_assert_str_eq(cJSON_GetObjectItem(p, "via")->valuestring,
+                   "NpGxDw7K3av+GCqvk91iGMzXatjSG08RDFN/gHLAnFM=");
+  ck_assert_str_eq(cJSON_GetObjectItem(p, "via_address")->valuestring,
+                   "100.64.0.2");
+  ck_assert_int_eq(cJSON_GetObjectItem(p, "route_changes")->valueint, 3);
+  ck_assert_str_eq(
+      cJSON_GetArrayItem(cJSON_GetObjectItem(p, "allowed_ips"), 0)->valuestring,
+      "192.168.5.0/24");
+  cJSON_Delete(root);
+  sb_free(&out);
+
+  sb_init(&out);
+  status_render_prometheus(&out, &st);
+  {
+    static const char *const want[] = {
+        "wgautomesh_relay 1\n",
+        "wgautomesh_relay_switches_total 5\n",
+        "wgautomesh_peer_relay{peer=\"NpGxDw7K3av+GCqvk91iGMzXatjSG08RDFN/"
+        "gHLAnFM=\"} 1\n",
+        "wgautomesh_peer_relay{peer=\"CR5wxWBfBHY0SI1vHZ99TMxICWIZ6Ez6u9AnBAV4"
+        "WUk=\"} 0\n",
+        "wgautomesh_peer_route{peer=\"NpGxDw7K3av+GCqvk91iGMzXatjSG08RDFN/"
+        "gHLAnFM=\",route=\"direct\",via=\"\"} 1\n",
+        "wgautomesh_peer_route{peer=\"CR5wxWBfBHY0SI1vHZ99TMxICWIZ6Ez6u9AnBAV4"
+        "WUk=\",route=\"relayed\",via=\"NpGxDw7K3av+GCqvk91iGMzXatjSG08RDFN/"
+        "gHLAnFM=\"} 1\n",
+        "wgautomesh_peer_route_changes_total{peer="
+        "\"CR5wxWBfBHY0SI1vHZ99TMxICWIZ6"
+        "Ez6u9AnBAV4WUk=\"} 3\n",
+        "# TYPE wgautomesh_relay_switches_total counter\n",
+    };
+
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+      ck_assert_msg(strstr(sb_cstr(&out), want[i]), "missing %s", want[i]);
+  }
+  sb_free(&out);
+}
+END_TEST
+
+/* IP forwarding of a relay, against a fake /proc/sys/net. */
+START_TEST(test_forward) {
+  char dir[] = "/tmp/wgam-forward-XXXXXX", path[256], buf[8];
+  struct forward f;
+  FILE *fp;
+
+  ck_assert_ptr_nonnull(mkdtemp(dir));
+  snprintf(path, sizeof(path),
+           "mkdir -p %s/ipv4/conf/wgt0 %s/ipv6/conf/all && "
+           "echo 0 > %s/ipv4/conf/wgt0/forwarding && "
+           "echo 0 > %s/ipv6/conf/all/forwarding",
+           dir, dir, dir, dir);
+  ck_assert_int_eq(system(path), 0);
+  forward_procdir = dir;
+  snprintf(path, sizeof(path), "%s/ipv4/conf/wgt0/forwarding", dir);
+
+  forward_init(&f);
+  ck_assert_int_eq(forward_set(&f, "wgt0", 0, 1), 0);
+  fp = fopen(path, "r");
+  ck_assert_ptr_nonnull(fgets(buf, sizeof(buf), fp));
+  fclose(fp);
+  ck_assert_str_eq(buf, "0\n");
+
+  ck_assert_int_eq(forward_set(&f, "wgt0", 1, 1), 0);
+  fp = fopen(path, "r");
+  ck_assert_ptr_nonnull(fgets(buf, sizeof(buf), fp));
+  fclose(fp);
+  ck_assert_str_eq(buf, "1\n");
+
+  forward_restore(&f);
+  fp = fopen(path, "r");
+  ck_assert_ptr_nonnull(fgets(buf, sizeof(buf), fp));
+  fclose(fp);
+  ck_assert_str_eq(buf, "0\n");
+
+  /* Already on: left as found, nothing to restore. */
+  fp = fopen(path, "w");
+  fputs("1\n", fp);
+  fclose(fp);
+  forward_init(&f);
+  ck_assert_int_eq(forward_set(&f, "wgt0", 1, 0), 0);
+  ck_assert_int_eq(forward_set(&f, "wgt0", 0, 0), 0);
+  fp = fopen(path, "r");
+  ck_assert_ptr_nonnull(fgets(buf, sizeof(buf), fp));
+  fclose(fp);
+  ck_assert_str_eq(buf, "1\n");
+
+  /* No such interface: an error, nothing written. */
+  forward_init(&f);
+  ck_assert_int_eq(forward_set(&f, "wgt9", 1, 0), -ENOENT);
+
+  forward_procdir = "/proc/sys/net";
+  snprintf(path, sizeof(path), "rm -rf '%s'", dir);
+  ck_assert_int_eq(system(path), 0);
+}
+END_TEST
+
 static void handler(void *user_data, const char *cmd, struct sbuf *reply) {
   int *calls = user_data;
 
@@ -563,6 +733,8 @@ int main(void) {
   tcase_add_test(tc, test_notify);
   tcase_add_test(tc, test_render_table);
   tcase_add_test(tc, test_render_json);
+  tcase_add_test(tc, test_render_relay);
+  tcase_add_test(tc, test_forward);
   tcase_add_test(tc, test_render_prometheus);
   tcase_add_test(tc, test_control);
   tcase_add_test(tc, test_resolver);

@@ -27,6 +27,9 @@
 #define PEER2 "{\"pubkey\":\"" K2 "\",\"address\":\"100.64.0.2\"}"
 #define PEERS "\"peers\":[" PEER1 "," PEER2 "]"
 #define WITH_PEER(p) "{" HEAD SECRET "\"peers\":[" PEER1 "," p "]}"
+/* The second peer with extra keys @k ("\"relay\":true"). */
+#define WITH_PEER2(k)                                                          \
+  WITH_PEER("{\"pubkey\":\"" K2 "\",\"address\":\"100.64.0.2\"," k "}")
 #define WITH_ENDPOINT(e)                                                       \
   WITH_PEER("{\"pubkey\":\"" K2 "\",\"address\":\"100.64.0.2\","               \
             "\"endpoint\":\"" e "\"}")
@@ -171,8 +174,8 @@ static const struct bad_case bad[] = {
     {WITH_PEER("{\"pubkey\":\"" K2 "\",\"address\":\"100.64.0.1\"}"),
      "peers[1].address: duplicate of peers[0].address"},
     {WITH_PEER("{\"pubkey\":\"" K2 "\",\"address\":\"100.64.0.2\","
-               "\"allowed_ips\":[]}"),
-     "peers[1].allowed_ips: unknown key"},
+               "\"relays\":true}"),
+     "peers[1].relays: unknown key"},
     {"{" HEAD SECRET "\"peers\":[" PEER1 "," PEER2 ",{\"pubkey\":\"" K1
      "\",\"address\":\"fd00::1\"},"
      "{\"pubkey\":\"" K3 "\",\"address\":\"100.64.0.2\"}]}",
@@ -183,6 +186,77 @@ static const struct bad_case bad[] = {
      "':' or spaces)\n"
      "gossip_port: out of range (1..65535)\n"
      "ipv6: not a boolean"},
+    /* 49: relay and allowed_ips */
+    {WITH_PEER2("\"relay\":\"yes\""), "peers[1].relay: not a boolean"},
+    {WITH_PEER2("\"relay\":1"), "peers[1].relay: not a boolean"},
+    {WITH_PEER2("\"allowed_ips\":\"192.168.5.0/24\""),
+     "peers[1].allowed_ips: not an array"},
+    {WITH_PEER2("\"allowed_ips\":[5]"),
+     "peers[1].allowed_ips[0]: not a string"},
+    /* 53 */
+    {WITH_PEER2("\"allowed_ips\":[\"192.168.5.0\"]"),
+     "peers[1].allowed_ips[0]: \"192.168.5.0\" is not a prefix "
+     "(ADDRESS/LENGTH)"},
+    {WITH_PEER2("\"allowed_ips\":[\"192.168.5.0/24x\",\"/24\","
+                "\"192.168.5.0/-1\",\"host.example/24\",\"192.168.5.0/\","
+                "\"192.168.5.0/0024\"]"),
+     "peers[1].allowed_ips[0]: \"192.168.5.0/24x\" is not a prefix "
+     "(ADDRESS/LENGTH)\n"
+     "peers[1].allowed_ips[1]: \"/24\" is not a prefix (ADDRESS/LENGTH)\n"
+     "peers[1].allowed_ips[2]: \"192.168.5.0/-1\" is not a prefix "
+     "(ADDRESS/LENGTH)\n"
+     "peers[1].allowed_ips[3]: \"host.example/24\" is not a prefix "
+     "(ADDRESS/LENGTH)\n"
+     "peers[1].allowed_ips[4]: \"192.168.5.0/\" is not a prefix "
+     "(ADDRESS/LENGTH)\n"
+     "peers[1].allowed_ips[5]: \"192.168.5.0/0024\" is not a prefix "
+     "(ADDRESS/LENGTH)"},
+    {WITH_PEER2("\"allowed_ips\":[\"192.168.5.0/33\",\"fd01::/129\"]"),
+     "peers[1].allowed_ips[0]: \"192.168.5.0/33\" has a prefix length out "
+     "of range (0..32)\n"
+     "peers[1].allowed_ips[1]: \"fd01::/129\" has a prefix length out of "
+     "range (0..128)"},
+    {WITH_PEER2("\"allowed_ips\":[\"192.168.0.0/24\",\"10.0.0.1/8\","
+                "\"fd01::1/64\"]"),
+     "peers[1].allowed_ips[1]: \"10.0.0.1/8\" has host bits set (the "
+     "network is 10.0.0.0/8)\n"
+     "peers[1].allowed_ips[2]: \"fd01::1/64\" has host bits set (the "
+     "network is fd01::/64)"},
+    {WITH_PEER2("\"allowed_ips\":[\"10.0.1.0/24\",\"10.0.2.0/24\","
+                "\"10.0.3.0/24\",\"10.0.4.0/24\",\"10.0.5.0/24\","
+                "\"10.0.6.0/24\",\"10.0.7.0/24\",\"10.0.8.0/24\","
+                "\"10.0.9.0/24\"]"),
+     "peers[1].allowed_ips: 9 prefixes, at most 8"},
+    /* 58: overlaps */
+    {"{" HEAD SECRET "\"peers\":["
+     "{\"pubkey\":\"" K1 "\",\"address\":\"100.64.0.1\","
+     "\"allowed_ips\":[\"192.168.0.0/16\"]},"
+     "{\"pubkey\":\"" K2 "\",\"address\":\"100.64.0.2\","
+     "\"allowed_ips\":[\"10.0.0.0/8\",\"192.168.5.0/24\"]}]}",
+     "peers[1].allowed_ips[1]: 192.168.5.0/24 overlaps "
+     "peers[0].allowed_ips[0] (192.168.0.0/16)"},
+    {WITH_PEER2("\"allowed_ips\":[\"10.1.0.0/16\",\"10.0.0.0/8\","
+                "\"fd01::/64\",\"fd01::/64\"]"),
+     "peers[1].allowed_ips[1]: 10.0.0.0/8 overlaps peers[1].allowed_ips[0] "
+     "(10.1.0.0/16)\n"
+     "peers[1].allowed_ips[3]: fd01::/64 overlaps peers[1].allowed_ips[2] "
+     "(fd01::/64)"},
+    {WITH_PEER2("\"allowed_ips\":[\"100.64.0.0/10\"]"),
+     "peers[1].allowed_ips[0]: 100.64.0.0/10 holds the mesh address of "
+     "peers[0] (100.64.0.1)"},
+    {WITH_PEER2("\"allowed_ips\":[\"100.64.0.2/32\"]"),
+     "peers[1].allowed_ips[0]: 100.64.0.2/32 holds the mesh address of "
+     "peers[1] (100.64.0.2)"},
+    {WITH_PEER2("\"allowed_ips\":[\"0.0.0.0/0\"]"),
+     "peers[1].allowed_ips[0]: 0.0.0.0/0 holds the mesh address of peers[0] "
+     "(100.64.0.1)"},
+    /* 63 */
+    {"{" HEAD SECRET "\"peers\":[" PEER1 ","
+     "{\"pubkey\":\"" K2 "\",\"address\":\"100.64.0.2\","
+     "\"allowed_ips\":[\"fd00::/64\"]},"
+     "{\"pubkey\":\"" K3 "\",\"address\":\"fd00::3\"}]}",
+     "peers[1].allowed_ips[0]: fd00::/64 holds the mesh address of peers[2] "
+     "(fd00::3)"},
 };
 
 static void setup(void) {
@@ -325,6 +399,91 @@ START_TEST(test_good_full) {
 }
 END_TEST
 
+/* Relays and extra prefixes reach the engine's peer list; a relay that is
+ * this node itself, IPv6 prefixes beside IPv4 mesh addresses, and prefixes
+ * that only touch are fine. */
+START_TEST(test_good_relay) {
+  static const char json[] =
+      "{" HEAD SECRET "\"peers\":["
+      "{\"pubkey\":\"" K1 "\",\"address\":\"100.64.0.1\",\"relay\":true,"
+      "\"endpoint\":\"198.51.100.1:51820\"},"
+      "{\"pubkey\":\"" K2 "\",\"address\":\"100.64.0.2\",\"relay\":false,"
+      "\"allowed_ips\":[\"192.168.5.0/24\",\"fd01::/64\",\"10.9.0.7/32\"]},"
+      "{\"pubkey\":\"" K3 "\",\"address\":\"100.64.0.3\","
+      "\"allowed_ips\":[\"192.168.4.0/24\",\"fd02::/48\"]}]}";
+  struct config_diag diag;
+  struct config cfg;
+  char path[512];
+  wgam_peer_config peers[3];
+  wgam_cidr c;
+  const char *why;
+
+  ck_assert_int_eq(load(&cfg, &diag, json, path, sizeof(path)), 0);
+  ck_assert_uint_eq(diag.nerrors, 0);
+  ck_assert_uint_eq(cfg.npeers, 3);
+  ck_assert_int_eq(cfg.peers[0].relay, 1);
+  ck_assert_int_eq(cfg.peers[1].relay, 0);
+  ck_assert_int_eq(cfg.peers[2].relay, 0);
+  ck_assert_uint_eq(cfg.peers[0].nprefixes, 0);
+  ck_assert_uint_eq(cfg.peers[1].nprefixes, 3);
+  ck_assert_uint_eq(cfg.peers[2].nprefixes, 2);
+
+  config_to_peers(&cfg, peers);
+  ck_assert_int_eq(peers[0].relay, 1);
+  ck_assert_int_eq(peers[1].relay, 0);
+  ck_assert_uint_eq(peers[1].nprefixes, 3);
+  ck_assert_int_eq(config_parse_prefix("192.168.5.0/24", &c, &why), 0);
+  ck_assert_mem_eq(&peers[1].prefixes[0], &c, sizeof(c));
+  ck_assert_int_eq(config_parse_prefix("fd01::/64", &c, &why), 0);
+  ck_assert_mem_eq(&peers[1].prefixes[1], &c, sizeof(c));
+  ck_assert_int_eq(peers[1].prefixes[2].prefixlen, 32);
+  ck_assert_uint_eq(peers[2].nprefixes, 2);
+  ck_assert_int_eq(peers[2].prefixes[1].addr.family, WGAM_AF_INET6);
+  ck_assert_int_eq(peers[2].prefixes[1].prefixlen, 48);
+  ck_assert_ptr_eq(config_find_peer(&cfg, peers[2].pubkey), &cfg.peers[2]);
+
+  config_free(&cfg);
+  config_diag_free(&diag);
+}
+END_TEST
+
+/* The prefix parser on its own: what WireGuard's allowed IPs take. */
+START_TEST(test_prefix_parser) {
+  static const struct {
+    const char *s;
+    int ok;
+    unsigned len;
+  } cases[] = {
+      {"10.0.0.0/8", 1, 8},
+      {"0.0.0.0/0", 1, 0},
+      {"192.168.5.7/32", 1, 32},
+      {"fd00::/8", 1, 8},
+      {"::/0", 1, 0},
+      {"2001:db8::1/128", 1, 128},
+      {"11.0.0.0/7", 0, 0},
+      {"10.0.0.0", 0, 0},
+      {"10.0.0.0/33", 0, 0},
+      {"fd00::1/127", 0, 0},
+      {"fd00::/1000", 0, 0},
+      {"10.0.0.0/8/8", 0, 0},
+      {"[fd00::]/8", 0, 0},
+      {"", 0, 0},
+      {"10.0.0.0/ 8", 0, 0},
+      {"10.0.0.0/+8", 0, 0},
+  };
+  wgam_cidr c;
+  const char *why;
+
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    int rc = config_parse_prefix(cases[i].s, &c, &why);
+
+    ck_assert_msg((rc == 0) == cases[i].ok, "%s: %d", cases[i].s, rc);
+    if (cases[i].ok)
+      ck_assert_uint_eq(c.prefixlen, cases[i].len);
+  }
+}
+END_TEST
+
 START_TEST(test_good_minimal) {
   static const char json[] = "{\"interface\":\"wg0\",\"gossip_port\":1,"
                              "\"gossip_secret\":\"x\",\"peers\":[]}";
@@ -442,6 +601,8 @@ int main(void) {
   tcase_add_loop_test(tc, test_bad, 0, (int)(sizeof(bad) / sizeof(bad[0])));
   tcase_add_test(tc, test_missing_file);
   tcase_add_test(tc, test_good_full);
+  tcase_add_test(tc, test_good_relay);
+  tcase_add_test(tc, test_prefix_parser);
   tcase_add_test(tc, test_good_minimal);
   tcase_add_test(tc, test_warnings);
   tcase_add_test(tc, test_skip_secret);

@@ -100,6 +100,20 @@ def cli_tests(exe, tmp):
          '{"pubkey":"%s","address":"100.64.0.1"}]}' % (K1, K1),
          ["peers[1].pubkey: duplicate of peers[0].pubkey",
           "peers[1].address: duplicate of peers[0].address"]),
+        # Relays and extra prefixes: the field and the value named.
+        ('{"interface":"wg0","gossip_port":1,"gossip_secret":"a","peers":['
+         '{"pubkey":"%s","address":"100.64.0.1","relay":"yes"},'
+         '{"pubkey":"%s","address":"100.64.0.2",'
+         '"allowed_ips":["192.168.5.0/24","10.0.0.1/8"]},'
+         '{"pubkey":"%s","address":"100.64.0.3",'
+         '"allowed_ips":["192.168.0.0/16","100.64.0.0/24"]}]}' % (K1, K2, K3),
+         ["peers[0].relay: not a boolean",
+          'peers[1].allowed_ips[1]: "10.0.0.1/8" has host bits set (the '
+          'network is 10.0.0.0/8)',
+          "peers[2].allowed_ips[0]: 192.168.0.0/16 overlaps "
+          "peers[1].allowed_ips[0] (192.168.5.0/24)",
+          "peers[2].allowed_ips[1]: 100.64.0.0/24 holds the mesh address of "
+          "peers[0] (100.64.0.1)"]),
     ]
     path = os.path.join(tmp, "bad.json")
     for text, lines in bad:
