@@ -145,11 +145,21 @@ kill -HUP $DPID
 wait_fwd 1 10 || fail "reload to relay did not set forwarding"
 echo "ok: a reload that makes it a relay again sets forwarding to 1"
 
-# A bad reload keeps the running configuration, forwarding included.
-echo '{"interface": "x"' >"$TMP/cfg.json"
+# A bad reload (here: no longer a relay, and a prefix with host bits) is
+# refused whole: forwarding stays on, the error names the field.
+write_config false
+sed -i 's|"192.168.5.0/24"|"192.168.5.1/24"|' "$TMP/cfg.json"
 kill -HUP $DPID
-sleep 1
+for _ in $(seq 50); do
+  grep -q "reload failed" "$TMP/daemon.log" && break
+  sleep 0.1
+done
+grep -q 'peers\[1\].allowed_ips\[0\]: "192.168.5.1/24" has host bits set' \
+  "$TMP/daemon.log" || fail "bad prefix not reported on reload"
+grep -q "reload failed" "$TMP/daemon.log" || fail "bad reload not refused"
 [ "$(fwd)" = 1 ] || fail "a failed reload changed forwarding"
+[ "$(status_relay)" = True ] || fail "a failed reload changed the relay flag"
+echo "ok: a refused reload leaves the relay and its forwarding as they were"
 
 kill -TERM $DPID
 wait $DPID
