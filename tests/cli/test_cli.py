@@ -244,8 +244,9 @@ def daemon_tests(exe, tmp):
     cfgpath = os.path.join(tmp, "daemon.json")
     state = os.path.join(tmp, "state.bin")
     peers = [{"pubkey": K1, "address": "100.64.0.1",
-              "endpoint": "198.51.100.1:51820"},
-             {"pubkey": K2, "address": "100.64.0.2"}]
+              "endpoint": "198.51.100.1:51820", "relay": True},
+             {"pubkey": K2, "address": "100.64.0.2",
+              "allowed_ips": ["192.168.5.0/24"]}]
     write(cfgpath, config(iface, tmp, peers, persist_file=state))
     # A corrupt state file is set aside, never a crash.
     with open(state, "wb") as f:
@@ -300,6 +301,18 @@ def daemon_tests(exe, tmp):
         check(set(st["stats"]["pkts_in"]) == {"ping", "pong", "announce",
                                               "request", "lan_broadcast"},
               "pkts_in types")
+        # Relays and prefixes as configured; nothing relayed yet.
+        check(st["relay"] is False and st["stats"]["relay_switches"] == 0,
+              "not a relay %r" % st)
+        check(byaddr["100.64.0.1"]["relay"] is True and
+              byaddr["100.64.0.2"]["relay"] is False and
+              byaddr["100.64.0.2"]["allowed_ips"] == ["192.168.5.0/24"] and
+              byaddr["100.64.0.1"]["allowed_ips"] == [],
+              "relay and allowed_ips %r" % st["peers"])
+        for p in st["peers"]:
+            check(p["route"] == "direct" and p["via"] is None and
+                  p["via_address"] is None and p["route_changes"] == 0,
+                  "route of %r" % p)
 
         # The engine configured both peers on the device.
         got = wait_for(lambda: len(fake.peers) >= 2 and fake.peers)
@@ -314,11 +327,15 @@ def daemon_tests(exe, tmp):
               lines[1].split()[:3] == ["PEER", "ADDRESS", "ENDPOINT"] and
               len(lines) == 4 and "never" in lines[2],
               "status table %r" % out)
+        check(lines[1].split()[-2:] == ["RELAY", "ROUTE"] and
+              lines[2].split()[-2:] == ["yes", "direct"],
+              "relay columns %r" % out)
         rc, out, _ = status("--prometheus")
         check(rc == 0 and "wgautomesh_peers_configured 2\n" in out and
               "wgautomesh_upnp_mapped 0\n" in out and
               'wgautomesh_gossip_packets_total{direction="out",type="request"}'
-              in out, "prometheus %r" % out[:300])
+              in out and "wgautomesh_relay_switches_total 0\n" in out,
+              "prometheus %r" % out[:300])
         # The raw command, as a metrics scraper would use it.
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.connect(ctl)
