@@ -670,6 +670,10 @@ static void do_v4(portmap *pm, uint16_t internal_port) {
     else
       ok = map_gateway(pm, (int)pm->v4.proto, internal_port, msg, sizeof(msg),
                        &kind);
+    /* A stop cut the renewal short: the mapping stands, unmap() deletes
+     * it. */
+    if (ok < 0 && stopping(pm))
+      return;
     if (ok < 0) {
       log_info("%s: renewal failed (%s); trying every protocol",
                portmap_proto_name(pm->v4.proto), msg);

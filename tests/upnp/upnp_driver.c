@@ -74,7 +74,7 @@ static void print_endpoints(const char *tag, long long ms,
 }
 
 /* Waits up to @ms for a result with an IPv4 endpoint (and an IPv6 one with
- * @want6); returns 1 with *@ext the IPv4 one, 0 for "none", -ETIMEDOUT. */
+ * @want6); returns 1 with *@ext the IPv4 one, or -ETIMEDOUT. */
 static int wait_result(portmap *u, int ms, wgam_addr *ext, int want6) {
   long long end = now_ms() + ms;
   struct pollfd pfd = {.fd = portmap_fd(u), .events = POLLIN};
@@ -91,8 +91,9 @@ static int wait_result(portmap *u, int ms, wgam_addr *ext, int want6) {
     n = portmap_results(u, eps, PORTMAP_MAX);
     if (n == -EAGAIN)
       continue;
+    /* "None yet": the worker retries; wait on. */
     if (n == 0)
-      return 0;
+      continue;
     has4 = has6 = 0;
     for (i = 0; i < n; i++) {
       if (eps[i].addr.family == WGAM_AF_INET) {
