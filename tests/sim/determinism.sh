@@ -24,17 +24,19 @@ if cmp -s "$dir/a" "$dir/c"; then
   echo "seed has no effect" >&2
   exit 1
 fi
-# The relay model, extra prefixes, a skewed clock and a node that stops too.
-more="--relays 2 --oracle-relay --prefixes --skew-node 3 --skew-s 31536000
-      --kill-at 60"
-# shellcheck disable=SC2086
-"$sim" $args $more >"$dir/d" 2>/dev/null || true
-# shellcheck disable=SC2086
-"$sim" $args $more >"$dir/e" 2>/dev/null || true
-if ! cmp -s "$dir/d" "$dir/e"; then
-  echo "relay runs differ:" >&2
-  diff "$dir/d" "$dir/e" >&2 || true
-  exit 1
-fi
+# The relay model, extra prefixes, a skewed clock, a node that stops, NATs
+# that change.
+for more in "--relays 2 --oracle-relay --prefixes --skew-node 3
+             --skew-s 31536000 --kill-at 60" "--relays 1 --nat-to-cone 60"; do
+  # shellcheck disable=SC2086
+  "$sim" $args $more >"$dir/d" 2>/dev/null || true
+  # shellcheck disable=SC2086
+  "$sim" $args $more >"$dir/e" 2>/dev/null || true
+  if ! cmp -s "$dir/d" "$dir/e"; then
+    echo "runs with $more differ:" >&2
+    diff "$dir/d" "$dir/e" >&2 || true
+    exit 1
+  fi
+  tail -n 1 "$dir/d"
+done
 tail -n 1 "$dir/a"
-tail -n 1 "$dir/d"

@@ -496,6 +496,8 @@ static int pair_reach(struct sim *s, uint32_t a, uint32_t b) {
 static int reach_model(const struct sim *s, uint32_t a, uint32_t b) {
   if (s->nodes[a].dead || s->nodes[b].dead)
     return 0;
+  if (s->reach_direct)
+    return reachable(s, a, b);
   return reachable(s, a, b) ||
          s->nrelays > (uint32_t)s->nodes[a].relay + s->nodes[b].relay;
 }
@@ -506,7 +508,8 @@ static void reach_check(struct sim *s, uint32_t a, uint32_t b) {
   if (a == b)
     return;
   bit = a < b ? (size_t)a * s->n + b : (size_t)b * s->n + a;
-  if ((s->reached[bit >> 3] >> (bit & 7)) & 1 || !pair_reach(s, a, b))
+  if ((s->reached[bit >> 3] >> (bit & 7)) & 1 || !pair_reach(s, a, b) ||
+      (s->reach_direct && (dev_route(s, a, b) != b || dev_route(s, b, a) != a)))
     return;
   s->reached[bit >> 3] |= (uint8_t)(1 << (bit & 7));
   if (reach_model(s, a, b) && ++s->reach_ever == s->reach_model_pairs) {
@@ -574,6 +577,8 @@ void metric_session(struct sim *s, uint32_t i, uint32_t j) {
  * the remaining relays; heal_s is the time until they all reached each
  * other again.
  */
+static void reach_reset(struct sim *s);
+
 static void node_kill(struct sim *s, uint32_t x) {
   struct node *nd = &s->nodes[x];
 
@@ -592,7 +597,16 @@ static void node_kill(struct sim *s, uint32_t x) {
             (DP(s, i, s->relay0)->flags & DP_PRESENT))
           oracle_add(s, i, k);
   }
-  s->reach_first_ns = s->reach_ns;
+  reach_reset(s);
+}
+
+/*
+ * Counts the pairs the model can reach from now on, and those that already
+ * reach each other. reach_ns is when they all did.
+ */
+static void reach_reset(struct sim *s) {
+  if (s->reach_first_ns == NEVER)
+    s->reach_first_ns = s->reach_ns;
   s->reach_ns = NEVER;
   s->reach_ever = s->reach_model_pairs = 0;
   memset(s->reached, 0, ((size_t)s->n * s->n + 7) / 8);
@@ -613,6 +627,8 @@ static int done(const struct sim *s) {
   if (s->nrelays && s->reach_ns == NEVER)
     return 0;
   if (s->kill_node >= 0 && (s->now < s->kill_ns || s->reach_ns == NEVER))
+    return 0;
+  if (s->cone_ns != NEVER && (s->now < s->cone_ns || s->reach_ns == NEVER))
     return 0;
   if (s->roam_node >= 0 && (s->now < s->roam_ns || s->recovered_ns == NEVER))
     return 0;
@@ -728,6 +744,25 @@ static size_t probe_engine_mem(struct sim *s) {
   return used;
 }
 
+/*
+ * --nat-to-cone: the symmetric NATs become cone NATs. The pairs that can
+ * now connect directly must go direct; direct_s is the time until they all
+ * did (both routes on the peers' own entries, a session each way).
+ */
+static void nat_to_cone(struct sim *s) {
+  net_nat_to_cone(s);
+  for (uint32_t i = 0; i < s->n; i++)
+    for (uint32_t j = i + 1; j < s->n; j++)
+      if (can_connect(s, i, j, s->npublic)) {
+        size_t b1 = (size_t)i * s->n + j, b2 = (size_t)j * s->n + i;
+
+        s->reach[b1 >> 3] |= (uint8_t)(1 << (b1 & 7));
+        s->reach[b2 >> 3] |= (uint8_t)(1 << (b2 & 7));
+      }
+  s->reach_direct = 1;
+  reach_reset(s);
+}
+
 static int setup(struct sim *s, const struct params *p) {
   struct rng r;
   uint32_t n = p->nodes, nnat, nfc, nprc, *perm, *types, npublic, k;
@@ -745,6 +780,7 @@ static int setup(struct sim *s, const struct params *p) {
   s->reach_ns = NEVER;
   s->reach_first_ns = NEVER;
   s->kill_node = -1;
+  s->cone_ns = NEVER;
   s->roam_node = -1;
   s->digest = 0xcbf29ce484222325ULL;
   rng_seed(&r, p->seed, 1);
@@ -798,6 +834,7 @@ static int setup(struct sim *s, const struct params *p) {
     k += take;
   }
   npublic = n - nnat;
+  s->npublic = npublic;
   for (uint32_t i = 0; i < n; i++) {
     struct node *nd = &s->nodes[i];
 
@@ -944,6 +981,11 @@ static int setup(struct sim *s, const struct params *p) {
       fatal_nomem();
   }
 
+  if (p->cone_s >= 0) {
+    s->cone_ns = (uint64_t)(p->cone_s * 1e9);
+    if (evq_push(&s->q, s->cone_ns, EV_NAT_CONE, 0, 0, 0))
+      fatal_nomem();
+  }
   if (p->kill_s >= 0) {
     s->kill_node = p->kill_node >= 0 ? p->kill_node
                    : s->nrelays      ? (int64_t)s->relay0
@@ -1137,7 +1179,13 @@ static void collect(struct sim *s, struct result *res, double wall) {
       }
     }
   res->reach_s = s->reach_ns == NEVER ? -1 : (double)s->reach_ns / 1e9;
-  res->heal_s = NAN;
+  res->heal_s = res->direct_s = NAN;
+  if (s->cone_ns != NEVER && s->now >= s->cone_ns) {
+    res->reach_s =
+        s->reach_first_ns == NEVER ? -1 : (double)s->reach_first_ns / 1e9;
+    res->direct_s =
+        s->reach_ns == NEVER ? -1 : (double)(s->reach_ns - s->cone_ns) / 1e9;
+  }
   res->live_pairs = (uint64_t)s->n * (s->n - 1) / 2;
   if (s->kill_node >= 0 && s->now >= s->kill_ns) {
     res->reach_s =
@@ -1148,16 +1196,19 @@ static void collect(struct sim *s, struct result *res, double wall) {
   }
   res->reach_model_pairs = s->reach_model_pairs;
   for (uint32_t i = 0; i < s->n; i++)
-    for (uint32_t j = i + 1; j < s->n; j++)
-      if (pair_reach(s, i, j)) {
-        res->reach_end++;
-        if (dev_route(s, i, j) != j || dev_route(s, j, i) != i)
-          res->relayed_end++;
-      } else if (s->nrelays && !s->p.quiet && reach_model(s, i, j) &&
-                 ndescribed++ < 10) {
+    for (uint32_t j = i + 1; j < s->n; j++) {
+      int reach = pair_reach(s, i, j);
+      int relayed = dev_route(s, i, j) != j || dev_route(s, j, i) != i;
+
+      res->reach_end += reach;
+      res->relayed_end += reach && relayed;
+      /* Not reached, or relayed where it must be direct. */
+      if ((!reach || (s->reach_direct && relayed)) && s->nrelays &&
+          !s->p.quiet && reach_model(s, i, j) && ndescribed++ < 10) {
         describe_route(s, i, j);
         describe_route(s, j, i);
       }
+    }
   /* A network behind a peer goes where the peer's address goes. */
   for (uint32_t i = 0; s->pfx && i < s->n; i++)
     for (uint32_t k = 0; k < s->n; k++)
@@ -1248,6 +1299,9 @@ static int run(const struct params *p, struct result *res) {
     case EV_KILL:
       node_kill(s, ev.a);
       break;
+    case EV_NAT_CONE:
+      nat_to_cone(s);
+      break;
     case EV_TICK:
       if (s->nodes[ev.a].dead)
         break;
@@ -1325,7 +1379,8 @@ static double reach_share(const struct result *r) {
   return r->live_pairs ? (double)r->reach_end / (double)r->live_pairs : 1.0;
 }
 
-/* " heal_s=..." after a --kill-at, else "". */
+/* " heal_s=..." after a --kill-at, " direct_s=..." after a
+ * --nat-to-cone, else "". */
 static const char *heal_kv(const struct params *p, const struct result *r,
                            char *buf, size_t len) {
   char v[32];
@@ -1334,23 +1389,24 @@ static const char *heal_kv(const struct params *p, const struct result *r,
   if (p->kill_s >= 0) {
     fmt_s(v, sizeof(v), r->heal_s);
     snprintf(buf, len, " heal_s=%s", v);
+  } else if (p->cone_s >= 0) {
+    fmt_s(v, sizeof(v), r->direct_s);
+    snprintf(buf, len, " direct_s=%s", v);
   }
   return buf;
 }
 
 static void print_result(const struct params *p, const struct result *r,
                          const char *prefix) {
-  char conv[32], rec[32], reach[32], heal[32], pfx[48] = "", kill[48] = "";
+  char conv[32], rec[32], reach[32], pfx[48] = "", kill[48];
 
   fmt_s(conv, sizeof(conv), r->converged_s);
   fmt_s(rec, sizeof(rec), r->recovered_s);
   fmt_s(reach, sizeof(reach), r->reach_s);
-  fmt_s(heal, sizeof(heal), r->heal_s);
   if (p->prefixes)
     snprintf(pfx, sizeof(pfx), " prefix_misrouted=%" PRIu64,
              r->prefix_misrouted);
-  if (p->kill_s >= 0)
-    snprintf(kill, sizeof(kill), " heal_s=%s", heal);
+  heal_kv(p, r, kill, sizeof(kill));
   printf("%spolicy=%s nodes=%" PRIu32 " converged_s=%s recovered_s=%s "
          "gossip_bytes_per_node_s=%.1f gossip_pkts_per_node_s=%.2f "
          "steady_bytes_per_node_s=%.1f steady_pkts_per_node_s=%.2f "
@@ -1413,6 +1469,13 @@ static int check_relay(const struct params *p, const struct result *r) {
             "CHECK FAILED: %s: %" PRIu64 " of %" PRIu64
             " pairs reach each other at the end (%" PRIu64 " relayed)\n",
             policy_name(r->policy), r->reach_end, pairs, r->relayed_end);
+    ok = 0;
+  }
+  if (p->cone_s >= 0 && !(r->direct_s >= 0)) {
+    fprintf(stderr,
+            "CHECK FAILED: %s: the pairs that could connect directly once "
+            "the NATs were cone NATs did not all go direct\n",
+            policy_name(r->policy));
     ok = 0;
   }
   if (p->kill_s >= 0 && !(r->heal_s >= 0)) {
@@ -1479,7 +1542,11 @@ static void usage(FILE *f) {
           "the others all\n"
           "                     reach each other again)\n"
           "  --kill-node I      which node stops (default: the first "
-          "relay)\n",
+          "relay)\n"
+          "  --nat-to-cone T    the symmetric NATs become port-restricted "
+          "cone NATs at T s\n"
+          "                     (direct_s: until every pair that can is "
+          "direct); not with --kill-at\n",
           PFX_LEN);
 }
 
@@ -1515,6 +1582,7 @@ int main(int argc, char **argv) {
       {"skew-s", required_argument, NULL, 'W'},
       {"kill-at", required_argument, NULL, 'Z'},
       {"kill-node", required_argument, NULL, 'z'},
+      {"nat-to-cone", required_argument, NULL, 'y'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
   };
@@ -1539,6 +1607,7 @@ int main(int argc, char **argv) {
       .skew_node = -1,
       .kill_node = -1,
       .kill_s = -1,
+      .cone_s = -1,
   };
   struct result res[2];
   int both = 0, c, ok = 1;
@@ -1649,6 +1718,9 @@ int main(int argc, char **argv) {
     case 'z':
       p.kill_node = strtoll(optarg, NULL, 10);
       break;
+    case 'y':
+      p.cone_s = strtod(optarg, NULL);
+      break;
     case 'h':
       usage(stdout);
       return 0;
@@ -1663,6 +1735,7 @@ int main(int argc, char **argv) {
       p.window_s <= 0 || p.settle_s < 0 || p.spread_s < 0 ||
       (p.roam_node >= (int64_t)p.nodes) || p.skew_node >= (int64_t)p.nodes ||
       p.kill_node >= (int64_t)p.nodes || !(p.kill_s >= 0 || p.kill_s == -1) ||
+      !(p.cone_s >= 0 || p.cone_s == -1) || (p.cone_s >= 0 && p.kill_s >= 0) ||
       !isfinite(p.skew_s) || fabs(p.skew_s) > 1e11 ||
       (p.prefixes && p.nodes > 1u << (32 - 11 - (32 - PFX_LEN)))) {
     usage(stderr);

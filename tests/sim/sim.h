@@ -35,6 +35,7 @@ enum ev_kind {
   EV_PROGRESS, /* periodic report and stop check */
   EV_MARK,     /* a: 0 steady window starts, 1 it ends */
   EV_KILL,     /* a: node that stops for good (a daemon killed) */
+  EV_NAT_CONE, /* the symmetric NATs become port-restricted cone NATs */
 };
 
 enum pkt_type {
@@ -213,6 +214,7 @@ struct params {
   double skew_s;
   int64_t kill_node; /* -1: the first relay */
   double kill_s;     /* < 0: none */
+  double cone_s;     /* < 0: none */
   int64_t log_node;
   double mem_limit_gib;
 };
@@ -230,8 +232,9 @@ struct result {
   uint64_t connected_end;
   uint64_t engine_connected_unreachable;
   /* Reachability through the device routes, directly or through a relay. */
-  double reach_s; /* every pair the model can reach had been reached */
-  double heal_s;  /* the same from a node's kill on: < 0 never, NAN none */
+  double reach_s;  /* every pair the model can reach had been reached */
+  double heal_s;   /* the same from a node's kill on: < 0 never, NAN none */
+  double direct_s; /* from --nat-to-cone until every pair that can is direct */
   uint64_t reach_model_pairs, reach_end, relayed_end, prefix_misrouted;
   uint64_t live_pairs; /* pairs of nodes not killed */
   uint64_t digest;
@@ -306,6 +309,9 @@ struct sim {
   uint64_t reach_first_ns; /* reach_ns before a kill reset it */
   int64_t kill_node;
   uint64_t kill_ns;
+  uint64_t cone_ns; /* NEVER: no --nat-to-cone */
+  int reach_direct; /* reach counts direct paths only */
+  uint32_t npublic;
   struct stats st;
   uint64_t digest;
   int failed;
@@ -368,6 +374,7 @@ void wg_tick(struct sim *s, uint32_t i);
 void net_arrive(struct sim *s, uint32_t from, uint32_t hint, uint32_t pktidx);
 void net_broadcast(struct sim *s, uint32_t i, const uint8_t *data, size_t len);
 void net_roam(struct sim *s, uint32_t x);
+void net_nat_to_cone(struct sim *s);
 uint32_t net_alloc_ip(struct sim *s, int32_t owner);
 uint32_t lan_ip(uint32_t router, uint32_t host);
 int maptab_init(struct maptab *t);

@@ -739,6 +739,28 @@ void net_broadcast(struct sim *s, uint32_t i, const uint8_t *data, size_t len) {
 }
 
 /*
+ * Every symmetric NAT becomes a port-restricted cone NAT, its mappings and
+ * filters flushed (new rules, conntrack flushed); addresses stay.
+ */
+void net_nat_to_cone(struct sim *s) {
+  for (uint32_t r = 0; r < s->nrouters; r++) {
+    struct router *rt = &s->routers[r];
+
+    if (rt->nat != NAT_SYMMETRIC)
+      continue;
+    rt->nat = NAT_PORT_RESTRICTED;
+    for (uint32_t k = 0; k < rt->nhosts; k++) {
+      struct node *h = &s->nodes[rt->hosts[k]];
+
+      h->nat = NAT_PORT_RESTRICTED;
+      h->map_port = 0;
+      h->map = 0;
+      memset(h->ns, 0, s->n * sizeof(*h->ns));
+    }
+  }
+}
+
+/*
  * Node @x gets a new public address: a public host's address changes, or
  * its router's (then every mapping of that router is lost).
  */
