@@ -5,7 +5,9 @@
  *
  *   wgautomesh-sim --nodes 1000 --nat 0.3 --seed 1 --policy fast|classic|both
  *       [--lan-groups K] [--loss 0.01] [--latency-ms 20] [--roam T]
- *       [--duration S]
+ *       [--duration S] [--relays K] [--skew-node I --skew-s S] ...
+ *
+ * (--help lists them all).
  *
  * The last line of the output is key=value figures for scripts.
  */

@@ -300,13 +300,13 @@ struct sim {
   uint32_t nrelays;
   uint32_t relay0;    /* the first relay */
   uint32_t *nforeign; /* per device: addresses held by another entry */
-  uint32_t *pfx;      /* --prefixes: n * n holders of node k's prefix */
+  uint32_t *pfx;      /* --prefixes: [i * n + k] k's prefix on entry x + 1 */
   wgam_cidr *aip;     /* a device read: every entry's allowed IPs */
   uint32_t *aipn, *aipoff;
   uint8_t *reached;
   uint64_t reach_model_pairs, reach_ever;
   uint64_t reach_ns;
-  uint64_t reach_first_ns; /* reach_ns before a kill reset it */
+  uint64_t reach_first_ns; /* reach_ns before a kill or NAT change */
   int64_t kill_node;
   uint64_t kill_ns;
   uint64_t cone_ns; /* NEVER: no --nat-to-cone */
