@@ -151,6 +151,8 @@ int wgam_mesh_read_pkt(wgam_mesh *m, const wgam_addr *src, const uint8_t *pkt,
   switch (msg.type) {
   case WGAM_MSG_PING:
     queue_pkt(m, WGAM_MSG_PONG, NO_IDX, src);
+    if (m->nrelays)
+      wgam_relay_pinged(m, src, ts);
     return 0;
   case WGAM_MSG_PONG:
     idx = wgam_find_addr(m, src);

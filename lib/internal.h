@@ -92,6 +92,7 @@ struct wgam_fixed {
   size_t queue_keep;         /* datagram ring slots kept after a burst */
   wgam_tstamp relay_after;   /* no direct path this long: use a relay */
   wgam_tstamp relay_confirm; /* a relayed Ping unanswered: next relay */
+  wgam_tstamp relay_probe;   /* a relayed route is asked again this often */
 };
 extern const struct wgam_fixed wgam_fixed;
 

@@ -172,6 +172,13 @@ static uint32_t pick_relay(const wgam_mesh *m, const struct peer *p) {
   return best;
 }
 
+/* Asks the peer through its relay; the answer is due by relay_at. */
+static void ask_through(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
+  p->route_at = ts;
+  p->relay_at = ts_add(ts, wgam_fixed.relay_confirm);
+  wgam_queue_to_peer(m, WGAM_MSG_PING, NO_IDX, p);
+}
+
 static void set_route(wgam_mesh *m, struct peer *p, uint32_t via,
                       wgam_tstamp ts) {
   uint32_t ips = 1u + p->nprefixes;
@@ -189,11 +196,11 @@ static void set_route(wgam_mesh *m, struct peer *p, uint32_t via,
              wgam_key_short(m->peers[via].pubkey).s);
     p->route = WGAM_ROUTE_RELAY_PENDING;
     m->peers[via].relayed_ips += ips;
-    p->relay_at = ts_add(ts, wgam_fixed.relay_confirm);
-    wgam_queue_to_peer(m, WGAM_MSG_PING, NO_IDX, p);
   }
   p->via = via;
   p->route_at = ts;
+  if (via != NO_IDX)
+    ask_through(m, p, ts);
   p->route_changes++;
   m->stats.relay_switches++;
   wgam_mark_update(m, p, UPD_ROUTE);
@@ -212,6 +219,57 @@ static void reroute_from(wgam_mesh *m, struct peer *r, wgam_tstamp ts) {
     set_route(m, q, NO_IDX, ts); /* reachable again as soon as possible */
     q->relay_at = ts;
     wgam_heap_set(m, (uint32_t)i, ts);
+  }
+}
+
+/*
+ * A peer routed through a relay. A Pong since route_at confirms the route;
+ * a confirmed route is asked again every relay_probe (the other end may
+ * have moved to another relay, and a packet is accepted only from the
+ * entry holding its source). Unanswered by relay_at: the relay both ends
+ * rank first, or, if that is the one in use, the next one.
+ */
+static void relayed_step(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
+  int answered = p->pong_at != NONE && p->pong_at >= p->route_at;
+  int awaiting = p->relay_at == ts_add(p->route_at, wgam_fixed.relay_confirm);
+  uint32_t via;
+
+  if (!usable_relay(m, p, p->via)) {
+    p->relay_rank = 0;
+    via = pick_relay(m, p);
+    set_route(m, p, via, ts);
+    return;
+  }
+  if (answered) {
+    if (p->route == WGAM_ROUTE_RELAY_PENDING) {
+      wgam_log(m, WGAM_LOG_INFO, "peer %s: relayed path confirmed",
+               wgam_key_short(p->pubkey).s);
+      p->route = WGAM_ROUTE_RELAYED;
+    }
+    if (awaiting)
+      p->relay_at = ts_add(p->pong_at, wgam_fixed.relay_probe);
+    else if (ts >= p->relay_at)
+      ask_through(m, p, ts);
+    return;
+  }
+  /* Unconfirmed: move at once to the relay both ends rank first when it
+   * is not the one in use (it may have come up after we chose). */
+  if (p->relay_rank == 0 && (via = pick_relay(m, p)) != p->via &&
+      via != NO_IDX) {
+    set_route(m, p, via, ts);
+    return;
+  }
+  if (ts < p->relay_at)
+    return;
+  p->relay_rank++; /* no answer through it: the next one */
+  via = pick_relay(m, p);
+  if (via == p->via) {
+    /* The only usable relay: ask again (the peer may not have chosen a
+     * relay for its direction yet). */
+    p->route = WGAM_ROUTE_RELAY_PENDING;
+    ask_through(m, p, ts);
+  } else {
+    set_route(m, p, via, ts);
   }
 }
 
@@ -238,33 +296,7 @@ void wgam_relay_step(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
     return;
   }
   if (p->route != WGAM_ROUTE_DIRECT) {
-    if (!usable_relay(m, p, p->via)) {
-      p->relay_rank++;
-    } else if (p->pong_at != NONE && p->pong_at >= p->route_at) {
-      if (p->route == WGAM_ROUTE_RELAY_PENDING) {
-        wgam_log(m, WGAM_LOG_INFO, "peer %s: relayed path confirmed",
-                 wgam_key_short(p->pubkey).s);
-        p->route = WGAM_ROUTE_RELAYED;
-      }
-      p->relay_at = NONE;
-      return;
-    } else if (p->relay_at == NONE || ts < p->relay_at) {
-      return;
-    } else {
-      p->relay_rank++; /* no answer through it: the next one */
-    }
-    via = pick_relay(m, p);
-    if (via == NO_IDX) {
-      set_route(m, p, NO_IDX, ts);
-    } else if (via == p->via) {
-      /* The only usable relay: ask again (the peer may not have chosen a
-       * relay for its direction yet). */
-      p->route_at = ts;
-      p->relay_at = ts_add(ts, wgam_fixed.relay_confirm);
-      wgam_queue_to_peer(m, WGAM_MSG_PING, NO_IDX, p);
-    } else {
-      set_route(m, p, via, ts);
-    }
+    relayed_step(m, p, ts);
     return;
   }
   if (p->relay_at == NONE || ts < p->relay_at)
@@ -285,8 +317,13 @@ void wgam_relay_up(wgam_mesh *m, struct peer *r, wgam_tstamp ts) {
   for (i = 0; i < m->npeers; i++) {
     struct peer *q = &m->peers[i];
 
-    if (q == r || i == m->self_idx || q->down_since == NONE ||
-        q->route != WGAM_ROUTE_DIRECT || q->relay_at != NONE)
+    if (q == r || i == m->self_idx || q->down_since == NONE)
+      continue;
+    if (q->route == WGAM_ROUTE_RELAY_PENDING) {
+      wgam_heap_set(m, (uint32_t)i, ts); /* a better relay, maybe */
+      continue;
+    }
+    if (q->route != WGAM_ROUTE_DIRECT || q->relay_at != NONE)
       continue;
     q->relay_at = ts_add(q->down_since, wgam_fixed.relay_after);
     if (q->relay_at < ts)
@@ -294,6 +331,25 @@ void wgam_relay_up(wgam_mesh *m, struct peer *r, wgam_tstamp ts) {
     if (q->relay_at < q->next)
       wgam_heap_set(m, (uint32_t)i, q->relay_at);
   }
+}
+
+/*
+ * A Ping from a peer whose relayed route is not confirmed yet: it has
+ * chosen its route to us (its Ping came through), so a Ping of ours now is
+ * answered through it. Without this our next Ping would wait for
+ * relay_confirm. One Ping out per Ping in, only in that state.
+ */
+void wgam_relay_pinged(wgam_mesh *m, const wgam_addr *src, wgam_tstamp ts) {
+  uint32_t idx = wgam_find_addr(m, src);
+  struct peer *p;
+
+  if (idx == NO_IDX || idx == m->self_idx)
+    return;
+  p = &m->peers[idx];
+  if (p->route != WGAM_ROUTE_RELAY_PENDING ||
+      (p->pong_at != NONE && p->pong_at >= p->route_at))
+    return;
+  ask_through(m, p, ts);
 }
 
 int wgam_route_update(wgam_mesh *m, struct peer *p, wgam_peer_update *upd) {

@@ -124,4 +124,8 @@ const struct wgam_fixed wgam_fixed = {
     /* A Pong through the relay confirms it; without one this long the
      * next usable relay is taken (or the same one asked again). */
     .relay_confirm = 2 * WGAM_SECONDS,
+    /* A confirmed relayed route is asked again this often: the other end
+     * may have moved to another relay (a packet is accepted only from the
+     * entry that holds its source), or the relay lost the peer. */
+    .relay_probe = 10 * WGAM_SECONDS,
 };

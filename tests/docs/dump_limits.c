@@ -96,6 +96,7 @@ int main(void) {
   FIXED_COUNT(queue_keep);
   FIXED_TIME(relay_after);
   FIXED_TIME(relay_confirm);
+  FIXED_TIME(relay_probe);
 
   CONST(WGAM_MAX_ENDPOINTS);
   CONST(WGAM_GOSSIP_FANOUT);
