@@ -13,8 +13,9 @@ network namespaces:
   - a's state file knows b and c (plus older dead endpoints, one IPv6),
     b's knows a, c's is the empty map: a-b and a-c form from the state,
     b-c only from what a gossips, so gossip must work;
-  - a's secret is inline in its TOML (a tab, quotes, a backslash, non-ASCII,
-    a trailing newline), b's and c's is the same bytes in a secret file:
+  - a's secret is inline in its TOML (a tab, quotes, a backslash, control
+    characters, non-ASCII, a trailing newline), b's and c's is the same
+    bytes in a secret file:
     gossip between them proves the converted inline secret is the file's
     bytes, byte for byte.
 
@@ -134,7 +135,7 @@ def scenario(conv, policy, keep):
     try:
         a, b, c = (rig.node(x) for x in "abc")
         rig.start_all_wg()
-        secret = 'migrated\t"ré" back\\slash ключ %s\n' % rig.secret
+        secret = 'migrated\t"ré" back\\slash \x01\x1f\x7f ключ %s\n' % rig.secret
         wrong = {n: "198.51.100.%d:%d" % (200 + k, R.LISTEN_PORT) for k, n in enumerate(rig.nodes)}
         # The age of the state's entries. Classic, like the original, asks
         # for gossip (Request) only at start, before any tunnel is up, and
