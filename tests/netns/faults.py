@@ -409,7 +409,8 @@ class Sampler:
                         peers[name] = [q.get("state"), q.get("endpoint"), q.get("source"),
                                        q.get("tries"), [(k.get("addr"), k.get("time"))
                                                         for k in q.get("known") or []],
-                                       q.get("lan_endpoint")]
+                                       q.get("lan_endpoint"), q.get("route"),
+                                       q.get("via")]
                     out.write(json.dumps({"t": round(rig_time(), 3), "node": n.name,
                                           "ext": st.get("external_endpoint"),
                                           "peers": peers}) + "\n")

@@ -115,6 +115,7 @@ class Soak:
         self.records = []
         self.failures = []
         self.deaths = []
+        self.broken = []
         for k in self.kinds:
             if k not in F.INJECT:
                 raise SystemExit("unknown fault kind %r (known: %s)" % (k, ", ".join(F.KINDS)))
@@ -298,7 +299,13 @@ class Soak:
                     rec.late = max(late.values()) - t_end
                     say("  ... recovered after %.2f s" % rec.late)
                 else:
-                    say("  ... still not after %.0f s more" % HANG)
+                    # Pairs that stay broken are left out of the later
+                    # figures (the run has failed already).
+                    gone = [p for p in missing if p not in late]
+                    self.broken += gone
+                    self.expected = [p for p in self.expected if p not in gone]
+                    say("  ... still not after %.0f s more: %s left out from now on" % (
+                        HANG, fmt_pairs(gone)))
         self.check_deaths()
         for k, (kind, target) in enumerate(picks):
             if kind == "state_bad" and F.restore_state_path(target.state_path):
@@ -315,10 +322,10 @@ class Soak:
                     wg = self.rig.wg_dump(x).get(y.pubkey, {})
                     st = self.rig.peer_status(x, y)
                     say("  %s -> %s: device endpoint %s hs %s; daemon state %s endpoint %s "
-                        "source %s tries %s" % (
+                        "source %s tries %s route %s via %s" % (
                             x.name, y.name, wg.get("endpoint"), wg.get("handshake"),
                             st.get("state"), st.get("endpoint"), st.get("source"),
-                            st.get("tries")))
+                            st.get("tries"), st.get("route"), st.get("via")))
                 except Exception as e:
                     say("  %s -> %s: %s" % (x.name, y.name, e))
         self.rig.dump_logs(nodes[:4], lines=30)
@@ -399,6 +406,8 @@ class Soak:
                 say("FAIL: state file of %s does not load: %s" % (n.name, m))
         for x in self.rss_bad:
             say("FAIL: memory grew: %s" % x)
+        if self.broken:
+            say("FAIL: pairs broken for good: %s" % fmt_pairs(self.broken))
         nrec = len([r for r in recs if r.recovery is not None])
         worst = max(((r.recovery, "+".join(r.kinds)) for r in recs if r.recovery is not None),
                     default=(0.0, "-"))
