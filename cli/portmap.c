@@ -842,8 +842,7 @@ static void *worker(void *arg) {
   uint16_t port;
 
   for (;;) {
-    struct pollfd pfd[2] = {{.fd = pm->wfd, .events = POLLIN},
-                            {.fd = pm->ann, .events = POLLIN}};
+    struct pollfd pfd[2];
     uint64_t now, until;
     int kick;
 
@@ -879,6 +878,9 @@ static void *worker(void *arg) {
       until = pm->next_v6_ms;
     if (until <= now)
       continue;
+    /* An attempt may have opened (or closed) the announcement socket. */
+    pfd[0] = (struct pollfd){.fd = pm->wfd, .events = POLLIN};
+    pfd[1] = (struct pollfd){.fd = pm->ann, .events = POLLIN};
     if (poll(pfd, pm->ann >= 0 ? 2 : 1,
              until - now > 60000 ? 60000 : (int)(until - now)) > 0) {
       if (pfd[0].revents & POLLIN)

@@ -87,6 +87,9 @@ rig_up() {
   ip -n "$NR" link add "$RLAN" type bridge
   ip -n "$NR" addr add 192.168.1.1/24 dev "$RLAN"
   ip -n "$NR" link set "$RLAN" up
+  # Link-local multicast (NAT-PMP/PCP announcements to 224.0.0.1) goes to
+  # the LAN, not along the default route to the WAN.
+  ip -n "$NR" route add 224.0.0.0/24 dev "$RLAN"
   ip netns exec "$NR" sysctl -qw net.ipv4.ip_forward=1
 
   ip -n "$NR" link add upn${S}ra type veth peer name upn${S}ae netns "$NA"
