@@ -294,6 +294,8 @@ void wgam_heap_set(wgam_mesh *m, uint32_t idx, wgam_tstamp next);
 /* store.c */
 int wgam_store_set(wgam_mesh *m, struct peer *p, const wgam_endpoint *eps,
                    const uint8_t *srcs, size_t n);
+void wgam_bound_times(const wgam_mesh *m, wgam_endpoint *eps, size_t n,
+                      wgam_tstamp ts);
 int wgam_endpoint_acceptable(const wgam_mesh *m, const wgam_addr *a);
 int wgam_store_merge(const wgam_endpoint *known, const uint8_t *ksrc,
                      size_t nknown, const wgam_endpoint *eps, size_t neps,

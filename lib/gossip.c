@@ -181,6 +181,7 @@ int wgam_mesh_read_pkt(wgam_mesh *m, const wgam_addr *src, const uint8_t *pkt,
         msg.endpoints[k - 1] = msg.endpoints[i];
     if (k < msg.nendpoints)
       m->stats.rejected[WGAM_REJECT_BAD_ENDPOINT]++;
+    wgam_bound_times(m, msg.endpoints, k, ts);
     if (wgam_handle_announce(
             m, idx, msg.endpoints, k, WGAM_SOURCE_GOSSIP,
             wgam_is_answer(m, src, ts) ? ANN_NO_FLOOD : ANN_FLOOD, ts) != 0)

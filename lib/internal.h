@@ -93,6 +93,7 @@ struct wgam_fixed {
   wgam_tstamp relay_after;   /* no direct path this long: use a relay */
   wgam_tstamp relay_confirm; /* a relayed Ping unanswered: next relay */
   wgam_tstamp relay_probe;   /* a relayed route is asked again this often */
+  wgam_tstamp clock_slack;   /* announced times further ahead are ours */
 };
 extern const struct wgam_fixed wgam_fixed;
 

@@ -128,4 +128,8 @@ const struct wgam_fixed wgam_fixed = {
      * may have moved to another relay (a packet is accepted only from the
      * entry that holds its source), or the relay lost the peer. */
     .relay_probe = 10 * WGAM_SECONDS,
+    /* An announced time further ahead of our wall clock than this is
+     * taken as our clock's now (store.c): clocks a little apart are
+     * normal, a member a year ahead must not pin its endpoints. */
+    .clock_slack = 60 * WGAM_SECONDS,
 };

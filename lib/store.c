@@ -307,6 +307,30 @@ struct load_ctx {
   size_t loaded, skipped;
 };
 
+/*
+ * Times from the future are bounded at receipt: a member whose wall clock
+ * runs ahead (a year, or a minute) would otherwise pin its endpoints at
+ * the top of every store (newest first) long after they went stale, and
+ * its answers to Requests carry its whole store. A time more than
+ * clock_slack ahead of ours is taken as one gossip interval old: such an
+ * entry ranks below what observers with a right clock saw since, however
+ * often it comes again. Before the first device read our clock is not
+ * known, and nothing is changed.
+ */
+void wgam_bound_times(const wgam_mesh *m, wgam_endpoint *eps, size_t n,
+                      wgam_tstamp ts) {
+  uint64_t now, limit, gi = m->s.gossip_interval / WGAM_SECONDS;
+  size_t i;
+
+  if (!m->dev_seen)
+    return;
+  now = unix_at(m, ts);
+  limit = now + wgam_fixed.clock_slack / WGAM_SECONDS;
+  for (i = 0; i < n; i++)
+    if (eps[i].time > limit)
+      eps[i].time = now > gi ? now - gi : 0;
+}
+
 static int load_entry(const uint8_t *pubkey, size_t pubkeylen,
                       const wgam_endpoint *eps, size_t neps, void *user_data) {
   struct load_ctx *c = user_data;
@@ -321,6 +345,7 @@ static int load_entry(const uint8_t *pubkey, size_t pubkeylen,
   for (i = 0; i < neps; i++)
     if (wgam_endpoint_acceptable(c->m, &eps[i].addr))
       ok[k++] = eps[i];
+  wgam_bound_times(c->m, ok, k, c->ts);
   if (wgam_handle_announce(c->m, idx, ok, k, WGAM_SOURCE_STATE, ANN_FLOOD,
                            c->ts))
     return WGAM_ERR_NOMEM;

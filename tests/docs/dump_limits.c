@@ -97,6 +97,7 @@ int main(void) {
   FIXED_TIME(relay_after);
   FIXED_TIME(relay_confirm);
   FIXED_TIME(relay_probe);
+  FIXED_TIME(clock_slack);
 
   CONST(WGAM_MAX_ENDPOINTS);
   CONST(WGAM_GOSSIP_FANOUT);

@@ -573,6 +573,68 @@ START_TEST(rejected_datagrams_change_nothing) {
 }
 END_TEST
 
+/* Announces C at @ep with @time to @m from B; returns read_pkt's result. */
+static int announce_c(wgam_mesh *m, const char *ep, uint64_t time,
+                      wgam_tstamp ts) {
+  uint8_t plain[256], pkt[WGAM_MAX_DATAGRAM_LEN];
+  wgam_addr src = A("100.64.0.2:1666");
+  wgam_msg msg;
+  wgam_ssize n;
+
+  memset(&msg, 0, sizeof(msg));
+  msg.type = WGAM_MSG_ANNOUNCE;
+  msg.pubkey = (const uint8_t *)keys[2];
+  msg.pubkeylen = WGAM_KEY_B64_LEN;
+  msg.nendpoints = 1;
+  msg.endpoints[0].addr = A(ep);
+  msg.endpoints[0].time = time;
+  n = wgam_msg_encode(plain, sizeof(plain), &msg);
+  ck_assert_int_gt(n, 0);
+  return wgam_mesh_read_pkt(m, &src, pkt,
+                            seal(pkt, sizeof(pkt), plain, (size_t)n), ts);
+}
+
+/* The time C's store holds for port @port, or 0. */
+static uint64_t time_of(wgam_mesh *m, uint16_t port) {
+  wgam_peer_info pi;
+
+  ck_assert_int_eq(wgam_mesh_get_peer_info(m, 1, &pi), 0);
+  for (size_t i = 0; i < pi.nknown; i++)
+    if (pi.known[i].addr.port == port)
+      return pi.known[i].time;
+  return 0;
+}
+
+/* A member whose clock runs ahead must not pin its endpoints at the top of
+ * every store: a time more than a minute ahead of ours is taken as one
+ * gossip interval old, one within the minute is kept; a fresher endpoint
+ * wins however often the other comes again. */
+START_TEST(future_times_bounded) {
+  uint64_t now = 1700000000;
+  wgam_tstamp ts = 100 * WGAM_SECONDS;
+  wgam_mesh *m = mesh_new(ts, now, 0);
+  wgam_peer_info pi;
+
+  ck_assert_int_eq(announce_c(m, "203.0.113.9:4000", now + 365 * 86400, ts), 0);
+  ck_assert_uint_eq(time_of(m, 4000), now - 300);
+  ck_assert_int_eq(announce_c(m, "203.0.113.9:4001", now + 30, ts), 0);
+  ck_assert_int_eq(wgam_mesh_get_peer_info(m, 1, &pi), 0);
+  ck_assert_uint_eq(pi.known[0].time, now + 30);
+  ck_assert_uint_eq(pi.known[0].addr.port, 4001);
+  /* Ten minutes on, the year-ahead node announces its old endpoint again:
+   * an endpoint seen a second ago beats it. */
+  ts += 600 * WGAM_SECONDS;
+  ck_assert_int_eq(announce_c(m, "203.0.113.9:4002", now + 599, ts), 0);
+  ck_assert_int_eq(announce_c(m, "203.0.113.9:4000", now + 365 * 86400, ts), 0);
+  ck_assert_int_eq(wgam_mesh_get_peer_info(m, 1, &pi), 0);
+  ck_assert_uint_eq(pi.known[0].time, now + 599);
+  ck_assert_uint_eq(pi.known[0].addr.port, 4002);
+  ck_assert_uint_eq(pi.known[1].time, now + 300);
+  ck_assert_uint_eq(pi.known[1].addr.port, 4000);
+  wgam_mesh_del(m);
+}
+END_TEST
+
 /* An announce carrying as many distinct endpoints as fit a datagram (77
  * IPv4 ones with a 44-byte key; WGAM_MSG_MAX_ENDPOINTS = 80 is the decode
  * bound, reached only with a shorter key): the store keeps five per key,
@@ -580,7 +642,9 @@ END_TEST
 #define FIT_ENDPOINTS ((WGAM_MAX_PLAINTEXT_LEN - 4 - 8 - 44 - 8) / 18)
 START_TEST(gossip_store_bound) {
   wgam_tstamp ts = 100 * WGAM_SECONDS;
-  wgam_mesh *m = mesh_new(ts, 1700000000, 0);
+  /* Our clock within a minute of every announced time (a time further
+   * ahead is taken as ours, see clock_slack). */
+  wgam_mesh *m = mesh_new(ts, 1700000016, 0);
   uint8_t pkt[WGAM_MAX_DATAGRAM_LEN];
   wgam_addr src = A("100.64.0.3:1666");
   wgam_peer_info pi;
@@ -689,6 +753,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, queue_shrinks_after_burst);
   tcase_add_test(tc, rejected_datagrams_change_nothing);
   tcase_add_test(tc, gossip_store_bound);
+  tcase_add_test(tc, future_times_bounded);
   tcase_add_test(tc, lanbroadcast_replayed_from_another_address);
   suite_add_tcase(s, tc);
   return s;
