@@ -7,7 +7,7 @@
 # first: a handshake between P2 and A can only come from P2 dialling A's
 # announced external endpoint through the mapping. Then: the status view shows
 # the endpoint with its protocol and lease, the daemon renews the short lease
-# (20 s) and the mapping outlives it, and SIGTERM removes it.
+# (10 s) and the mapping outlives it, and SIGTERM removes it.
 #
 # Argument 3 is the router: "upnp" (UPnP IGD only, the default) or "natpmp"
 # (NAT-PMP and PCP only: the daemon maps by PCP, which it asks first).
@@ -38,7 +38,7 @@ else
   miniupnpd_up
   PROTO=upnp
 fi
-export WGAM_PORTMAP_LEASE_S=20
+export WGAM_PORTMAP_LEASE_S=10
 
 # node NAME NS MESHIP: a wireguard-go interface upn$S<NAME> with a new key.
 node() {
@@ -157,19 +157,19 @@ import json, sys
 st = json.load(open(sys.argv[1]))
 e = st["external_endpoints"]
 assert len(e) == 1 and e[0]["endpoint"] == sys.argv[2], e
-assert e[0]["protocol"] == sys.argv[3] and e[0]["lease"] == 20, e
-assert 0 <= e[0]["expires_in"] <= 20, e
+assert e[0]["protocol"] == sys.argv[3] and e[0]["lease"] == 10, e
+assert 0 <= e[0]["expires_in"] <= 10, e
 PY
 ip netns exec "$NA" "$WGAM" status --socket "$TMP/a.ctl" | head -1 | tee "$TMP/status.txt"
 grep -q "external endpoint: $ROUTER_WAN:$EXT ($PROTO, [0-9]*s left)" "$TMP/status.txt" ||
   fail "status table does not show the endpoint with its protocol"
 
-# 4. The worker renews the 20 s lease at half of it: after 45 s the mapping
+# 4. The worker renews the 10 s lease at half of it: after 25 s the mapping
 # is still there, its expiry moved forward, and not too many requests.
-sleep 45
+sleep 25
 e=$(lease_expiry)
-[ -n "$e" ] && [ "$e" -ge $((E0 + 30)) ] || fail "the mapping was not renewed (expiry $E0 -> '$e')"
-router_rules | grep -q "dport $EXT dnat ip to $A_IP:$WGPORT" || fail "mapping gone after 45 s"
+[ -n "$e" ] && [ "$e" -ge $((E0 + 15)) ] || fail "the mapping was not renewed (expiry $E0 -> '$e')"
+router_rules | grep -q "dport $EXT dnat ip to $A_IP:$WGPORT" || fail "mapping gone after 25 s"
 if [ $PROTO = upnp ]; then
   n=$(grep -c "AddPortMapping: ext port $EXT to $A_IP" "$TMP/miniupnpd.log")
 else

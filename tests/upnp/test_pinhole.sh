@@ -4,7 +4,8 @@
 # mode: the pinhole must be asked for over IPv6, from the address it opens
 # to): the pinhole appears in the router's forward rules, lets a datagram
 # from the public host through the drop-by-default forward chain, is renewed
-# with UpdatePinhole, and is deleted at stop.
+# with UpdatePinhole, and is deleted at stop; the worker reports it as an
+# external endpoint [A's address]:port beside the IPv4 mapping.
 DRIVER=$1
 . "$(dirname "$0")/rig.sh"
 EXT=40000 INT=51820
@@ -49,5 +50,8 @@ rc=$?
 cat "$TMP/out" "$TMP/err"
 [ $rc = 0 ] || { grep -v "HTTP REQUEST\|Host:" "$TMP/miniupnpd.log" | tail -40; die "driver failed ($rc)"; }
 grep -q "IPv6 pinhole open to \[$A_IP6\]:$INT" "$TMP/err" || die "no pinhole log"
+# Both endpoints reported to the caller, to be announced.
+grep -q "^ENDPOINTS upnp $ROUTER_WAN:$EXT 300 upnp-pinhole \[$A_IP6\]:$INT 300\$" "$TMP/out" ||
+  die "the pinhole endpoint is not reported"
 grep -q "removed IPv6 pinhole" "$TMP/err" || die "no pinhole removal log"
 echo PASS
