@@ -1154,6 +1154,13 @@ static void collect(struct sim *s, struct result *res, double wall) {
       peers += wgam_mesh_get_npeers(s->nodes[i].mesh);
   res->mem_per_peer_bytes = peers ? (double)s->heap / (double)peers : 0;
   res->device_writes = s->st.device_writes;
+  for (uint32_t i = 0; i < s->n; i++)
+    if (s->nodes[i].mesh) {
+      wgam_stats st;
+
+      wgam_mesh_get_stats(s->nodes[i].mesh, &st);
+      res->relay_switches += st.relay_switches;
+    }
   res->reachable_pairs = s->reachable_pairs;
   res->unreachable_pairs = s->unreachable_pairs;
   res->unreachable_connected = s->unreachable_connected;
@@ -1400,7 +1407,7 @@ static const char *heal_kv(const struct params *p, const struct result *r,
 
 static void print_result(const struct params *p, const struct result *r,
                          const char *prefix) {
-  char conv[32], rec[32], reach[32], pfx[48] = "", kill[48];
+  char conv[32], rec[32], reach[32], pfx[48] = "", kill[96];
 
   fmt_s(conv, sizeof(conv), r->converged_s);
   fmt_s(rec, sizeof(rec), r->recovered_s);
@@ -1409,6 +1416,9 @@ static void print_result(const struct params *p, const struct result *r,
     snprintf(pfx, sizeof(pfx), " prefix_misrouted=%" PRIu64,
              r->prefix_misrouted);
   heal_kv(p, r, kill, sizeof(kill));
+  if (p->relays)
+    snprintf(kill + strlen(kill), sizeof(kill) - strlen(kill),
+             " relay_switches=%" PRIu64, r->relay_switches);
   printf("%spolicy=%s nodes=%" PRIu32 " converged_s=%s recovered_s=%s "
          "gossip_bytes_per_node_s=%.1f gossip_pkts_per_node_s=%.2f "
          "steady_bytes_per_node_s=%.1f steady_pkts_per_node_s=%.2f "

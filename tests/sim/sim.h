@@ -236,7 +236,8 @@ struct result {
   double heal_s;   /* the same from a node's kill on: < 0 never, NAN none */
   double direct_s; /* from --nat-to-cone until every pair that can is direct */
   uint64_t reach_model_pairs, reach_end, relayed_end, prefix_misrouted;
-  uint64_t live_pairs; /* pairs of nodes not killed */
+  uint64_t live_pairs;     /* pairs of nodes not killed */
+  uint64_t relay_switches; /* the engines' moves to a relay or back */
   uint64_t digest;
   double wall_s;
   double end_s;
