@@ -1102,7 +1102,10 @@ static void describe_route(struct sim *s, uint32_t a, uint32_t b) {
     fprintf(stderr,
             "via %" PRIu32 "%s, session %s; there to %" PRIu32
             " %s, session %s; %" PRIu32 " accepts it: %s",
-            x, s->nodes[x].relay ? " (relay)" : " (not a relay)",
+            x,
+            s->nodes[x].dead    ? " (stopped)"
+            : s->nodes[x].relay ? " (relay)"
+                                : " (not a relay)",
             wg_live(s, a, x) ? "live" : "down", b,
             dev_route(s, x, b) == b ? "direct" : "not direct",
             wg_live(s, x, b) ? "live" : "down", b,
