@@ -14,7 +14,7 @@ packages="meson ninja-build pkg-config gcc clang libclang-rt-14-dev clang-format
   libsodium-dev check libcjson-dev libnl-3-dev libnl-genl-3-dev
   libminiupnpc-dev miniupnpc miniupnpd wireguard-tools wireguard-go nftables
   iproute2 procps kmod python3 qemu-system-x86 busybox-static valgrind conntrack
-  systemd groff-base man-db make nebula"
+  systemd groff-base man-db make nebula python3-matplotlib"
 
 if [ "${WGAM_NO_APT:-0}" != 1 ]; then
   if [ "$(id -u)" != 0 ]; then
