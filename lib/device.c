@@ -165,15 +165,16 @@ int wgam_mesh_observe_device(wgam_mesh *m, const wgam_device *dev,
       uint64_t gi = m->s.gossip_interval / WGAM_SECONDS;
       size_t k;
       int fresh = 0;
-      /* Moved since we last announced it: WireGuard roams to where
-       * authenticated packets come from (a NAT that rebooted, a WAN address
-       * that changed), often without a new handshake. The bytes since
+      /* Moved since we last announced it, and not by us: WireGuard roams to
+       * where authenticated packets come from (a NAT that rebooted, a WAN
+       * address that changed), often without a new handshake. The bytes since
        * prove it as of their read: that is news even when the store holds
        * the address from before (a NAT may hand out a port again), and it
        * must outrank what observers saw before the move, not wait for the
        * next rekey. */
       int moved = m->s.policy == WGAM_POLICY_FAST && addr_valid(&p->obs_ep) &&
-                  !wgam_addr_equal(&p->obs_ep, &p->dev_ep);
+                  !wgam_addr_equal(&p->obs_ep, &p->dev_ep) &&
+                  !wgam_addr_equal(&p->want_ep, &p->dev_ep);
       for (k = 0; k < p->nknown; k++)
         if (wgam_addr_equal(&p->known[k].addr, &p->dev_ep) &&
             p->dev_hs <= p->known[k].time + gi)
