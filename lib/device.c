@@ -165,6 +165,16 @@ int wgam_mesh_observe_device(wgam_mesh *m, const wgam_device *dev,
       uint64_t gi = m->s.gossip_interval / WGAM_SECONDS;
       size_t k;
       int fresh = 0;
+      /* Moved since we last announced it, and not by us: WireGuard roams to
+       * where authenticated packets come from (a NAT that rebooted, a WAN
+       * address that changed), often without a new handshake. The bytes since
+       * prove it as of their read: that is news even when the store holds
+       * the address from before (a NAT may hand out a port again), and it
+       * must outrank what observers saw before the move, not wait for the
+       * next rekey. */
+      int moved = m->s.policy == WGAM_POLICY_FAST && addr_valid(&p->obs_ep) &&
+                  !wgam_addr_equal(&p->obs_ep, &p->dev_ep) &&
+                  !wgam_addr_equal(&p->want_ep, &p->dev_ep);
       for (k = 0; k < p->nknown; k++)
         if (wgam_addr_equal(&p->known[k].addr, &p->dev_ep) &&
             p->dev_hs <= p->known[k].time + gi)
@@ -177,17 +187,23 @@ int wgam_mesh_observe_device(wgam_mesh *m, const wgam_device *dev,
         fresh = 1;
       /* Checked last: it looks the endpoint up in the address table, and
        * nearly every observation is fresh. */
-      if (!fresh && wgam_endpoint_acceptable(m, &p->dev_ep)) {
+      if ((!fresh || moved) && wgam_endpoint_acceptable(m, &p->dev_ep)) {
         wgam_endpoint e;
         /* An observation announced before is only refreshed in our store
          * (Request answers carry it): flooding it again would start a wave
          * for every observer of a symmetric NAT, each gossip interval. */
-        int mode = m->s.policy == WGAM_POLICY_FAST &&
+        int mode = moved ? ANN_MOVED
+                   : m->s.policy == WGAM_POLICY_FAST &&
                            wgam_addr_equal(&p->obs_ep, &p->dev_ep)
                        ? ANN_KEEP
                        : ANN_FLOOD;
         e.addr = p->dev_ep;
         e.time = p->dev_hs;
+        if (moved && p->rx_at != NONE && unix_at(m, p->rx_at) > e.time)
+          e.time = unix_at(m, p->rx_at);
+        if (moved)
+          wgam_log(m, WGAM_LOG_DEBUG, "peer %s: moved to %s, announced",
+                   wgam_key_short(p->pubkey).s, wgam_addr_str(&p->dev_ep).s);
         /* Without memory to store it, it is news again next time. */
         if (wgam_handle_announce(m, (uint32_t)i, &e, 1,
                                  p->src ? p->src : WGAM_SOURCE_ROAMING, mode,

@@ -100,6 +100,7 @@ struct peer {
   wgam_tstamp learned_at; /* a new address was learned for this peer */
   wgam_tstamp probe_at;   /* Ping sent to check a silent path */
   wgam_tstamp broken_at;  /* that Ping went unanswered */
+  wgam_tstamp heard_at;   /* then: the last sign of the path working */
   wgam_tstamp answered_at;
   wgam_tstamp req_at; /* we sent it a Request */
   wgam_addr want_ep;
@@ -266,6 +267,7 @@ enum {
   ANN_FLOOD,    /* news: propagate it and try it */
   ANN_KEEP,     /* our own observation announced before: store it only */
   ANN_NO_FLOOD, /* an answer to our Request: old news elsewhere, try it */
+  ANN_MOVED,    /* a peer roamed: news even if only its time changed */
 };
 
 /* mesh.c */
@@ -320,6 +322,7 @@ int wgam_is_answer(const wgam_mesh *m, const wgam_addr *src, wgam_tstamp ts);
 void wgam_became_connected(wgam_mesh *m, struct peer *p, wgam_tstamp ts);
 int wgam_early_retry_due(const wgam_mesh *m, const struct peer *p);
 void wgam_peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts);
+void wgam_try_again(wgam_mesh *m, uint32_t idx, wgam_tstamp ts);
 
 /* classic.c */
 void wgam_classic_cycle(wgam_mesh *m, wgam_tstamp ts);

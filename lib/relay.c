@@ -140,6 +140,30 @@ static uint64_t pair_rank(const wgam_mesh *m, const struct peer *p,
   return a ^ (a >> 29);
 }
 
+/* A draw of relay_rank (never 0, the pair's own first choice) for the
+ * current slot of the wall clock, the same on both ends of the pair. */
+static uint8_t slot_rank(const wgam_mesh *m, const struct peer *p,
+                         wgam_tstamp ts) {
+  uint64_t slot =
+      unix_at(m, ts) / (2 * wgam_fixed.relay_confirm / WGAM_SECONDS);
+  uint64_t a, b;
+
+  memcpy(&a, m->pubkey, sizeof(a));
+  memcpy(&b, p->pubkey, sizeof(b));
+  a ^= b ^ (slot * 0x9e3779b97f4a7c15ull);
+  a ^= a >> 33;
+  a *= 0xff51afd7ed558ccdull;
+  a ^= a >> 33;
+  return (uint8_t)(1 + a % 255);
+}
+
+/* When the current slot of slot_rank() ends. */
+static wgam_tstamp slot_end(const wgam_mesh *m, wgam_tstamp ts) {
+  uint64_t len = 2 * wgam_fixed.relay_confirm / WGAM_SECONDS;
+
+  return ts_add(ts, (len - unix_at(m, ts) % len) * WGAM_SECONDS);
+}
+
 /* The relay_rank-th usable relay in the pair's order, or NO_IDX. */
 static uint32_t pick_relay(const wgam_mesh *m, const struct peer *p) {
   size_t i, n = 0, k, r;
@@ -231,7 +255,6 @@ static void reroute_from(wgam_mesh *m, struct peer *r, wgam_tstamp ts) {
  */
 static void relayed_step(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
   int answered = p->pong_at != NONE && p->pong_at >= p->route_at;
-  int awaiting = p->relay_at == ts_add(p->route_at, wgam_fixed.relay_confirm);
   uint32_t via;
 
   if (!usable_relay(m, p, p->via)) {
@@ -246,9 +269,8 @@ static void relayed_step(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
                wgam_key_short(p->pubkey).s);
       p->route = WGAM_ROUTE_RELAYED;
     }
-    if (awaiting)
-      p->relay_at = ts_add(p->pong_at, wgam_fixed.relay_probe);
-    else if (ts >= p->relay_at)
+    p->relay_at = ts_add(p->pong_at, wgam_fixed.relay_probe);
+    if (ts >= p->relay_at)
       ask_through(m, p, ts);
     return;
   }
@@ -261,16 +283,28 @@ static void relayed_step(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
   }
   if (ts < p->relay_at)
     return;
-  p->relay_rank++; /* no answer through it: the next one */
-  via = pick_relay(m, p);
-  if (via == p->via) {
-    /* The only usable relay: ask again (the peer may not have chosen a
-     * relay for its direction yet). */
+  if (p->route == WGAM_ROUTE_RELAYED) {
+    /* A confirmed route is not left for one lost Ping: ask again. */
     p->route = WGAM_ROUTE_RELAY_PENDING;
     ask_through(m, p, ts);
-  } else {
-    set_route(m, p, via, ts);
+    return;
   }
+  /*
+   * No answer through it. Counting on to the next relay would let two ends
+   * that fell out of step stay so for ever (each moving when the other
+   * does). Instead both hold, for a slot of the wall clock, the relay that
+   * their pair and the slot draw: the same on both ends while their clocks
+   * agree on the slot (a Ping from the peer then gets ours at once, see
+   * wgam_relay_pinged()), a fresh draw in the next slot when they do not.
+   */
+  p->relay_rank = slot_rank(m, p, ts);
+  via = pick_relay(m, p);
+  if (via != p->via)
+    set_route(m, p, via, ts);
+  else
+    ask_through(m, p, ts);
+  p->route = WGAM_ROUTE_RELAY_PENDING;
+  p->relay_at = slot_end(m, ts);
 }
 
 void wgam_relay_step(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
@@ -346,6 +380,12 @@ void wgam_relay_pinged(wgam_mesh *m, const wgam_addr *src, wgam_tstamp ts) {
   if (idx == NO_IDX || idx == m->self_idx)
     return;
   p = &m->peers[idx];
+  /* A relayed peer that pings us is trying its direct path (or asking
+   * through the relay): try ours now too. Punching a pair of
+   * port-restricted NATs needs both ends at once, and their backoffs
+   * would seldom meet. */
+  if (p->route != WGAM_ROUTE_DIRECT && p->state == PEER_BACKOFF)
+    wgam_try_again(m, idx, ts);
   if (p->route != WGAM_ROUTE_RELAY_PENDING ||
       (p->pong_at != NONE && p->pong_at >= p->route_at))
     return;

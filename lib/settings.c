@@ -132,4 +132,8 @@ const struct wgam_fixed wgam_fixed = {
      * taken as our clock's now (store.c): clocks a little apart are
      * normal, a member a year ahead must not pin its endpoints. */
     .clock_slack = 60 * WGAM_SECONDS,
+    /* A relayed peer's direct path is tried again at least this often
+     * (the backoff would reach backoff_max): a NAT that changed kind or a
+     * firewall rule lifted is found within this time. */
+    .relay_direct_retry = 20 * WGAM_SECONDS,
 };

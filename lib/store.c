@@ -286,7 +286,7 @@ int wgam_handle_announce(wgam_mesh *m, uint32_t subject,
   }
   /* Fresher times alone are kept, not flooded: every observer refreshes its
    * own entries, and Request answers carry them. */
-  if (changed != 2 || mode == ANN_KEEP ||
+  if ((changed != 2 && mode != ANN_MOVED) || mode == ANN_KEEP ||
       store_is_configured(&m->peers[subject]))
     return 0;
   m->peers[subject].learned_at = ts;
@@ -294,7 +294,7 @@ int wgam_handle_announce(wgam_mesh *m, uint32_t subject,
    * it: flooding it again from every node that asks starts a wave through
    * the mesh each time (with endpoints behind symmetric NATs, a different
    * one each time). */
-  if (mode == ANN_FLOOD)
+  if (mode == ANN_FLOOD || mode == ANN_MOVED)
     wgam_propagate_damped(m, subject, ts);
   if (m->dev_seen)
     wgam_peer_step(m, subject, ts); /* a new candidate */

@@ -143,6 +143,7 @@ static void path_silent(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
   size_t i;
 
   p->broken_at = ts;
+  p->heard_at = ts_latest(p->rx_at, p->hs_at, p->pong_at);
   if (m->silent_since == NONE ||
       ts > ts_add(m->silent_since, m->s.probe_timeout + m->s.device_interval)) {
     m->silent_since = ts;
@@ -204,7 +205,9 @@ void wgam_try_endpoint(wgam_mesh *m, struct peer *p, const wgam_addr *ep,
   wgam_log(m, WGAM_LOG_INFO, "peer %s: trying %s endpoint %s",
            wgam_key_short(p->pubkey).s, wgam_source_name(src),
            wgam_addr_str(ep).s);
-  /* Traffic for the peer makes WireGuard start a handshake right away. */
+  /* Traffic for the peer makes WireGuard start a handshake right away
+   * (while its allowed IPs are on a relay's entry, the keepalive does, and
+   * the early re-creation of a peer that never had one). */
   send_ping(m, p);
 }
 
@@ -246,12 +249,28 @@ static void try_next(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
   }
   wgam_peer_set_state(m, p, PEER_BACKOFF);
   p->deadline = ts_add(ts, backoff_delay(m, p->backoff_level));
+  /* Relayed: the direct path is tried again sooner (it may have opened:
+   * a NAT that changed kind, a firewall rule lifted). */
+  if (p->route != WGAM_ROUTE_DIRECT)
+    p->deadline =
+        ts_min(p->deadline, ts_add(ts, wgam_fixed.relay_direct_retry));
   if (p->backoff_level < 16)
     p->backoff_level++;
   wgam_log(m, WGAM_LOG_DEBUG,
            "peer %s: %u candidates failed, next round in %llus",
            wgam_key_short(p->pubkey).s, (unsigned)p->ntried,
            (unsigned long long)((p->deadline - ts) / WGAM_SECONDS));
+}
+
+static wgam_tstamp peer_next(const wgam_mesh *m, const struct peer *p);
+
+/* A backing-off peer starts a new round now (see wgam_relay_pinged()). */
+void wgam_try_again(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
+  struct peer *p = &m->peers[idx];
+
+  p->ntried = 0;
+  try_next(m, p, ts);
+  wgam_heap_set(m, idx, peer_next(m, p));
 }
 
 /* An untried candidate worth cutting the current try for: not a private
@@ -314,12 +333,35 @@ int wgam_is_answer(const wgam_mesh *m, const wgam_addr *src, wgam_tstamp ts) {
          ts < ts_add(m->peers[idx].req_at, wgam_fixed.answer_window);
 }
 
+/*
+ * A peer back after its path broke missed what was propagated meanwhile
+ * (a NAT that rebooted under both of them: our announce of the other's new
+ * port went to its old one). Tell it what we learned since the path was
+ * last known to work.
+ */
+static void catch_up(wgam_mesh *m, struct peer *p, wgam_tstamp since) {
+  uint32_t idx = (uint32_t)(p - m->peers);
+  size_t i;
+
+  for (i = 0; i < m->npeers; i++) {
+    const struct peer *q = &m->peers[i];
+
+    if (i == idx || i == m->self_idx || q->learned_at == NONE ||
+        q->learned_at < since || !q->nknown)
+      continue;
+    if (wgam_queue_to_peer(m, WGAM_MSG_ANNOUNCE, (uint32_t)i, p) != 0)
+      break;
+  }
+}
+
 void wgam_became_connected(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
   int was_up = p->state == PEER_CONNECTED;
 
   wgam_set_keepalive(m, p, m->s.keepalive_connected);
   if (was_up)
     return;
+  if (m->s.policy == WGAM_POLICY_FAST && p->broken_at != NONE)
+    catch_up(m, p, p->heard_at);
   wgam_peer_set_state(m, p, PEER_CONNECTED);
   wgam_relay_up(m, p, ts);
   p->backoff_level = 0;

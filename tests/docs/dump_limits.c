@@ -98,6 +98,7 @@ int main(void) {
   FIXED_TIME(relay_confirm);
   FIXED_TIME(relay_probe);
   FIXED_TIME(clock_slack);
+  FIXED_TIME(relay_direct_retry);
 
   CONST(WGAM_MAX_ENDPOINTS);
   CONST(WGAM_GOSSIP_FANOUT);

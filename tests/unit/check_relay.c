@@ -339,12 +339,17 @@ START_TEST(test_confirmed_by_pong_else_next_relay) {
   info(B, &pi);
   first = node_of(pi.via);
   ck_assert_int_eq(pi.route, WGAM_ROUTE_RELAY_PENDING);
-  /* No Pong through it: the other relay after relay_confirm. */
-  run(2500 * WGAM_MILLISECONDS);
-  info(B, &pi);
-  ck_assert_int_eq(pi.route, WGAM_ROUTE_RELAY_PENDING);
-  ck_assert_int_ne(node_of(pi.via), first);
-  ck_assert_int_eq(holder(B), node_of(pi.via));
+  /* No Pong through it: a draw per time slot (the same on both ends of
+   * the pair), so within a few slots the other relay is tried. */
+  int seen_other = 0;
+  for (int k = 0; k < 10; k++) {
+    run(2 * WGAM_SECONDS);
+    info(B, &pi);
+    ck_assert_int_eq(pi.route, WGAM_ROUTE_RELAY_PENDING);
+    ck_assert_int_eq(holder(B), node_of(pi.via));
+    seen_other |= node_of(pi.via) != first;
+  }
+  ck_assert(seen_other);
   /* B answers: confirmed, and it stays there. */
   t.answers[B] = 1;
   run(3 * WGAM_SECONDS);
