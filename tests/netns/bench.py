@@ -17,7 +17,7 @@ A run that does not finish within the cap is printed as ">cap".
 
     sudo WGAM_BIN=build/cli/wgautomesh tests/netns/bench.py five [--runs 5]
          [--cap 60] [--cpu-minutes 3] [--settle 60] [--cpu-log-level info|debug]
-         [--no-cpu | --cpu-only]
+         [--no-cpu | --cpu-only] [--keep]
 
 The speed rows, in five nodes (a public; b and c on one LAN behind the cone
 NAT r1; d behind r2; e behind r3; only a's endpoint configured; daemons
@@ -253,6 +253,7 @@ def five_once(cap, keep=False):
         d = rig.node("d")
         rig.move_router(d.router, "203.0.113.110")
         t1 = time.monotonic()
+        R.log("r2 (in front of d) moved to 203.0.113.110")
         pairs = [(n, d) for n in rig.nodes if n is not d]
         got = probe(rig, pairs, cap)
         res["wan"] = last_of(got, pairs, t1)
@@ -263,6 +264,7 @@ def five_once(cap, keep=False):
         e = rig.node("e")
         reboot_router(rig, e.router)
         t2 = time.monotonic()
+        R.log("r3 (in front of e) rebooted: conntrack flushed, ports 31000-31999")
         pairs = [(n, e) for n in rig.nodes if n is not e] + \
             [p for p in rig.pairs() if e not in p]
         got = probe(rig, pairs, cap)
@@ -341,7 +343,7 @@ def main_five(argv):
           "%d runs, cap %.0f s; daemon %s" % (FIVE, runs, cap, os.environ["WGAM_BIN"]))
     rows = {"handshakes": [], "ping": [], "wan": [], "reboot": []}
     for i in range(runs):
-        r = five_once(cap)
+        r = five_once(cap, keep="--keep" in argv)
         for k in rows:
             rows[k].append(r[k])
         print("run %d: handshakes %s, ping %s, WAN change %s, reboot %s" % (
