@@ -150,7 +150,7 @@ def fmt_int(v):
 def seconds(r):
     c = num(r["converged_s"])
     if c is None:
-        return "never in %.0f s (%.2f %% of pairs at the end)" % (
+        return "never in %.0f s (%.2f %% connected at the end)" % (
             float(r["sim_end_s"]),
             100.0 * int(r["connected_at_end"]) / int(r["reachable_pairs"]))
     return "%.2f s" % c
