@@ -284,6 +284,10 @@ def plot():
         ax.grid(True, which="major", alpha=0.3)
         ax.set_xlabel("nodes (30 % behind NAT)")
         ax.legend(fontsize=8)
+    for ax, ticks in ((ax1, [2, 5, 10, 30, 100, 300, 1000]),
+                      (ax2, [30, 100, 300, 1000, 3000, 10000, 30000])):
+        ax.set_yticks(ticks)
+        ax.set_yticklabels([format(t, ",") for t in ticks])
     ax1.set_ylabel("seconds")
     ax1.set_title("Time to full mesh (every connectable pair)")
     ax2.set_ylabel("bytes per node per second")
