@@ -4,9 +4,9 @@
 # The whole test suite on a fresh Debian 12 machine, as root:
 #   sudo ./tests/run.sh
 # installs the packages the build and the tests need, builds, and runs every
-# suite (unit, sim, netns, vm, fuzz), then the unit and sim suites again in an
-# ASan+UBSan build. WGAM_NO_APT=1 skips the package installation;
-# WGAM_SUITES="unit sim" runs only those suites.
+# suite (unit, sim, netns, soak, vm, fuzz), then the unit and sim suites
+# again in an ASan+UBSan build. WGAM_NO_APT=1 skips the package
+# installation; WGAM_SUITES="unit sim" runs only those suites.
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -27,7 +27,7 @@ if [ "${WGAM_NO_APT:-0}" != 1 ]; then
   apt-get install -y -q --no-install-recommends $packages
 fi
 
-suites=${WGAM_SUITES:-unit sim netns vm fuzz}
+suites=${WGAM_SUITES:-unit sim netns soak vm fuzz}
 build=${WGAM_BUILD:-build-test}
 args=""
 for s in $suites; do args="$args --suite $s"; done
