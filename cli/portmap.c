@@ -64,6 +64,8 @@
 #define BACKOFF_MAX_MS (15ull * 60 * 1000)
 /* After a failed pinhole: IPv6 discovery costs 2 s of SSDP. */
 #define PINHOLE_RETRY_MS (5ull * 60 * 1000)
+/* Renewals are at least this far apart. */
+#define RENEW_MIN_MS 1000ull
 /* A permanent mapping is checked (external address) this often. */
 #define PERMANENT_CHECK_MS (150ull * 1000)
 
@@ -494,8 +496,9 @@ static int take_pcp(portmap *pm, const struct answers *a, char *msg,
              pcp_result_name(r->result), r->result);
     return -1;
   }
+  /* A lifetime of 0 means the mapping is gone, not permanent. */
   if (!pcp_addr_to_v4(ip, r->map.external_ip) || r->map.external_port == 0 ||
-      (ip[0] | ip[1] | ip[2] | ip[3]) == 0) {
+      (ip[0] | ip[1] | ip[2] | ip[3]) == 0 || r->lifetime == 0) {
     snprintf(msg, msglen,
              "pcp: the gateway's answer has no usable external "
              "IPv4 endpoint");
@@ -525,7 +528,7 @@ static int take_natpmp(portmap *pm, const struct answers *a, char *msg,
              natpmp_result_name(res), res);
     return -1;
   }
-  if (r->external_port == 0 || !x->has_external ||
+  if (r->external_port == 0 || r->lifetime == 0 || !x->has_external ||
       (x->external_ip[0] | x->external_ip[1] | x->external_ip[2] |
        x->external_ip[3]) == 0) {
     snprintf(msg, msglen,
@@ -735,9 +738,13 @@ static void do_v4(portmap *pm, uint16_t internal_port) {
   pm->failed = F_NONE;
   pm->in_backoff = 0;
   pm->backoff_ms = pm->backoff_min_ms;
+  /* Renewed at half the lease, at most once per RENEW_MIN_MS however short
+   * a lease the gateway grants. */
   pm->next_v4_ms =
-      pm->v4.granted_ms +
-      (pm->v4.lifetime ? (uint64_t)pm->v4.lifetime * 500u : PERMANENT_CHECK_MS);
+      pm->v4.granted_ms + (!pm->v4.lifetime ? PERMANENT_CHECK_MS
+                           : pm->v4.lifetime * 500ull < RENEW_MIN_MS
+                               ? RENEW_MIN_MS
+                               : pm->v4.lifetime * 500ull);
   /* A server restarted while we were asking: map again at once. */
   if (pm->epoch_lost)
     pm->next_v4_ms = now_ms();

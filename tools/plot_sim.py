@@ -87,7 +87,25 @@ def run_case(sim, name, args, rev):
             if (line.startswith("  [") and not line.startswith("  [wall")) \
                     or line.startswith("wgautomesh-sim: "):
                 f.write("# " + line.strip() + "\n")
-        f.write(stdout)
+        f.write(thin(stdout))
+
+
+def thin(stdout):
+    """Progress lines only where the count of connected pairs changed (and
+    the last one of each policy): what the plots need, a fraction of the
+    bytes."""
+    lines, out, last = stdout.splitlines(), [], None
+    for i, line in enumerate(lines):
+        m = PROGRESS.match(line)
+        if m:
+            nxt = lines[i + 1] if i + 1 < len(lines) else ""
+            if m.group(2) == last and PROGRESS.match(nxt):
+                continue
+            last = m.group(2)
+        else:
+            last = None
+        out.append(line)
+    return "\n".join(out) + "\n"
 
 
 def load(name):

@@ -115,7 +115,7 @@ def rows(body):
     i = 1
     while i < len(lines) and not lines[i].rstrip().endswith("."):
         i += 1  # format lines, the last ends with '.'
-    out, cur, in_block = [], None, False
+    out, in_block = [], False
     for line in lines[i + 1:]:
         if in_block:
             if line.startswith("T}"):

@@ -16,7 +16,8 @@ start-up race with peers still being configured).
 A run that does not finish within the cap is printed as ">cap".
 
     sudo WGAM_BIN=build/cli/wgautomesh tests/netns/bench.py five [--runs 5]
-         [--cap 60] [--cpu-minutes 3] [--settle 60] [--no-cpu]
+         [--cap 60] [--cpu-minutes 3] [--settle 60] [--cpu-log-level info|debug]
+         [--no-cpu | --cpu-only] [--keep]
 
 The speed rows, in five nodes (a public; b and c on one LAN behind the cone
 NAT r1; d behind r2; e behind r3; only a's endpoint configured; daemons
@@ -27,7 +28,8 @@ flushed, external ports moved to 31000-31999) -> every pair pings again
 (probes towards the moved node, whose own traffic would otherwise do the
 daemons' work). Then, on a fresh mesh after --settle seconds, the CPU of
 each daemon over --cpu-minutes (all its threads, /proc/PID/task/*/schedstat),
-scaled to an hour.
+scaled to an hour; the daemons log at --cpu-log-level (default info, as in
+production; the other rows run them with -v and "log_level": "debug").
 
     sudo WGAM_BIN=build/cli/wgautomesh tests/netns/bench.py relay [--runs 5]
          [--cap 30] [--direct-cap 90]
@@ -251,6 +253,7 @@ def five_once(cap, keep=False):
         d = rig.node("d")
         rig.move_router(d.router, "203.0.113.110")
         t1 = time.monotonic()
+        R.log("r2 (in front of d) moved to 203.0.113.110")
         pairs = [(n, d) for n in rig.nodes if n is not d]
         got = probe(rig, pairs, cap)
         res["wan"] = last_of(got, pairs, t1)
@@ -261,6 +264,7 @@ def five_once(cap, keep=False):
         e = rig.node("e")
         reboot_router(rig, e.router)
         t2 = time.monotonic()
+        R.log("r3 (in front of e) rebooted: conntrack flushed, ports 31000-31999")
         pairs = [(n, e) for n in rig.nodes if n is not e] + \
             [p for p in rig.pairs() if e not in p]
         got = probe(rig, pairs, cap)
@@ -289,13 +293,17 @@ def proc_cpu(pid):
     return ns / 1e9, ticks / os.sysconf("SC_CLK_TCK")
 
 
-def cpu_once(cap, settle_s, minutes):
-    """{node name: CPU seconds per hour} on a settled five-node mesh."""
+def cpu_once(cap, settle_s, minutes, log_level="info"):
+    """{node name: CPU seconds per hour} on a settled five-node mesh, the
+    daemons logging at @log_level ("debug": as in the other rows, -v)."""
     rig = R.Rig(FIVE)
     try:
         rig.start_all_wg()
-        rig.write_configs(endpoints=rig.public_endpoints())
-        rig.start_daemons()
+        for n in rig.nodes:
+            rig.write_config(n, endpoints=rig.public_endpoints(),
+                             extra={"log_level": log_level})
+        for n in rig.nodes:
+            rig.start_daemon(n, verbose=log_level == "debug")
         got = probe(rig, rig.pairs(), cap)
         if len(got) < len(rig.pairs()):
             return None
@@ -328,38 +336,40 @@ def fmt_row(label, vals, goal):
 
 
 def main_five(argv):
-    runs = int(arg(argv, "--runs", 5))
+    runs = 0 if "--cpu-only" in argv else int(arg(argv, "--runs", 5))
     cap = float(arg(argv, "--cap", 60))
     S.HANG = cap
     print("five nodes (%s), only a's endpoint configured, wireguard-go; "
           "%d runs, cap %.0f s; daemon %s" % (FIVE, runs, cap, os.environ["WGAM_BIN"]))
     rows = {"handshakes": [], "ping": [], "wan": [], "reboot": []}
     for i in range(runs):
-        r = five_once(cap)
+        r = five_once(cap, keep="--keep" in argv)
         for k in rows:
             rows[k].append(r[k])
         print("run %d: handshakes %s, ping %s, WAN change %s, reboot %s" % (
             i + 1, *(("%.2f s" % r[k]) if r[k] is not None else "never"
                      for k in ("handshakes", "ping", "wan", "reboot"))))
         sys.stdout.flush()
-    print()
-    print("%-52s %8s %8s  %-7s" % ("figure (s)", "median", "max", "goal"))
-    print(fmt_row("start -> all 20 directed handshakes", rows["handshakes"], "<= 1.0"))
-    print(fmt_row("start -> all 10 pairs ping", rows["ping"], "<= 1.0"))
-    print(fmt_row("NAT WAN address change -> all ping it", rows["wan"], "<= 3"))
-    print(fmt_row("NAT router reboot -> every pair pings", rows["reboot"], "<= 5"))
+    if runs:
+        print()
+        print("%-52s %8s %8s  %-7s" % ("figure (s)", "median", "max", "goal"))
+        print(fmt_row("start -> all 20 directed handshakes", rows["handshakes"], "<= 1.0"))
+        print(fmt_row("start -> all 10 pairs ping", rows["ping"], "<= 1.0"))
+        print(fmt_row("NAT WAN address change -> all ping it", rows["wan"], "<= 3"))
+        print(fmt_row("NAT router reboot -> every pair pings", rows["reboot"], "<= 5"))
     sys.stdout.flush()
     if "--no-cpu" not in argv:
         minutes = float(arg(argv, "--cpu-minutes", 3))
         settle_s = float(arg(argv, "--settle", 60))
-        cpu = cpu_once(cap, settle_s, minutes)
+        level = arg(argv, "--cpu-log-level", "info")
+        cpu = cpu_once(cap, settle_s, minutes, level)
         if cpu is None:
             print("CPU: the mesh did not form")
         else:
             per = sorted(v[0] for v in cpu.values())
-            print("CPU per daemon per hour at steady state (measured over %.0f s after "
-                  "%.0f s of settling, scaled to 3600 s): %s" % (
-                      minutes * 60, settle_s, ", ".join(
+            print("CPU per daemon per hour at steady state, log level %s (measured over "
+                  "%.0f s after %.0f s of settling, scaled to 3600 s): %s" % (
+                      level, minutes * 60, settle_s, ", ".join(
                           "%s %.3f (ticks %.2f)" % (k, v[0], v[1]) for k, v in cpu.items())))
             print("%-52s %8.3f %8.3f  %-7s" % ("CPU-s per daemon per hour", statistics.median(per),
                                                max(per), "<= 0.15"))

@@ -504,6 +504,14 @@ static int reach_model(const struct sim *s, uint32_t a, uint32_t b) {
          s->nrelays > (uint32_t)s->nodes[a].relay + s->nodes[b].relay;
 }
 
+/* Direct both ways, and each end heard the other since @stamp (a session
+ * that outlived a NAT change proves nothing until a packet gets through). */
+static int pair_direct_since(struct sim *s, uint32_t a, uint32_t b,
+                             uint32_t stamp) {
+  return dev_route(s, a, b) == b && dev_route(s, b, a) == a &&
+         DP(s, a, b)->rx >= stamp && DP(s, b, a)->rx >= stamp;
+}
+
 static void reach_check(struct sim *s, uint32_t a, uint32_t b) {
   size_t bit;
 
@@ -511,7 +519,7 @@ static void reach_check(struct sim *s, uint32_t a, uint32_t b) {
     return;
   bit = a < b ? (size_t)a * s->n + b : (size_t)b * s->n + a;
   if ((s->reached[bit >> 3] >> (bit & 7)) & 1 || !pair_reach(s, a, b) ||
-      (s->reach_direct && (dev_route(s, a, b) != b || dev_route(s, b, a) != a)))
+      (s->reach_direct && !pair_direct_since(s, a, b, s->cone_stamp)))
     return;
   s->reached[bit >> 3] |= (uint8_t)(1 << (bit & 7));
   if (reach_model(s, a, b) && ++s->reach_ever == s->reach_model_pairs) {
@@ -537,6 +545,12 @@ static void reach_session(struct sim *s, uint32_t i, uint32_t j) {
     reach_check(s, i, b);
   for (uint32_t b = 0; s->nodes[i].relay && b < s->n; b++)
     reach_check(s, j, b);
+}
+
+/* Node @h heard from @j (--nat-to-cone: the proof a direct path works). */
+void metric_rx(struct sim *s, uint32_t h, uint32_t j) {
+  if (s->reach_direct && s->reach_ever < s->reach_model_pairs)
+    reach_check(s, h, j);
 }
 
 /* Device @i moved k's mesh address to another entry. */
@@ -762,6 +776,7 @@ static void nat_to_cone(struct sim *s) {
         s->reach[b2 >> 3] |= (uint8_t)(1 << (b2 & 7));
       }
   s->reach_direct = 1;
+  s->cone_stamp = s->stamp;
   reach_reset(s);
 }
 

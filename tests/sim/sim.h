@@ -310,8 +310,9 @@ struct sim {
   uint64_t reach_first_ns; /* reach_ns before a kill or NAT change */
   int64_t kill_node;
   uint64_t kill_ns;
-  uint64_t cone_ns; /* NEVER: no --nat-to-cone */
-  int reach_direct; /* reach counts direct paths only */
+  uint64_t cone_ns;    /* NEVER: no --nat-to-cone */
+  int reach_direct;    /* reach counts direct paths only */
+  uint32_t cone_stamp; /* when the NATs changed */
   uint32_t npublic;
   struct stats st;
   uint64_t digest;
@@ -388,6 +389,7 @@ void node_deliver(struct sim *s, uint32_t h, uint32_t sip, uint16_t sport,
                   const uint8_t *data, size_t len);
 void metric_session(struct sim *s, uint32_t i, uint32_t j);
 void metric_route(struct sim *s, uint32_t i, uint32_t k);
+void metric_rx(struct sim *s, uint32_t h, uint32_t j);
 void fatal_nomem(void);
 
 #endif /* SIM_H */

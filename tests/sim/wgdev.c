@@ -601,6 +601,7 @@ static void note_rx(struct sim *s, uint32_t h, uint32_t from,
   dp->ep_port = p->sport;
   dp->rx = s->stamp;
   dp->rx_bytes += wire;
+  metric_rx(s, h, from);
   if (s->roam_node >= 0 && p->sent >= s->roam_stamp && s->roam_stamp) {
     uint32_t x = (uint32_t)s->roam_node;
     uint32_t *slot = NULL;

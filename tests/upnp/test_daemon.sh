@@ -2,10 +2,11 @@
 # SPDX-License-Identifier: MIT
 # The daemon behind a miniupnpd router: node A (LAN, upnp_forward_external_port
 # 40000) maps its WireGuard port and announces 198.51.100.11:40000 through the
-# gossip. P1 (public) knows everyone; P2 (public) has NO endpoint for A, and
-# the router drops every new flow from the LAN to P2, so A can never reach P2
-# first: a handshake between P2 and A can only come from P2 dialling A's
-# announced external endpoint through the mapping. Then: the status view shows
+# gossip. P1 (public) knows everyone. P2 sits behind a symmetric NAT (router
+# R2, masquerade random) and knows only P1; A's router is a port-restricted
+# cone NAT that drops unsolicited UDP. No hole can be punched between them:
+# a handshake between P2 and A can only come from P2 dialling A's announced
+# external endpoint through the mapping. Then: the status view shows
 # the endpoint with its protocol and lease, the daemon renews the short lease
 # (10 s) and the mapping outlives it, and SIGTERM removes it.
 #
@@ -15,21 +16,42 @@ DRIVER=$1 WGAM=$2 ROUTER=${3:-upnp}
 . "$(dirname "$0")/rig.sh"
 command -v wireguard-go >/dev/null || skip "no wireguard-go"
 command -v wg >/dev/null || skip "no wg"
-EXT=40000 WGPORT=51820 P2_IP=198.51.100.2
+EXT=40000 WGPORT=51820 P2_IP=192.168.2.2 R2_WAN=198.51.100.21
 
 rig_up
-# P2 on the WAN bridge.
-NP2=upn${S}q
-ip netns add "$NP2" || die "netns add"
-ip -n "$NP2" link set lo up
-ip -n "$NW" link add upn${S}wq type veth peer name upn${S}qe netns "$NP2"
-ip -n "$NW" link set upn${S}wq master upn${S}wb up
+# P2 at 192.168.2.2 behind R2 (WAN 198.51.100.21), a symmetric NAT.
+NP2=upn${S}q NR2=upn${S}s
+for ns in "$NP2" "$NR2"; do
+  ip netns add "$ns" || die "netns add"
+  ip -n "$ns" link set lo up
+done
+trap 'cleanup; ip netns del "$NP2" 2>/dev/null; ip netns del "$NR2" 2>/dev/null' EXIT
+ip -n "$NW" link add upn${S}ws type veth peer name upn${S}sw netns "$NR2"
+ip -n "$NW" link set upn${S}ws master upn${S}wb up
+ip -n "$NR2" addr add $R2_WAN/24 dev upn${S}sw
+ip -n "$NR2" link set upn${S}sw up
+ip -n "$NR2" route add default via $PUB_IP
+ip -n "$NR2" link add upn${S}sl type veth peer name upn${S}qe netns "$NP2"
+ip -n "$NR2" addr add 192.168.2.1/24 dev upn${S}sl
+ip -n "$NR2" link set upn${S}sl up
+ip netns exec "$NR2" sysctl -qw net.ipv4.ip_forward=1
 ip -n "$NP2" addr add $P2_IP/24 dev upn${S}qe
 ip -n "$NP2" link set upn${S}qe up
-trap 'cleanup; ip netns del "$NP2" 2>/dev/null' EXIT
-# The LAN may not open flows to P2.
-ip netns exec "$NR" nft insert rule inet filter forward ip daddr $P2_IP ct state new drop ||
-  die "nft insert"
+ip -n "$NP2" route add default via 192.168.2.1
+ip netns exec "$NR2" nft -f - <<NFT || die "nft R2"
+table ip nat {
+  chain postrouting {
+    type nat hook postrouting priority srcnat;
+    oifname "upn${S}sw" masquerade random
+  }
+}
+table inet fw {
+  chain input {
+    type filter hook input priority filter;
+    iifname "upn${S}sw" ct state new meta l4proto udp drop
+  }
+}
+NFT
 stun_up
 if [ "$ROUTER" = natpmp ]; then
   MINIUPNPD_UPNP=no MINIUPNPD_NATPMP=yes miniupnpd_up
@@ -82,9 +104,8 @@ JSON
 }
 PA="{\"pubkey\":\"$KA\",\"address\":\"100.64.0.2\"}"
 P1="{\"pubkey\":\"$K1\",\"address\":\"100.64.0.1\",\"endpoint\":\"$PUB_IP:$WGPORT\"}"
-P2="{\"pubkey\":\"$K2\",\"address\":\"100.64.0.3\",\"endpoint\":\"$P2_IP:$WGPORT\"}"
-P2NOEP="{\"pubkey\":\"$K2\",\"address\":\"100.64.0.3\"}"
-config a "\"upnp_forward_external_port\": $EXT," "$P1" "$P2NOEP"
+P2="{\"pubkey\":\"$K2\",\"address\":\"100.64.0.3\"}"
+config a "\"upnp_forward_external_port\": $EXT," "$P1" "$P2"
 config 1 "" "$PA" "$P2"
 config 2 "" "$PA" "$P1"
 
