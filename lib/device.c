@@ -17,28 +17,9 @@ void wgam_mark_update(wgam_mesh *m, struct peer *p, uint8_t flags) {
   }
 }
 
-/*
- * The persistent keepalive the device should have. WireGuard sends at once
- * when a keepalive is set where there was none, and sends nothing when only
- * an endpoint is written: so the fast policy sets none while a peer has no
- * endpoint (its first endpoint then arrives with the keepalive and starts a
- * handshake), and none while a first try waits its turn (the greater key of
- * a pair that never had a handshake lets the other end initiate first, so
- * that their initiations do not cross; see try.c).
- */
-static uint16_t keepalive_to_write(const wgam_mesh *m, const struct peer *p) {
-  uint16_t ka = p->want_keepalive ? p->want_keepalive : m->s.keepalive_trying;
-
-  if (m->s.policy == WGAM_POLICY_FAST &&
-      (p->hold_keepalive ||
-       (!addr_valid(&p->want_ep) && !addr_valid(&p->dev_ep))))
-    return 0;
-  return ka;
-}
-
 void wgam_set_keepalive(wgam_mesh *m, struct peer *p, uint16_t ka) {
   p->want_keepalive = ka;
-  if (p->dev_keepalive != keepalive_to_write(m, p) || !p->on_device)
+  if (p->dev_keepalive != ka || !p->on_device)
     wgam_mark_update(m, p, UPD_KEEPALIVE);
 }
 
@@ -88,13 +69,6 @@ static void observe_peer(wgam_mesh *m, struct peer *p,
     p->hs_at = NONE;
   }
   p->dev_hs = dp->last_handshake;
-  /* A persistent keepalive (32 bytes, sent only when nothing else was)
-   * asks for no answer; anything else we sent does. */
-  if (dp->tx_bytes != p->tx_bytes) {
-    if (!first && dp->tx_bytes - p->tx_bytes != 32)
-      p->tx_at = ts;
-    p->tx_bytes = dp->tx_bytes;
-  }
   if (dp->rx_bytes != p->rx_bytes) {
     if (!first)
       p->rx_at = ts;
@@ -164,11 +138,11 @@ int wgam_mesh_observe_device(wgam_mesh *m, const wgam_device *dev,
     /* Drop what the device already has, then ask for what it lacks. */
     if (p->allowed_ok)
       p->upd &= (uint8_t)~UPD_ALLOWED;
-    if (p->dev_keepalive == keepalive_to_write(m, p))
+    if (p->dev_keepalive == p->want_keepalive)
       p->upd &= (uint8_t)~UPD_KEEPALIVE;
     if (!p->allowed_ok)
       wgam_mark_update(m, p, UPD_ALLOWED);
-    if (p->want_keepalive && p->dev_keepalive != keepalive_to_write(m, p))
+    if (p->want_keepalive && p->dev_keepalive != p->want_keepalive)
       wgam_mark_update(m, p, UPD_KEEPALIVE);
     /* A handshake came after all: keep it. */
     if (p->dev_hs || !p->on_device)
@@ -177,7 +151,7 @@ int wgam_mesh_observe_device(wgam_mesh *m, const wgam_device *dev,
     wgam_peer_step(m, (uint32_t)i, ts);
     m->observing = 0;
     if (wgam_early_retry_due(m, p))
-      m->t_read = ts_min(m->t_read, wgam_early_retry_at(m, p));
+      m->t_early = ts_min(m->t_early, wgam_early_retry_at(m, p));
   }
   /* With every peer's state current (so propagation finds its targets): */
   for (i = 0; i < m->npeers; i++) {
@@ -305,7 +279,8 @@ static void fill_update(wgam_mesh *m, struct peer *p, uint8_t flags,
   }
   if ((flags & UPD_KEEPALIVE) || !p->on_device) {
     upd->flags |= WGAM_PEER_HAS_KEEPALIVE;
-    upd->persistent_keepalive = keepalive_to_write(m, p);
+    upd->persistent_keepalive =
+        p->want_keepalive ? p->want_keepalive : m->s.keepalive_trying;
     p->dev_keepalive = upd->persistent_keepalive;
   }
   p->on_device = 1;

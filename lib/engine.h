@@ -81,9 +81,7 @@ struct peer {
   uint64_t dev_hs;   /* Unix seconds, 0 = never */
   wgam_tstamp hs_at; /* dev_hs on our monotonic clock */
   uint64_t rx_bytes;
-  wgam_tstamp rx_at; /* last time rx_bytes grew */
-  uint64_t tx_bytes;
-  wgam_tstamp tx_at;   /* last time we sent more than keepalives */
+  wgam_tstamp rx_at;   /* last time rx_bytes grew */
   wgam_tstamp pong_at; /* last Pong from the peer */
 
   /* Control. */
@@ -92,9 +90,8 @@ struct peer {
   uint8_t want_src; /* source of want_ep */
   uint8_t backoff_level;
   uint8_t ntried;
-  uint8_t upd;            /* pending UPD_* */
-  uint8_t queued;         /* in the update queue */
-  uint8_t hold_keepalive; /* a first try waits its turn (greater key) */
+  uint8_t upd;    /* pending UPD_* */
+  uint8_t queued; /* in the update queue */
   uint16_t want_keepalive;
   uint32_t tried[MAX_CANDIDATES];
   uint32_t tries;
@@ -180,7 +177,7 @@ struct wgam_mesh {
   wgam_tstamp unix_base_ts;
 
   wgam_tstamp t_device, t_lan, t_persist, t_igd;
-  wgam_tstamp t_read; /* a device read soon: a handshake is likely */
+  wgam_tstamp t_early; /* a device read for an early retry (EARLY_RETRY) */
   uint32_t wants;
   int cycle_due;
   uint64_t cycle;
@@ -326,7 +323,6 @@ void wgam_became_connected(wgam_mesh *m, struct peer *p, wgam_tstamp ts);
 int wgam_early_retry_due(const wgam_mesh *m, const struct peer *p);
 void wgam_peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts);
 void wgam_try_again(wgam_mesh *m, uint32_t idx, wgam_tstamp ts);
-void wgam_read_soon(wgam_mesh *m, wgam_tstamp ts);
 
 /* classic.c */
 void wgam_classic_cycle(wgam_mesh *m, wgam_tstamp ts);

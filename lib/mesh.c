@@ -102,7 +102,7 @@ int wgam_mesh_new_versioned(wgam_mesh **pmesh, int settings_version,
   m->self_idx = NO_IDX;
   m->recreate = NO_IDX;
   m->t_device = ts; /* the first thing we need is the device */
-  m->t_read = NONE;
+  m->t_early = NONE;
   m->wants = WGAM_WANT_DEVICE;
   m->t_lan = NONE;
   m->t_persist = NONE;
@@ -150,7 +150,7 @@ wgam_tstamp wgam_mesh_get_expiry(const wgam_mesh *m) {
   if (!m)
     return NONE;
   t = ts_min(ts_min(m->t_device, m->t_lan), ts_min(m->t_persist, m->t_igd));
-  t = ts_min(ts_min(t, m->t_ask), m->t_read);
+  t = ts_min(ts_min(t, m->t_ask), m->t_early);
   if (m->heaplen)
     t = ts_min(t, m->peers[m->heap[0]].next);
   return t;
@@ -161,9 +161,9 @@ int wgam_mesh_handle_expiry(wgam_mesh *m, wgam_tstamp ts) {
 
   if (!m)
     return WGAM_ERR_INVALID_ARGUMENT;
-  if (ts >= m->t_read) {
+  if (ts >= m->t_early) {
     m->wants |= WGAM_WANT_DEVICE;
-    m->t_read = NONE; /* observe_device() sets the next one */
+    m->t_early = NONE; /* observe_device() sets the next one */
   }
   if (ts >= m->t_device) {
     m->wants |= WGAM_WANT_DEVICE;

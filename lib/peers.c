@@ -22,7 +22,6 @@ static void peer_init(struct peer *p) {
   memset(p, 0, sizeof(*p));
   p->hs_at = NONE;
   p->rx_at = NONE;
-  p->tx_at = NONE;
   p->pong_at = NONE;
   p->deadline = NONE;
   p->try_start = NONE;

@@ -136,9 +136,4 @@ const struct wgam_fixed wgam_fixed = {
      * (the backoff would reach backoff_max): a NAT that changed kind or a
      * firewall rule lifted is found within this time. */
     .relay_direct_retry = 20 * WGAM_SECONDS,
-    /* A try started, or a datagram came through the tunnel from a peer not
-     * seen connected: its handshake is likely done within a round trip, so
-     * the device is read again this soon rather than a device_interval
-     * later. */
-    .read_soon = 150 * WGAM_MILLISECONDS,
 };

@@ -163,24 +163,17 @@ static void path_silent(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
   }
 }
 
-/* Our key is the greater of the pair: we let the other end go first. */
-static int greater_key(const wgam_mesh *m, const struct peer *p) {
-  return m->has_pubkey && memcmp(m->pubkey, p->pubkey, WGAM_KEY_LEN) > 0;
-}
-
 /* When a try of @p without a handshake is redone (see wgam_fixed.early_retry in
  * settings.c).
  */
 wgam_tstamp wgam_early_retry_at(const wgam_mesh *m, const struct peer *p) {
   wgam_tstamp at = ts_add(p->try_start, wgam_fixed.early_retry);
 
-  if (p->rx_bytes && p->rx_at != NONE &&
-      ts_add(p->rx_at, wgam_fixed.early_quiet) > at)
+  if (!p->rx_bytes)
+    return at;
+  if (p->rx_at != NONE && ts_add(p->rx_at, wgam_fixed.early_quiet) > at)
     at = ts_add(p->rx_at, wgam_fixed.early_quiet);
-  /* Both ends would re-create each other in the same tick and cross
-   * again: the greater key waits, and the other's fresh initiation finds
-   * it in place. */
-  if (greater_key(m, p))
+  if (m->has_pubkey && memcmp(m->pubkey, p->pubkey, WGAM_KEY_LEN) > 0)
     at = ts_add(at, wgam_fixed.early_stagger);
   return at;
 }
@@ -196,29 +189,13 @@ void wgam_try_endpoint(wgam_mesh *m, struct peer *p, const wgam_addr *ep,
   p->deadline = ts_add(ts, m->s.try_interval);
   p->tries++;
   if (m->s.policy == WGAM_POLICY_FAST && !p->dev_hs)
-    m->t_read = ts_min(m->t_read, wgam_early_retry_at(m, p));
-  /* Its handshake takes a round trip: see it then, not a device read
-   * interval later. */
-  wgam_read_soon(m, ts);
-  /* Two ends that never had a handshake learn of each other at the same
-   * instant (one gossip round) and would send crossing initiations, each
-   * answering the other's, neither answer taken: the greater key writes
-   * the endpoint without a keepalive (no initiation of its own) for
-   * early_stagger, while the other's initiation completes the handshake. */
-  p->hold_keepalive = m->s.policy == WGAM_POLICY_FAST && !p->dev_hs &&
-                      p->hs_at == NONE && greater_key(m, p);
+    m->t_early = ts_min(m->t_early, wgam_early_retry_at(m, p));
   if (p->state == PEER_SWITCHING) {
     /* The LAN try of a connected peer keeps the connected keepalive. */
   } else {
     wgam_peer_set_state(m, p, PEER_TRYING);
     wgam_set_keepalive(m, p, m->s.keepalive_trying);
   }
-  /* The same endpoint again after the path went silent: only a peer added
-   * anew makes WireGuard start a handshake now (it has a session it
-   * believes in). */
-  if (m->s.policy == WGAM_POLICY_FAST && p->broken_at != NONE &&
-      wgam_addr_equal(&p->dev_ep, ep) && !we_moved(m, p) && p->on_device)
-    wgam_mark_update(m, p, UPD_ENDPOINT | UPD_RECREATE);
   if (!wgam_addr_equal(&p->dev_ep, ep) ||
       (p->broken_at != NONE && we_moved(m, p))) {
     wgam_mark_update(m, p, UPD_ENDPOINT);
@@ -286,29 +263,6 @@ static void try_next(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
 }
 
 static wgam_tstamp peer_next(const wgam_mesh *m, const struct peer *p);
-static wgam_tstamp probe_idle(const wgam_mesh *m);
-
-/*
- * When a connected peer's path is checked with a Ping: probe_idle after
- * traffic we sent went unanswered (a NAT that rebooted, a WAN address
- * gone), or when even the peer's keepalive is probe_idle late (a quiet
- * path that broke). A healthy quiet path, where both ends' keepalives
- * cross, is not probed.
- */
-static wgam_tstamp probe_due(const wgam_mesh *m, const struct peer *p) {
-  wgam_tstamp last = ts_latest(p->rx_at, p->hs_at, p->pong_at);
-
-  if (p->tx_at != NONE && p->tx_at > last)
-    return ts_add(last, probe_idle(m));
-  return ts_add(last, (wgam_tstamp)m->s.keepalive_connected * WGAM_SECONDS +
-                          probe_idle(m));
-}
-
-/* A device read soon: a handshake is likely within a round trip. */
-void wgam_read_soon(wgam_mesh *m, wgam_tstamp ts) {
-  if (m->s.policy == WGAM_POLICY_FAST)
-    m->t_read = ts_min(m->t_read, ts_add(ts, wgam_fixed.read_soon));
-}
 
 /* A backing-off peer starts a new round now (see wgam_relay_pinged()). */
 void wgam_try_again(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
@@ -461,8 +415,6 @@ static wgam_tstamp peer_next(const wgam_mesh *m, const struct peer *p) {
   if (p->prop_pending)
     next = ts_min(next, p->prop_next);
   next = ts_min(next, p->relay_at);
-  if (p->hold_keepalive)
-    next = ts_min(next, ts_add(p->try_start, wgam_fixed.early_stagger));
   if (has_lan(p))
     next = ts_min(next, ts_add(p->lan->seen, m->s.lan_timeout));
   if (p->state == PEER_CONNECTED) {
@@ -471,7 +423,8 @@ static wgam_tstamp peer_next(const wgam_mesh *m, const struct peer *p) {
       if (p->probe_at != NONE)
         next = ts_min(next, ts_add(p->probe_at, m->s.probe_timeout));
       else
-        next = ts_min(next, probe_due(m, p));
+        next = ts_min(next, ts_add(ts_latest(p->rx_at, p->hs_at, p->pong_at),
+                                   probe_idle(m)));
     }
   }
   return next;
@@ -505,13 +458,6 @@ void wgam_peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
     return;
   }
 
-  /* The greater key's turn (see wgam_try_endpoint()). */
-  if (p->hold_keepalive &&
-      (p->dev_hs || !peer_trying(p->state) ||
-       ts >= ts_add(p->try_start, wgam_fixed.early_stagger))) {
-    p->hold_keepalive = 0;
-    wgam_set_keepalive(m, p, p->want_keepalive);
-  }
   conn = wgam_peer_connected(m, p, ts);
   if (conn && m->s.probe_idle && p->state == PEER_CONNECTED) {
     wgam_tstamp last = ts_latest(p->rx_at, p->hs_at, p->pong_at);
@@ -526,7 +472,7 @@ void wgam_peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
       path_silent(m, p, ts);
       p->probe_at = NONE;
       conn = 0;
-    } else if (p->probe_at == NONE && ts >= probe_due(m, p)) {
+    } else if (p->probe_at == NONE && ts >= ts_add(last, probe_idle(m))) {
       wgam_log(m, WGAM_LOG_TRACE, "peer %s: probing a silent path",
                wgam_key_short(p->pubkey).s);
       p->probe_at = ts;

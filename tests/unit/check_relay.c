@@ -24,7 +24,6 @@ struct entry {
   wgam_cidr ips[MAXIPS];
   size_t nips;
   uint64_t rx;
-  uint64_t tx;
 };
 
 static struct {
@@ -167,7 +166,6 @@ static void observe(void) {
     dp[n].endpoint = e->endpoint;
     dp[n].last_handshake = t.hs[i];
     dp[n].rx_bytes = t.up[i] ? (e->rx += 100) : e->rx;
-    dp[n].tx_bytes = e->tx;
     dp[n].persistent_keepalive = e->keepalive;
     dp[n].allowedips = e->ips;
     dp[n].nallowedips = e->nips;
@@ -199,12 +197,6 @@ static void drain(void) {
         to = i;
     if (to == B && msg.type == WGAM_MSG_PING)
       t.pings_to_b++;
-    /* The datagram leaves on the entry that holds its destination. */
-    if (to >= 0)
-      for (int i = 0; i < NNODES; i++)
-        for (size_t k = 0; k < t.dev[i].nips; k++)
-          if (ip_node(&t.dev[i].ips[k]) == to)
-            t.dev[i].tx += (uint64_t)n + 32;
     if (to >= 0 && msg.type == WGAM_MSG_PING && t.answers[to])
       deliver(to, WGAM_MSG_PONG);
   }
