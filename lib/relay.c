@@ -258,6 +258,16 @@ static void relayed_step(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
   uint32_t via;
 
   if (!usable_relay(m, p, p->via)) {
+    /* The relay lost its direct path in our view, maybe for a moment (a
+     * probe lost): a route that worked is left only when a Ping through
+     * it goes unanswered, so that one blip does not send the two ends of
+     * a pair to different relays. */
+    if (answered && ts >= ts_add(p->route_at, wgam_fixed.relay_confirm)) {
+      ask_through(m, p, ts);
+      return;
+    }
+    if (answered || ts < p->relay_at)
+      return;
     p->relay_rank = 0;
     via = pick_relay(m, p);
     set_route(m, p, via, ts);
