@@ -382,19 +382,23 @@ typedef struct wgam_settings {
   /** WGAM_SETTINGS_* flags. */
   uint32_t flags;
 
-  /** Interval between device reads. */
+  /** Interval between device reads; in the classic policy also the loop's
+   *  cycle (each read moves every disconnected peer to its next
+   *  candidate). */
   wgam_tstamp device_interval;
-  /** Time a candidate endpoint is given to complete a handshake. In the
-   *  classic preset this is the 30 s cycle. */
+  /** Fast: the handshake window of one candidate endpoint; it closes at the
+   *  first device read after it ended. Not used by the classic policy. */
   wgam_tstamp try_interval;
-  /** After every candidate failed: first and largest wait before the next
-   *  round (doubling). Classic: both equal to try_interval. */
+  /** Fast, after every candidate failed: first and largest wait before the
+   *  next round (doubling); backoff_max is also how long a LAN endpoint that
+   *  did not answer is not tried again. Not used by the classic policy. */
   wgam_tstamp backoff_min;
   wgam_tstamp backoff_max;
   /** A peer is connected while its last handshake is younger (fast 200 s,
    *  classic 300 s). */
   wgam_tstamp timeout;
-  /** Observed endpoints are re-announced when older than this (300 s). */
+  /** Observed endpoints, and our external ones, are re-announced when the
+   *  store's time for them is older than this (300 s). */
   wgam_tstamp gossip_interval;
   /** LAN broadcast interval (60 s) and LAN endpoint lifetime (300 s). */
   wgam_tstamp lan_interval;
@@ -402,7 +406,7 @@ typedef struct wgam_settings {
   /** Classic: write the state file this often (600 s). Fast: write it this
    *  long after it changed (debounce). */
   wgam_tstamp persist_interval;
-  /** UPnP IGD renewal interval (60 s). */
+  /** Interval of WGAM_WANT_IGD: renew the port mappings (60 s). */
   wgam_tstamp igd_interval;
   /** Liveness probe: a connected peer silent (no received bytes) this long
    *  is sent a Ping (fast 4 s; large meshes stretch it to stay within
@@ -410,7 +414,7 @@ typedef struct wgam_settings {
   wgam_tstamp probe_idle;
   /** A probe unanswered this long marks the path broken (fast 1.5 s). */
   wgam_tstamp probe_timeout;
-  /** Persistent keepalive while trying (10 s) and once connected (30 s). */
+  /** Persistent keepalive in seconds while trying (10) and connected (30). */
   uint16_t keepalive_trying;
   uint16_t keepalive_connected;
 

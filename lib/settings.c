@@ -62,7 +62,7 @@ int wgam_settings_classic_versioned(int settings_version,
 
 /*
  * Fixed timers and limits of the fast policy's machinery (the classic
- * policy uses none of them but the datagram ring).
+ * policy uses none of them but answer_interval and queue_keep).
  */
 const struct wgam_fixed wgam_fixed = {
     /* A peer that connects is asked for its store (a late joiner missed
