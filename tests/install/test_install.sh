@@ -64,7 +64,10 @@ $docdir/examples/embed/embed.c
 $docdir/examples/embed/Makefile"
 if [ "$daemon" = daemon ]; then
   expect="$expect
-$sbindir/wgautomesh"
+$sbindir/wgautomesh
+$prefix/bin/wgautomesh-toml2json
+$mandir/man1/wgautomesh-toml2json.1
+$docdir/migrating.md"
 fi
 missing=0
 for f in $expect; do
