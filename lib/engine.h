@@ -177,7 +177,7 @@ struct wgam_mesh {
   wgam_tstamp unix_base_ts;
 
   wgam_tstamp t_device, t_lan, t_persist, t_igd;
-  wgam_tstamp t_early; /* a device read for an early retry (EARLY_RETRY) */
+  wgam_tstamp t_early; /* a device read soon: an early retry, a handshake */
   uint32_t wants;
   int cycle_due;
   uint64_t cycle;
@@ -323,6 +323,7 @@ void wgam_became_connected(wgam_mesh *m, struct peer *p, wgam_tstamp ts);
 int wgam_early_retry_due(const wgam_mesh *m, const struct peer *p);
 void wgam_peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts);
 void wgam_try_again(wgam_mesh *m, uint32_t idx, wgam_tstamp ts);
+void wgam_read_soon(wgam_mesh *m, wgam_tstamp ts);
 
 /* classic.c */
 void wgam_classic_cycle(wgam_mesh *m, wgam_tstamp ts);

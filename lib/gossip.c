@@ -147,6 +147,16 @@ int wgam_mesh_read_pkt(wgam_mesh *m, const wgam_addr *src, const uint8_t *pkt,
   }
   m->stats.pkts_in[msg.type]++;
   m->stats.bytes_in += pktlen;
+  /* Gossip comes through the tunnel: from a peer we do not see connected
+   * yet, it proves a fresh session (a handshake it initiated, whose
+   * endpoint we are to observe and announce). */
+  if (m->s.policy == WGAM_POLICY_FAST && msg.type != WGAM_MSG_LAN_BROADCAST) {
+    uint32_t from = wgam_find_addr(m, src);
+
+    if (from != NO_IDX && from != m->self_idx &&
+        m->peers[from].state != PEER_CONNECTED)
+      wgam_read_soon(m, ts);
+  }
 
   switch (msg.type) {
   case WGAM_MSG_PING:

@@ -96,6 +96,7 @@ struct wgam_fixed {
   wgam_tstamp clock_slack;   /* announced times further ahead are ours */
   wgam_tstamp
       relay_direct_retry; /* relayed: direct tried at least this often */
+  wgam_tstamp read_soon;  /* a handshake likely: read the device then */
 };
 extern const struct wgam_fixed wgam_fixed;
 

@@ -100,8 +100,9 @@ const struct wgam_fixed wgam_fixed = {
      * much longer, so the other's fresh initiation finds it in place. */
     .early_stagger = 500 * WGAM_MILLISECONDS,
     /* First and largest interval between Requests sent while some peers
-     * have no working endpoint. */
-    .ask_min = 10 * WGAM_SECONDS,
+     * have no candidate endpoint at all (news of them went past us while
+     * we were not connected to those who spread it). */
+    .ask_min = 3 * WGAM_SECONDS,
     .ask_max = 600 * WGAM_SECONDS,
     /* News about one subject is propagated at once, then held back for a
      * time that doubles while it keeps changing (a flapping peer does not
@@ -136,4 +137,9 @@ const struct wgam_fixed wgam_fixed = {
      * (the backoff would reach backoff_max): a NAT that changed kind or a
      * firewall rule lifted is found within this time. */
     .relay_direct_retry = 20 * WGAM_SECONDS,
+    /* A try started, or gossip came through the tunnel from a peer not
+     * seen connected: its handshake is likely done within a round trip, so
+     * the device is read again this soon rather than a device_interval
+     * later. */
+    .read_soon = 150 * WGAM_MILLISECONDS,
 };

@@ -190,6 +190,9 @@ void wgam_try_endpoint(wgam_mesh *m, struct peer *p, const wgam_addr *ep,
   p->tries++;
   if (m->s.policy == WGAM_POLICY_FAST && !p->dev_hs)
     m->t_early = ts_min(m->t_early, wgam_early_retry_at(m, p));
+  /* Its handshake takes a round trip: see it then, not a device read
+   * interval later. */
+  wgam_read_soon(m, ts);
   if (p->state == PEER_SWITCHING) {
     /* The LAN try of a connected peer keeps the connected keepalive. */
   } else {
@@ -263,6 +266,12 @@ static void try_next(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
 }
 
 static wgam_tstamp peer_next(const wgam_mesh *m, const struct peer *p);
+
+/* A device read soon: a handshake is likely done within a round trip. */
+void wgam_read_soon(wgam_mesh *m, wgam_tstamp ts) {
+  if (m->s.policy == WGAM_POLICY_FAST && m->dev_seen)
+    m->t_early = ts_min(m->t_early, ts_add(ts, wgam_fixed.read_soon));
+}
 
 /* A backing-off peer starts a new round now (see wgam_relay_pinged()). */
 void wgam_try_again(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
@@ -472,7 +481,12 @@ void wgam_peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
       path_silent(m, p, ts);
       p->probe_at = NONE;
       conn = 0;
-    } else if (p->probe_at == NONE && ts >= ts_add(last, probe_idle(m))) {
+    } else if (p->probe_at == NONE &&
+               (ts >= ts_add(last, probe_idle(m)) ||
+                (p->learned_at != NONE && p->learned_at > last &&
+                 ts >= ts_add(last, wgam_fixed.read_soon)))) {
+      /* Silent for probe_idle, or news of another address for it came
+       * since we last heard it (it may have moved: check now). */
       wgam_log(m, WGAM_LOG_TRACE, "peer %s: probing a silent path",
                wgam_key_short(p->pubkey).s);
       p->probe_at = ts;

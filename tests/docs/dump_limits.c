@@ -99,6 +99,7 @@ int main(void) {
   FIXED_TIME(relay_probe);
   FIXED_TIME(clock_slack);
   FIXED_TIME(relay_direct_retry);
+  FIXED_TIME(read_soon);
 
   CONST(WGAM_MAX_ENDPOINTS);
   CONST(WGAM_GOSSIP_FANOUT);

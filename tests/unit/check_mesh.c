@@ -1153,10 +1153,12 @@ START_TEST(test_early_retry_recreates) {
   } cases[] = {
       {0, 0, 0, -1, 1.0, 1.4},   /* nothing came */
       {0, 1, 0, -1, 1.0, 1.4},   /* nothing came: no stagger */
-      {0, 0, 148, -1, 1.4, 1.6}, /* an answered initiation, no handshake:
-                                    seen at 1 s, retried half a second on */
-      {0, 1, 148, -1, 1.9, 2.1}, /* the same, greater key: another half */
-      {0, 0, 148, 1200, 0, 0},   /* the initiator's data came: kept */
+      {0, 0, 148, -1, 0.9, 1.1}, /* an answered initiation, no handshake:
+                                    seen by the read soon after the try
+                                    started, half a second old at 1 s */
+      {0, 1, 148, -1, 1.4, 1.6}, /* the same, greater key: another half */
+      {0, 0, 148, 400, 0, 0},    /* the initiator's data came within half
+                                    a second of the answer: kept */
       {1, 0, 0, -1, 0, 0},       /* classic */
   };
   wgam_endpoint ep;
