@@ -351,6 +351,17 @@ def rss_kb(proc):
     return None
 
 
+def forwarding(node):
+    """The relay's IPv4 forwarding switch on its WireGuard interface (the
+    daemon of a relay turns it on), or None when there is no interface."""
+    try:
+        out = node.sh(["cat", "/proc/sys/net/ipv4/conf/%s/forwarding" % node.wg],
+                      check=False)
+        return int(out.strip()) if out.strip() else None
+    except (ValueError, OSError):
+        return None
+
+
 def state_loads(wgam, path):
     """(ok, message): `wgautomesh decode --state` reads the file."""
     if not os.path.isfile(path):

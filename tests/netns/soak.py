@@ -22,7 +22,8 @@ Length: --minutes, else WGAM_SOAK_MINUTES, else 5 minutes of faults. The
 seed is random unless given (and printed: a failing run can be replayed).
 
 Fails (exit 1) when a fault is not recovered within the bound (60 s: it
-catches hangs, it does not measure), a daemon dies unexpectedly, a daemon's
+catches hangs, it does not measure), a daemon dies unexpectedly, a relay's
+WireGuard interface does not forward 5 s after a fault, a daemon's
 resident memory at the end exceeds twice its first figure plus 2 MiB, or a
 state file does not load (`wgautomesh decode --state`) after the daemons
 stopped. Exit 77 without root, netns or wireguard-go. WGAM_BIN names the
@@ -116,6 +117,7 @@ class Soak:
         self.failures = []
         self.deaths = []
         self.broken = []
+        self.no_forwarding = set()
         for k in self.kinds:
             if k not in F.INJECT:
                 raise SystemExit("unknown fault kind %r (known: %s)" % (k, ", ".join(F.KINDS)))
@@ -307,11 +309,32 @@ class Soak:
                     say("  ... still not after %.0f s more: %s left out from now on" % (
                         HANG, fmt_pairs(gone)))
         self.check_deaths()
+        self.check_relays()
         for k, (kind, target) in enumerate(picks):
             if kind == "state_bad" and F.restore_state_path(target.state_path):
                 say("  (state path of %s made a plain path again)" % target.name)
         self.records.append(rec)
         return not missing
+
+    def check_relays(self):
+        """Every relay with a running daemon forwards on its WireGuard
+        interface, also after the interface was deleted and created again
+        (a new interface starts with forwarding off)."""
+        for n in self.ctx.relays:
+            if n.daemon is None or n.daemon.poll() is not None:
+                continue
+            deadline = time.monotonic() + 5
+            while F.forwarding(n) != 1 and time.monotonic() < deadline:
+                time.sleep(0.5)
+            v = F.forwarding(n)
+            if v != 1 and n not in self.no_forwarding:
+                msg = "relay %s: net.ipv4.conf.%s.forwarding is %s at rig time %.1f" % (
+                    n.name, n.wg, v, F.rig_time())
+                say("FAIL: " + msg)
+                self.failures.append(msg)
+                self.no_forwarding.add(n)
+            elif v == 1:
+                self.no_forwarding.discard(n)
 
     def show(self, missing):
         """What the daemons and the devices say about the missing pairs."""
