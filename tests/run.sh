@@ -33,16 +33,39 @@ args=""
 for s in $suites; do args="$args --suite $s"; done
 
 start=$(date +%s)
+passed=0 failed=0 skipped=0
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
+# Runs one meson test command and adds its summary to the totals; a
+# failing phase does not stop the others (the exit status says it).
+tally() {
+  "$@" 2>&1 | tee "$log" || true
+  ok=$(sed -n 's/^Ok: *\([0-9]*\) *$/\1/p' "$log" | tail -n 1)
+  xf=$(sed -n 's/^Expected Fail: *\([0-9]*\) *$/\1/p' "$log" | tail -n 1)
+  bad=$(sed -n 's/^Fail: *\([0-9]*\) *$/\1/p' "$log" | tail -n 1)
+  up=$(sed -n 's/^Unexpected Pass: *\([0-9]*\) *$/\1/p' "$log" | tail -n 1)
+  to=$(sed -n 's/^Timeout: *\([0-9]*\) *$/\1/p' "$log" | tail -n 1)
+  sk=$(sed -n 's/^Skipped: *\([0-9]*\) *$/\1/p' "$log" | tail -n 1)
+  if [ -z "$ok$bad" ]; then
+    failed=$((failed + 1)) # the command failed before running its tests
+    return
+  fi
+  passed=$((passed + ${ok:-0} + ${xf:-0}))
+  failed=$((failed + ${bad:-0} + ${up:-0} + ${to:-0}))
+  skipped=$((skipped + ${sk:-0}))
+}
+
 meson setup "$build" --wipe >/dev/null 2>&1 || meson setup "$build"
 ninja -C "$build"
 # shellcheck disable=SC2086
-meson test -C "$build" --print-errorlogs $args
+tally meson test -C "$build" --print-errorlogs $args
 
 # The engine suites under valgrind (no fork, so every leak is seen; the
 # codec suites, random-input heavy, run under ASan below instead).
 if command -v valgrind >/dev/null; then
-  meson test -C "$build" --print-errorlogs --setup valgrind \
-    blake3 mesh hardening-lib
+  tally meson test -C "$build" --print-errorlogs --setup valgrind \
+    blake3 mesh relay hardening-lib
 fi
 
 # The same code under AddressSanitizer and UndefinedBehaviorSanitizer.
@@ -50,17 +73,23 @@ asan=${build}-asan
 meson setup "$asan" --wipe -Db_sanitize=address,undefined -Db_lundef=false \
   >/dev/null 2>&1 || meson setup "$asan" -Db_sanitize=address,undefined -Db_lundef=false
 ninja -C "$asan"
-ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+tally env ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
   meson test -C "$asan" --print-errorlogs --suite unit --suite sim
 
 # Every fuzz target for WGAM_FUZZ_SECONDS (60) with libFuzzer, ASan and
-# UBSan (the fuzz suite above replays the seeds with the default compiler).
+# UBSan (the fuzz suite above replays the seeds with the default compiler);
+# each target counts as one test.
 case " $suites " in
 *" fuzz "*)
   if command -v clang >/dev/null; then
-    BUILD=${build}-fuzz ./tools/fuzz.sh "${WGAM_FUZZ_SECONDS:-60}"
+    BUILD=${build}-fuzz ./tools/fuzz.sh "${WGAM_FUZZ_SECONDS:-60}" 2>&1 |
+      tee "$log" || true
+    passed=$((passed + $(grep -c ': ok$' "$log" || true)))
+    failed=$((failed + $(grep -c ': CRASH$' "$log" || true)))
   fi ;;
 esac
 
-echo "tests/run.sh: all suites passed in $(( $(date +%s) - start )) s"
+echo "tests/run.sh: $(( $(date +%s) - start )) s"
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]
