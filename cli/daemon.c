@@ -174,13 +174,6 @@ static int flush(struct daemon *d, wgam_tstamp now) {
   wgam_ssize n;
   size_t nupds = 0;
 
-  while ((n = wgam_mesh_write_pkt(d->mesh, &dst, pkt, sizeof(pkt), now)) > 0)
-    gossip_send(&d->gossip, &dst, pkt, (size_t)n);
-  if (n < 0) {
-    log_err("engine: %s", wgam_strerror((int)n));
-    if (wgam_err_is_fatal((int)n))
-      return (int)n;
-  }
   while (wgam_mesh_next_peer_update(d->mesh, &upd) == 1) {
     if (nupds == d->capupds) {
       size_t cap = d->capupds ? d->capupds * 2 : 16;
@@ -202,6 +195,13 @@ static int flush(struct daemon *d, wgam_tstamp now) {
                nupds, strerror(-rc));
     else
       log_debug("applied %zu peer changes", nupds);
+  }
+  while ((n = wgam_mesh_write_pkt(d->mesh, &dst, pkt, sizeof(pkt), now)) > 0)
+    gossip_send(&d->gossip, &dst, pkt, (size_t)n);
+  if (n < 0) {
+    log_err("engine: %s", wgam_strerror((int)n));
+    if (wgam_err_is_fatal((int)n))
+      return (int)n;
   }
   return 0;
 }

@@ -97,6 +97,25 @@ int forward_set(struct forward *f, const char *ifname, int relay, int ipv6) {
   int rc = 0;
 
   relay = relay != 0;
+  if (relay && f->relay) {
+    char path[256], v;
+
+    /* An interface deleted and created again between two device reads
+     * comes back with forwarding off: enable it again (what we found on
+     * the old one is what we restore). */
+    v4_path(path, sizeof(path), ifname);
+    if (sysctl_read(path, &v) == 0 && v == '0') {
+      char saved = f->saved;
+
+      forward_forget(f);
+      f->relay = 0;
+      rc = forward_set(f, ifname, relay, ipv6);
+      if (saved)
+        f->saved = saved;
+      return rc;
+    }
+    return 0;
+  }
   if (relay == f->relay)
     return 0;
   f->relay = relay;
