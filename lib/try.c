@@ -49,12 +49,23 @@ void wgam_peer_set_state(wgam_mesh *m, struct peer *p, int state) {
   p->state = (uint8_t)state;
 }
 
+/* The last Pong that proves the direct path: none while the peer is routed
+ * through a relay (the Pong came through it), nor one from before the
+ * route came back from a relay. */
+static wgam_tstamp direct_pong(const struct peer *p) {
+  if (p->route != WGAM_ROUTE_DIRECT)
+    return NONE;
+  if (p->route_at != NONE && (p->pong_at == NONE || p->pong_at <= p->route_at))
+    return NONE;
+  return p->pong_at;
+}
+
 int wgam_peer_connected(const wgam_mesh *m, const struct peer *p,
                         wgam_tstamp ts) {
   if (p->hs_at == NONE || ts >= ts_add(p->hs_at, m->s.timeout))
     return 0;
   if (p->broken_at != NONE &&
-      ts_latest(p->rx_at, p->hs_at, p->pong_at) <= p->broken_at)
+      ts_latest(p->rx_at, p->hs_at, direct_pong(p)) <= p->broken_at)
     return 0;
   return 1;
 }
