@@ -1,8 +1,9 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
 # Repeats the port-mapping scenarios against miniupnpd (the daemon through a
-# UPnP-only and a NAT-PMP/PCP-only router, a silent gateway, a late one, an
-# external address change, each protocol alone, a taken port) and prints
+# UPnP-only and a NAT-PMP/PCP-only router, a silent gateway, both endpoints
+# announced, a late gateway, an external address change, each protocol
+# alone, a taken port) and prints
 # "N passed, N failed", with the failures per scenario and where their
 # logs are.
 #
@@ -11,7 +12,7 @@
 #   -n  rounds (default 20); -t  start no round after SECONDS (default: no
 #   limit); -s  only these scenarios (repeatable); BUILD_DIR default build.
 set -u
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 2
 runs=20 budget=0 only=()
 while getopts n:t:s: o; do
   case $o in
@@ -31,6 +32,7 @@ declare -A sc=(
   [daemon-upnp]="test_daemon.sh $drv $wgam upnp"
   [daemon-natpmp]="test_daemon.sh $drv $wgam natpmp"
   [daemon-silent]="test_silent.sh $drv $wgam"
+  [daemon-pinhole]="test_daemon_pinhole.sh $drv $wgam"
   [late-upnp]="test_late.sh $drv upnp"
   [late-natpmp]="test_late.sh $drv natpmp"
   [extaddr-natpmp]="LEASE=300 MAX_MS=3000 test_extaddr.sh $drv natpmp"
@@ -43,7 +45,7 @@ declare -A sc=(
   [upnp-map]="test_map.sh $drv"
   [upnp-pinhole]="test_pinhole.sh $drv"
 )
-order=(daemon-upnp daemon-natpmp daemon-silent late-upnp late-natpmp
+order=(daemon-upnp daemon-natpmp daemon-silent daemon-pinhole late-upnp late-natpmp
        extaddr-natpmp extaddr-upnp pcp natpmp conflict-upnp conflict-pcp
        conflict-natpmp upnp-map upnp-pinhole)
 [ ${#only[@]} -gt 0 ] && order=("${only[@]}")
