@@ -13,28 +13,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include "be.h"
 #include "natpmp.h"
-
-static void put16(uint8_t *p, uint16_t v) {
-  p[0] = (uint8_t)(v >> 8);
-  p[1] = (uint8_t)v;
-}
-
-static void put32(uint8_t *p, uint32_t v) {
-  p[0] = (uint8_t)(v >> 24);
-  p[1] = (uint8_t)(v >> 16);
-  p[2] = (uint8_t)(v >> 8);
-  p[3] = (uint8_t)v;
-}
-
-static uint16_t get16(const uint8_t *p) {
-  return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static uint32_t get32(const uint8_t *p) {
-  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 |
-         p[3];
-}
 
 ssize_t natpmp_encode_external(uint8_t *dest, size_t destlen) {
   if (destlen < NATPMP_EXTERNAL_REQUEST_LEN)
@@ -52,9 +32,9 @@ ssize_t natpmp_encode_map(uint8_t *dest, size_t destlen, uint16_t internal_port,
   dest[1] = NATPMP_OP_MAP_UDP;
   dest[2] = 0;
   dest[3] = 0;
-  put16(dest + 4, internal_port);
-  put16(dest + 6, external_port);
-  put32(dest + 8, lifetime);
+  be_put16(dest + 4, internal_port);
+  be_put16(dest + 6, external_port);
+  be_put32(dest + 8, lifetime);
   return NATPMP_MAP_REQUEST_LEN;
 }
 
@@ -68,8 +48,8 @@ int natpmp_decode(const uint8_t *pkt, size_t pktlen,
   if (pktlen < NATPMP_HEADER_LEN || pkt[1] < NATPMP_OP_RESPONSE)
     return -EBADMSG;
   resp->opcode = (uint8_t)(pkt[1] - NATPMP_OP_RESPONSE);
-  resp->result = get16(pkt + 2);
-  resp->epoch = get32(pkt + 4);
+  resp->result = be_get16(pkt + 2);
+  resp->epoch = be_get32(pkt + 4);
   switch (resp->opcode) {
   case NATPMP_OP_EXTERNAL:
     if (pktlen < NATPMP_EXTERNAL_RESPONSE_LEN)
@@ -81,9 +61,9 @@ int natpmp_decode(const uint8_t *pkt, size_t pktlen,
   case NATPMP_OP_MAP_UDP + 1: /* TCP: same layout */
     if (pktlen < NATPMP_MAP_RESPONSE_LEN)
       return resp->result == NATPMP_SUCCESS ? -EBADMSG : 0;
-    resp->internal_port = get16(pkt + 8);
-    resp->external_port = get16(pkt + 10);
-    resp->lifetime = get32(pkt + 12);
+    resp->internal_port = be_get16(pkt + 8);
+    resp->external_port = be_get16(pkt + 10);
+    resp->lifetime = be_get32(pkt + 12);
     resp->has_map = 1;
     return 0;
   default:

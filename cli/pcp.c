@@ -14,30 +14,10 @@
 #include <errno.h>
 #include <string.h>
 
+#include "be.h"
 #include "pcp.h"
 
 static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-
-static void put16(uint8_t *p, uint16_t v) {
-  p[0] = (uint8_t)(v >> 8);
-  p[1] = (uint8_t)v;
-}
-
-static void put32(uint8_t *p, uint32_t v) {
-  p[0] = (uint8_t)(v >> 24);
-  p[1] = (uint8_t)(v >> 16);
-  p[2] = (uint8_t)(v >> 8);
-  p[3] = (uint8_t)v;
-}
-
-static uint16_t get16(const uint8_t *p) {
-  return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static uint32_t get32(const uint8_t *p) {
-  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 |
-         p[3];
-}
 
 ssize_t pcp_encode_map(uint8_t *dest, size_t destlen,
                        const uint8_t client_ip[16], uint32_t lifetime,
@@ -49,12 +29,12 @@ ssize_t pcp_encode_map(uint8_t *dest, size_t destlen,
   memset(dest, 0, PCP_MAP_REQUEST_LEN);
   dest[0] = PCP_VERSION;
   dest[1] = PCP_OP_MAP;
-  put32(dest + 4, lifetime);
+  be_put32(dest + 4, lifetime);
   memcpy(dest + 8, client_ip, 16);
   memcpy(d, map->nonce, PCP_NONCE_LEN);
   d[12] = map->protocol;
-  put16(d + 16, map->internal_port);
-  put16(d + 18, map->external_port);
+  be_put16(d + 16, map->internal_port);
+  be_put16(d + 18, map->external_port);
   memcpy(d + 20, map->external_ip, 16);
   return PCP_MAP_REQUEST_LEN;
 }
@@ -66,7 +46,7 @@ static int check_options(const uint8_t *p, size_t len) {
 
     if (len < 4)
       return -EBADMSG;
-    olen = get16(p + 2);
+    olen = be_get16(p + 2);
     /* The data is padded to a multiple of 4 bytes. */
     olen = (olen + 3u) & ~(size_t)3u;
     if (olen > len - 4)
@@ -90,8 +70,8 @@ int pcp_decode(const uint8_t *pkt, size_t pktlen, struct pcp_response *resp) {
     return -EBADMSG;
   resp->opcode = pkt[1] & (uint8_t)~PCP_R_BIT;
   resp->result = pkt[3];
-  resp->lifetime = get32(pkt + 4);
-  resp->epoch = get32(pkt + 8);
+  resp->lifetime = be_get32(pkt + 4);
+  resp->epoch = be_get32(pkt + 8);
   if (resp->opcode == PCP_OP_MAP) {
     const uint8_t *d = pkt + PCP_HEADER_LEN;
 
@@ -100,8 +80,8 @@ int pcp_decode(const uint8_t *pkt, size_t pktlen, struct pcp_response *resp) {
       return resp->result == PCP_SUCCESS ? -EBADMSG : 0;
     memcpy(resp->map.nonce, d, PCP_NONCE_LEN);
     resp->map.protocol = d[12];
-    resp->map.internal_port = get16(d + 16);
-    resp->map.external_port = get16(d + 18);
+    resp->map.internal_port = be_get16(d + 16);
+    resp->map.external_port = be_get16(d + 18);
     memcpy(resp->map.external_ip, d + 20, 16);
     resp->has_map = 1;
     off += PCP_MAP_LEN;
