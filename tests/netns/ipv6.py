@@ -193,23 +193,23 @@ def timeline(rig, nodes=None, pattern=("candidate", "try", "endpoint", "handshak
             say("  " + line)
 
 
-def scenario_v6only(policy, keep, runs=1, verbose=False):
+def repeated(runs, dual, policy, keep, verbose, label, figure, configure, check):
+    """Runs a scenario @runs times, each on a fresh rig: @configure writes
+    the configs, the daemons start together, the time until every pair
+    pings is printed as @figure, then @check asserts what the scenario is
+    about."""
     times = []
     for i in range(runs):
-        rig = build(dual=False, policy=policy, keep=keep)
+        rig = build(dual=dual, policy=policy, keep=keep)
         try:
-            h = rig.node("h")
-            rig.write_configs(endpoints={h: ep6(h.addr6)})
+            configure(rig)
             rig.start_daemons()
             got = mesh_pairs(rig, HANG)
-            t = report(rig, got, "v6only")
+            t = report(rig, got, label)
             times.append(t)
-            fig("ipv6_only_mesh_time", t, "s")
+            fig(figure, t, "s")
             show_endpoints(rig)
-            b, c = rig.node("b"), rig.node("c")
-            bc = rig.endpoint_of(b, c)
-            S.expect(bc and bc.startswith("[" + c.addr6 + "]"),
-                     "b reaches c through %s, not c's own IPv6 address" % bc)
+            check(rig)
             if verbose:
                 timeline(rig)
         except BaseException:
@@ -219,88 +219,72 @@ def scenario_v6only(policy, keep, runs=1, verbose=False):
             rig.prober6.close()
             rig.cleanup()
     if runs > 1:
-        fig("ipv6_only_mesh_time_median", statistics.median(times), "s")
-        fig("ipv6_only_mesh_time_max", max(times), "s")
+        fig(figure + "_median", statistics.median(times), "s")
+        fig(figure + "_max", max(times), "s")
     return True
+
+
+def scenario_v6only(policy, keep, runs=1, verbose=False):
+    def configure(rig):
+        h = rig.node("h")
+        rig.write_configs(endpoints={h: ep6(h.addr6)})
+
+    def check(rig):
+        b, c = rig.node("b"), rig.node("c")
+        bc = rig.endpoint_of(b, c)
+        S.expect(bc and bc.startswith("[" + c.addr6 + "]"),
+                 "b reaches c through %s, not c's own IPv6 address" % bc)
+
+    return repeated(runs, False, policy, keep, verbose, "v6only",
+                    "ipv6_only_mesh_time", configure, check)
 
 
 def scenario_dualstack(policy, keep, runs=1, verbose=False):
-    times = []
-    for i in range(runs):
-        rig = build(dual=True, policy=policy, keep=keep)
-        try:
-            h, b, c = (rig.node(x) for x in "hbc")
-            for n in rig.nodes:
-                # b knows the hub by its IPv6 address, c by its IPv4 one
-                # (a hostname can resolve to either on different nodes).
-                ep = ep6(h.addr6) if n is not c else h.endpoint
-                rig.write_config(n, endpoints={h: ep})
-            rig.start_daemons()
-            got = mesh_pairs(rig, HANG)
-            t = report(rig, got, "dualstack")
-            times.append(t)
-            fig("dualstack_mesh_time", t, "s")
-            show_endpoints(rig)
-            hb, hc = rig.endpoint_of(h, b), rig.endpoint_of(h, c)
-            S.expect(hb and hb.startswith("["), "h sees b at %s, not over IPv6" % hb)
-            S.expect(hc and not hc.startswith("["), "h sees c at %s, not over IPv4" % hc)
-            if verbose:
-                timeline(rig)
-        except BaseException:
-            rig.dump_logs()
-            raise
-        finally:
-            rig.prober6.close()
-            rig.cleanup()
-    if runs > 1:
-        fig("dualstack_mesh_time_median", statistics.median(times), "s")
-        fig("dualstack_mesh_time_max", max(times), "s")
-    return True
+    def configure(rig):
+        h, c = rig.node("h"), rig.node("c")
+        for n in rig.nodes:
+            # b knows the hub by its IPv6 address, c by its IPv4 one
+            # (a hostname can resolve to either on different nodes).
+            ep = ep6(h.addr6) if n is not c else h.endpoint
+            rig.write_config(n, endpoints={h: ep})
+
+    def check(rig):
+        h, b, c = (rig.node(x) for x in "hbc")
+        hb, hc = rig.endpoint_of(h, b), rig.endpoint_of(h, c)
+        S.expect(hb and hb.startswith("["), "h sees b at %s, not over IPv6" % hb)
+        S.expect(hc and not hc.startswith("["), "h sees c at %s, not over IPv4" % hc)
+
+    return repeated(runs, True, policy, keep, verbose, "dualstack",
+                    "dualstack_mesh_time", configure, check)
 
 
 def scenario_lan6(policy, keep, runs=1, verbose=False):
-    times = []
-    for i in range(runs):
-        rig = build(dual=False, policy=policy, keep=keep)
-        try:
-            for n in rig.nodes:
-                rig.write_config(n, endpoints={}, extra={"ipv6": True, "lan_discovery": True})
-            rig.start_daemons()
-            got = mesh_pairs(rig, HANG)
-            t = report(rig, got, "lan6")
-            times.append(t)
-            fig("ipv6_lan_discovery_mesh_time", t, "s")
-            show_endpoints(rig)
-            # Each pair: at least one end heard the other's broadcast (a
-            # node broadcasts at start, then every 60 s; one started a
-            # little earlier may miss it, be reached first, and WireGuard
-            # roams to its peer).
-            for n in rig.nodes:
-                for o in rig.nodes:
-                    if o is not n:
-                        ep = rig.endpoint_of(n, o) or ""
-                        S.expect(ep.startswith("[" + o.addr6 + "]:"),
-                                 "%s uses %s for %s" % (n.name, ep, o.name))
-            for n, o in rig.pairs():
-                lan_no = rig.peer_status(n, o).get("lan_endpoint") or ""
-                lan_on = rig.peer_status(o, n).get("lan_endpoint") or ""
-                say("  LAN endpoint of %s at %s: %s; of %s at %s: %s" % (
-                    o.name, n.name, lan_no or "-", n.name, o.name, lan_on or "-"))
-                S.expect(lan_no.startswith("[" + o.addr6 + "]:") or
-                         lan_on.startswith("[" + n.addr6 + "]:"),
-                         "neither %s nor %s heard the other on [ff05::1]" % (n.name, o.name))
-            if verbose:
-                timeline(rig)
-        except BaseException:
-            rig.dump_logs()
-            raise
-        finally:
-            rig.prober6.close()
-            rig.cleanup()
-    if runs > 1:
-        fig("ipv6_lan_discovery_mesh_time_median", statistics.median(times), "s")
-        fig("ipv6_lan_discovery_mesh_time_max", max(times), "s")
-    return True
+    def configure(rig):
+        for n in rig.nodes:
+            rig.write_config(n, endpoints={}, extra={"ipv6": True, "lan_discovery": True})
+
+    def check(rig):
+        # Each pair: at least one end heard the other's broadcast (a
+        # node broadcasts at start, then every 60 s; one started a
+        # little earlier may miss it, be reached first, and WireGuard
+        # roams to its peer).
+        for n in rig.nodes:
+            for o in rig.nodes:
+                if o is not n:
+                    ep = rig.endpoint_of(n, o) or ""
+                    S.expect(ep.startswith("[" + o.addr6 + "]:"),
+                             "%s uses %s for %s" % (n.name, ep, o.name))
+        for n, o in rig.pairs():
+            lan_no = rig.peer_status(n, o).get("lan_endpoint") or ""
+            lan_on = rig.peer_status(o, n).get("lan_endpoint") or ""
+            say("  LAN endpoint of %s at %s: %s; of %s at %s: %s" % (
+                o.name, n.name, lan_no or "-", n.name, o.name, lan_on or "-"))
+            S.expect(lan_no.startswith("[" + o.addr6 + "]:") or
+                     lan_on.startswith("[" + n.addr6 + "]:"),
+                     "neither %s nor %s heard the other on [ff05::1]" % (n.name, o.name))
+
+    return repeated(runs, False, policy, keep, verbose, "lan6",
+                    "ipv6_lan_discovery_mesh_time", configure, check)
 
 
 SCENARIOS = {
