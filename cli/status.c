@@ -488,6 +488,7 @@ void status_render_prometheus(struct sbuf *out, const struct status *st) {
   sb_printf(out, "wgautomesh_state_writes_total %" PRIu64 "\n",
             s->state_writes);
   prom_head(out, "upnp_mapped", "gauge",
-            "1 if a UPnP IGD mapping gives an external endpoint.");
+            "1 if a port mapping (PCP, NAT-PMP or UPnP IGD) gives an external "
+            "endpoint.");
   sb_printf(out, "wgautomesh_upnp_mapped %d\n", s->nexternal > 0);
 }
