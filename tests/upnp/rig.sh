@@ -190,3 +190,22 @@ CONF
 router_rules() {
   ip netns exec "$NR" nft list chain inet filter prerouting_miniupnpd
 }
+
+# node NAME NS MESHIP: a wireguard-go interface upn$S g NAME in NS with a
+# new key (in $TMP/NAME.key, .pub), listening on $WGPORT, MESHIP/24 on it.
+node() {
+  local ifn=upn${S}g$1 ns=$2
+  umask 077
+  wg genkey > "$TMP/$1.key"
+  wg pubkey < "$TMP/$1.key" > "$TMP/$1.pub"
+  bg ip netns exec "$ns" env WG_PROCESS_FOREGROUND=1 wireguard-go -f "$ifn" \
+    >"$TMP/wg-$1.log" 2>&1
+  for i in $(seq 50); do
+    [ -S /var/run/wireguard/$ifn.sock ] && break
+    sleep 0.1
+  done
+  ip netns exec "$ns" wg set "$ifn" private-key "$TMP/$1.key" listen-port $WGPORT ||
+    die "wg set $ifn"
+  ip -n "$ns" addr add "$3/24" dev "$ifn"
+  ip -n "$ns" link set "$ifn" up
+}

@@ -16,22 +16,6 @@ rig_up
 ip netns exec "$NR" nft add rule inet filter input iifname "$RLAN" udp dport '{ 1900, 5351 }' drop ||
   die "nft drop rule"
 
-node() {
-  local ifn=upn${S}g$1 ns=$2
-  umask 077
-  wg genkey > "$TMP/$1.key"
-  wg pubkey < "$TMP/$1.key" > "$TMP/$1.pub"
-  bg ip netns exec "$ns" env WG_PROCESS_FOREGROUND=1 wireguard-go -f "$ifn" \
-    >"$TMP/wg-$1.log" 2>&1
-  for i in $(seq 50); do
-    [ -S /var/run/wireguard/$ifn.sock ] && break
-    sleep 0.1
-  done
-  ip netns exec "$ns" wg set "$ifn" private-key "$TMP/$1.key" listen-port $WGPORT ||
-    die "wg set $ifn"
-  ip -n "$ns" addr add "$3/24" dev "$ifn"
-  ip -n "$ns" link set "$ifn" up
-}
 node a "$NA" 100.64.0.2
 node 1 "$NP" 100.64.0.1
 KA=$(cat "$TMP/a.pub") K1=$(cat "$TMP/1.pub")
