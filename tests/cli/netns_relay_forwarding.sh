@@ -15,20 +15,8 @@ set -u
 
 WGAM=$(realpath "$1")
 
-if [ "$(id -u)" != 0 ]; then
-  echo "SKIP: needs root"
-  exit 77
-fi
-for t in ip wg wireguard-go; do
-  if ! command -v $t >/dev/null; then
-    echo "SKIP: $t not found"
-    exit 77
-  fi
-done
-if ! ip netns list >/dev/null 2>&1; then
-  echo "SKIP: no ip netns"
-  exit 77
-fi
+. "$(dirname "$0")/netns_lib.sh"
+require_netns_wg
 
 # Unique names: /var/run/wireguard/IFNAME.sock is shared by all namespaces.
 ID=$(( ($$ + RANDOM) % 100000 ))
@@ -40,12 +28,7 @@ PIDS=()
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
-  for p in "${PIDS[@]}"; do
-    kill "$p" 2>/dev/null
-  done
-  for p in "${PIDS[@]}"; do
-    wait "$p" 2>/dev/null
-  done
+  stop_pids
   ip netns del "$NS" 2>/dev/null
   rm -f "/var/run/wireguard/$WG.sock"
   if [ "$rc" != 0 ] && [ "$rc" != 77 ]; then

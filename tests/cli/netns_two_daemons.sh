@@ -18,20 +18,8 @@ WGAM=$(realpath "$1")
 MODE=${2:-endpoint}
 TIMEOUT=${WGAM_NETNS_TIMEOUT:-60}
 
-if [ "$(id -u)" != 0 ]; then
-  echo "SKIP: needs root"
-  exit 77
-fi
-for t in ip wg wireguard-go; do
-  if ! command -v $t >/dev/null; then
-    echo "SKIP: $t not found"
-    exit 77
-  fi
-done
-if ! ip netns list >/dev/null 2>&1; then
-  echo "SKIP: no ip netns"
-  exit 77
-fi
+. "$(dirname "$0")/netns_lib.sh"
+require_netns_wg
 
 # Names must be unique across concurrent tests: the UAPI socket path
 # /var/run/wireguard/IFNAME.sock is shared by all namespaces.
@@ -46,12 +34,7 @@ PIDS=()
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
-  for p in "${PIDS[@]}"; do
-    kill "$p" 2>/dev/null
-  done
-  for p in "${PIDS[@]}"; do
-    wait "$p" 2>/dev/null
-  done
+  stop_pids
   ip netns del "$NSA" 2>/dev/null
   ip netns del "$NSB" 2>/dev/null
   rm -f "/var/run/wireguard/$WGA.sock" "/var/run/wireguard/$WGB.sock"
