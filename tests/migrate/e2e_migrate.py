@@ -274,19 +274,8 @@ def main(argv):
     if policy not in ("fast", "classic"):
         print(__doc__)
         return 2
-    R.skip_unless_possible()
-    wgam = os.environ.get("WGAM_BIN")
-    if not wgam or not os.access(wgam, os.X_OK):
-        print("FAIL: WGAM_BIN does not name the daemon executable (%r)" % wgam)
-        return 1
-    t = time.monotonic()
-    try:
-        scenario(conv, policy, "--keep" in argv)
-    except AssertionError as e:
-        print("FAIL: migrate: %s (after %.1f s)" % (e, time.monotonic() - t))
-        return 1
-    print("PASS: migrate (policy %s, %.1f s)" % (policy, time.monotonic() - t))
-    return 0
+    return R.run_test("migrate (policy %s)" % policy,
+                      lambda: scenario(conv, policy, "--keep" in argv))
 
 
 if __name__ == "__main__":

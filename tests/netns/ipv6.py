@@ -302,19 +302,9 @@ def main(argv):
     if "--policy" in argv:
         policy = argv[argv.index("--policy") + 1]
     runs = int(argv[argv.index("--runs") + 1]) if "--runs" in argv else 1
-    R.skip_unless_possible()
-    wgam = os.environ.get("WGAM_BIN")
-    if not wgam or not os.access(wgam, os.X_OK):
-        print("FAIL: WGAM_BIN does not name the daemon executable (%r)" % wgam)
-        return 1
-    t = time.monotonic()
-    try:
-        SCENARIOS[argv[1]](policy, "--keep" in argv, runs, "--verbose" in argv)
-    except AssertionError as e:
-        print("FAIL: %s: %s (after %.1f s)" % (argv[1], e, time.monotonic() - t))
-        return 1
-    print("PASS: %s (policy %s, %.1f s)" % (argv[1], policy, time.monotonic() - t))
-    return 0
+    return R.run_test("%s (policy %s)" % (argv[1], policy),
+                      lambda: SCENARIOS[argv[1]](policy, "--keep" in argv, runs,
+                                                 "--verbose" in argv))
 
 
 if __name__ == "__main__":

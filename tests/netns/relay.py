@@ -362,20 +362,9 @@ def main(argv):
     if "-h" in argv or "--help" in argv:
         print(__doc__)
         return 0
-    R.skip_unless_possible()
-    wgam = os.environ.get("WGAM_BIN")
-    if not wgam or not os.access(wgam, os.X_OK):
-        print("FAIL: WGAM_BIN does not name the daemon executable (%r)" % wgam)
-        return 1
-    t = time.monotonic()
-    try:
-        run("--keep" in argv, "--kill-wg" in argv, "--without-relay" not in argv,
-            "--trace" in argv)
-    except AssertionError as e:
-        print("FAIL: relay: %s (after %.1f s)" % (e, time.monotonic() - t))
-        return 1
-    print("PASS: relay (%.1f s)" % (time.monotonic() - t))
-    return 0
+    return R.run_test("relay", lambda: run("--keep" in argv, "--kill-wg" in argv,
+                                           "--without-relay" not in argv,
+                                           "--trace" in argv))
 
 
 if __name__ == "__main__":

@@ -108,6 +108,25 @@ def skip_unless_possible():
         sys.exit(1)
 
 
+def run_test(name, fn):
+    """The common end of a test script: SKIP (exit 77) where the machine
+    cannot run it, FAIL without the daemon under test (WGAM_BIN), then
+    fn(), whose AssertionError is a FAIL. Returns the exit status."""
+    skip_unless_possible()
+    wgam = os.environ.get("WGAM_BIN")
+    if not wgam or not os.access(wgam, os.X_OK):
+        print("FAIL: WGAM_BIN does not name the daemon executable (%r)" % wgam)
+        return 1
+    t = time.monotonic()
+    try:
+        fn()
+    except AssertionError as e:
+        print("FAIL: %s: %s (after %.1f s)" % (name, e, time.monotonic() - t))
+        return 1
+    print("PASS: %s (%.1f s)" % (name, time.monotonic() - t))
+    return 0
+
+
 # --- sockets inside a namespace, without a child process -------------------
 
 _libc = ctypes.CDLL(None, use_errno=True)
