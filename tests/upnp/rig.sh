@@ -209,3 +209,41 @@ node() {
   ip -n "$ns" addr add "$3/24" dev "$ifn"
   ip -n "$ns" link set "$ifn" up
 }
+
+# write_hooks SETTLE [CHECK]: the driver's hooks in $TMP. mapped.sh: the
+# router's rule is in place, CHECK (shell lines) passes, a datagram from the
+# public host to the router's WAN port $EXT reaches A on $INT, then after
+# SETTLE seconds the lease is noted; renewed.sh: the lease's expiry moves
+# forward; stopped.sh: gone from the rules and the lease file.
+write_hooks() {
+  local settle=$1 check=${2:-}
+  cat > "$TMP/mapped.sh" <<HOOK
+set -e
+ip netns exec $NR nft list chain inet filter prerouting_miniupnpd | grep -q "dport $EXT dnat ip to $A_IP:$INT"
+$check
+ip netns exec $NA timeout 5 python3 -c '
+import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("$A_IP", $INT)); print(s.recvfrom(100)[0].decode(), flush=True)' > $TMP/recv.out &
+sleep 0.5
+ip netns exec $NP python3 -c '
+import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.sendto(b"through-the-mapping", ("$ROUTER_WAN", $EXT))'
+wait
+grep -q through-the-mapping $TMP/recv.out
+sleep $settle
+grep "^UDP:$EXT:" $TMP/leases > $TMP/lease.before
+HOOK
+  cat > "$TMP/renewed.sh" <<HOOK
+for i in \$(seq 50); do
+  b=\$(cut -d: -f5 $TMP/lease.before)
+  a=\$(grep "^UDP:$EXT:" $TMP/leases | cut -d: -f5)
+  [ -n "\$a" ] && [ "\$a" -gt "\$b" ] && exit 0
+  sleep 0.1
+done
+echo "lease not renewed: before \$b after \$a"; exit 1
+HOOK
+  cat > "$TMP/stopped.sh" <<HOOK
+! ip netns exec $NR nft list chain inet filter prerouting_miniupnpd | grep -q "dport $EXT" &&
+! grep -q "^UDP:$EXT:" $TMP/leases
+HOOK
+}
