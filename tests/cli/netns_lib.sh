@@ -29,3 +29,23 @@ stop_pids() {
     wait "$p" 2>/dev/null
   done
 }
+
+# The end of a test's clean-up: on failure the tail of every log in $TMP,
+# then $TMP goes and the test exits with RC.
+finish() {
+  local rc=$1
+  if [ "$rc" != 0 ] && [ "$rc" != 77 ]; then
+    for f in "$TMP"/*.log; do
+      [ -f "$f" ] || continue
+      echo "---- $f (last 40 lines)"
+      tail -n 40 "$f"
+    done
+  fi
+  rm -rf "$TMP"
+  exit "$rc"
+}
+
+fail() {
+  echo "FAIL: $*"
+  exit 1
+}

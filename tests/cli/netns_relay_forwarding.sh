@@ -31,23 +31,11 @@ cleanup() {
   stop_pids
   ip netns del "$NS" 2>/dev/null
   rm -f "/var/run/wireguard/$WG.sock"
-  if [ "$rc" != 0 ] && [ "$rc" != 77 ]; then
-    for f in "$TMP"/*.log; do
-      [ -f "$f" ] || continue
-      echo "---- $f (last 40 lines)"
-      tail -n 40 "$f"
-    done
-  fi
-  rm -rf "$TMP"
-  exit "$rc"
+  finish "$rc"
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-fail() {
-  echo "FAIL: $*"
-  exit 1
-}
 
 fwd() { # the interface's IPv4 forwarding, as the namespace sees it
   ip netns exec "$NS" cat "/proc/sys/net/ipv4/conf/$WG/forwarding"

@@ -38,23 +38,11 @@ cleanup() {
   ip netns del "$NSA" 2>/dev/null
   ip netns del "$NSB" 2>/dev/null
   rm -f "/var/run/wireguard/$WGA.sock" "/var/run/wireguard/$WGB.sock"
-  if [ "$rc" != 0 ] && [ "$rc" != 77 ]; then
-    for f in "$TMP"/*.log; do
-      [ -f "$f" ] || continue
-      echo "---- $f (last 40 lines)"
-      tail -n 40 "$f"
-    done
-  fi
-  rm -rf "$TMP"
-  exit "$rc"
+  finish "$rc"
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-fail() {
-  echo "FAIL: $*"
-  exit 1
-}
 
 ip netns add "$NSA" || fail "ip netns add"
 ip netns add "$NSB" || fail "ip netns add"
