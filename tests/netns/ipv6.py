@@ -43,26 +43,12 @@ V6_NET = "2001:db8::"
 MESH6 = "fd00::"
 
 
-class Prober6:
+class Prober6(R.Prober):
     """ICMPv6 echo between namespaces with raw sockets, the interface of
     rig.Prober.watch (the kernel fills in ICMPv6 checksums)."""
 
-    def __init__(self):
-        self.socks = {}
-        self.ident = random.randrange(1, 0xFFFF)
-
-    def _sock(self, ns):
-        s = self.socks.get(ns)
-        if s is None:
-            s = R.ns_socket(ns, socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
-            s.setblocking(False)
-            self.socks[ns] = s
-        return s
-
-    def close(self):
-        for s in self.socks.values():
-            s.close()
-        self.socks = {}
+    FAMILY = socket.AF_INET6
+    PROTO = socket.IPPROTO_ICMPV6
 
     def watch(self, pairs, timeout, interval=0.1, stop=None):
         """Probes every (src_ns, dst_ip) until each answered once or

@@ -171,6 +171,9 @@ class Prober:
     """ICMP echo between namespaces with raw sockets (no ping binary needed,
     10 probes/s per pair, ms resolution)."""
 
+    FAMILY = socket.AF_INET
+    PROTO = socket.IPPROTO_ICMP
+
     def __init__(self):
         self.socks = {}
         self.ident = random.randrange(1, 0xFFFF)
@@ -178,7 +181,7 @@ class Prober:
     def _sock(self, ns):
         s = self.socks.get(ns)
         if s is None:
-            s = ns_socket(ns, socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+            s = ns_socket(ns, self.FAMILY, socket.SOCK_RAW, self.PROTO)
             s.setblocking(False)
             self.socks[ns] = s
         return s
