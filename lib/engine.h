@@ -343,7 +343,7 @@ int wgam_allowedips_match(const wgam_mesh *m, const struct peer *p,
 void wgam_relay_recount(wgam_mesh *m);
 void wgam_relay_step(wgam_mesh *m, struct peer *p, wgam_tstamp ts);
 void wgam_relay_up(wgam_mesh *m, struct peer *r, wgam_tstamp ts);
-void wgam_relay_pinged(wgam_mesh *m, const wgam_addr *src, wgam_tstamp ts);
+void wgam_relay_pinged(wgam_mesh *m, uint32_t idx, wgam_tstamp ts);
 int wgam_route_update(wgam_mesh *m, struct peer *p, wgam_peer_update *upd);
 
 /* gossip.c */

@@ -147,26 +147,30 @@ int wgam_mesh_read_pkt(wgam_mesh *m, const wgam_addr *src, const uint8_t *pkt,
   }
   m->stats.pkts_in[msg.type]++;
   m->stats.bytes_in += pktlen;
+  /* The sending peer, by its mesh address, looked up once and only where
+   * it is used (a LAN broadcast comes from a LAN address). */
+  idx =
+      (m->s.policy == WGAM_POLICY_FAST && msg.type != WGAM_MSG_LAN_BROADCAST) ||
+              msg.type == WGAM_MSG_PONG
+          ? wgam_find_addr(m, src)
+          : NO_IDX;
+  if (idx == m->self_idx)
+    idx = NO_IDX;
   /* Gossip comes through the tunnel: from a peer we do not see connected
    * yet, it proves a fresh session (a handshake it initiated, whose
    * endpoint we are to observe and announce). */
-  if (m->s.policy == WGAM_POLICY_FAST && msg.type != WGAM_MSG_LAN_BROADCAST) {
-    uint32_t from = wgam_find_addr(m, src);
-
-    if (from != NO_IDX && from != m->self_idx &&
-        m->peers[from].state != PEER_CONNECTED)
-      wgam_read_soon(m, ts);
-  }
+  if (m->s.policy == WGAM_POLICY_FAST && idx != NO_IDX &&
+      m->peers[idx].state != PEER_CONNECTED)
+    wgam_read_soon(m, ts);
 
   switch (msg.type) {
   case WGAM_MSG_PING:
     queue_pkt(m, WGAM_MSG_PONG, NO_IDX, src);
-    if (m->nrelays)
-      wgam_relay_pinged(m, src, ts);
+    if (m->nrelays && idx != NO_IDX) /* nrelays: fast policy only */
+      wgam_relay_pinged(m, idx, ts);
     return 0;
   case WGAM_MSG_PONG:
-    idx = wgam_find_addr(m, src);
-    if (idx != NO_IDX && idx != m->self_idx) {
+    if (idx != NO_IDX) {
       m->peers[idx].pong_at = ts;
       if (m->dev_seen)
         wgam_peer_step(m, idx, ts);

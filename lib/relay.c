@@ -383,13 +383,9 @@ void wgam_relay_up(wgam_mesh *m, struct peer *r, wgam_tstamp ts) {
  * answered through it. Without this our next Ping would wait for
  * relay_confirm. One Ping out per Ping in, only in that state.
  */
-void wgam_relay_pinged(wgam_mesh *m, const wgam_addr *src, wgam_tstamp ts) {
-  uint32_t idx = wgam_find_addr(m, src);
-  struct peer *p;
+void wgam_relay_pinged(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
+  struct peer *p = &m->peers[idx];
 
-  if (idx == NO_IDX || idx == m->self_idx)
-    return;
-  p = &m->peers[idx];
   /* A relayed peer that pings us is trying its direct path (or asking
    * through the relay): try ours now too. Punching a pair of
    * port-restricted NATs needs both ends at once, and their backoffs
