@@ -6,7 +6,7 @@
  * cycle; the same for moving every peer's endpoint (the peers exist); and
  * reading the device with wg_get() versus one `wg show IF dump` process.
  *
- *   tests/wg/netns_wg.sh build/tests/wg/bench_uapi_vs_wgset [ROUNDS]
+ *   tests/netns/wg/netns_wg.sh build/tests/bench/bench_uapi_vs_wgset [ROUNDS]
  */
 #include <errno.h>
 #include <fcntl.h>
