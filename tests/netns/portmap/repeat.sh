@@ -7,12 +7,12 @@
 # "N passed, N failed", with the failures per scenario and where their
 # logs are.
 #
-# Usage (root): tests/upnp/repeat.sh [-n RUNS] [-t SECONDS] [-s SCENARIO]...
+# Usage (root): tests/netns/portmap/repeat.sh [-n RUNS] [-t SECONDS] [-s SCENARIO]...
 #               [BUILD_DIR]
 #   -n  rounds (default 20); -t  start no round after SECONDS (default: no
 #   limit); -s  only these scenarios (repeatable); BUILD_DIR default build.
 set -u
-cd "$(dirname "$0")/../.." || exit 2
+cd "$(dirname "$0")/../../.." || exit 2
 runs=20 budget=0 only=()
 while getopts n:t:s: o; do
   case $o in
@@ -24,7 +24,7 @@ while getopts n:t:s: o; do
 done
 shift $((OPTIND - 1))
 build=${1:-build}
-drv=$build/tests/upnp/upnp_driver wgam=$build/cli/wgautomesh
+drv=$build/tests/netns/portmap/upnp_driver wgam=$build/cli/wgautomesh
 [ -x "$drv" ] && [ -x "$wgam" ] || { echo "build $build first (ninja -C $build)"; exit 2; }
 
 # name: script and arguments (environment first).
@@ -65,7 +65,7 @@ for ((r = 1; r <= runs; r++)); do
     while [[ ${words[0]} == *=* ]]; do envs+=("${words[0]}"); words=("${words[@]:1}"); done
     log=$logs/$name.$r.log
     t=$SECONDS
-    env "${envs[@]}" bash "tests/upnp/${words[0]}" "${words[@]:1}" >"$log" 2>&1
+    env "${envs[@]}" bash "tests/netns/portmap/${words[0]}" "${words[@]:1}" >"$log" 2>&1
     rc=$?
     case $rc in
     0) pass=$((pass + 1)); rm -f "$log"; res=ok ;;
