@@ -125,6 +125,7 @@ struct peer {
   wgam_tstamp relay_at;   /* (re)consider the route then */
   wgam_tstamp route_at;   /* route moved, or relayed Ping sent */
   uint64_t route_changes;
+  uint32_t avoid_via; /* the relay that failed us, until one answers */
 
   uint32_t heap_idx;
   wgam_tstamp next;

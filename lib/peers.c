@@ -37,6 +37,7 @@ static void peer_init(struct peer *p) {
   p->down_since = NONE;
   p->relay_at = NONE;
   p->route_at = NONE;
+  p->avoid_via = NO_IDX;
 }
 
 /* Whether @p's extra prefixes differ from those configured in @c. */
@@ -304,6 +305,7 @@ int wgam_mesh_set_peers(wgam_mesh *m, const wgam_peer_config *cfg, size_t n,
     struct peer *p = &m->peers[i];
 
     p->relayed_ips = 0;
+    p->avoid_via = NO_IDX;
     if (p->route != WGAM_ROUTE_DIRECT)
       p->via = p->via < oldn_peers ? remap[p->via] : NO_IDX;
     if (p->route != WGAM_ROUTE_DIRECT && p->via == NO_IDX) {

@@ -123,6 +123,12 @@ static int usable_relay(const wgam_mesh *m, const struct peer *p,
          r->route == WGAM_ROUTE_DIRECT;
 }
 
+/* A usable relay that did not just fail the pair (see avoid_via). */
+static int trusted_relay(const wgam_mesh *m, const struct peer *p,
+                         uint32_t idx) {
+  return usable_relay(m, p, idx) && idx != p->avoid_via;
+}
+
 /* Where the pair (@m's node, @p) ranks relay @r. Symmetric in the pair:
  * both ends rank the relays alike and so take the same one, which they
  * must, since WireGuard accepts a packet only from the entry that holds its
@@ -164,14 +170,19 @@ static wgam_tstamp slot_end(const wgam_mesh *m, wgam_tstamp ts) {
   return ts_add(ts, (len - unix_at(m, ts) % len) * WGAM_SECONDS);
 }
 
-/* The relay_rank-th usable relay in the pair's order, or NO_IDX. */
-static uint32_t pick_relay(const wgam_mesh *m, const struct peer *p) {
+/* The relay_rank-th relay in the pair's order among the usable ones, or
+ * among the trusted ones. */
+static uint32_t pick_among(const wgam_mesh *m, const struct peer *p,
+                           int trusted_only) {
   size_t i, n = 0, k, r;
   uint64_t prev = 0;
   uint32_t best = NO_IDX;
 
+#define OK(i)                                                                  \
+  (trusted_only ? trusted_relay(m, p, (uint32_t)(i))                           \
+                : usable_relay(m, p, (uint32_t)(i)))
   for (i = 0; i < m->npeers; i++)
-    n += usable_relay(m, p, (uint32_t)i);
+    n += OK(i);
   if (!n)
     return NO_IDX;
   /* k+1 passes over the relays for the k-th smallest rank (few relays). */
@@ -183,7 +194,7 @@ static uint32_t pick_relay(const wgam_mesh *m, const struct peer *p) {
     for (i = 0; i < m->npeers; i++) {
       uint64_t h;
 
-      if (!usable_relay(m, p, (uint32_t)i))
+      if (!OK(i))
         continue;
       h = pair_rank(m, p, &m->peers[i]);
       if ((r == 0 || h > prev) && (best == NO_IDX || h < lo)) {
@@ -193,14 +204,29 @@ static uint32_t pick_relay(const wgam_mesh *m, const struct peer *p) {
     }
     prev = lo;
   }
+#undef OK
   return best;
 }
 
-/* Asks the peer through its relay; the answer is due by relay_at. */
+/* The relay_rank-th usable relay in the pair's order, passing over the
+ * one that just failed the pair while another is usable; NO_IDX if none
+ * is usable. Both ends of a pair whose relay failed see it fail, and so
+ * pass over the same one. */
+static uint32_t pick_relay(const wgam_mesh *m, const struct peer *p) {
+  uint32_t via = pick_among(m, p, 1);
+
+  return via != NO_IDX ? via : pick_among(m, p, 0);
+}
+
+/* Asks the peer through its relay; the answer is due by relay_at. A
+ * confirmed route is asked with two Pings, so that one lost datagram does
+ * not look like a failed relay. */
 static void ask_through(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
   p->route_at = ts;
   p->relay_at = ts_add(ts, wgam_fixed.relay_confirm);
   wgam_queue_to_peer(m, WGAM_MSG_PING, NO_IDX, p);
+  if (p->route == WGAM_ROUTE_RELAYED)
+    wgam_queue_to_peer(m, WGAM_MSG_PING, NO_IDX, p);
 }
 
 static void set_route(wgam_mesh *m, struct peer *p, uint32_t via,
@@ -248,10 +274,11 @@ static void reroute_from(wgam_mesh *m, struct peer *r, wgam_tstamp ts) {
 
 /*
  * A peer routed through a relay. A Pong since route_at confirms the route;
- * a confirmed route is asked again every relay_probe (the other end may
- * have moved to another relay, and a packet is accepted only from the
- * entry holding its source). Unanswered by relay_at: the relay both ends
- * rank first, or, if that is the one in use, the next one.
+ * a confirmed route is asked again every relay_probe (the relay may have
+ * stopped forwarding, or the other end moved to another relay, and a
+ * packet is accepted only from the entry holding its source). Unanswered
+ * by relay_at: a relay drawn for the pair, passing over the one that
+ * failed.
  */
 static void relayed_step(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
   int answered = p->pong_at != NONE && p->pong_at >= p->route_at;
@@ -278,6 +305,7 @@ static void relayed_step(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
       wgam_log(m, WGAM_LOG_INFO, "peer %s: relayed path confirmed",
                wgam_key_short(p->pubkey).s);
       p->route = WGAM_ROUTE_RELAYED;
+      p->avoid_via = NO_IDX;
     }
     p->relay_at = ts_add(p->pong_at, wgam_fixed.relay_probe);
     if (ts >= p->relay_at)
@@ -294,10 +322,12 @@ static void relayed_step(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
   if (ts < p->relay_at)
     return;
   if (p->route == WGAM_ROUTE_RELAYED) {
-    /* A confirmed route is not left for one lost Ping: ask again. */
-    p->route = WGAM_ROUTE_RELAY_PENDING;
-    ask_through(m, p, ts);
-    return;
+    /* A confirmed route went silent (the relay stopped forwarding or lost
+     * the peer): the pair passes over that relay until another answers. */
+    wgam_log(m, WGAM_LOG_INFO, "peer %s: no answer through relay %s",
+             wgam_key_short(p->pubkey).s,
+             wgam_key_short(m->peers[p->via].pubkey).s);
+    p->avoid_via = p->via;
   }
   /*
    * No answer through it. Counting on to the next relay would let two ends

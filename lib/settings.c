@@ -125,10 +125,12 @@ const struct wgam_fixed wgam_fixed = {
     /* A Pong through the relay confirms it; without one this long the
      * next usable relay is taken (or the same one asked again). */
     .relay_confirm = 2 * WGAM_SECONDS,
-    /* A confirmed relayed route is asked again this often: the other end
-     * may have moved to another relay (a packet is accepted only from the
-     * entry that holds its source), or the relay lost the peer. */
-    .relay_probe = 10 * WGAM_SECONDS,
+    /* A confirmed relayed route is asked again this often, with two
+     * Pings: the relay may have stopped forwarding or lost the peer, or
+     * the other end moved to another relay (a packet is accepted only from
+     * the entry that holds its source). A failed relay is left within
+     * relay_probe + relay_confirm. */
+    .relay_probe = 2500 * WGAM_MILLISECONDS,
     /* An announced time further ahead of our wall clock than this is
      * taken as our clock's now (store.c): clocks a little apart are
      * normal, a member a year ahead must not pin its endpoints. */
