@@ -34,6 +34,8 @@ static struct {
   struct entry dev[NNODES]; /* dev[i]: A's entry for node i */
   int up[NNODES];           /* handshakes with i succeed */
   int answers[NNODES];      /* i answers a Ping with a Pong */
+  int halted[NNODES];       /* relay i stopped forwarding (WireGuard up) */
+  int lose_pings;           /* this many Pings to B are lost */
   uint64_t hs[NNODES];      /* last handshake, Unix seconds */
   uint8_t gkey[WGAM_KEY_LEN];
   int pings_to_b;
@@ -197,6 +199,9 @@ static void drain(void) {
         to = i;
     if (to == B && msg.type == WGAM_MSG_PING)
       t.pings_to_b++;
+    if (to == B && msg.type == WGAM_MSG_PING &&
+        (t.halted[holder(B)] || (t.lose_pings > 0 && t.lose_pings--)))
+      continue;
     if (to >= 0 && msg.type == WGAM_MSG_PING && t.answers[to])
       deliver(to, WGAM_MSG_PONG);
   }
@@ -415,6 +420,45 @@ START_TEST(test_relay_loss) {
 }
 END_TEST
 
+/* The relay in use stops forwarding while its WireGuard stays up (its
+ * daemon stopped): the pair moves to the other relay within 5 s (relay_probe
+ * + relay_confirm) and does not go back to the one that failed. One lost
+ * Ping alone does not move it. */
+START_TEST(test_relay_stops_forwarding) {
+  wgam_peer_info pi;
+  int first;
+
+  setup_mesh(0);
+  t.answers[B] = 1;
+  run(3 * WGAM_SECONDS);
+  info(B, &pi);
+  ck_assert_int_eq(pi.route, WGAM_ROUTE_RELAYED);
+  first = node_of(pi.via);
+  uint64_t changes = pi.route_changes;
+  for (int k = 0; k < 3; k++) {
+    t.lose_pings = 1;
+    run(5 * WGAM_SECONDS);
+  }
+  info(B, &pi);
+  ck_assert_int_eq(pi.route, WGAM_ROUTE_RELAYED);
+  ck_assert_int_eq(node_of(pi.via), first);
+  ck_assert_uint_eq(pi.route_changes, changes);
+
+  t.halted[first] = 1;
+  run(5 * WGAM_SECONDS); /* the goal: a fault healed within 5 s */
+  info(B, &pi);
+  ck_assert_int_eq(pi.route, WGAM_ROUTE_RELAYED);
+  ck_assert_int_eq(node_of(pi.via), first == R1 ? R2 : R1);
+  ck_assert_int_eq(holder(B), node_of(pi.via));
+  changes = pi.route_changes;
+  run(60 * WGAM_SECONDS);
+  info(B, &pi);
+  ck_assert_int_eq(node_of(pi.via), first == R1 ? R2 : R1);
+  ck_assert_uint_eq(pi.route_changes, changes);
+  teardown_mesh();
+}
+END_TEST
+
 START_TEST(test_relay_never_relays) {
   wgam_peer_info pi;
 
@@ -464,6 +508,7 @@ static Suite *relay_suite(void) {
   tcase_add_test(tc, test_confirmed_by_pong_else_next_relay);
   tcase_add_test(tc, test_direct_handshake_moves_back);
   tcase_add_test(tc, test_relay_loss);
+  tcase_add_test(tc, test_relay_stops_forwarding);
   tcase_add_test(tc, test_relay_never_relays);
   tcase_add_test(tc, test_no_flapping_alternating);
   suite_add_tcase(s, tc);
