@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-# Shared by the netns scripts of tests/hardening: namespaces and
+# Shared by the scripts of tests/netns/hardening: namespaces and
 # wireguard-go interfaces named hdn<ID>..., cleaned up on every exit path.
 # Source it, then call hdn_init.
 
