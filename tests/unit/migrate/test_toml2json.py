@@ -83,7 +83,7 @@ def base(extra="", peers=None):
 
 
 # ---- the README sample -------------------------------------------------------
-sample = os.path.join(src, "tests", "migrate", "readme-sample.toml")
+sample = os.path.join(src, "tests", "unit", "migrate", "readme-sample.toml")
 rc, out, errtext = run([sample])
 check(rc == 0 and not errtext, "README sample: exit %d, %s" % (rc, errtext))
 expected = {
