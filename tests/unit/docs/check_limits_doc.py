@@ -4,7 +4,7 @@
 
 Usage: check_limits_doc.py SOURCE_ROOT DUMP_LIMITS
 
-DUMP_LIMITS (tests/docs/dump_limits.c) prints both presets of wgam_settings
+DUMP_LIMITS (tests/unit/docs/dump_limits.c) prints both presets of wgam_settings
 (lib/settings.c), every field of struct wgam_fixed (lib/settings.c) and the
 limits of the public header. The man page's section TIMERS AND LIMITS holds
 three tbl tables, each after a comment line `.\\" table: settings`,
@@ -87,7 +87,8 @@ for f in struct_fields(header, "typedef struct wgam_settings {",
                        "} wgam_settings;"):
     if f not in NOT_VALUES and "settings." + f not in code:
         fail("wgam_settings.%s: not printed by dump_limits (a new field? add "
-             "it to tests/docs/dump_limits.c and to the man page's table)" % f)
+             "it to tests/unit/docs/dump_limits.c and to the man page's "
+             "table)" % f)
 for f in struct_fields(internal, "struct wgam_fixed {", "};"):
     if "fixed." + f not in code:
         fail("wgam_fixed.%s: not printed by dump_limits (add it there and to "
