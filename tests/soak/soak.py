@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""Soak test: a mesh of real daemons (rig.py) behind assorted NATs takes
-faults in a row, chosen at random from a seeded generator, one at a time and
-sometimes two at once (faults.py lists them). After each fault the clock runs
-until every expected pair pings again over the mesh.
+"""Soak test: a mesh of real daemons (tests/netns/rig.py) behind assorted
+NATs takes faults in a row, chosen at random from a seeded generator, one at
+a time and sometimes two at once (tests/netns/faults.py lists them). After
+each fault the clock runs until every expected pair pings again over the
+mesh.
 
     soak.py [--seed N] [--minutes M] [--no-symmetric] [--relay auto|yes|no]
             [--kinds k1,k2,...] [--double P] [--bound S] [--keep] [--keep-going]
@@ -44,7 +45,8 @@ import sys
 import threading
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "netns"))
 import rig as R  # noqa: E402
 import faults as F  # noqa: E402
 
