@@ -75,6 +75,7 @@ struct peer {
 
   /* The device's view, as last observed (and as we last wrote it). */
   uint8_t on_device;
+  uint8_t first_ep; /* the try began on an entry without endpoint */
   uint8_t allowed_ok;
   uint16_t dev_keepalive;
   wgam_addr dev_ep;

@@ -81,6 +81,7 @@ struct wgam_fixed {
   wgam_tstamp answer_window;    /* an Announce this soon after our Request */
   wgam_tstamp min_try;          /* a try is not cut before this */
   wgam_tstamp early_retry;      /* re-create a peer with no handshake */
+  wgam_tstamp early_first;      /* the same, first endpoint of its entry */
   wgam_tstamp early_quiet;      /* bytes without a handshake: wait this */
   wgam_tstamp early_stagger;    /* the greater key waits this longer */
   wgam_tstamp ask_min;          /* Requests while peers lack an endpoint */

@@ -90,6 +90,11 @@ const struct wgam_fixed wgam_fixed = {
      * handshakes at once.
      */
     .early_retry = 1 * WGAM_SECONDS,
+    /* The same when the try gave the entry its first endpoint: WireGuard
+     * spent the initiation without one, so none of ours is under way and
+     * a read this soon says whether the other end's came (the greater key
+     * adds early_stagger). */
+    .early_first = 100 * WGAM_MILLISECONDS,
     /* Bytes from a peer without a handshake are an initiation we answered.
      * If the answer was taken the initiator's first data follows within a
      * round trip, and re-creating the peer first would throw the session

@@ -180,6 +180,15 @@ static void path_silent(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
 wgam_tstamp wgam_early_retry_at(const wgam_mesh *m, const struct peer *p) {
   wgam_tstamp at = ts_add(p->try_start, wgam_fixed.early_retry);
 
+  if (p->first_ep && !p->rx_bytes) {
+    /* The entry spent WireGuard's initiation while it had no endpoint:
+     * no handshake is under way. The smaller key goes first, so that two
+     * ends that learned of each other together do not cross. */
+    at = ts_add(p->try_start, wgam_fixed.early_first);
+    if (m->has_pubkey && memcmp(m->pubkey, p->pubkey, WGAM_KEY_LEN) > 0)
+      at = ts_add(at, wgam_fixed.early_stagger);
+    return at;
+  }
   if (!p->rx_bytes)
     return at;
   if (p->rx_at != NONE && ts_add(p->rx_at, wgam_fixed.early_quiet) > at)
@@ -194,6 +203,7 @@ void wgam_try_endpoint(wgam_mesh *m, struct peer *p, const wgam_addr *ep,
                        uint8_t src, wgam_tstamp ts) {
   if (p->ntried < MAX_CANDIDATES)
     p->tried[p->ntried++] = wgam_addr_hash32(ep);
+  p->first_ep = p->on_device && !addr_valid(&p->dev_ep) && !p->dev_hs;
   p->want_ep = *ep;
   p->want_src = src;
   p->try_start = ts;
@@ -571,6 +581,7 @@ void wgam_peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
         wgam_peer_set_state(m, p, PEER_RETRIED);
         wgam_mark_update(m, p, UPD_ENDPOINT | UPD_RECREATE);
         send_ping(m, p);
+        wgam_read_soon(m, ts);
       }
       break;
     case PEER_BACKOFF:

@@ -1151,8 +1151,10 @@ START_TEST(test_early_retry_recreates) {
     int handshake_ms; /* when a handshake completes, or -1 */
     double lo, hi;    /* when the peer is re-created, or 0: never */
   } cases[] = {
-      {0, 0, 0, -1, 1.0, 1.4},   /* nothing came */
-      {0, 1, 0, -1, 1.0, 1.4},   /* nothing came: no stagger */
+      {0, 0, 0, -1, 0.1, 0.2},   /* nothing came, and the entry had no
+                                    endpoint before (its initiation was
+                                    spent): early_first */
+      {0, 1, 0, -1, 0.6, 0.7},   /* the same, greater key: staggered */
       {0, 0, 148, -1, 0.9, 1.1}, /* an answered initiation, no handshake:
                                     seen by the read soon after the try
                                     started, half a second old at 1 s */
