@@ -820,7 +820,7 @@ int config_load(struct config *cfg, const char *path, unsigned flags,
                 struct config_diag *diag) {
   struct ctx c = {.name = path, .flags = flags, .diag = diag};
   char *buf = NULL;
-  size_t len = 0;
+  size_t len = 0, cap;
   struct stat st;
   ssize_t r;
   int fd, rc;
@@ -838,13 +838,36 @@ int config_load(struct config *cfg, const char *path, unsigned flags,
     rc = c.oom ? -ENOMEM : -EINVAL;
     goto out;
   }
-  buf = malloc(CONFIG_MAX_FILE + 1);
+  if (st.st_size > (off_t)CONFIG_MAX_FILE) {
+    err(&c, NULL, "larger than %u bytes", CONFIG_MAX_FILE);
+    rc = c.oom ? -ENOMEM : -EINVAL;
+    goto out;
+  }
+  /* Sized from the file, not from the limit: a 16 MiB buffer per load
+   * would raise glibc's mmap threshold, and the buffers of later loads
+   * (SIGHUP) would stay on the heap, tens of MiB kept after a reload. One
+   * byte more than the file, to see it grow while read (up to the limit). */
+  cap = (size_t)st.st_size + 1;
+  buf = malloc(cap);
   if (!buf) {
     rc = -ENOMEM;
     goto out;
   }
-  while (len <= CONFIG_MAX_FILE) {
-    r = read(fd, buf + len, CONFIG_MAX_FILE + 1 - len);
+  for (;;) {
+    if (len == cap) {
+      char *g;
+
+      if (cap > CONFIG_MAX_FILE)
+        break;
+      cap = cap > (CONFIG_MAX_FILE + 1) / 2 ? CONFIG_MAX_FILE + 1 : cap * 2;
+      g = realloc(buf, cap);
+      if (!g) {
+        rc = -ENOMEM;
+        goto out;
+      }
+      buf = g;
+    }
+    r = read(fd, buf + len, cap - len);
     if (r < 0 && errno == EINTR)
       continue;
     if (r < 0) {

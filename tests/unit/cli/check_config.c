@@ -7,6 +7,7 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -504,6 +505,67 @@ START_TEST(test_good_minimal) {
 }
 END_TEST
 
+/*
+ * A load and two reloads (SIGHUP), as the daemon does them: the buffers are
+ * sized from the file, so the heap and the mapped memory stay small. A
+ * buffer sized from the limit (16 MiB) raises glibc's mmap threshold at the
+ * first load and leaves 16 MiB or more of heap behind the next ones.
+ */
+START_TEST(test_reload_footprint) {
+  static const char json[] = "{" HEAD SECRET PEERS "}";
+  struct config_diag diag;
+  struct config cfg;
+  char path[512];
+
+  for (int i = 0; i < 3; i++) {
+    ck_assert_int_eq(load(&cfg, &diag, json, path, sizeof(path)), 0);
+    ck_assert_uint_eq(cfg.npeers, 2);
+    config_free(&cfg);
+    config_diag_free(&diag);
+  }
+#ifdef __GLIBC__
+  {
+    struct mallinfo2 mi = mallinfo2();
+
+    ck_assert_msg(mi.arena + mi.hblkhd < (4u << 20),
+                  "after three loads: heap %zu bytes, mapped %zu bytes",
+                  mi.arena, mi.hblkhd);
+  }
+#endif
+}
+END_TEST
+
+/* A file of exactly CONFIG_MAX_FILE bytes loads; one byte more is refused. */
+START_TEST(test_max_size) {
+  static const char json[] = "{" HEAD SECRET PEERS "}";
+  struct config_diag diag = {0};
+  struct config cfg;
+  char path[512], want[600], *big;
+  size_t n = strlen(json);
+
+  big = malloc(CONFIG_MAX_FILE + 1);
+  ck_assert_ptr_nonnull(big);
+  memcpy(big, json, n);
+  memset(big + n, ' ', CONFIG_MAX_FILE + 1 - n);
+  snprintf(path, sizeof(path), "%s/big.json", tmpdir);
+  write_file(path, big, CONFIG_MAX_FILE, 0600);
+  ck_assert_int_eq(config_load(&cfg, path, 0, &diag), 0);
+  ck_assert_uint_eq(cfg.npeers, 2);
+  config_free(&cfg);
+  config_diag_free(&diag);
+
+  write_file(path, big, CONFIG_MAX_FILE + 1, 0600);
+  memset(&diag, 0, sizeof(diag));
+  ck_assert_int_eq(config_load(&cfg, path, 0, &diag), -EINVAL);
+  ck_assert_uint_eq(diag.nerrors, 1);
+  snprintf(want, sizeof(want), "%s: larger than %u bytes", path,
+           CONFIG_MAX_FILE);
+  ck_assert_str_eq(diag.errors[0], want);
+  config_diag_free(&diag);
+  free(big);
+}
+END_TEST
+
 START_TEST(test_warnings) {
   struct config_diag diag;
   struct config cfg;
@@ -604,6 +666,8 @@ int main(void) {
   tcase_add_test(tc, test_good_relay);
   tcase_add_test(tc, test_prefix_parser);
   tcase_add_test(tc, test_good_minimal);
+  tcase_add_test(tc, test_reload_footprint);
+  tcase_add_test(tc, test_max_size);
   tcase_add_test(tc, test_warnings);
   tcase_add_test(tc, test_skip_secret);
   tcase_add_test(tc, test_endpoint_parser);
