@@ -36,6 +36,45 @@ static uint8_t guess_source(const struct peer *p, const wgam_addr *ep) {
   return WGAM_SOURCE_ROAMING;
 }
 
+/* A persistent keepalive: an empty transport message. Byte counts beyond
+ * one per read are traffic. */
+#define KEEPALIVE_BYTES 32u
+
+/*
+ * What the byte counters say since the last read (fast policy). Traffic
+ * sent and nothing but keepalives back, or traffic from the peer that
+ * stopped after flowing for reads in a row: the path may just have broken
+ * (a NAT rebooted, an address changed, on either side), so it is probed
+ * now rather than after probe_idle of silence. Our own gossip is left out
+ * (an Announce is one way by design, a Ping is answered by the probe
+ * machinery). Any bytes keep the device read every device_interval (see
+ * wgam_fixed.device_quiet).
+ */
+static void observe_traffic(wgam_mesh *m, struct peer *p,
+                            const wgam_device_peer *dp) {
+  uint64_t rx = dp->rx_bytes - p->rx_bytes;
+  uint32_t tx = (uint32_t)dp->tx_bytes - p->tx_low;
+  int rx_more = dp->rx_bytes >= p->rx_bytes && rx > KEEPALIVE_BYTES;
+  int rx_traffic = rx_more && !(p->sig & SIG_GOSSIP_IN);
+  int tx_traffic = tx > KEEPALIVE_BYTES && !(p->sig & SIG_GOSSIP_OUT);
+  int check = p->sig & SIG_CHECK;
+
+  if (tx > KEEPALIVE_BYTES || rx_more)
+    m->busy = 1;
+  if (tx_traffic && !rx_more)
+    check = 1;
+  if (rx_traffic) {
+    if (p->rx_streak < 3)
+      p->rx_streak++;
+  } else {
+    if (p->rx_streak >= 2 && !rx_more)
+      check = 1;
+    p->rx_streak = 0;
+  }
+  /* Only a working path is checked (a try has its own window). */
+  p->sig = check && p->state == PEER_CONNECTED ? SIG_CHECK : 0;
+}
+
 static void observe_peer(wgam_mesh *m, struct peer *p,
                          const wgam_device_peer *dp, wgam_tstamp ts,
                          uint64_t unix_now) {
@@ -69,11 +108,14 @@ static void observe_peer(wgam_mesh *m, struct peer *p,
     p->hs_at = NONE;
   }
   p->dev_hs = dp->last_handshake;
+  if (m->s.policy == WGAM_POLICY_FAST && !first)
+    observe_traffic(m, p, dp);
   if (dp->rx_bytes != p->rx_bytes) {
     if (!first)
       p->rx_at = ts;
     p->rx_bytes = dp->rx_bytes;
   }
+  p->tx_low = (uint32_t)dp->tx_bytes;
 }
 
 int wgam_mesh_observe_device(wgam_mesh *m, const wgam_device *dev,
@@ -84,6 +126,7 @@ int wgam_mesh_observe_device(wgam_mesh *m, const wgam_device *dev,
   if (!m || !dev || (dev->npeers && !dev->peers))
     return WGAM_ERR_INVALID_ARGUMENT;
   first = !m->dev_seen;
+  m->busy = 0;
   m->unix_base = unix_now;
   m->unix_base_ts = ts;
   m->listen_port = dev->listen_port;
@@ -150,6 +193,8 @@ int wgam_mesh_observe_device(wgam_mesh *m, const wgam_device *dev,
     m->observing = 1;
     wgam_peer_step(m, (uint32_t)i, ts);
     m->observing = 0;
+    if (p->state != PEER_CONNECTED || p->probe_at != NONE)
+      m->busy = 1;
     if (wgam_early_retry_due(m, p))
       m->t_early = ts_min(m->t_early, wgam_early_retry_at(m, p));
   }
@@ -241,7 +286,9 @@ int wgam_mesh_observe_device(wgam_mesh *m, const wgam_device *dev,
     }
   }
   m->wants &= ~WGAM_WANT_DEVICE;
-  m->t_device = ts_add(ts, m->s.device_interval);
+  m->t_device = ts_add(ts, m->s.policy == WGAM_POLICY_FAST && !m->busy
+                               ? wgam_fixed.device_quiet
+                               : m->s.device_interval);
   return 0;
 }
 

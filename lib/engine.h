@@ -39,6 +39,13 @@ static inline int peer_trying(int state) {
          state == PEER_SWITCHING;
 }
 
+/* Per peer, between two device reads (see observe_traffic() in device.c). */
+enum {
+  SIG_CHECK = 0x1,      /* traffic went unanswered, or stopped: probe */
+  SIG_GOSSIP_OUT = 0x2, /* we sent it gossip: our bytes, not traffic */
+  SIG_GOSSIP_IN = 0x4,  /* it sent us gossip */
+};
+
 enum {
   UPD_ALLOWED = 0x1,
   UPD_ENDPOINT = 0x2,
@@ -83,6 +90,9 @@ struct peer {
   wgam_tstamp hs_at; /* dev_hs on our monotonic clock */
   uint64_t rx_bytes;
   wgam_tstamp rx_at;   /* last time rx_bytes grew */
+  uint32_t tx_low;     /* low bits of the device's tx_bytes */
+  uint8_t rx_streak;   /* reads in a row that saw traffic from it */
+  uint8_t sig;         /* SIG_*: what the byte counters are to tell */
   wgam_tstamp pong_at; /* last Pong from the peer */
 
   /* Control. */
@@ -174,6 +184,7 @@ struct wgam_mesh {
 
   int dev_seen;
   wgam_tstamp dev_at; /* when the device was last read */
+  int busy;           /* traffic or tries at the last read */
   int observing;      /* in wgam_mesh_observe_device(): the view is fresh */
   uint64_t unix_base;
   wgam_tstamp unix_base_ts;

@@ -158,9 +158,12 @@ int wgam_mesh_read_pkt(wgam_mesh *m, const wgam_addr *src, const uint8_t *pkt,
     idx = NO_IDX;
   /* Gossip comes through the tunnel: from a peer we do not see connected
    * yet, it proves a fresh session (a handshake it initiated, whose
-   * endpoint we are to observe and announce). */
+   * endpoint we are to observe and announce); from one whose path we are
+   * probing, it may come from where the peer moved (WireGuard roamed). */
+  if (m->s.policy == WGAM_POLICY_FAST && idx != NO_IDX)
+    m->peers[idx].sig |= SIG_GOSSIP_IN;
   if (m->s.policy == WGAM_POLICY_FAST && idx != NO_IDX &&
-      m->peers[idx].state != PEER_CONNECTED)
+      (m->peers[idx].state != PEER_CONNECTED || m->peers[idx].probe_at != NONE))
     wgam_read_soon(m, ts);
 
   switch (msg.type) {
@@ -264,6 +267,7 @@ wgam_ssize wgam_mesh_write_pkt(wgam_mesh *m, wgam_addr *destaddr, uint8_t *dest,
   uint8_t plain[WGAM_MAX_PLAINTEXT_LEN];
   uint8_t nonce[WGAM_NONCE_LEN];
   char b64[WGAM_KEY_B64_LEN + 1];
+  uint32_t idx;
   (void)ts;
 
   if (!m || !destaddr || !dest)
@@ -338,6 +342,9 @@ wgam_ssize wgam_mesh_write_pkt(wgam_mesh *m, wgam_addr *destaddr, uint8_t *dest,
     if (n < 0)
       continue;
     *destaddr = e.dest;
+    if (m->s.policy == WGAM_POLICY_FAST && e.type != WGAM_MSG_LAN_BROADCAST &&
+        (idx = wgam_find_addr(m, &e.dest)) != NO_IDX)
+      m->peers[idx].sig |= SIG_GOSSIP_OUT;
     m->stats.pkts_out[e.type]++;
     m->stats.bytes_out += (uint64_t)n;
     return n;

@@ -149,4 +149,8 @@ const struct wgam_fixed wgam_fixed = {
      * the device is read again this soon rather than a device_interval
      * later. */
     .read_soon = 150 * WGAM_MILLISECONDS,
+    /* With every peer connected and no traffic but keepalives at the last
+     * read, the device is read this seldom (device_interval otherwise):
+     * nothing can change there that the next traffic would not show. */
+    .device_quiet = 10 * WGAM_SECONDS,
 };

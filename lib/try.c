@@ -496,21 +496,29 @@ void wgam_peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
     if (p->probe_at != NONE && last >= p->probe_at) {
       p->probe_at = NONE;
     } else if (p->probe_at != NONE &&
-               ts >= ts_add(p->probe_at, m->s.probe_timeout)) {
+               (ts >= ts_add(p->probe_at, m->s.probe_timeout) ||
+                (p->learned_at != NONE && p->learned_at > p->probe_at &&
+                 ts >= ts_add(p->probe_at, wgam_fixed.read_soon)))) {
+      /* Unanswered, or news of another address came while it was: the
+       * peer moved, and the news says where. */
       wgam_log(m, WGAM_LOG_INFO, "peer %s: path via %s is silent",
                wgam_key_short(p->pubkey).s, wgam_addr_str(&p->dev_ep).s);
       path_silent(m, p, ts);
       p->probe_at = NONE;
       conn = 0;
     } else if (p->probe_at == NONE &&
-               (ts >= ts_add(last, probe_idle(m)) ||
+               ((p->sig & SIG_CHECK) || ts >= ts_add(last, probe_idle(m)) ||
                 (p->learned_at != NONE && p->learned_at > last &&
                  ts >= ts_add(last, wgam_fixed.read_soon)))) {
-      /* Silent for probe_idle, or news of another address for it came
-       * since we last heard it (it may have moved: check now). */
+      /* Silent for probe_idle, traffic unanswered or stopped at the last
+       * read (see observe_traffic()), or news of another address for it
+       * came since we last heard it (it may have moved: check now). */
       wgam_log(m, WGAM_LOG_TRACE, "peer %s: probing a silent path",
                wgam_key_short(p->pubkey).s);
       p->probe_at = ts;
+      p->sig &= (uint8_t)~SIG_CHECK;
+      /* Two Pings: one lost datagram must not look like a broken path. */
+      send_ping(m, p);
       send_ping(m, p);
     }
   }
@@ -563,18 +571,21 @@ void wgam_peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
     case PEER_RETRIED:
       /* Something learned during the window (the peer moved, and another
        * node saw where to) is worth more than the rest of the window. */
-      if (ts >= p->deadline && !m->observing && m->dev_at < p->deadline &&
-          ts < ts_add(p->deadline, m->s.device_interval)) {
+      int cut =
+          preemptible(p) && new_since_try(p) &&
+          (lan_untried(p) || (ts >= ts_add(p->try_start, wgam_fixed.min_try) &&
+                              has_preempting(m, p)));
+
+      if ((ts >= p->deadline || cut) && !m->observing &&
+          m->dev_at < ts_min(ts, p->deadline) &&
+          ts < ts_add(ts_min(ts, p->deadline), m->s.device_interval)) {
         /* A handshake may have completed since the last read (WireGuard's
-         * retry lands near the end of the window): judge the window on a
-         * read taken after it closed, or a working session is pointed at
-         * the next candidate. */
+         * retry lands near the end of the window; the other end's
+         * initiation, answered, just roamed the entry to where it works):
+         * judge the window on a fresh read, or a working session is
+         * pointed at the next candidate. */
         m->wants |= WGAM_WANT_DEVICE;
-      } else if (ts >= p->deadline ||
-                 (preemptible(p) && new_since_try(p) &&
-                  (lan_untried(p) ||
-                   (ts >= ts_add(p->try_start, wgam_fixed.min_try) &&
-                    has_preempting(m, p))))) {
+      } else if (ts >= p->deadline || cut) {
         try_next(m, p, ts);
       } else if (m->observing && wgam_early_retry_due(m, p) &&
                  ts >= wgam_early_retry_at(m, p)) {

@@ -557,7 +557,7 @@ table inet fw {
             "lan_discovery": True,
             "policy": policy or self.policy,
             "control_socket": node.ctl_path,
-            "log_level": "debug",
+            "log_level": os.environ.get("WGAM_LOG_LEVEL", "debug"),
             "peers": peers,
         }
         if extra:

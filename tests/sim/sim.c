@@ -648,6 +648,12 @@ static int done(const struct sim *s) {
     return 0;
   if (s->roam_node >= 0 && (s->now < s->roam_ns || s->recovered_ns == NEVER))
     return 0;
+  /* Routes are judged at the end: with relays, not in the middle of the
+   * moves a roam starts (peers of the moved node go through a relay while
+   * its new address spreads), but once they had --settle to come back. */
+  if (s->nrelays && s->roam_node >= 0 &&
+      s->now < s->recovered_ns + (uint64_t)(s->p.settle_s * 1e9))
+    return 0;
   return 1;
 }
 
