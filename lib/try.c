@@ -124,6 +124,17 @@ static size_t candidates(const wgam_mesh *m, const struct peer *p,
   return n;
 }
 
+/* Whether every candidate of @p is a private address learned by gossip. */
+static int only_private(const wgam_mesh *m, const struct peer *p) {
+  struct cand c[MAX_CANDIDATES];
+  size_t n = candidates(m, p, c), i;
+
+  for (i = 0; i < n; i++)
+    if (c[i].src == WGAM_SOURCE_LAN || !addr_is_private(&c[i].addr))
+      return 0;
+  return n > 0;
+}
+
 static int was_tried(const struct peer *p, const wgam_addr *a) {
   uint32_t h = wgam_addr_hash32(a);
   size_t i;
@@ -604,6 +615,14 @@ void wgam_peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
       }
       break;
     default:
+      if (!m->observing && only_private(m, p)) {
+        /* News of a peer comes from those who saw it connect, often
+         * while it handshakes with us too: WireGuard then holds the
+         * endpoint that works, and another network's private address
+         * (all we know) would replace it. Read the device first. */
+        wgam_read_soon(m, ts);
+        break;
+      }
       try_next(m, p, ts);
       break;
     }
