@@ -50,7 +50,7 @@ static void classic_peer(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
       if (wgam_endpoint_acceptable(m, &p->known[i].addr))
         list[n++] = p->known[i];
     for (i = 0; i < p->ncfg; i++) {
-      list[n].addr = p->cfg[i];
+      list[n].addr = peer_cfg(p)[i];
       list[n++].time = 0;
     }
     for (i = 1; i < n; i++) {
@@ -69,7 +69,7 @@ static void classic_peer(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
     uint8_t src = has_lan(p) ? WGAM_SOURCE_LAN : WGAM_SOURCE_GOSSIP;
 
     for (i = 0; i < p->ncfg; i++)
-      if (wgam_addr_equal(ep, &p->cfg[i]))
+      if (wgam_addr_equal(ep, &peer_cfg(p)[i]))
         src = WGAM_SOURCE_CONFIG;
     for (i = 0; i < p->nknown; i++)
       if (wgam_addr_equal(ep, &p->known[i].addr))

@@ -46,13 +46,17 @@ void wgam_set_dev_ep(wgam_mesh *m, struct peer *p, const wgam_addr *ep) {
 
   if (memcmp(ep, &p->dev_ep, sizeof(*ep)) == 0)
     return;
-  if (p->bits & (PEER_WANT_DEV | PEER_OBS_DEV)) {
+  if (p->bits & PEER_WANT_DEV) {
     c = wgam_cold_small(m, p);
-    if (c && (p->bits & PEER_WANT_DEV))
+    if (c)
       c->want_ep = p->dev_ep;
-    if (c && (p->bits & PEER_OBS_DEV))
+    p->bits &= (uint8_t)~PEER_WANT_DEV;
+  }
+  if (p->bits & PEER_OBS_DEV) {
+    c = wgam_cold_get(m, p); /* till the move is announced */
+    if (c)
       c->obs_ep = p->dev_ep;
-    p->bits &= (uint8_t) ~(PEER_WANT_DEV | PEER_OBS_DEV);
+    p->bits &= (uint8_t)~PEER_OBS_DEV;
   }
   p->dev_ep = *ep;
   c = p->cold;
@@ -62,7 +66,8 @@ void wgam_set_dev_ep(wgam_mesh *m, struct peer *p, const wgam_addr *ep) {
     p->bits |= PEER_WANT_DEV;
     memset(&c->want_ep, 0, sizeof(c->want_ep));
   }
-  if (memcmp(&c->obs_ep, ep, sizeof(*ep)) == 0) {
+  c = cold_full(p);
+  if (c && memcmp(&c->obs_ep, ep, sizeof(*ep)) == 0) {
     p->bits |= PEER_OBS_DEV;
     memset(&c->obs_ep, 0, sizeof(c->obs_ep));
   }
@@ -76,7 +81,7 @@ static uint8_t guess_source(const struct peer *p, const wgam_addr *ep) {
     if (wgam_addr_equal(&p->known[i].addr, ep))
       return known_src(p)[i];
   for (i = 0; i < p->ncfg; i++)
-    if (wgam_addr_equal(&p->cfg[i], ep))
+    if (wgam_addr_equal(&peer_cfg(p)[i], ep))
       return WGAM_SOURCE_CONFIG;
   return WGAM_SOURCE_ROAMING;
 }
@@ -256,7 +261,7 @@ int wgam_mesh_observe_device(wgam_mesh *m, const wgam_device *dev,
                                  p->src ? p->src : WGAM_SOURCE_ROAMING, mode,
                                  ts) == 0) {
           p->bits |= PEER_OBS_DEV; /* obs_ep is dev_ep */
-          if (p->cold)
+          if (cold_full(p))
             memset(&p->cold->obs_ep, 0, sizeof(p->cold->obs_ep));
           p->obs_time = p->dev_hs;
         }

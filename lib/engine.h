@@ -64,13 +64,15 @@ struct peer_lan {
  * route, a LAN endpoint, extra prefixes. A connected peer usually has
  * none: wgam_cold_trim() frees the block once nothing in it matters, or
  * keeps only its first two fields (COLD_SMALL bytes, without
- * PEER_COLD_FULL) when want_ep or obs_ep is an endpoint the device left.
+ * PEER_COLD_FULL) for configured endpoints, or a want_ep the device left.
  * Readers use cold(), which gives the defaults without a full block;
  * writers get the full block from wgam_cold_get() and skip what they
  * meant to do when there is no memory for it (the next step does it
  * again).
  */
 struct peer_cold {
+  /* Configured (or resolved) endpoints (ncfg). */
+  wgam_addr *cfg;
   /* want_ep and obs_ep when they differ from dev_ep (see want_ep()). */
   wgam_addr want_ep;
   wgam_addr obs_ep;
@@ -102,7 +104,7 @@ struct peer_cold {
   wgam_cidr *prefixes; /* extra allowed IPs, NULL if none */
 };
 
-#define COLD_SMALL offsetof(struct peer_cold, tried)
+#define COLD_SMALL offsetof(struct peer_cold, obs_ep)
 
 /* struct peer bits: want_ep, obs_ep are dev_ep (held nowhere else); the
  * cold part is whole. */
@@ -118,8 +120,6 @@ struct peer {
   wgam_addr address;
   /* The device's view, as last observed (and as we last wrote it). */
   wgam_addr dev_ep;
-  /* Configured (or resolved) endpoints. */
-  wgam_addr *cfg;
   /* Gossip store, newest first: nknown endpoints, then where each came
    * from (known_src()), held out of line and sized to use (NULL when
    * empty): most peers have one endpoint and a full mesh of n nodes keeps
@@ -143,7 +143,7 @@ struct peer {
   uint16_t want_keepalive;
   uint8_t on_device;
   uint8_t allowed_ok;
-  uint8_t ncfg;
+  uint8_t ncfg;        /* configured endpoints: peer_cfg() */
   uint8_t cfg_literal; /* cfg came from the peer list, not from a resolver */
   uint8_t nknown;
 
@@ -300,9 +300,12 @@ static inline const wgam_addr *want_ep(const struct peer *p) {
 
 /* The endpoint of the last observation we announced (or no address). */
 static inline const wgam_addr *obs_ep(const struct peer *p) {
-  return (p->bits & PEER_OBS_DEV) ? &p->dev_ep
-         : p->cold                ? &p->cold->obs_ep
-                                  : &wgam_cold_none.obs_ep;
+  return (p->bits & PEER_OBS_DEV) ? &p->dev_ep : &cold(p)->obs_ep;
+}
+
+/* The ncfg configured endpoints. */
+static inline wgam_addr *peer_cfg(const struct peer *p) {
+  return p->cold ? p->cold->cfg : NULL;
 }
 
 /* Where each endpoint of @p's store came from (after the endpoints). */

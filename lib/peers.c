@@ -44,7 +44,7 @@ struct peer_cold *wgam_cold_get(wgam_mesh *m, struct peer *p) {
   return c;
 }
 
-/* @p's cold part for want_ep and obs_ep only (a small one will do). */
+/* @p's cold part for cfg and want_ep only (a small one will do). */
 struct peer_cold *wgam_cold_small(wgam_mesh *m, struct peer *p) {
   if (!p->cold) {
     p->cold = wgam_calloc(m, 1, COLD_SMALL);
@@ -58,6 +58,8 @@ struct peer_cold *wgam_cold_small(wgam_mesh *m, struct peer *p) {
 static void cold_free(wgam_mesh *m, struct peer *p) {
   struct peer_cold *c = cold_full(p);
 
+  if (p->cold)
+    wgam_free(m, p->cold->cfg);
   if (c) {
     wgam_free(m, c->lan);
     wgam_free(m, c->prefixes);
@@ -74,7 +76,7 @@ static int over(wgam_tstamp t, wgam_tstamp len, wgam_tstamp ts) {
 }
 
 /*
- * Frees @p's cold part, or all of it but want_ep and obs_ep, when nothing
+ * Frees @p's cold part, or all of it but cfg and want_ep, when nothing
  * else in it can matter any more, so that the peer behaves exactly as with
  * it: every field at its default, or past the time after which it is never
  * read again. The try_start and tried[] of a try are read only while
@@ -88,7 +90,7 @@ void wgam_cold_trim(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
   if (c &&
       (c->lan || c->prefixes || peer_trying(p->state) || c->ntried ||
        c->tries || c->backoff_level || c->deadline != NONE ||
-       c->probe_at != NONE || c->broken_at != NONE ||
+       c->probe_at != NONE || c->broken_at != NONE || addr_valid(&c->obs_ep) ||
        !over(c->req_at, wgam_fixed.answer_window, ts) ||
        !over(c->answered_at, wgam_fixed.answer_interval, ts) ||
        c->prop_pending ||
@@ -101,7 +103,7 @@ void wgam_cold_trim(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
     return;
   if (!p->cold)
     return;
-  if (!addr_valid(&p->cold->want_ep) && !addr_valid(&p->cold->obs_ep)) {
+  if (!p->cold->cfg && !addr_valid(&p->cold->want_ep)) {
     cold_free(m, p);
     return;
   }
@@ -119,7 +121,6 @@ void wgam_cold_trim(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
 void wgam_free_peers(wgam_mesh *m, struct peer *peers, size_t n) {
   size_t i;
   for (i = 0; i < n; i++) {
-    wgam_free(m, peers[i].cfg);
     wgam_free(m, peers[i].known);
     cold_free(m, &peers[i]);
   }
@@ -290,12 +291,11 @@ int wgam_mesh_set_peers(wgam_mesh *m, const wgam_peer_config *cfg, size_t n,
     }
     if (old != NO_IDX) {
       *p = m->peers[old];
-      p->cfg = NULL;
       p->queued = 0;
       p->heap_idx = NO_IDX;
       if (p->cold) {
         /* A copy: the old list keeps its own until the commit (the LAN
-         * state is handed over then), and the prefixes are set anew. */
+         * state is handed over then), and cfg and prefixes are set anew. */
         size_t size = cold_full(p) ? sizeof(*p->cold) : COLD_SMALL;
 
         p->cold = wgam_calloc(m, 1, size);
@@ -304,6 +304,7 @@ int wgam_mesh_set_peers(wgam_mesh *m, const wgam_peer_config *cfg, size_t n,
           goto out;
         }
         memcpy(p->cold, m->peers[old].cold, size);
+        p->cold->cfg = NULL;
         if (cold_full(p))
           p->cold->prefixes = NULL;
       }
@@ -334,19 +335,24 @@ int wgam_mesh_set_peers(wgam_mesh *m, const wgam_peer_config *cfg, size_t n,
     p->ncfg = 0;
     p->cfg_literal = 0;
     if (addr_valid(&cfg[i].endpoint)) {
-      p->cfg = wgam_calloc(m, 1, sizeof(*p->cfg));
-      if (!p->cfg)
+      struct peer_cold *c = wgam_cold_small(m, p);
+
+      if (!c || !(c->cfg = wgam_calloc(m, 1, sizeof(*c->cfg))))
         goto out;
-      p->cfg[0] = cfg[i].endpoint;
+      c->cfg[0] = cfg[i].endpoint;
       p->ncfg = 1;
       p->cfg_literal = 1;
     } else if (old != NO_IDX && m->peers[old].ncfg &&
                !addr_valid(&cfg[i].endpoint)) {
       /* Keep endpoints resolved from a hostname across a reload; the caller
        * replaces them with wgam_mesh_set_peer_endpoints(). */
-      p->cfg = wgam_calloc(m, m->peers[old].ncfg, sizeof(*p->cfg));
-      if (p->cfg) {
-        memcpy(p->cfg, m->peers[old].cfg, m->peers[old].ncfg * sizeof(*p->cfg));
+      struct peer_cold *c = wgam_cold_small(m, p);
+
+      if (c)
+        c->cfg = wgam_calloc(m, m->peers[old].ncfg, sizeof(*c->cfg));
+      if (c && c->cfg) {
+        memcpy(c->cfg, peer_cfg(&m->peers[old]),
+               m->peers[old].ncfg * sizeof(*c->cfg));
         p->ncfg = m->peers[old].ncfg;
       }
     }
@@ -505,8 +511,14 @@ int wgam_mesh_set_peer_endpoints(wgam_mesh *m,
     memcpy(cfg, eps, naddrs * sizeof(*cfg));
   }
   p = &m->peers[idx];
-  wgam_free(m, p->cfg);
-  p->cfg = cfg;
+  if (naddrs && !wgam_cold_small(m, p)) {
+    wgam_free(m, cfg);
+    return WGAM_ERR_NOMEM;
+  }
+  if (p->cold) {
+    wgam_free(m, p->cold->cfg);
+    p->cold->cfg = cfg;
+  }
   p->ncfg = (uint8_t)naddrs;
   p->cfg_literal = 0;
   if (m->s.policy == WGAM_POLICY_FAST)

@@ -242,7 +242,7 @@ static int store_is_configured(const struct peer *p) {
     return 0;
   for (i = 0; i < p->nknown; i++) {
     for (j = 0; j < p->ncfg; j++)
-      if (wgam_addr_equal(&p->known[i].addr, &p->cfg[j]))
+      if (wgam_addr_equal(&p->known[i].addr, &peer_cfg(p)[j]))
         break;
     if (j == p->ncfg)
       return 0;

@@ -119,8 +119,8 @@ static size_t candidates(const wgam_mesh *m, const struct peer *p,
           wgam_endpoint_acceptable(m, &p->known[i].addr))
         n = add_cand(c, n, &p->known[i].addr, known_src(p)[i]);
     for (i = 0; i < p->ncfg; i++)
-      if (addr_is_private(&p->cfg[i]) == private_pass)
-        n = add_cand(c, n, &p->cfg[i], WGAM_SOURCE_CONFIG);
+      if (addr_is_private(&peer_cfg(p)[i]) == private_pass)
+        n = add_cand(c, n, &peer_cfg(p)[i], WGAM_SOURCE_CONFIG);
   }
   return n;
 }

@@ -257,8 +257,9 @@ static void connect_all(void) {
     ck_assert_int_eq(state(i), WGAM_PEER_CONNECTED);
 }
 
-/* A connected peer that hears from its peers holds nothing out of line
- * once its Request, answer and propagation times are over. */
+/* A connected peer that hears from its peers holds nothing out of line but
+ * its configured endpoint (in a small block) once its Request, answer and
+ * propagation times are over. */
 START_TEST(test_connected_peer_has_no_cold_part) {
   int i;
 
@@ -267,7 +268,9 @@ START_TEST(test_connected_peer_has_no_cold_part) {
   run(30 * WGAM_SECONDS);
   for (i = 0; i < NP; i++) {
     ck_assert_int_eq(state(i), WGAM_PEER_CONNECTED);
-    ck_assert_ptr_null(peer(i)->cold);
+    ck_assert_ptr_nonnull(peer(i)->cold);
+    ck_assert_ptr_null(cold_full(peer(i)));
+    ck_assert(wgam_addr_equal(&peer_cfg(peer(i))[0], &b.cfg[i + 1].endpoint));
     /* what we pointed the device at, and what we announced, is dev_ep */
     ck_assert_uint_eq(peer(i)->bits, PEER_WANT_DEV | PEER_OBS_DEV);
   }
@@ -286,7 +289,7 @@ START_TEST(test_try_waits_for_memory) {
   run(4 * WGAM_SECONDS);
   for (i = 0; i < NP; i++) {
     ck_assert_int_eq(state(i), WGAM_PEER_IDLE);
-    ck_assert_ptr_null(peer(i)->cold);
+    ck_assert_ptr_null(cold_full(peer(i)));
     ck_assert(!addr_valid(&b.dp[i].endpoint));
   }
   failing = 0;
@@ -316,7 +319,7 @@ START_TEST(test_probe_waits_for_memory) {
   ck_assert_uint_eq(st.pkts_out[WGAM_MSG_PING], pings);
   for (i = 0; i < NP; i++) {
     ck_assert_int_eq(state(i), WGAM_PEER_CONNECTED);
-    ck_assert_ptr_null(peer(i)->cold);
+    ck_assert_ptr_null(cold_full(peer(i)));
   }
   failing = 0;
   run(4 * WGAM_SECONDS);
@@ -326,9 +329,9 @@ START_TEST(test_probe_waits_for_memory) {
 }
 END_TEST
 
-/* A peer that roams keeps where we pointed the device and what we
- * announced in a small block (want_ep, obs_ep); without memory for it they
- * are forgotten, and the engine goes on. */
+/* A peer that roams keeps where we pointed the device in its small block,
+ * and what we announced in a whole one until the move is announced;
+ * without memory for that it is forgotten, and the engine goes on. */
 START_TEST(test_roaming_keeps_want_in_small_block) {
   wgam_addr moved = v4(203, 0, 113, 9, 40000), old;
   struct peer *p;
@@ -347,12 +350,30 @@ START_TEST(test_roaming_keeps_want_in_small_block) {
   ck_assert(wgam_addr_equal(obs_ep(p), &p->dev_ep)); /* announced again */
 
   failing = 1;
+  old = b.dp[1].endpoint;
   b.dp[1].endpoint = moved;
   b.dp[1].endpoint.port++;
   run(10 * WGAM_SECONDS);
   ck_assert_int_eq(state(1), WGAM_PEER_CONNECTED);
-  ck_assert_ptr_null(peer(1)->cold);
-  ck_assert(!addr_valid(want_ep(peer(1))));
+  ck_assert_ptr_null(cold_full(peer(1)));
+  ck_assert(wgam_addr_equal(want_ep(peer(1)), &old)); /* its block was there */
+  ck_assert(!addr_valid(obs_ep(peer(1))) ||
+            wgam_addr_equal(obs_ep(peer(1)), &b.dp[1].endpoint));
+  failing = 0;
+
+  /* Without a configured endpoint, a peer holds nothing out of line; one
+   * that roams while memory is short forgets where we pointed it. */
+  ck_assert_int_eq(wgam_mesh_set_peer_endpoints(b.m, b.key[3], NULL, 0, b.now),
+                   0);
+  run(4 * WGAM_SECONDS);
+  ck_assert_ptr_null(peer(2)->cold);
+  failing = 1;
+  b.dp[2].endpoint = moved;
+  b.dp[2].endpoint.port += 2;
+  run(10 * WGAM_SECONDS);
+  ck_assert_int_eq(state(2), WGAM_PEER_CONNECTED);
+  ck_assert_ptr_null(peer(2)->cold);
+  ck_assert(!addr_valid(want_ep(peer(2))));
   failing = 0;
   run(4 * WGAM_SECONDS);
   bed_free();
