@@ -63,25 +63,30 @@ struct peer_lan {
  * flight, a recent Request or answer, propagation damping, a relayed
  * route, a LAN endpoint, extra prefixes. A connected peer usually has
  * none: wgam_cold_trim() frees the block once nothing in it matters, or
- * keeps only its first two fields (COLD_SMALL bytes, without
- * PEER_COLD_FULL) for configured endpoints, or a want_ep the device left.
- * Readers use cold(), which gives the defaults without a full block;
- * writers get the full block from wgam_cold_get() and skip what they
- * meant to do when there is no memory for it (the next step does it
+ * keeps only its first fields (COLD_SMALL bytes, without PEER_COLD_FULL)
+ * for configured endpoints, a want_ep the device left or propagation
+ * damping. Readers use cold(), which gives the defaults without a full
+ * block, or cold_pre() for those first fields; writers get the block from
+ * wgam_cold_get() (wgam_cold_small() for the first fields) and skip what
+ * they meant to do when there is no memory for it (the next step does it
  * again).
  */
 struct peer_cold {
   /* Configured (or resolved) endpoints (ncfg). */
   wgam_addr *cfg;
+  /* Propagation damping (fast policy). */
+  wgam_tstamp prop_next;
   /* want_ep and obs_ep when they differ from dev_ep (see want_ep()). */
   wgam_addr want_ep;
+  uint16_t prop_hold_s;
+  uint8_t prop_pending;
+  /* The small block ends here (COLD_SMALL). */
   wgam_addr obs_ep;
   /* The try (try.c). */
   uint32_t tried[MAX_CANDIDATES];
   uint32_t tries;
   uint8_t ntried;
   uint8_t backoff_level;
-  uint8_t prop_pending;
   uint8_t relay_rank;   /* which usable relay to take next */
   wgam_tstamp deadline; /* end of the try window or of the backoff */
   wgam_tstamp try_start;
@@ -90,9 +95,6 @@ struct peer_cold {
   wgam_tstamp heard_at;  /* then: the last sign of the path working */
   wgam_tstamp answered_at;
   wgam_tstamp req_at; /* we sent it a Request */
-  /* Propagation damping (fast policy). */
-  wgam_tstamp prop_next;
-  uint16_t prop_hold_s;
   /* Relaying (relay.c). */
   uint32_t via;           /* the relay's index while routed through one */
   wgam_tstamp down_since; /* no working direct path since */
@@ -283,6 +285,11 @@ static inline const struct peer_cold *cold(const struct peer *p) {
   return (p->bits & PEER_COLD_FULL) ? p->cold : &wgam_cold_none;
 }
 
+/* The same for the fields of a small block (before COLD_SMALL). */
+static inline const struct peer_cold *cold_pre(const struct peer *p) {
+  return p->cold ? p->cold : &wgam_cold_none;
+}
+
 static inline struct peer_lan *peer_lan(const struct peer *p) {
   return cold(p)->lan;
 }
@@ -293,9 +300,7 @@ static inline int has_lan(const struct peer *p) {
 
 /* The endpoint we last pointed the device at for @p (or no address). */
 static inline const wgam_addr *want_ep(const struct peer *p) {
-  return (p->bits & PEER_WANT_DEV) ? &p->dev_ep
-         : p->cold                 ? &p->cold->want_ep
-                                   : &wgam_cold_none.want_ep;
+  return (p->bits & PEER_WANT_DEV) ? &p->dev_ep : &cold_pre(p)->want_ep;
 }
 
 /* The endpoint of the last observation we announced (or no address). */
@@ -305,7 +310,7 @@ static inline const wgam_addr *obs_ep(const struct peer *p) {
 
 /* The ncfg configured endpoints. */
 static inline wgam_addr *peer_cfg(const struct peer *p) {
-  return p->cold ? p->cold->cfg : NULL;
+  return cold_pre(p)->cfg;
 }
 
 /* Where each endpoint of @p's store came from (after the endpoints). */

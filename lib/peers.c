@@ -44,13 +44,17 @@ struct peer_cold *wgam_cold_get(wgam_mesh *m, struct peer *p) {
   return c;
 }
 
-/* @p's cold part for cfg and want_ep only (a small one will do). */
+/* @p's cold part for the fields before COLD_SMALL only (a small one will
+ * do). */
 struct peer_cold *wgam_cold_small(wgam_mesh *m, struct peer *p) {
   if (!p->cold) {
     p->cold = wgam_calloc(m, 1, COLD_SMALL);
-    if (!p->cold)
+    if (!p->cold) {
       wgam_log(m, WGAM_LOG_WARN, "peer %s: out of memory",
                wgam_key_short(p->pubkey).s);
+      return NULL;
+    }
+    memcpy(p->cold, &wgam_cold_none, COLD_SMALL);
   }
   return p->cold;
 }
@@ -76,10 +80,10 @@ static int over(wgam_tstamp t, wgam_tstamp len, wgam_tstamp ts) {
 }
 
 /*
- * Frees @p's cold part, or all of it but cfg and want_ep, when nothing
- * else in it can matter any more, so that the peer behaves exactly as with
- * it: every field at its default, or past the time after which it is never
- * read again. The try_start and tried[] of a try are read only while
+ * Frees @p's cold part, or all of it but the fields before COLD_SMALL,
+ * when nothing else in it can matter any more, so that the peer behaves exactly
+ * as with it: every field at its default, or past the time after which it is
+ * never read again. The try_start and tried[] of a try are read only while
  * trying (tried[] up to ntried), heard_at only with broken_at, route_at
  * only when it is later than the last Pong.
  */
@@ -92,18 +96,19 @@ void wgam_cold_trim(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
        c->tries || c->backoff_level || c->deadline != NONE ||
        c->probe_at != NONE || c->broken_at != NONE || addr_valid(&c->obs_ep) ||
        !over(c->req_at, wgam_fixed.answer_window, ts) ||
-       !over(c->answered_at, wgam_fixed.answer_interval, ts) ||
-       c->prop_pending ||
-       !over(c->prop_next, (wgam_tstamp)c->prop_hold_s * WGAM_SECONDS, ts) ||
-       c->relay_rank || c->via != NO_IDX || c->down_since != NONE ||
-       c->relay_at != NONE || c->route_changes ||
+       !over(c->answered_at, wgam_fixed.answer_interval, ts) || c->relay_rank ||
+       c->via != NO_IDX || c->down_since != NONE || c->relay_at != NONE ||
+       c->route_changes ||
        (c->route_at != NONE &&
         (p->route != WGAM_ROUTE_DIRECT || p->pong_at == NONE ||
          p->pong_at <= c->route_at))))
     return;
   if (!p->cold)
     return;
-  if (!p->cold->cfg && !addr_valid(&p->cold->want_ep)) {
+  small = p->cold;
+  if (!small->cfg && !addr_valid(&small->want_ep) && !small->prop_pending &&
+      over(small->prop_next, (wgam_tstamp)small->prop_hold_s * WGAM_SECONDS,
+           ts)) {
     cold_free(m, p);
     return;
   }

@@ -209,7 +209,7 @@ int wgam_store_merge(const wgam_endpoint *known, const uint8_t *ksrc,
 }
 
 void wgam_propagate_damped(wgam_mesh *m, uint32_t subject, wgam_tstamp ts) {
-  struct peer_cold *p = wgam_cold_get(m, &m->peers[subject]);
+  struct peer_cold *p = wgam_cold_small(m, &m->peers[subject]);
   wgam_tstamp hold;
 
   if (!p)

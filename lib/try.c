@@ -448,8 +448,8 @@ static wgam_tstamp peer_next(const wgam_mesh *m, const struct peer *p) {
   if ((p->state == PEER_TRYING || p->state == PEER_RETRIED) && preemptible(p) &&
       new_since_try(p) && has_preempting(m, p))
     next = ts_min(next, ts_add(c->try_start, wgam_fixed.min_try));
-  if (c->prop_pending)
-    next = ts_min(next, c->prop_next);
+  if (cold_pre(p)->prop_pending)
+    next = ts_min(next, cold_pre(p)->prop_next);
   next = ts_min(next, c->relay_at);
   if (has_lan(p))
     next = ts_min(next, ts_add(c->lan->seen, m->s.lan_timeout));
@@ -477,7 +477,7 @@ void wgam_peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
   }
   if (!m->dev_seen)
     return;
-  if (cold(p)->prop_pending && ts >= cold(p)->prop_next)
+  if (cold_pre(p)->prop_pending && ts >= cold_pre(p)->prop_next)
     wgam_propagate_damped(m, idx, ts);
   if (has_lan(p) && ts >= ts_add(peer_lan(p)->seen, m->s.lan_timeout)) {
     wgam_log(m, WGAM_LOG_INFO, "peer %s: LAN endpoint %s is stale",
