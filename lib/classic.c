@@ -31,25 +31,26 @@ static void classic_peer(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
   size_t n = 0, i, j;
   int bad;
 
-  if (has_lan(p) && ts >= ts_add(p->lan->seen, m->s.lan_timeout))
-    memset(&p->lan->addr, 0, sizeof(p->lan->addr));
+  if (has_lan(p) && ts >= ts_add(peer_lan(p)->seen, m->s.lan_timeout))
+    memset(&peer_lan(p)->addr, 0, sizeof(peer_lan(p)->addr));
   bad = has_lan(p) && addr_valid(&p->dev_ep) &&
-        !wgam_addr_equal(&p->lan->addr, &p->dev_ep);
+        !wgam_addr_equal(&peer_lan(p)->addr, &p->dev_ep);
   if (!bad && wgam_peer_connected(m, p, ts)) {
     wgam_peer_set_state(m, p, PEER_CONNECTED);
-    p->tries = 0;
+    if (cold_full(p))
+      p->cold->tries = 0;
     wgam_set_keepalive(m, p, m->s.keepalive_connected);
     return;
   }
   if (has_lan(p)) {
-    list[n].addr = p->lan->addr;
+    list[n].addr = peer_lan(p)->addr;
     list[n++].time = 0;
   } else {
     for (i = 0; i < p->nknown; i++)
       if (wgam_endpoint_acceptable(m, &p->known[i].addr))
         list[n++] = p->known[i];
     for (i = 0; i < p->ncfg; i++) {
-      list[n].addr = p->cfg[i];
+      list[n].addr = peer_cfg(p)[i];
       list[n++].time = 0;
     }
     for (i = 1; i < n; i++) {
@@ -68,7 +69,7 @@ static void classic_peer(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
     uint8_t src = has_lan(p) ? WGAM_SOURCE_LAN : WGAM_SOURCE_GOSSIP;
 
     for (i = 0; i < p->ncfg; i++)
-      if (wgam_addr_equal(ep, &p->cfg[i]))
+      if (wgam_addr_equal(ep, &peer_cfg(p)[i]))
         src = WGAM_SOURCE_CONFIG;
     for (i = 0; i < p->nknown; i++)
       if (wgam_addr_equal(ep, &p->known[i].addr))
@@ -76,7 +77,8 @@ static void classic_peer(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
     wgam_peer_set_state(m, p, PEER_TRYING);
     if (wgam_addr_equal(&p->dev_ep, ep))
       return; /* already using it */
-    p->ntried = 0;
+    if (cold_full(p))
+      p->cold->ntried = 0;
     wgam_try_endpoint(m, p, ep, src, ts);
   }
 }

@@ -23,15 +23,65 @@ void wgam_set_keepalive(wgam_mesh *m, struct peer *p, uint16_t ka) {
     wgam_mark_update(m, p, UPD_KEEPALIVE);
 }
 
+/* Points want_ep() at @ep. @p has its cold part (the try that sets it). */
+void wgam_set_want(wgam_mesh *m, struct peer *p, const wgam_addr *ep) {
+  struct peer_cold *c = wgam_cold_small(m, p);
+
+  p->bits &= (uint8_t)~PEER_WANT_DEV;
+  if (!c)
+    return;
+  if (addr_valid(ep) && memcmp(ep, &p->dev_ep, sizeof(*ep)) == 0) {
+    p->bits |= PEER_WANT_DEV;
+    memset(&c->want_ep, 0, sizeof(c->want_ep));
+  } else {
+    c->want_ep = *ep;
+  }
+}
+
+/* Sets dev_ep; want_ep() and obs_ep() that were dev_ep keep its old value
+ * in the cold part (forgotten without memory for it), and one held there
+ * that is the new dev_ep is held as dev_ep again. */
+void wgam_set_dev_ep(wgam_mesh *m, struct peer *p, const wgam_addr *ep) {
+  struct peer_cold *c;
+
+  if (memcmp(ep, &p->dev_ep, sizeof(*ep)) == 0)
+    return;
+  if (p->bits & PEER_WANT_DEV) {
+    c = wgam_cold_small(m, p);
+    if (c)
+      c->want_ep = p->dev_ep;
+    p->bits &= (uint8_t)~PEER_WANT_DEV;
+  }
+  if (p->bits & PEER_OBS_DEV) {
+    c = wgam_cold_get(m, p); /* till the move is announced */
+    if (c)
+      c->obs_ep = p->dev_ep;
+    p->bits &= (uint8_t)~PEER_OBS_DEV;
+  }
+  p->dev_ep = *ep;
+  c = p->cold;
+  if (!c || !addr_valid(ep))
+    return;
+  if (memcmp(&c->want_ep, ep, sizeof(*ep)) == 0) {
+    p->bits |= PEER_WANT_DEV;
+    memset(&c->want_ep, 0, sizeof(c->want_ep));
+  }
+  c = cold_full(p);
+  if (c && memcmp(&c->obs_ep, ep, sizeof(*ep)) == 0) {
+    p->bits |= PEER_OBS_DEV;
+    memset(&c->obs_ep, 0, sizeof(c->obs_ep));
+  }
+}
+
 static uint8_t guess_source(const struct peer *p, const wgam_addr *ep) {
   size_t i;
-  if (has_lan(p) && wgam_addr_equal(&p->lan->addr, ep))
+  if (has_lan(p) && wgam_addr_equal(&peer_lan(p)->addr, ep))
     return WGAM_SOURCE_LAN;
   for (i = 0; i < p->nknown; i++)
     if (wgam_addr_equal(&p->known[i].addr, ep))
       return known_src(p)[i];
   for (i = 0; i < p->ncfg; i++)
-    if (wgam_addr_equal(&p->cfg[i], ep))
+    if (wgam_addr_equal(&peer_cfg(p)[i], ep))
       return WGAM_SOURCE_CONFIG;
   return WGAM_SOURCE_ROAMING;
 }
@@ -53,26 +103,29 @@ static uint8_t guess_source(const struct peer *p, const wgam_addr *ep) {
 static void observe_traffic(wgam_mesh *m, struct peer *p,
                             const wgam_device_peer *dp) {
   uint64_t rx = dp->rx_bytes - p->rx_bytes;
-  uint32_t tx = (uint32_t)dp->tx_bytes - p->tx_low;
+  uint16_t tx = (uint16_t)((uint16_t)dp->tx_bytes - p->tx_low);
   int rx_more = dp->rx_bytes >= p->rx_bytes && rx > KEEPALIVE_BYTES;
-  int rx_traffic = rx_more && !(p->sig & SIG_GOSSIP_IN);
-  int tx_traffic = tx > KEEPALIVE_BYTES && !(p->sig & SIG_GOSSIP_OUT);
-  int check = p->sig & SIG_CHECK;
+  int rx_traffic = rx_more && !(p->bits & SIG_GOSSIP_IN);
+  int tx_traffic = tx > KEEPALIVE_BYTES && !(p->bits & SIG_GOSSIP_OUT);
+  int check = p->bits & SIG_CHECK;
+  unsigned streak = p->bits >> RX_STREAK_SHIFT;
 
   if (tx > KEEPALIVE_BYTES || rx_more)
     m->busy = 1;
   if (tx_traffic && !rx_more)
     check = 1;
   if (rx_traffic) {
-    if (p->rx_streak < 3)
-      p->rx_streak++;
+    if (streak < 3)
+      streak++;
   } else {
-    if (p->rx_streak >= 2 && !rx_more)
+    if (streak >= 2 && !rx_more)
       check = 1;
-    p->rx_streak = 0;
+    streak = 0;
   }
   /* Only a working path is checked (a try has its own window). */
-  p->sig = check && p->state == PEER_CONNECTED ? SIG_CHECK : 0;
+  p->bits = (uint8_t)((p->bits & ~(SIG_ALL | (3u << RX_STREAK_SHIFT))) |
+                      (streak << RX_STREAK_SHIFT) |
+                      (check && p->state == PEER_CONNECTED ? SIG_CHECK : 0));
 }
 
 static void observe_peer(wgam_mesh *m, struct peer *p,
@@ -81,7 +134,7 @@ static void observe_peer(wgam_mesh *m, struct peer *p,
   int first = !p->on_device;
 
   if (!wgam_addr_equal(&p->dev_ep, &dp->endpoint) || first) {
-    if (addr_valid(&p->want_ep) && wgam_addr_equal(&dp->endpoint, &p->want_ep))
+    if (addr_valid(want_ep(p)) && wgam_addr_equal(&dp->endpoint, want_ep(p)))
       p->src = p->want_src;
     else if (addr_valid(&dp->endpoint))
       p->src = guess_source(p, &dp->endpoint);
@@ -92,7 +145,7 @@ static void observe_peer(wgam_mesh *m, struct peer *p,
                wgam_key_short(p->pubkey).s, wgam_addr_str(&dp->endpoint).s,
                wgam_source_name(p->src));
   }
-  p->dev_ep = dp->endpoint;
+  wgam_set_dev_ep(m, p, &dp->endpoint);
   p->on_device = 1;
   p->dev_keepalive = dp->persistent_keepalive;
   p->allowed_ok = (uint8_t)wgam_allowedips_match(m, p, dp);
@@ -115,7 +168,7 @@ static void observe_peer(wgam_mesh *m, struct peer *p,
       p->rx_at = ts;
     p->rx_bytes = dp->rx_bytes;
   }
-  p->tx_low = (uint32_t)dp->tx_bytes;
+  p->tx_low = (uint16_t)dp->tx_bytes;
 }
 
 int wgam_mesh_observe_device(wgam_mesh *m, const wgam_device *dev,
@@ -172,7 +225,9 @@ int wgam_mesh_observe_device(wgam_mesh *m, const wgam_device *dev,
       /* Gone from the device (or never there): configure it again. */
       p->on_device = 0;
       p->allowed_ok = 0;
-      memset(&p->dev_ep, 0, sizeof(p->dev_ep));
+      static const wgam_addr none;
+
+      wgam_set_dev_ep(m, p, &none);
       p->hs_at = NONE;
       p->dev_hs = 0;
     } else {
@@ -193,7 +248,7 @@ int wgam_mesh_observe_device(wgam_mesh *m, const wgam_device *dev,
     m->observing = 1;
     wgam_peer_step(m, (uint32_t)i, ts);
     m->observing = 0;
-    if (p->state != PEER_CONNECTED || p->probe_at != NONE)
+    if (p->state != PEER_CONNECTED || cold(p)->probe_at != NONE)
       m->busy = 1;
     if (wgam_early_retry_due(m, p))
       m->t_early = ts_min(m->t_early, wgam_early_retry_at(m, p));
@@ -217,9 +272,9 @@ int wgam_mesh_observe_device(wgam_mesh *m, const wgam_device *dev,
        * the address from before (a NAT may hand out a port again), and it
        * must outrank what observers saw before the move, not wait for the
        * next rekey. */
-      int moved = m->s.policy == WGAM_POLICY_FAST && addr_valid(&p->obs_ep) &&
-                  !wgam_addr_equal(&p->obs_ep, &p->dev_ep) &&
-                  !wgam_addr_equal(&p->want_ep, &p->dev_ep);
+      int moved = m->s.policy == WGAM_POLICY_FAST && addr_valid(obs_ep(p)) &&
+                  !wgam_addr_equal(obs_ep(p), &p->dev_ep) &&
+                  !wgam_addr_equal(want_ep(p), &p->dev_ep);
       for (k = 0; k < p->nknown; k++)
         if (wgam_addr_equal(&p->known[k].addr, &p->dev_ep) &&
             p->dev_hs <= p->known[k].time + gi)
@@ -227,7 +282,7 @@ int wgam_mesh_observe_device(wgam_mesh *m, const wgam_device *dev,
       /* Once per gossip interval per endpoint, even if the store dropped it
        * meanwhile (five entries cannot hold what every observer of a
        * symmetric NAT sees). */
-      if (wgam_addr_equal(&p->obs_ep, &p->dev_ep) &&
+      if (wgam_addr_equal(obs_ep(p), &p->dev_ep) &&
           p->dev_hs <= p->obs_time + gi)
         fresh = 1;
       /* Checked last: it looks the endpoint up in the address table, and
@@ -239,7 +294,7 @@ int wgam_mesh_observe_device(wgam_mesh *m, const wgam_device *dev,
          * for every observer of a symmetric NAT, each gossip interval. */
         int mode = moved ? ANN_MOVED
                    : m->s.policy == WGAM_POLICY_FAST &&
-                           wgam_addr_equal(&p->obs_ep, &p->dev_ep)
+                           wgam_addr_equal(obs_ep(p), &p->dev_ep)
                        ? ANN_KEEP
                        : ANN_FLOOD;
         e.addr = p->dev_ep;
@@ -253,7 +308,9 @@ int wgam_mesh_observe_device(wgam_mesh *m, const wgam_device *dev,
         if (wgam_handle_announce(m, (uint32_t)i, &e, 1,
                                  p->src ? p->src : WGAM_SOURCE_ROAMING, mode,
                                  ts) == 0) {
-          p->obs_ep = p->dev_ep;
+          p->bits |= PEER_OBS_DEV; /* obs_ep is dev_ep */
+          if (cold_full(p))
+            memset(&p->cold->obs_ep, 0, sizeof(p->cold->obs_ep));
           p->obs_time = p->dev_hs;
         }
       }
@@ -311,17 +368,20 @@ static void fill_update(wgam_mesh *m, struct peer *p, uint8_t flags,
       size_t i;
 
       for (i = 0; i < m->npeers; i++)
-        if (m->peers[i].via == idx && m->peers[i].route != WGAM_ROUTE_DIRECT)
+        if (cold(&m->peers[i])->via == idx &&
+            m->peers[i].route != WGAM_ROUTE_DIRECT)
           wgam_mark_update(m, &m->peers[i], UPD_ROUTE);
     }
   } else if (flags & UPD_ROUTE) {
     /* Back from a relay: adding them moves them off its entry. */
     upd->nallowedips = wgam_own_allowedips(p, upd->allowedips);
   }
-  if ((flags & UPD_ENDPOINT) && addr_valid(&p->want_ep)) {
+  if ((flags & UPD_ENDPOINT) && addr_valid(want_ep(p))) {
+    wgam_addr ep = *want_ep(p);
+
     upd->flags |= WGAM_PEER_HAS_ENDPOINT;
-    upd->endpoint = p->want_ep;
-    p->dev_ep = p->want_ep;
+    upd->endpoint = ep;
+    wgam_set_dev_ep(m, p, &ep);
     p->src = p->want_src;
   }
   if ((flags & UPD_KEEPALIVE) || !p->on_device) {

@@ -6,6 +6,7 @@
 #ifndef WGAM_ENGINE_H
 #define WGAM_ENGINE_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -39,13 +40,6 @@ static inline int peer_trying(int state) {
          state == PEER_SWITCHING;
 }
 
-/* Per peer, between two device reads (see observe_traffic() in device.c). */
-enum {
-  SIG_CHECK = 0x1,      /* traffic went unanswered, or stopped: probe */
-  SIG_GOSSIP_OUT = 0x2, /* we sent it gossip: our bytes, not traffic */
-  SIG_GOSSIP_IN = 0x4,  /* it sent us gossip */
-};
-
 enum {
   UPD_ALLOWED = 0x1,
   UPD_ENDPOINT = 0x2,
@@ -63,83 +57,124 @@ struct peer_lan {
   uint32_t failed; /* hash of the last LAN endpoint that did not answer */
 };
 
+/*
+ * What a peer needs only now and then, held out of line (NULL when every
+ * field has its default): a try under way or backing off, a probe in
+ * flight, a recent Request or answer, propagation damping, a relayed
+ * route, a LAN endpoint, extra prefixes. A connected peer usually has
+ * none: wgam_cold_trim() frees the block once nothing in it matters, or
+ * keeps only its first fields (COLD_SMALL bytes, without PEER_COLD_FULL)
+ * for configured endpoints, a want_ep the device left or propagation
+ * damping. Readers use cold(), which gives the defaults without a full
+ * block, or cold_pre() for those first fields; writers get the block from
+ * wgam_cold_get() (wgam_cold_small() for the first fields) and skip what
+ * they meant to do when there is no memory for it (the next step does it
+ * again).
+ */
+struct peer_cold {
+  /* Configured (or resolved) endpoints (ncfg). */
+  wgam_addr *cfg;
+  /* Propagation damping (fast policy). */
+  wgam_tstamp prop_next;
+  /* want_ep and obs_ep when they differ from dev_ep (see want_ep()). */
+  wgam_addr want_ep;
+  uint16_t prop_hold_s;
+  uint8_t prop_pending;
+  /* The small block ends here (COLD_SMALL). */
+  wgam_addr obs_ep;
+  /* The try (try.c). */
+  uint32_t tried[MAX_CANDIDATES];
+  uint32_t tries;
+  uint8_t ntried;
+  uint8_t backoff_level;
+  uint8_t relay_rank;   /* which usable relay to take next */
+  uint8_t first_ep;     /* the try began on an entry without endpoint */
+  wgam_tstamp deadline; /* end of the try window or of the backoff */
+  wgam_tstamp try_start;
+  wgam_tstamp probe_at;  /* Ping sent to check a silent path */
+  wgam_tstamp broken_at; /* that Ping went unanswered */
+  wgam_tstamp heard_at;  /* then: the last sign of the path working */
+  wgam_tstamp answered_at;
+  wgam_tstamp req_at; /* we sent it a Request */
+  /* Relaying (relay.c). */
+  uint32_t via;           /* the relay's index while routed through one */
+  uint32_t avoid_via;     /* the relay that failed us, until one answers */
+  wgam_tstamp down_since; /* no working direct path since */
+  wgam_tstamp relay_at;   /* (re)consider the route then */
+  wgam_tstamp route_at;   /* route moved, or relayed Ping sent */
+  uint64_t route_changes;
+  /* LAN endpoint and switch, NULL until a broadcast was heard. */
+  struct peer_lan *lan;
+  wgam_cidr *prefixes; /* extra allowed IPs, NULL if none */
+};
+
+#define COLD_SMALL offsetof(struct peer_cold, obs_ep)
+
+/* struct peer bits: want_ep, obs_ep are dev_ep (held nowhere else); the
+ * cold part is whole; what the byte counters are to tell between two
+ * device reads (see observe_traffic() in device.c); the reads in a row
+ * (0-3) that saw traffic from the peer. */
+enum {
+  PEER_WANT_DEV = 0x1,
+  PEER_OBS_DEV = 0x2,
+  PEER_COLD_FULL = 0x4,
+  SIG_CHECK = 0x8,       /* traffic went unanswered, or stopped: probe */
+  SIG_GOSSIP_OUT = 0x10, /* we sent it gossip: our bytes, not traffic */
+  SIG_GOSSIP_IN = 0x20,  /* it sent us gossip */
+  SIG_ALL = SIG_CHECK | SIG_GOSSIP_OUT | SIG_GOSSIP_IN,
+  RX_STREAK_SHIFT = 6, /* two bits */
+};
+
+/*
+ * One per configured peer, in one array: 10,000 peers are 10,000 of these,
+ * so only what a connected peer uses all the time is here (the rest is in
+ * struct peer_cold), ordered without padding.
+ */
 struct peer {
   uint8_t pubkey[WGAM_KEY_LEN];
   wgam_addr address;
-  /* Configured (or resolved) endpoints. */
-  wgam_addr *cfg;
-  uint8_t ncfg;
-  uint8_t cfg_literal; /* cfg came from the peer list, not from a resolver */
-
+  /* The device's view, as last observed (and as we last wrote it). */
+  wgam_addr dev_ep;
   /* Gossip store, newest first: nknown endpoints, then where each came
    * from (known_src()), held out of line and sized to use (NULL when
    * empty): most peers have one endpoint and a full mesh of n nodes keeps
    * n^2 stores. */
-  uint8_t nknown;
   wgam_endpoint *known;
-  /* LAN endpoint and switch, NULL until a broadcast was heard. */
-  struct peer_lan *lan;
-
-  /* The device's view, as last observed (and as we last wrote it). */
-  uint8_t on_device;
-  uint8_t first_ep; /* the try began on an entry without endpoint */
-  uint8_t allowed_ok;
-  uint16_t dev_keepalive;
-  wgam_addr dev_ep;
+  struct peer_cold *cold;
   uint64_t dev_hs;   /* Unix seconds, 0 = never */
   wgam_tstamp hs_at; /* dev_hs on our monotonic clock */
   uint64_t rx_bytes;
-  wgam_tstamp rx_at;   /* last time rx_bytes grew */
-  uint32_t tx_low;     /* low bits of the device's tx_bytes */
-  uint8_t rx_streak;   /* reads in a row that saw traffic from it */
-  uint8_t sig;         /* SIG_*: what the byte counters are to tell */
-  wgam_tstamp pong_at; /* last Pong from the peer */
+  wgam_tstamp rx_at;      /* last time rx_bytes grew */
+  wgam_tstamp pong_at;    /* last Pong from the peer */
+  wgam_tstamp learned_at; /* a new address was learned for this peer */
+  /* The time of the last observation we announced (its endpoint is
+   * obs_ep()). */
+  uint64_t obs_time;
+  wgam_tstamp next;
+  uint32_t heap_idx;
+  uint32_t endpoint_changes;
+  uint32_t relayed_ips; /* allowed IPs of peers routed through us */
+  uint16_t dev_keepalive;
+  uint16_t want_keepalive;
+  uint8_t on_device;
+  uint8_t allowed_ok;
+  uint8_t ncfg;        /* configured endpoints: peer_cfg() */
+  uint8_t cfg_literal; /* cfg came from the peer list, not from a resolver */
+  uint8_t nknown;
 
   /* Control. */
   uint8_t state;
   uint8_t src;      /* source of dev_ep */
   uint8_t want_src; /* source of want_ep */
-  uint8_t backoff_level;
-  uint8_t ntried;
-  uint8_t upd;    /* pending UPD_* */
-  uint8_t queued; /* in the update queue */
-  uint16_t want_keepalive;
-  uint32_t tried[MAX_CANDIDATES];
-  uint32_t tries;
-  wgam_tstamp deadline; /* end of the try window or of the backoff */
-  wgam_tstamp try_start;
-  wgam_tstamp learned_at; /* a new address was learned for this peer */
-  wgam_tstamp probe_at;   /* Ping sent to check a silent path */
-  wgam_tstamp broken_at;  /* that Ping went unanswered */
-  wgam_tstamp heard_at;   /* then: the last sign of the path working */
-  wgam_tstamp answered_at;
-  wgam_tstamp req_at; /* we sent it a Request */
-  wgam_addr want_ep;
-  uint64_t endpoint_changes;
-  /* The last observation we announced (device endpoint, handshake time). */
-  wgam_addr obs_ep;
-  uint64_t obs_time;
-  /* Propagation damping (fast policy). */
-  wgam_tstamp prop_next;
-  uint16_t prop_hold_s;
-  uint8_t prop_pending;
+  uint8_t upd;      /* pending UPD_* */
+  uint8_t queued;   /* in the update queue */
+  uint8_t bits;     /* PEER_*, SIG_*, the rx streak */
 
   /* Relaying (relay.c). */
-  uint8_t relay;      /* configured as a relay */
-  uint8_t route;      /* wgam_route */
-  uint8_t relay_rank; /* which usable relay to take next */
+  uint8_t relay; /* configured as a relay */
+  uint8_t route; /* wgam_route */
   uint8_t nprefixes;
-  wgam_cidr *prefixes;    /* extra allowed IPs, out of line, NULL if none */
-  uint32_t via;           /* the relay's index while routed through one */
-  uint32_t relayed_ips;   /* allowed IPs of peers routed through us */
-  wgam_tstamp down_since; /* no working direct path since */
-  wgam_tstamp relay_at;   /* (re)consider the route then */
-  wgam_tstamp route_at;   /* route moved, or relayed Ping sent */
-  uint64_t route_changes;
-  uint32_t avoid_via; /* the relay that failed us, until one answers */
-
-  uint32_t heap_idx;
-  wgam_tstamp next;
+  uint16_t tx_low; /* low bits of the device's tx_bytes */
 };
 
 struct pending {
@@ -253,8 +288,44 @@ static inline int addr_valid(const wgam_addr *a) {
   return a->family != WGAM_AF_NONE;
 }
 
+/* The peer's out-of-line part, or the defaults when it has none. */
+extern const struct peer_cold wgam_cold_none;
+
+/* The whole cold part, or NULL. */
+static inline struct peer_cold *cold_full(const struct peer *p) {
+  return (p->bits & PEER_COLD_FULL) ? p->cold : NULL;
+}
+
+static inline const struct peer_cold *cold(const struct peer *p) {
+  return (p->bits & PEER_COLD_FULL) ? p->cold : &wgam_cold_none;
+}
+
+/* The same for the fields of a small block (before COLD_SMALL). */
+static inline const struct peer_cold *cold_pre(const struct peer *p) {
+  return p->cold ? p->cold : &wgam_cold_none;
+}
+
+static inline struct peer_lan *peer_lan(const struct peer *p) {
+  return cold(p)->lan;
+}
+
 static inline int has_lan(const struct peer *p) {
-  return p->lan && addr_valid(&p->lan->addr);
+  return peer_lan(p) && addr_valid(&peer_lan(p)->addr);
+}
+
+/* The endpoint we last pointed the device at for @p (or no address). */
+static inline const wgam_addr *want_ep(const struct peer *p) {
+  return (p->bits & PEER_WANT_DEV) ? &p->dev_ep : &cold_pre(p)->want_ep;
+}
+
+/* The endpoint of the last observation we announced (or no address). */
+static inline const wgam_addr *obs_ep(const struct peer *p) {
+  return (p->bits & PEER_OBS_DEV) ? &p->dev_ep : &cold(p)->obs_ep;
+}
+
+/* The ncfg configured endpoints. */
+static inline wgam_addr *peer_cfg(const struct peer *p) {
+  return cold_pre(p)->cfg;
 }
 
 /* Where each endpoint of @p's store came from (after the endpoints). */
@@ -344,8 +415,13 @@ void wgam_classic_cycle(wgam_mesh *m, wgam_tstamp ts);
 /* device.c */
 void wgam_mark_update(wgam_mesh *m, struct peer *p, uint8_t flags);
 void wgam_set_keepalive(wgam_mesh *m, struct peer *p, uint16_t ka);
+void wgam_set_want(wgam_mesh *m, struct peer *p, const wgam_addr *ep);
+void wgam_set_dev_ep(wgam_mesh *m, struct peer *p, const wgam_addr *ep);
 
 /* peers.c */
+struct peer_cold *wgam_cold_get(wgam_mesh *m, struct peer *p);
+struct peer_cold *wgam_cold_small(wgam_mesh *m, struct peer *p);
+void wgam_cold_trim(wgam_mesh *m, struct peer *p, wgam_tstamp ts);
 void wgam_free_peers(wgam_mesh *m, struct peer *peers, size_t n);
 void wgam_update_identity(wgam_mesh *m);
 

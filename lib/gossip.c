@@ -62,9 +62,20 @@ uint32_t wgam_subject_of(const wgam_mesh *m, const uint8_t *s, size_t len) {
 
 static int answer_request(wgam_mesh *m, const wgam_addr *src, wgam_tstamp ts) {
   uint32_t from = wgam_find_addr(m, src);
-  wgam_tstamp *last =
-      from != NO_IDX ? &m->peers[from].answered_at : &m->foreign_answered_at;
+  struct peer_cold *c = NULL;
+  wgam_tstamp *last = &m->foreign_answered_at;
   size_t i;
+
+  if (from != NO_IDX) {
+    if (cold(&m->peers[from])->answered_at != NONE &&
+        ts < ts_add(cold(&m->peers[from])->answered_at,
+                    wgam_fixed.answer_interval))
+      return WGAM_ERR_PKT_IGNORED;
+    c = wgam_cold_get(m, &m->peers[from]);
+    if (!c)
+      return WGAM_ERR_NOMEM; /* it asks again */
+    last = &c->answered_at;
+  }
 
   if (*last != NONE && ts < ts_add(*last, wgam_fixed.answer_interval))
     return WGAM_ERR_PKT_IGNORED;
@@ -102,25 +113,29 @@ static int handle_lan_broadcast(wgam_mesh *m, const wgam_addr *src,
     return WGAM_ERR_PKT_IGNORED;
   }
   p = &m->peers[idx];
-  if (!p->lan) {
-    p->lan = wgam_calloc(m, 1, sizeof(*p->lan));
-    if (!p->lan)
+  if (!peer_lan(p)) {
+    struct peer_cold *c = wgam_cold_get(m, p);
+
+    if (!c)
       return WGAM_ERR_NOMEM;
-    p->lan->seen = NONE;
-    p->lan->fail_until = NONE;
+    c->lan = wgam_calloc(m, 1, sizeof(*c->lan));
+    if (!c->lan)
+      return WGAM_ERR_NOMEM;
+    c->lan->seen = NONE;
+    c->lan->fail_until = NONE;
   }
-  if (!wgam_addr_equal(&p->lan->addr, &lan)) {
+  if (!wgam_addr_equal(&peer_lan(p)->addr, &lan)) {
     wgam_log(m, WGAM_LOG_INFO, "peer %s: LAN endpoint %s",
              wgam_key_short(p->pubkey).s, wgam_addr_str(&lan).s);
-    p->lan->addr = lan;
+    peer_lan(p)->addr = lan;
     p->learned_at = ts;
-    if (wgam_addr_hash32(&lan) != p->lan->failed)
-      p->lan->fail_until = NONE; /* a new address deserves a try at once */
-    p->lan->seen = ts;
+    if (wgam_addr_hash32(&lan) != peer_lan(p)->failed)
+      peer_lan(p)->fail_until = NONE; /* a new address deserves a try at once */
+    peer_lan(p)->seen = ts;
     if (m->s.policy == WGAM_POLICY_FAST)
       wgam_peer_step(m, idx, ts);
   }
-  p->lan->seen = ts;
+  peer_lan(p)->seen = ts;
   return 0;
 }
 
@@ -161,9 +176,10 @@ int wgam_mesh_read_pkt(wgam_mesh *m, const wgam_addr *src, const uint8_t *pkt,
    * endpoint we are to observe and announce); from one whose path we are
    * probing, it may come from where the peer moved (WireGuard roamed). */
   if (m->s.policy == WGAM_POLICY_FAST && idx != NO_IDX)
-    m->peers[idx].sig |= SIG_GOSSIP_IN;
+    m->peers[idx].bits |= SIG_GOSSIP_IN;
   if (m->s.policy == WGAM_POLICY_FAST && idx != NO_IDX &&
-      (m->peers[idx].state != PEER_CONNECTED || m->peers[idx].probe_at != NONE))
+      (m->peers[idx].state != PEER_CONNECTED ||
+       cold(&m->peers[idx])->probe_at != NONE))
     wgam_read_soon(m, ts);
 
   switch (msg.type) {
@@ -344,7 +360,7 @@ wgam_ssize wgam_mesh_write_pkt(wgam_mesh *m, wgam_addr *destaddr, uint8_t *dest,
     *destaddr = e.dest;
     if (m->s.policy == WGAM_POLICY_FAST && e.type != WGAM_MSG_LAN_BROADCAST &&
         (idx = wgam_find_addr(m, &e.dest)) != NO_IDX)
-      m->peers[idx].sig |= SIG_GOSSIP_OUT;
+      m->peers[idx].bits |= SIG_GOSSIP_OUT;
     m->stats.pkts_out[e.type]++;
     m->stats.bytes_out += (uint64_t)n;
     return n;

@@ -233,18 +233,18 @@ int wgam_mesh_get_peer_info(const wgam_mesh *m, size_t idx,
   info->state = peer_trying(p->state) ? WGAM_PEER_TRYING : p->state;
   info->connected = p->state == PEER_CONNECTED || p->state == PEER_SWITCHING;
   info->last_handshake = p->dev_hs;
-  info->tries = p->tries;
+  info->tries = cold(p)->tries;
   info->endpoint_changes = p->endpoint_changes;
   info->nknown = p->nknown;
   if (p->nknown)
     memcpy(info->known, p->known, p->nknown * sizeof(wgam_endpoint));
-  if (p->lan)
-    info->lan_endpoint = p->lan->addr;
+  if (peer_lan(p))
+    info->lan_endpoint = peer_lan(p)->addr;
   info->relay = p->relay;
   info->route = p->route;
   if (p->route != WGAM_ROUTE_DIRECT)
-    memcpy(info->via, m->peers[p->via].pubkey, WGAM_KEY_LEN);
-  info->route_changes = p->route_changes;
+    memcpy(info->via, m->peers[cold(p)->via].pubkey, WGAM_KEY_LEN);
+  info->route_changes = cold(p)->route_changes;
   return 0;
 }
 
@@ -273,6 +273,9 @@ void wgam_mesh_get_stats(const wgam_mesh *m, wgam_stats *stats) {
     stats->mem_bytes += p->ncfg * sizeof(wgam_addr) +
                         p->nprefixes * sizeof(wgam_cidr) +
                         p->nknown * (sizeof(wgam_endpoint) + 1) +
-                        (p->lan ? sizeof(*p->lan) : 0);
+                        (cold_full(p) ? sizeof(*p->cold)
+                         : p->cold    ? COLD_SMALL
+                                      : 0) +
+                        (peer_lan(p) ? sizeof(struct peer_lan) : 0);
   }
 }

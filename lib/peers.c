@@ -7,13 +7,128 @@
 
 #include "engine.h"
 
+const struct peer_cold wgam_cold_none = {
+    .deadline = NONE,
+    .try_start = NONE,
+    .probe_at = NONE,
+    .broken_at = NONE,
+    .heard_at = NONE,
+    .answered_at = NONE,
+    .req_at = NONE,
+    .prop_next = NONE,
+    .via = NO_IDX,
+    .avoid_via = NO_IDX,
+    .down_since = NONE,
+    .relay_at = NONE,
+    .route_at = NONE,
+};
+
+/* @p's whole cold part, made if it has none; NULL without memory. */
+struct peer_cold *wgam_cold_get(wgam_mesh *m, struct peer *p) {
+  struct peer_cold *c;
+
+  if (p->bits & PEER_COLD_FULL)
+    return p->cold;
+  c = wgam_calloc(m, 1, sizeof(*c));
+  if (!c) {
+    wgam_log(m, WGAM_LOG_WARN, "peer %s: out of memory",
+             wgam_key_short(p->pubkey).s);
+    return NULL;
+  }
+  *c = wgam_cold_none;
+  if (p->cold) {
+    memcpy(c, p->cold, COLD_SMALL);
+    wgam_free(m, p->cold);
+  }
+  p->cold = c;
+  p->bits |= PEER_COLD_FULL;
+  return c;
+}
+
+/* @p's cold part for the fields before COLD_SMALL only (a small one will
+ * do). */
+struct peer_cold *wgam_cold_small(wgam_mesh *m, struct peer *p) {
+  if (!p->cold) {
+    p->cold = wgam_calloc(m, 1, COLD_SMALL);
+    if (!p->cold) {
+      wgam_log(m, WGAM_LOG_WARN, "peer %s: out of memory",
+               wgam_key_short(p->pubkey).s);
+      return NULL;
+    }
+    memcpy(p->cold, &wgam_cold_none, COLD_SMALL);
+  }
+  return p->cold;
+}
+
+static void cold_free(wgam_mesh *m, struct peer *p) {
+  struct peer_cold *c = cold_full(p);
+
+  if (p->cold)
+    wgam_free(m, p->cold->cfg);
+  if (c) {
+    wgam_free(m, c->lan);
+    wgam_free(m, c->prefixes);
+  }
+  wgam_free(m, p->cold);
+  p->cold = NULL;
+  p->bits &= (uint8_t)~PEER_COLD_FULL;
+}
+
+/* Whether a time @t that only matters for @len after it is over at @ts
+ * (for good: time only moves forward). */
+static int over(wgam_tstamp t, wgam_tstamp len, wgam_tstamp ts) {
+  return t == NONE || ts >= ts_add(t, len);
+}
+
+/*
+ * Frees @p's cold part, or all of it but the fields before COLD_SMALL,
+ * when nothing else in it can matter any more, so that the peer behaves exactly
+ * as with it: every field at its default, or past the time after which it is
+ * never read again. The try_start and tried[] of a try are read only while
+ * trying (tried[] up to ntried), heard_at only with broken_at, route_at
+ * only when it is later than the last Pong.
+ */
+void wgam_cold_trim(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
+  const struct peer_cold *c = cold_full(p);
+  struct peer_cold *small;
+
+  if (c &&
+      (c->lan || c->prefixes || peer_trying(p->state) || c->ntried ||
+       c->tries || c->backoff_level || c->deadline != NONE ||
+       c->probe_at != NONE || c->broken_at != NONE || addr_valid(&c->obs_ep) ||
+       !over(c->req_at, wgam_fixed.answer_window, ts) ||
+       !over(c->answered_at, wgam_fixed.answer_interval, ts) || c->relay_rank ||
+       c->via != NO_IDX || c->avoid_via != NO_IDX || c->down_since != NONE ||
+       c->relay_at != NONE || c->route_changes ||
+       (c->route_at != NONE &&
+        (p->route != WGAM_ROUTE_DIRECT || p->pong_at == NONE ||
+         p->pong_at <= c->route_at))))
+    return;
+  if (!p->cold)
+    return;
+  small = p->cold;
+  if (!small->cfg && !addr_valid(&small->want_ep) && !small->prop_pending &&
+      over(small->prop_next, (wgam_tstamp)small->prop_hold_s * WGAM_SECONDS,
+           ts)) {
+    cold_free(m, p);
+    return;
+  }
+  if (!c)
+    return; /* small already */
+  small = wgam_calloc(m, 1, COLD_SMALL);
+  if (!small)
+    return;
+  memcpy(small, c, COLD_SMALL);
+  wgam_free(m, p->cold);
+  p->cold = small;
+  p->bits &= (uint8_t)~PEER_COLD_FULL;
+}
+
 void wgam_free_peers(wgam_mesh *m, struct peer *peers, size_t n) {
   size_t i;
   for (i = 0; i < n; i++) {
-    wgam_free(m, peers[i].cfg);
     wgam_free(m, peers[i].known);
-    wgam_free(m, peers[i].lan);
-    wgam_free(m, peers[i].prefixes);
+    cold_free(m, &peers[i]);
   }
   wgam_free(m, peers);
 }
@@ -23,27 +138,15 @@ static void peer_init(struct peer *p) {
   p->hs_at = NONE;
   p->rx_at = NONE;
   p->pong_at = NONE;
-  p->deadline = NONE;
-  p->try_start = NONE;
   p->learned_at = NONE;
-  p->probe_at = NONE;
-  p->broken_at = NONE;
-  p->answered_at = NONE;
-  p->req_at = NONE;
-  p->prop_next = NONE;
   p->heap_idx = NO_IDX;
   p->next = NONE;
-  p->via = NO_IDX;
-  p->down_since = NONE;
-  p->relay_at = NONE;
-  p->route_at = NONE;
-  p->avoid_via = NO_IDX;
 }
 
 /* Whether @p's extra prefixes differ from those configured in @c. */
 static int prefixes_differ(const struct peer *p, const wgam_peer_config *c) {
   return p->nprefixes != c->nprefixes ||
-         (c->nprefixes && memcmp(p->prefixes, c->prefixes,
+         (c->nprefixes && memcmp(cold(p)->prefixes, c->prefixes,
                                  c->nprefixes * sizeof(c->prefixes[0])) != 0);
 }
 
@@ -194,10 +297,23 @@ int wgam_mesh_set_peers(wgam_mesh *m, const wgam_peer_config *cfg, size_t n,
     }
     if (old != NO_IDX) {
       *p = m->peers[old];
-      p->cfg = NULL;
       p->queued = 0;
       p->heap_idx = NO_IDX;
-      p->prefixes = NULL; /* the old list keeps its own */
+      if (p->cold) {
+        /* A copy: the old list keeps its own until the commit (the LAN
+         * state is handed over then), and cfg and prefixes are set anew. */
+        size_t size = cold_full(p) ? sizeof(*p->cold) : COLD_SMALL;
+
+        p->cold = wgam_calloc(m, 1, size);
+        if (!p->cold) {
+          p->bits &= (uint8_t)~PEER_COLD_FULL;
+          goto out;
+        }
+        memcpy(p->cold, m->peers[old].cold, size);
+        p->cold->cfg = NULL;
+        if (cold_full(p))
+          p->cold->prefixes = NULL;
+      }
       if (!addr_ip_equal(&p->address, &cfg[i].address) ||
           prefixes_differ(&m->peers[old], &cfg[i]))
         p->upd |= UPD_ALLOWED | UPD_ROUTE;
@@ -213,27 +329,36 @@ int wgam_mesh_set_peers(wgam_mesh *m, const wgam_peer_config *cfg, size_t n,
     p->relay = cfg[i].relay != 0;
     p->nprefixes = (uint8_t)cfg[i].nprefixes;
     if (p->nprefixes) {
-      p->prefixes = wgam_calloc(m, p->nprefixes, sizeof(*p->prefixes));
-      if (!p->prefixes)
+      struct peer_cold *c = wgam_cold_get(m, p);
+
+      if (!c)
         goto out;
-      memcpy(p->prefixes, cfg[i].prefixes, p->nprefixes * sizeof(*p->prefixes));
+      c->prefixes = wgam_calloc(m, p->nprefixes, sizeof(*c->prefixes));
+      if (!c->prefixes)
+        goto out;
+      memcpy(c->prefixes, cfg[i].prefixes, p->nprefixes * sizeof(*c->prefixes));
     }
     p->ncfg = 0;
     p->cfg_literal = 0;
     if (addr_valid(&cfg[i].endpoint)) {
-      p->cfg = wgam_calloc(m, 1, sizeof(*p->cfg));
-      if (!p->cfg)
+      struct peer_cold *c = wgam_cold_small(m, p);
+
+      if (!c || !(c->cfg = wgam_calloc(m, 1, sizeof(*c->cfg))))
         goto out;
-      p->cfg[0] = cfg[i].endpoint;
+      c->cfg[0] = cfg[i].endpoint;
       p->ncfg = 1;
       p->cfg_literal = 1;
     } else if (old != NO_IDX && m->peers[old].ncfg &&
                !addr_valid(&cfg[i].endpoint)) {
       /* Keep endpoints resolved from a hostname across a reload; the caller
        * replaces them with wgam_mesh_set_peer_endpoints(). */
-      p->cfg = wgam_calloc(m, m->peers[old].ncfg, sizeof(*p->cfg));
-      if (p->cfg) {
-        memcpy(p->cfg, m->peers[old].cfg, m->peers[old].ncfg * sizeof(*p->cfg));
+      struct peer_cold *c = wgam_cold_small(m, p);
+
+      if (c)
+        c->cfg = wgam_calloc(m, m->peers[old].ncfg, sizeof(*c->cfg));
+      if (c && c->cfg) {
+        memcpy(c->cfg, peer_cfg(&m->peers[old]),
+               m->peers[old].ncfg * sizeof(*c->cfg));
         p->ncfg = m->peers[old].ncfg;
       }
     }
@@ -274,7 +399,8 @@ int wgam_mesh_set_peers(wgam_mesh *m, const wgam_peer_config *cfg, size_t n,
     for (i = 0; i < oldn; i++)
       if (remap[i] != NO_IDX) {
         oldp[i].known = NULL;
-        oldp[i].lan = NULL;
+        if (cold_full(&oldp[i]))
+          oldp[i].cold->lan = NULL;
       }
     m->peers = np;
     m->npeers = n;
@@ -305,18 +431,20 @@ int wgam_mesh_set_peers(wgam_mesh *m, const wgam_peer_config *cfg, size_t n,
     struct peer *p = &m->peers[i];
 
     p->relayed_ips = 0;
-    p->avoid_via = NO_IDX;
+    if (cold_full(p))
+      cold_full(p)->avoid_via = NO_IDX;
+    /* A route other than direct was set with the peer's cold part. */
     if (p->route != WGAM_ROUTE_DIRECT)
-      p->via = p->via < oldn_peers ? remap[p->via] : NO_IDX;
-    if (p->route != WGAM_ROUTE_DIRECT && p->via == NO_IDX) {
+      p->cold->via = p->cold->via < oldn_peers ? remap[p->cold->via] : NO_IDX;
+    if (p->route != WGAM_ROUTE_DIRECT && p->cold->via == NO_IDX) {
       p->route = WGAM_ROUTE_DIRECT;
-      p->relay_at = ts;
+      p->cold->relay_at = ts;
       p->upd |= UPD_ROUTE;
     }
   }
   for (i = 0; i < n; i++)
     if (m->peers[i].route != WGAM_ROUTE_DIRECT)
-      m->peers[m->peers[i].via].relayed_ips += 1u + m->peers[i].nprefixes;
+      m->peers[m->peers[i].cold->via].relayed_ips += 1u + m->peers[i].nprefixes;
   wgam_update_identity(m);
 
   for (i = 0; i < n; i++) {
@@ -352,7 +480,8 @@ out:
     /* Kept peers still share these with the old list. */
     for (i = 0; i < n; i++) {
       np[i].known = NULL;
-      np[i].lan = NULL;
+      if (cold_full(&np[i]))
+        np[i].cold->lan = NULL; /* a new peer has none */
     }
     wgam_free_peers(m, np, n);
   }
@@ -390,8 +519,14 @@ int wgam_mesh_set_peer_endpoints(wgam_mesh *m,
     memcpy(cfg, eps, naddrs * sizeof(*cfg));
   }
   p = &m->peers[idx];
-  wgam_free(m, p->cfg);
-  p->cfg = cfg;
+  if (naddrs && !wgam_cold_small(m, p)) {
+    wgam_free(m, cfg);
+    return WGAM_ERR_NOMEM;
+  }
+  if (p->cold) {
+    wgam_free(m, p->cold->cfg);
+    p->cold->cfg = cfg;
+  }
   p->ncfg = (uint8_t)naddrs;
   p->cfg_literal = 0;
   if (m->s.policy == WGAM_POLICY_FAST)

@@ -39,7 +39,7 @@ size_t wgam_own_allowedips(const struct peer *p, wgam_cidr *out) {
   out[n].addr.port = 0;
   out[n++].prefixlen = (uint8_t)host_len(&p->address);
   for (i = 0; i < p->nprefixes; i++)
-    out[n++] = p->prefixes[i];
+    out[n++] = p->cold->prefixes[i]; /* prefixes are in the cold part */
   return n;
 }
 
@@ -54,7 +54,7 @@ static int has_prefix(const struct peer *p, const wgam_cidr *c) {
   size_t i;
 
   for (i = 0; i < p->nprefixes; i++)
-    if (cidr_eq(&p->prefixes[i], c))
+    if (cidr_eq(&p->cold->prefixes[i], c))
       return 1;
   return 0;
 }
@@ -81,7 +81,7 @@ int wgam_allowedips_match(const wgam_mesh *m, const struct peer *p,
       if (idx != NO_IDX && addr_ip_equal(&m->peers[idx].address, &c->addr))
         q = &m->peers[idx];
       if (q && (q == p ? p->route == WGAM_ROUTE_DIRECT
-                       : q->route != WGAM_ROUTE_DIRECT && q->via == self))
+                       : q->route != WGAM_ROUTE_DIRECT && cold(q)->via == self))
         continue;
     }
     if (p->route == WGAM_ROUTE_DIRECT && has_prefix(p, c))
@@ -90,8 +90,8 @@ int wgam_allowedips_match(const wgam_mesh *m, const struct peer *p,
       return 0;
     /* A prefix of a peer relayed through us (rare: searched). */
     for (j = 0; j < m->npeers; j++)
-      if (m->peers[j].via == self && m->peers[j].route != WGAM_ROUTE_DIRECT &&
-          has_prefix(&m->peers[j], c))
+      if (cold(&m->peers[j])->via == self &&
+          m->peers[j].route != WGAM_ROUTE_DIRECT && has_prefix(&m->peers[j], c))
         break;
     if (j == m->npeers)
       return 0;
@@ -126,7 +126,7 @@ static int usable_relay(const wgam_mesh *m, const struct peer *p,
 /* A usable relay that did not just fail the pair (see avoid_via). */
 static int trusted_relay(const wgam_mesh *m, const struct peer *p,
                          uint32_t idx) {
-  return usable_relay(m, p, idx) && idx != p->avoid_via;
+  return usable_relay(m, p, idx) && idx != cold(p)->avoid_via;
 }
 
 /* Where the pair (@m's node, @p) ranks relay @r. Symmetric in the pair:
@@ -186,7 +186,7 @@ static uint32_t pick_among(const wgam_mesh *m, const struct peer *p,
   if (!n)
     return NO_IDX;
   /* k+1 passes over the relays for the k-th smallest rank (few relays). */
-  k = p->relay_rank % n;
+  k = cold(p)->relay_rank % n;
   for (r = 0; r <= k; r++) {
     uint64_t lo = UINT64_MAX;
 
@@ -222,8 +222,8 @@ static uint32_t pick_relay(const wgam_mesh *m, const struct peer *p) {
  * confirmed route is asked with two Pings, so that one lost datagram does
  * not look like a failed relay. */
 static void ask_through(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
-  p->route_at = ts;
-  p->relay_at = ts_add(ts, wgam_fixed.relay_confirm);
+  p->cold->route_at = ts; /* routed through a relay: p->cold is there */
+  p->cold->relay_at = ts_add(ts, wgam_fixed.relay_confirm);
   wgam_queue_to_peer(m, WGAM_MSG_PING, NO_IDX, p);
   if (p->route == WGAM_ROUTE_RELAYED)
     wgam_queue_to_peer(m, WGAM_MSG_PING, NO_IDX, p);
@@ -232,14 +232,17 @@ static void ask_through(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
 static void set_route(wgam_mesh *m, struct peer *p, uint32_t via,
                       wgam_tstamp ts) {
   uint32_t ips = 1u + p->nprefixes;
+  struct peer_cold *c = wgam_cold_get(m, p);
 
+  if (!c)
+    return; /* no memory: the next step decides again */
   if (p->route != WGAM_ROUTE_DIRECT)
-    m->peers[p->via].relayed_ips -= ips;
+    m->peers[c->via].relayed_ips -= ips;
   if (via == NO_IDX) {
     wgam_log(m, WGAM_LOG_INFO, "peer %s: direct again",
              wgam_key_short(p->pubkey).s);
     p->route = WGAM_ROUTE_DIRECT;
-    p->relay_at = NONE;
+    c->relay_at = NONE;
   } else {
     wgam_log(m, WGAM_LOG_INFO, "peer %s: no direct path, through relay %s",
              wgam_key_short(p->pubkey).s,
@@ -247,11 +250,11 @@ static void set_route(wgam_mesh *m, struct peer *p, uint32_t via,
     p->route = WGAM_ROUTE_RELAY_PENDING;
     m->peers[via].relayed_ips += ips;
   }
-  p->via = via;
-  p->route_at = ts;
+  c->via = via;
+  c->route_at = ts;
   if (via != NO_IDX)
     ask_through(m, p, ts);
-  p->route_changes++;
+  c->route_changes++;
   m->stats.relay_switches++;
   wgam_mark_update(m, p, UPD_ROUTE);
 }
@@ -264,38 +267,39 @@ static void reroute_from(wgam_mesh *m, struct peer *r, wgam_tstamp ts) {
   for (i = 0; i < m->npeers && r->relayed_ips; i++) {
     struct peer *q = &m->peers[i];
 
-    if (q->route == WGAM_ROUTE_DIRECT || q->via != idx)
+    if (q->route == WGAM_ROUTE_DIRECT || q->cold->via != idx)
       continue;
     set_route(m, q, NO_IDX, ts); /* reachable again as soon as possible */
-    q->relay_at = ts;
+    q->cold->relay_at = ts;
     wgam_heap_set(m, (uint32_t)i, ts);
   }
 }
 
 /*
  * A peer routed through a relay. A Pong since route_at confirms the route;
- * a confirmed route is asked again every relay_probe (the relay may have
- * stopped forwarding, or the other end moved to another relay, and a
- * packet is accepted only from the entry holding its source). Unanswered
+ * a confirmed route is asked again every relay_probe (the other end may
+ * have moved to another relay, and a packet is accepted only from the
+ * entry holding its source; or the relay stopped forwarding). Unanswered
  * by relay_at: a relay drawn for the pair, passing over the one that
  * failed.
  */
 static void relayed_step(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
-  int answered = p->pong_at != NONE && p->pong_at >= p->route_at;
+  struct peer_cold *c = p->cold; /* routed through a relay */
+  int answered = p->pong_at != NONE && p->pong_at >= c->route_at;
   uint32_t via;
 
-  if (!usable_relay(m, p, p->via)) {
+  if (!usable_relay(m, p, c->via)) {
     /* The relay lost its direct path in our view, maybe for a moment (a
      * probe lost): a route that worked is left only when a Ping through
      * it goes unanswered, so that one blip does not send the two ends of
      * a pair to different relays. */
-    if (answered && ts >= ts_add(p->route_at, wgam_fixed.relay_confirm)) {
+    if (answered && ts >= ts_add(c->route_at, wgam_fixed.relay_confirm)) {
       ask_through(m, p, ts);
       return;
     }
-    if (answered || ts < p->relay_at)
+    if (answered || ts < c->relay_at)
       return;
-    p->relay_rank = 0;
+    c->relay_rank = 0;
     via = pick_relay(m, p);
     set_route(m, p, via, ts);
     return;
@@ -305,29 +309,29 @@ static void relayed_step(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
       wgam_log(m, WGAM_LOG_INFO, "peer %s: relayed path confirmed",
                wgam_key_short(p->pubkey).s);
       p->route = WGAM_ROUTE_RELAYED;
-      p->avoid_via = NO_IDX;
+      c->avoid_via = NO_IDX;
     }
-    p->relay_at = ts_add(p->pong_at, wgam_fixed.relay_probe);
-    if (ts >= p->relay_at)
+    c->relay_at = ts_add(p->pong_at, wgam_fixed.relay_probe);
+    if (ts >= c->relay_at)
       ask_through(m, p, ts);
     return;
   }
   /* Unconfirmed: move at once to the relay both ends rank first when it
    * is not the one in use (it may have come up after we chose). */
-  if (p->relay_rank == 0 && (via = pick_relay(m, p)) != p->via &&
+  if (c->relay_rank == 0 && (via = pick_relay(m, p)) != c->via &&
       via != NO_IDX) {
     set_route(m, p, via, ts);
     return;
   }
-  if (ts < p->relay_at)
+  if (ts < c->relay_at)
     return;
   if (p->route == WGAM_ROUTE_RELAYED) {
     /* A confirmed route went silent (the relay stopped forwarding or lost
      * the peer): the pair passes over that relay until another answers. */
     wgam_log(m, WGAM_LOG_INFO, "peer %s: no answer through relay %s",
              wgam_key_short(p->pubkey).s,
-             wgam_key_short(m->peers[p->via].pubkey).s);
-    p->avoid_via = p->via;
+             wgam_key_short(m->peers[c->via].pubkey).s);
+    c->avoid_via = c->via;
   }
   /*
    * No answer through it. Counting on to the next relay would let two ends
@@ -337,47 +341,52 @@ static void relayed_step(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
    * agree on the slot (a Ping from the peer then gets ours at once, see
    * wgam_relay_pinged()), a fresh draw in the next slot when they do not.
    */
-  p->relay_rank = slot_rank(m, p, ts);
+  c->relay_rank = slot_rank(m, p, ts);
   via = pick_relay(m, p);
-  if (via != p->via)
+  if (via != c->via)
     set_route(m, p, via, ts);
   else
     ask_through(m, p, ts);
   p->route = WGAM_ROUTE_RELAY_PENDING;
-  p->relay_at = slot_end(m, ts);
+  c->relay_at = slot_end(m, ts);
 }
 
 void wgam_relay_step(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
+  struct peer_cold *c;
   uint32_t via;
 
   if (direct_up(p)) {
-    p->down_since = NONE;
+    if (cold_full(p))
+      p->cold->down_since = NONE;
     if (p->route != WGAM_ROUTE_DIRECT)
       set_route(m, p, NO_IDX, ts);
     return;
   }
-  if (p->down_since == NONE) {
-    p->down_since = ts;
+  c = wgam_cold_get(m, p);
+  if (!c)
+    return; /* no memory: the next step decides */
+  if (c->down_since == NONE) {
+    c->down_since = ts;
     if (p->relayed_ips)
       reroute_from(m, p, ts);
     if (m->nrelays && p->route == WGAM_ROUTE_DIRECT)
-      p->relay_at = ts_add(ts, wgam_fixed.relay_after);
+      c->relay_at = ts_add(ts, wgam_fixed.relay_after);
   }
   if (!m->nrelays) {
     if (p->route != WGAM_ROUTE_DIRECT)
       set_route(m, p, NO_IDX, ts);
-    p->relay_at = NONE;
+    c->relay_at = NONE;
     return;
   }
   if (p->route != WGAM_ROUTE_DIRECT) {
     relayed_step(m, p, ts);
     return;
   }
-  if (p->relay_at == NONE || ts < p->relay_at)
+  if (c->relay_at == NONE || ts < c->relay_at)
     return;
   via = pick_relay(m, p);
   if (via == NO_IDX) {
-    p->relay_at = NONE; /* wgam_relay_up() wakes it */
+    c->relay_at = NONE; /* wgam_relay_up() wakes it */
     return;
   }
   set_route(m, p, via, ts);
@@ -391,19 +400,19 @@ void wgam_relay_up(wgam_mesh *m, struct peer *r, wgam_tstamp ts) {
   for (i = 0; i < m->npeers; i++) {
     struct peer *q = &m->peers[i];
 
-    if (q == r || i == m->self_idx || q->down_since == NONE)
-      continue;
+    if (q == r || i == m->self_idx || cold(q)->down_since == NONE)
+      continue; /* else q->cold is there */
     if (q->route == WGAM_ROUTE_RELAY_PENDING) {
       wgam_heap_set(m, (uint32_t)i, ts); /* a better relay, maybe */
       continue;
     }
-    if (q->route != WGAM_ROUTE_DIRECT || q->relay_at != NONE)
+    if (q->route != WGAM_ROUTE_DIRECT || q->cold->relay_at != NONE)
       continue;
-    q->relay_at = ts_add(q->down_since, wgam_fixed.relay_after);
-    if (q->relay_at < ts)
-      q->relay_at = ts;
-    if (q->relay_at < q->next)
-      wgam_heap_set(m, (uint32_t)i, q->relay_at);
+    q->cold->relay_at = ts_add(q->cold->down_since, wgam_fixed.relay_after);
+    if (q->cold->relay_at < ts)
+      q->cold->relay_at = ts;
+    if (q->cold->relay_at < q->next)
+      wgam_heap_set(m, (uint32_t)i, q->cold->relay_at);
   }
 }
 
@@ -423,13 +432,13 @@ void wgam_relay_pinged(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
   if (p->route != WGAM_ROUTE_DIRECT && p->state == PEER_BACKOFF)
     wgam_try_again(m, idx, ts);
   if (p->route != WGAM_ROUTE_RELAY_PENDING ||
-      (p->pong_at != NONE && p->pong_at >= p->route_at))
+      (p->pong_at != NONE && p->pong_at >= p->cold->route_at))
     return;
   ask_through(m, p, ts);
 }
 
 int wgam_route_update(wgam_mesh *m, struct peer *p, wgam_peer_update *upd) {
-  const struct peer *r = &m->peers[p->via];
+  const struct peer *r = &m->peers[p->cold->via];
 
   memset(upd, 0, sizeof(*upd));
   memcpy(upd->pubkey, r->pubkey, WGAM_KEY_LEN);

@@ -209,9 +209,12 @@ int wgam_store_merge(const wgam_endpoint *known, const uint8_t *ksrc,
 }
 
 void wgam_propagate_damped(wgam_mesh *m, uint32_t subject, wgam_tstamp ts) {
-  struct peer *p = &m->peers[subject];
-  wgam_tstamp hold = (wgam_tstamp)p->prop_hold_s * WGAM_SECONDS;
+  struct peer_cold *p = wgam_cold_small(m, &m->peers[subject]);
+  wgam_tstamp hold;
 
+  if (!p)
+    return; /* no memory: not spread by us (Requests still answer it) */
+  hold = (wgam_tstamp)p->prop_hold_s * WGAM_SECONDS;
   if (p->prop_next != NONE && ts < p->prop_next) {
     p->prop_pending = 1; /* sent when the hold time ends */
     return;
@@ -239,7 +242,7 @@ static int store_is_configured(const struct peer *p) {
     return 0;
   for (i = 0; i < p->nknown; i++) {
     for (j = 0; j < p->ncfg; j++)
-      if (wgam_addr_equal(&p->known[i].addr, &p->cfg[j]))
+      if (wgam_addr_equal(&p->known[i].addr, &peer_cfg(p)[j]))
         break;
     if (j == p->ncfg)
       return 0;

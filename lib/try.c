@@ -55,7 +55,8 @@ void wgam_peer_set_state(wgam_mesh *m, struct peer *p, int state) {
 static wgam_tstamp direct_pong(const struct peer *p) {
   if (p->route != WGAM_ROUTE_DIRECT)
     return NONE;
-  if (p->route_at != NONE && (p->pong_at == NONE || p->pong_at <= p->route_at))
+  if (cold(p)->route_at != NONE &&
+      (p->pong_at == NONE || p->pong_at <= cold(p)->route_at))
     return NONE;
   return p->pong_at;
 }
@@ -64,8 +65,8 @@ int wgam_peer_connected(const wgam_mesh *m, const struct peer *p,
                         wgam_tstamp ts) {
   if (p->hs_at == NONE || ts >= ts_add(p->hs_at, m->s.timeout))
     return 0;
-  if (p->broken_at != NONE &&
-      ts_latest(p->rx_at, p->hs_at, direct_pong(p)) <= p->broken_at)
+  if (cold(p)->broken_at != NONE &&
+      ts_latest(p->rx_at, p->hs_at, direct_pong(p)) <= cold(p)->broken_at)
     return 0;
   return 1;
 }
@@ -111,15 +112,15 @@ static size_t candidates(const wgam_mesh *m, const struct peer *p,
   int private_pass;
 
   if (has_lan(p))
-    n = add_cand(c, n, &p->lan->addr, WGAM_SOURCE_LAN);
+    n = add_cand(c, n, &peer_lan(p)->addr, WGAM_SOURCE_LAN);
   for (private_pass = 0; private_pass < 2; private_pass++) {
     for (i = 0; i < p->nknown; i++)
       if (addr_is_private(&p->known[i].addr) == private_pass &&
           wgam_endpoint_acceptable(m, &p->known[i].addr))
         n = add_cand(c, n, &p->known[i].addr, known_src(p)[i]);
     for (i = 0; i < p->ncfg; i++)
-      if (addr_is_private(&p->cfg[i]) == private_pass)
-        n = add_cand(c, n, &p->cfg[i], WGAM_SOURCE_CONFIG);
+      if (addr_is_private(&peer_cfg(p)[i]) == private_pass)
+        n = add_cand(c, n, &peer_cfg(p)[i], WGAM_SOURCE_CONFIG);
   }
   return n;
 }
@@ -138,8 +139,8 @@ static int only_private(const wgam_mesh *m, const struct peer *p) {
 static int was_tried(const struct peer *p, const wgam_addr *a) {
   uint32_t h = wgam_addr_hash32(a);
   size_t i;
-  for (i = 0; i < p->ntried; i++)
-    if (p->tried[i] == h)
+  for (i = 0; i < cold(p)->ntried; i++)
+    if (cold(p)->tried[i] == h)
       return 1;
   return 0;
 }
@@ -164,8 +165,8 @@ static int we_moved(const wgam_mesh *m, const struct peer *p) {
 static void path_silent(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
   size_t i;
 
-  p->broken_at = ts;
-  p->heard_at = ts_latest(p->rx_at, p->hs_at, p->pong_at);
+  p->cold->broken_at = ts; /* p->cold holds the probe */
+  p->cold->heard_at = ts_latest(p->rx_at, p->hs_at, p->pong_at);
   if (m->silent_since == NONE ||
       ts > ts_add(m->silent_since, m->s.probe_timeout + m->s.device_interval)) {
     m->silent_since = ts;
@@ -176,8 +177,9 @@ static void path_silent(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
   /* The first one of this window was tried without the write: redo it. */
   for (i = 0; i < m->npeers; i++) {
     struct peer *q = &m->peers[i];
-    if (q == p || q->broken_at == NONE || q->broken_at < m->silent_since ||
-        !peer_trying(q->state) || !addr_valid(&q->want_ep))
+    if (q == p || cold(q)->broken_at == NONE ||
+        cold(q)->broken_at < m->silent_since || !peer_trying(q->state) ||
+        !addr_valid(want_ep(q)))
       continue;
     wgam_mark_update(m, q, UPD_ENDPOINT);
     q->endpoint_changes++;
@@ -189,13 +191,13 @@ static void path_silent(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
  * settings.c).
  */
 wgam_tstamp wgam_early_retry_at(const wgam_mesh *m, const struct peer *p) {
-  wgam_tstamp at = ts_add(p->try_start, wgam_fixed.early_retry);
+  wgam_tstamp at = ts_add(cold(p)->try_start, wgam_fixed.early_retry);
 
-  if (p->first_ep && !p->rx_bytes) {
+  if (cold(p)->first_ep && !p->rx_bytes) {
     /* The entry spent WireGuard's initiation while it had no endpoint:
      * no handshake is under way. The smaller key goes first, so that two
      * ends that learned of each other together do not cross. */
-    at = ts_add(p->try_start, wgam_fixed.early_first);
+    at = ts_add(cold(p)->try_start, wgam_fixed.early_first);
     if (m->has_pubkey && memcmp(m->pubkey, p->pubkey, WGAM_KEY_LEN) > 0)
       at = ts_add(at, wgam_fixed.early_stagger);
     return at;
@@ -212,14 +214,18 @@ wgam_tstamp wgam_early_retry_at(const wgam_mesh *m, const struct peer *p) {
 /* Points the device at @ep for this peer and gives it a handshake window. */
 void wgam_try_endpoint(wgam_mesh *m, struct peer *p, const wgam_addr *ep,
                        uint8_t src, wgam_tstamp ts) {
-  if (p->ntried < MAX_CANDIDATES)
-    p->tried[p->ntried++] = wgam_addr_hash32(ep);
-  p->first_ep = p->on_device && !addr_valid(&p->dev_ep) && !p->dev_hs;
-  p->want_ep = *ep;
+  struct peer_cold *c = wgam_cold_get(m, p);
+
+  if (!c)
+    return; /* no memory: the next step tries again */
+  if (c->ntried < MAX_CANDIDATES)
+    c->tried[c->ntried++] = wgam_addr_hash32(ep);
+  c->first_ep = p->on_device && !addr_valid(&p->dev_ep) && !p->dev_hs;
+  wgam_set_want(m, p, ep);
   p->want_src = src;
-  p->try_start = ts;
-  p->deadline = ts_add(ts, m->s.try_interval);
-  p->tries++;
+  c->try_start = ts;
+  c->deadline = ts_add(ts, m->s.try_interval);
+  c->tries++;
   if (m->s.policy == WGAM_POLICY_FAST && !p->dev_hs)
     m->t_early = ts_min(m->t_early, wgam_early_retry_at(m, p));
   /* Its handshake takes a round trip: see it then, not a device read
@@ -232,7 +238,7 @@ void wgam_try_endpoint(wgam_mesh *m, struct peer *p, const wgam_addr *ep,
     wgam_set_keepalive(m, p, m->s.keepalive_trying);
   }
   if (!wgam_addr_equal(&p->dev_ep, ep) ||
-      (p->broken_at != NONE && we_moved(m, p))) {
+      (c->broken_at != NONE && we_moved(m, p))) {
     wgam_mark_update(m, p, UPD_ENDPOINT);
     p->endpoint_changes++;
     m->stats.endpoint_changes++;
@@ -257,11 +263,14 @@ static wgam_tstamp backoff_delay(const wgam_mesh *m, uint8_t level) {
 static void try_next(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
   struct cand c[MAX_CANDIDATES];
   size_t n = candidates(m, p, c), i;
+  struct peer_cold *pc = wgam_cold_get(m, p);
 
+  if (!pc)
+    return; /* no memory: the next step tries again */
   /* A path just found silent is tried last, unless we are the one who moved
    * (then it is still right and needs only rewriting): the peer more likely
    * moved, and what gossip learned meanwhile says where to. */
-  if (p->broken_at != NONE && !we_moved(m, p)) {
+  if (pc->broken_at != NONE && !we_moved(m, p)) {
     for (i = 0; i + 1 < n; i++)
       if (wgam_addr_equal(&c[i].addr, &p->dev_ep)) {
         struct cand t = c[i];
@@ -277,24 +286,24 @@ static void try_next(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
       return;
     }
   wgam_set_keepalive(m, p, m->s.keepalive_trying);
-  if (p->ntried == 0) {
+  if (pc->ntried == 0) {
     wgam_peer_set_state(m, p, PEER_IDLE);
-    p->deadline = NONE;
+    pc->deadline = NONE;
     return;
   }
   wgam_peer_set_state(m, p, PEER_BACKOFF);
-  p->deadline = ts_add(ts, backoff_delay(m, p->backoff_level));
+  pc->deadline = ts_add(ts, backoff_delay(m, pc->backoff_level));
   /* Relayed: the direct path is tried again sooner (it may have opened:
    * a NAT that changed kind, a firewall rule lifted). */
   if (p->route != WGAM_ROUTE_DIRECT)
-    p->deadline =
-        ts_min(p->deadline, ts_add(ts, wgam_fixed.relay_direct_retry));
-  if (p->backoff_level < 16)
-    p->backoff_level++;
+    pc->deadline =
+        ts_min(pc->deadline, ts_add(ts, wgam_fixed.relay_direct_retry));
+  if (pc->backoff_level < 16)
+    pc->backoff_level++;
   wgam_log(m, WGAM_LOG_DEBUG,
            "peer %s: %u candidates failed, next round in %llus",
-           wgam_key_short(p->pubkey).s, (unsigned)p->ntried,
-           (unsigned long long)((p->deadline - ts) / WGAM_SECONDS));
+           wgam_key_short(p->pubkey).s, (unsigned)pc->ntried,
+           (unsigned long long)((pc->deadline - ts) / WGAM_SECONDS));
 }
 
 static wgam_tstamp peer_next(const wgam_mesh *m, const struct peer *p);
@@ -309,7 +318,8 @@ void wgam_read_soon(wgam_mesh *m, wgam_tstamp ts) {
 void wgam_try_again(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
   struct peer *p = &m->peers[idx];
 
-  p->ntried = 0;
+  if (cold_full(p))
+    p->cold->ntried = 0;
   try_next(m, p, ts);
   wgam_heap_set(m, idx, peer_next(m, p));
 }
@@ -319,7 +329,7 @@ void wgam_try_again(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
 static int has_preempting(const wgam_mesh *m, const struct peer *p) {
   struct cand c[MAX_CANDIDATES];
   size_t n = candidates(m, p, c), i;
-  int now_private = addr_is_private(&p->want_ep);
+  int now_private = addr_is_private(want_ep(p));
 
   /* A private address from gossip is usually another network's LAN; one
    * from a broadcast is ours. */
@@ -334,7 +344,7 @@ static int has_preempting(const wgam_mesh *m, const struct peer *p) {
 /* A LAN endpoint heard by broadcast and not tried in this round: it ranks
  * first and is on our own network, so it cuts a try at once. */
 static int lan_untried(const struct peer *p) {
-  return has_lan(p) && !was_tried(p, &p->lan->addr);
+  return has_lan(p) && !was_tried(p, &peer_lan(p)->addr);
 }
 
 static int has_untried(const wgam_mesh *m, const struct peer *p) {
@@ -358,9 +368,11 @@ static wgam_tstamp probe_idle(const wgam_mesh *m) {
 }
 
 void wgam_ask_peer(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
-  if (wgam_queue_to_peer(m, WGAM_MSG_REQUEST, NO_IDX, p) != 0)
+  struct peer_cold *c = wgam_cold_get(m, p);
+
+  if (!c || wgam_queue_to_peer(m, WGAM_MSG_REQUEST, NO_IDX, p) != 0)
     return;
-  p->req_at = ts;
+  c->req_at = ts;
   m->answers_until = ts_add(ts, wgam_fixed.answer_window);
 }
 
@@ -370,8 +382,9 @@ int wgam_is_answer(const wgam_mesh *m, const wgam_addr *src, wgam_tstamp ts) {
   if (m->s.policy != WGAM_POLICY_FAST || ts >= m->answers_until)
     return 0; /* nothing asked lately: no lookup on this hot path */
   idx = wgam_find_addr(m, src);
-  return idx != NO_IDX && idx != m->self_idx && m->peers[idx].req_at != NONE &&
-         ts < ts_add(m->peers[idx].req_at, wgam_fixed.answer_window);
+  return idx != NO_IDX && idx != m->self_idx &&
+         cold(&m->peers[idx])->req_at != NONE &&
+         ts < ts_add(cold(&m->peers[idx])->req_at, wgam_fixed.answer_window);
 }
 
 /*
@@ -401,16 +414,18 @@ void wgam_became_connected(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
   wgam_set_keepalive(m, p, m->s.keepalive_connected);
   if (was_up)
     return;
-  if (m->s.policy == WGAM_POLICY_FAST && p->broken_at != NONE)
-    catch_up(m, p, p->heard_at);
+  if (m->s.policy == WGAM_POLICY_FAST && cold(p)->broken_at != NONE)
+    catch_up(m, p, cold(p)->heard_at);
   wgam_peer_set_state(m, p, PEER_CONNECTED);
   wgam_relay_up(m, p, ts);
-  p->backoff_level = 0;
-  p->ntried = 0;
-  p->tries = 0;
-  p->deadline = NONE;
-  p->broken_at = NONE;
-  p->probe_at = NONE;
+  if (cold_full(p)) {
+    p->cold->backoff_level = 0;
+    p->cold->ntried = 0;
+    p->cold->tries = 0;
+    p->cold->deadline = NONE;
+    p->cold->broken_at = NONE;
+    p->cold->probe_at = NONE;
+  }
   wgam_log(m, WGAM_LOG_INFO, "peer %s: connected via %s",
            wgam_key_short(p->pubkey).s, wgam_addr_str(&p->dev_ep).s);
   /* What we know of ourselves (the UPnP endpoint) may have been learned
@@ -435,8 +450,8 @@ static int preemptible(const struct peer *p) {
 }
 
 static int new_since_try(const struct peer *p) {
-  return p->learned_at != NONE && p->try_start != NONE &&
-         p->learned_at > p->try_start;
+  return p->learned_at != NONE && cold(p)->try_start != NONE &&
+         p->learned_at > cold(p)->try_start;
 }
 
 int wgam_early_retry_due(const wgam_mesh *m, const struct peer *p) {
@@ -448,21 +463,22 @@ int wgam_early_retry_due(const wgam_mesh *m, const struct peer *p) {
 }
 
 static wgam_tstamp peer_next(const wgam_mesh *m, const struct peer *p) {
-  wgam_tstamp next = p->deadline;
+  const struct peer_cold *c = cold(p);
+  wgam_tstamp next = c->deadline;
 
   if ((p->state == PEER_TRYING || p->state == PEER_RETRIED) && preemptible(p) &&
       new_since_try(p) && has_preempting(m, p))
-    next = ts_min(next, ts_add(p->try_start, wgam_fixed.min_try));
-  if (p->prop_pending)
-    next = ts_min(next, p->prop_next);
-  next = ts_min(next, p->relay_at);
+    next = ts_min(next, ts_add(c->try_start, wgam_fixed.min_try));
+  if (cold_pre(p)->prop_pending)
+    next = ts_min(next, cold_pre(p)->prop_next);
+  next = ts_min(next, c->relay_at);
   if (has_lan(p))
-    next = ts_min(next, ts_add(p->lan->seen, m->s.lan_timeout));
+    next = ts_min(next, ts_add(c->lan->seen, m->s.lan_timeout));
   if (p->state == PEER_CONNECTED) {
     next = ts_min(next, ts_add(p->hs_at, m->s.timeout));
     if (m->s.probe_idle) {
-      if (p->probe_at != NONE)
-        next = ts_min(next, ts_add(p->probe_at, m->s.probe_timeout));
+      if (c->probe_at != NONE)
+        next = ts_min(next, ts_add(c->probe_at, m->s.probe_timeout));
       else
         next = ts_min(next, ts_add(ts_latest(p->rx_at, p->hs_at, p->pong_at),
                                    probe_idle(m)));
@@ -482,12 +498,12 @@ void wgam_peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
   }
   if (!m->dev_seen)
     return;
-  if (p->prop_pending && ts >= p->prop_next)
+  if (cold_pre(p)->prop_pending && ts >= cold_pre(p)->prop_next)
     wgam_propagate_damped(m, idx, ts);
-  if (has_lan(p) && ts >= ts_add(p->lan->seen, m->s.lan_timeout)) {
+  if (has_lan(p) && ts >= ts_add(peer_lan(p)->seen, m->s.lan_timeout)) {
     wgam_log(m, WGAM_LOG_INFO, "peer %s: LAN endpoint %s is stale",
-             wgam_key_short(p->pubkey).s, wgam_addr_str(&p->lan->addr).s);
-    memset(&p->lan->addr, 0, sizeof(p->lan->addr));
+             wgam_key_short(p->pubkey).s, wgam_addr_str(&peer_lan(p)->addr).s);
+    memset(&peer_lan(p)->addr, 0, sizeof(peer_lan(p)->addr));
   }
   if (m->s.policy == WGAM_POLICY_CLASSIC) {
     /* Classic peers move only in the 30 s cycle; keep the view current. */
@@ -496,6 +512,7 @@ void wgam_peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
                         : p->state == PEER_CONNECTED  ? PEER_IDLE
                                                       : p->state);
     wgam_heap_set(m, idx, NONE);
+    wgam_cold_trim(m, p, ts);
     return;
   }
 
@@ -504,54 +521,62 @@ void wgam_peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
     wgam_tstamp last = ts_latest(p->rx_at, p->hs_at, p->pong_at);
     /* A pong can carry the probe's own time (a clock that did not move
      * between the two): anything since the probe, inclusive, answers it. */
-    if (p->probe_at != NONE && last >= p->probe_at) {
-      p->probe_at = NONE;
-    } else if (p->probe_at != NONE &&
-               (ts >= ts_add(p->probe_at, m->s.probe_timeout) ||
-                (p->learned_at != NONE && p->learned_at > p->probe_at &&
-                 ts >= ts_add(p->probe_at, wgam_fixed.read_soon)))) {
+    wgam_tstamp probe_at = cold(p)->probe_at;
+
+    if (probe_at != NONE && last >= probe_at) {
+      p->cold->probe_at = NONE;
+    } else if (probe_at != NONE &&
+               (ts >= ts_add(probe_at, m->s.probe_timeout) ||
+                (p->learned_at != NONE && p->learned_at > probe_at &&
+                 ts >= ts_add(probe_at, wgam_fixed.read_soon)))) {
       /* Unanswered, or news of another address came while it was: the
        * peer moved, and the news says where. */
       wgam_log(m, WGAM_LOG_INFO, "peer %s: path via %s is silent",
                wgam_key_short(p->pubkey).s, wgam_addr_str(&p->dev_ep).s);
       path_silent(m, p, ts);
-      p->probe_at = NONE;
+      p->cold->probe_at = NONE;
       conn = 0;
-    } else if (p->probe_at == NONE &&
-               ((p->sig & SIG_CHECK) || ts >= ts_add(last, probe_idle(m)) ||
+    } else if (probe_at == NONE &&
+               ((p->bits & SIG_CHECK) || ts >= ts_add(last, probe_idle(m)) ||
                 (p->learned_at != NONE && p->learned_at > last &&
                  ts >= ts_add(last, wgam_fixed.read_soon)))) {
       /* Silent for probe_idle, traffic unanswered or stopped at the last
        * read (see observe_traffic()), or news of another address for it
        * came since we last heard it (it may have moved: check now). */
-      wgam_log(m, WGAM_LOG_TRACE, "peer %s: probing a silent path",
-               wgam_key_short(p->pubkey).s);
-      p->probe_at = ts;
-      p->sig &= (uint8_t)~SIG_CHECK;
-      /* Two Pings: one lost datagram must not look like a broken path. */
-      send_ping(m, p);
-      send_ping(m, p);
+      struct peer_cold *c = wgam_cold_get(m, p);
+
+      if (c) { /* without memory, the next step probes */
+        wgam_log(m, WGAM_LOG_TRACE, "peer %s: probing a silent path",
+                 wgam_key_short(p->pubkey).s);
+        c->probe_at = ts;
+        p->bits &= (uint8_t)~SIG_CHECK;
+        /* Two Pings: one lost datagram must not look like a broken path. */
+        send_ping(m, p);
+        send_ping(m, p);
+      }
     }
   }
 
   if (conn) {
     if (p->state == PEER_SWITCHING) {
-      if (p->pong_at != NONE && p->pong_at >= p->try_start &&
-          wgam_addr_equal(&p->dev_ep, &p->lan->addr)) {
+      if (p->pong_at != NONE && p->pong_at >= cold(p)->try_start &&
+          wgam_addr_equal(&p->dev_ep, &peer_lan(p)->addr)) {
         wgam_became_connected(m, p, ts);
         wgam_log(m, WGAM_LOG_INFO, "peer %s: now on LAN endpoint %s",
-                 wgam_key_short(p->pubkey).s, wgam_addr_str(&p->lan->addr).s);
-      } else if (ts >= p->deadline) {
+                 wgam_key_short(p->pubkey).s,
+                 wgam_addr_str(&peer_lan(p)->addr).s);
+      } else if (ts >= cold(p)->deadline) {
         wgam_log(m, WGAM_LOG_INFO,
                  "peer %s: LAN endpoint %s does not answer, back to %s",
-                 wgam_key_short(p->pubkey).s, wgam_addr_str(&p->lan->addr).s,
-                 wgam_addr_str(&p->lan->prev_ep).s);
+                 wgam_key_short(p->pubkey).s,
+                 wgam_addr_str(&peer_lan(p)->addr).s,
+                 wgam_addr_str(&peer_lan(p)->prev_ep).s);
         /* Forget it until a broadcast tells us again (a host renumbered
          * by DHCP must not be chased at its old address). */
-        p->lan->failed = wgam_addr_hash32(&p->lan->addr);
-        memset(&p->lan->addr, 0, sizeof(p->lan->addr));
-        p->lan->fail_until = ts_add(ts, m->s.backoff_max);
-        p->want_ep = p->lan->prev_ep;
+        peer_lan(p)->failed = wgam_addr_hash32(&peer_lan(p)->addr);
+        memset(&peer_lan(p)->addr, 0, sizeof(peer_lan(p)->addr));
+        peer_lan(p)->fail_until = ts_add(ts, m->s.backoff_max);
+        wgam_set_want(m, p, &peer_lan(p)->prev_ep);
         p->want_src = p->src;
         wgam_mark_update(m, p, UPD_ENDPOINT);
         m->stats.endpoint_changes++;
@@ -560,11 +585,11 @@ void wgam_peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
       }
     } else {
       wgam_became_connected(m, p, ts);
-      if (has_lan(p) && !wgam_addr_equal(&p->dev_ep, &p->lan->addr) &&
-          (p->lan->fail_until == NONE || ts >= p->lan->fail_until)) {
-        p->lan->prev_ep = p->dev_ep;
+      if (has_lan(p) && !wgam_addr_equal(&p->dev_ep, &peer_lan(p)->addr) &&
+          (peer_lan(p)->fail_until == NONE || ts >= peer_lan(p)->fail_until)) {
+        peer_lan(p)->prev_ep = p->dev_ep;
         wgam_peer_set_state(m, p, PEER_SWITCHING);
-        wgam_try_endpoint(m, p, &p->lan->addr, WGAM_SOURCE_LAN, ts);
+        wgam_try_endpoint(m, p, &peer_lan(p)->addr, WGAM_SOURCE_LAN, ts);
       }
     }
   } else {
@@ -574,29 +599,32 @@ void wgam_peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
     case PEER_CONNECTED:
       wgam_log(m, WGAM_LOG_INFO, "peer %s: disconnected",
                wgam_key_short(p->pubkey).s);
-      p->ntried = 0;
-      p->backoff_level = 0;
+      if (cold_full(p)) {
+        p->cold->ntried = 0;
+        p->cold->backoff_level = 0;
+      }
       try_next(m, p, ts);
       break;
     case PEER_TRYING:
-    case PEER_RETRIED:
+    case PEER_RETRIED: {
       /* Something learned during the window (the peer moved, and another
        * node saw where to) is worth more than the rest of the window. */
-      int cut =
-          preemptible(p) && new_since_try(p) &&
-          (lan_untried(p) || (ts >= ts_add(p->try_start, wgam_fixed.min_try) &&
-                              has_preempting(m, p)));
+      wgam_tstamp deadline = cold(p)->deadline;
+      int cut = preemptible(p) && new_since_try(p) &&
+                (lan_untried(p) ||
+                 (ts >= ts_add(cold(p)->try_start, wgam_fixed.min_try) &&
+                  has_preempting(m, p)));
 
-      if ((ts >= p->deadline || cut) && !m->observing &&
-          m->dev_at < ts_min(ts, p->deadline) &&
-          ts < ts_add(ts_min(ts, p->deadline), m->s.device_interval)) {
+      if ((ts >= deadline || cut) && !m->observing &&
+          m->dev_at < ts_min(ts, deadline) &&
+          ts < ts_add(ts_min(ts, deadline), m->s.device_interval)) {
         /* A handshake may have completed since the last read (WireGuard's
          * retry lands near the end of the window; the other end's
          * initiation, answered, just roamed the entry to where it works):
          * judge the window on a fresh read, or a working session is
          * pointed at the next candidate. */
         m->wants |= WGAM_WANT_DEVICE;
-      } else if (ts >= p->deadline || cut) {
+      } else if (ts >= deadline || cut) {
         try_next(m, p, ts);
       } else if (m->observing && wgam_early_retry_due(m, p) &&
                  ts >= wgam_early_retry_at(m, p)) {
@@ -606,9 +634,11 @@ void wgam_peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
         wgam_read_soon(m, ts);
       }
       break;
+    }
     case PEER_BACKOFF:
-      if (ts >= p->deadline) {
-        p->ntried = 0;
+      if (ts >= cold(p)->deadline) {
+        if (cold_full(p))
+          p->cold->ntried = 0;
         try_next(m, p, ts);
       } else if (has_untried(m, p)) {
         try_next(m, p, ts);
@@ -629,4 +659,5 @@ void wgam_peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
   }
   wgam_relay_step(m, p, ts);
   wgam_heap_set(m, idx, peer_next(m, p));
+  wgam_cold_trim(m, p, ts);
 }
