@@ -14,7 +14,7 @@
 
 #include "wgautomesh.h"
 
-#define TRAFFIC_POLL (1 * WGAM_SECONDS)
+#define TRAFFIC_POLL (5 * WGAM_SECONDS)
 
 struct traffic {
   int fd;           /* /sys/class/net/IFACE/statistics/tx_packets, or -1 */

@@ -110,7 +110,7 @@ static void observe_traffic(wgam_mesh *m, struct peer *p,
   int check = p->bits & SIG_CHECK;
   unsigned streak = p->bits >> RX_STREAK_SHIFT;
 
-  if (tx > KEEPALIVE_BYTES || rx_more)
+  if (tx_traffic || rx_traffic)
     m->busy = 1;
   if (tx_traffic && !rx_more)
     check = 1;
@@ -248,7 +248,7 @@ int wgam_mesh_observe_device(wgam_mesh *m, const wgam_device *dev,
     m->observing = 1;
     wgam_peer_step(m, (uint32_t)i, ts);
     m->observing = 0;
-    if (p->state != PEER_CONNECTED || cold(p)->probe_at != NONE)
+    if (p->state != PEER_CONNECTED)
       m->busy = 1;
     if (wgam_early_retry_due(m, p))
       m->t_early = ts_min(m->t_early, wgam_early_retry_at(m, p));

@@ -174,12 +174,13 @@ int wgam_mesh_read_pkt(wgam_mesh *m, const wgam_addr *src, const uint8_t *pkt,
   /* Gossip comes through the tunnel: from a peer we do not see connected
    * yet, it proves a fresh session (a handshake it initiated, whose
    * endpoint we are to observe and announce); from one whose path we are
-   * probing, it may come from where the peer moved (WireGuard roamed). */
+   * probing, other than the answer, it may come from where the peer moved
+   * (WireGuard roamed). */
   if (m->s.policy == WGAM_POLICY_FAST && idx != NO_IDX)
     m->peers[idx].bits |= SIG_GOSSIP_IN;
   if (m->s.policy == WGAM_POLICY_FAST && idx != NO_IDX &&
       (m->peers[idx].state != PEER_CONNECTED ||
-       cold(&m->peers[idx])->probe_at != NONE))
+       (msg.type != WGAM_MSG_PONG && cold(&m->peers[idx])->probe_at != NONE)))
     wgam_read_soon(m, ts);
 
   switch (msg.type) {
