@@ -632,8 +632,8 @@ static int run_loop(struct daemon *d) {
     }
     if (d->resolve_at != WGAM_TSTAMP_NONE && now >= d->resolve_at)
       resolve_submit(d, now);
-    /* Packets started to flow: the device now, not at the engine's next
-     * quiet read (see traffic.h). */
+    /* Packets started to flow, or the interface went away: the device
+     * now, not at the engine's next quiet read (see traffic.h). */
     if (traffic_started(&d->traffic, d->cfg.interface, now) &&
         !d->dev_failing) {
       rc = read_device(d, now);

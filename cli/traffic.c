@@ -54,8 +54,12 @@ int traffic_started(struct traffic *t, const char *ifname, wgam_tstamp now) {
     return 0;
   t->next = now + TRAFFIC_POLL;
   if (read_counter(t, ifname, &tx) != 0) {
+    /* Readable at the last poll, not now: the interface went away. */
+    int gone = t->tx != 0;
+
+    t->tx = 0;
     t->moving = 0;
-    return 0;
+    return gone;
   }
   moved = tx != t->tx;
   started = moved && !t->moving && t->tx != 0;

@@ -29,7 +29,8 @@ void traffic_init(struct traffic *t);
  * Polls the counter of @ifname if a poll is due at @now (opening the file
  * if needed: the interface may come and go). Returns 1 when packets
  * started to flow since the last poll (the counter moved and had not at
- * the poll before), 0 otherwise or when the counter cannot be read.
+ * the poll before) or when the counter, readable at the last poll, no
+ * longer is (the interface went away); 0 otherwise.
  */
 int traffic_started(struct traffic *t, const char *ifname, wgam_tstamp now);
 
