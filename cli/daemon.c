@@ -25,7 +25,6 @@
 #include "control.h"
 #include "daemon.h"
 #include "forward.h"
-#include "traffic.h"
 #include "gossip_sock.h"
 #include "log.h"
 #include "notify.h"
@@ -62,7 +61,6 @@ struct daemon {
 
   struct gossip_socks gossip;
   struct forward fwd;
-  struct traffic traffic;
   int sigfd;
   struct control *ctl;
   portmap *pm;
@@ -597,8 +595,6 @@ static int poll_timeout(struct daemon *d, wgam_tstamp now) {
     dl = d->dev_retry_at;
   if (d->resolve_at < dl)
     dl = d->resolve_at;
-  if (d->traffic.next < dl)
-    dl = d->traffic.next;
   if (d->ctl && (e = control_expiry(d->ctl)) < dl)
     dl = e;
   if (dl == WGAM_TSTAMP_NONE)
@@ -632,14 +628,6 @@ static int run_loop(struct daemon *d) {
     }
     if (d->resolve_at != WGAM_TSTAMP_NONE && now >= d->resolve_at)
       resolve_submit(d, now);
-    /* Packets started to flow, or the interface went away: the device
-     * now, not at the engine's next quiet read (see traffic.h). */
-    if (traffic_started(&d->traffic, d->cfg.interface, now) &&
-        !d->dev_failing) {
-      rc = read_device(d, now);
-      if (rc)
-        return rc;
-    }
     handle_wants(d, now);
     rc = flush(d, now);
     if (rc)
@@ -708,7 +696,6 @@ int daemon_run(const char *path, int cli_level) {
   wg_dev_init(&d->dev);
   gossip_init(&d->gossip);
   forward_init(&d->fwd);
-  traffic_init(&d->traffic);
   rc = config_load(&d->cfg, path, 0, &diag);
   config_diag_print(&diag, 0);
   config_diag_free(&diag);
@@ -851,7 +838,6 @@ int daemon_run(const char *path, int cli_level) {
 out:
   portmap_stop(d->pm);
   forward_restore(&d->fwd);
-  traffic_close(&d->traffic);
   control_close(d->ctl);
   resolver_free(d->res);
   if (d->sigfd >= 0)

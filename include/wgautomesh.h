@@ -351,8 +351,7 @@ typedef enum wgam_policy {
    *  30 s, state file every 600 s. */
   WGAM_POLICY_CLASSIC = 0,
   /** Ours: new candidates at once, next one after a handshake window,
-   *  backoff, device read every 2 s (every 30 s when all is connected and
-   *  quiet), liveness probes, state on change. */
+   *  backoff, device read every 2 s, liveness probes, state on change. */
   WGAM_POLICY_FAST = 1,
 } wgam_policy;
 
@@ -385,8 +384,7 @@ typedef struct wgam_settings {
 
   /** Interval between device reads; in the classic policy also the loop's
    *  cycle (each read moves every disconnected peer to its next
-   *  candidate). The fast policy reads less often (a fixed 30 s) while
-   *  every peer is connected and the last read saw no traffic. */
+   *  candidate). */
   wgam_tstamp device_interval;
   /** Fast: the handshake window of one candidate endpoint; it closes at the
    *  first device read after it ended. Not used by the classic policy. */
@@ -411,11 +409,10 @@ typedef struct wgam_settings {
   /** Interval of WGAM_WANT_IGD: renew the port mappings (60 s). */
   wgam_tstamp igd_interval;
   /** Liveness probe: a connected peer silent (no received bytes) this long
-   *  is sent two Pings (fast 35 s, longer than the connected persistent
-   *  keepalive, so that idle paths whose keepalives arrive cost nothing;
-   *  large meshes stretch it to stay within 4 probes a second); 0 disables
-   *  probing (classic). The fast policy also probes at once a path whose
-   *  traffic went unanswered at a device read. */
+   *  is sent a Ping (fast 4 s; large meshes stretch it to stay within 4
+   *  probes a second); 0 disables probing (classic). The fast policy also
+   *  probes at once (two Pings) a path whose traffic went unanswered at a
+   *  device read. */
   wgam_tstamp probe_idle;
   /** A probe unanswered this long marks the path broken (fast 1.5 s). */
   wgam_tstamp probe_timeout;

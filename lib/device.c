@@ -97,11 +97,9 @@ static uint8_t guess_source(const struct peer *p, const wgam_addr *ep) {
  * (a NAT rebooted, an address changed, on either side), so it is probed
  * now rather than after probe_idle of silence. Our own gossip is left out
  * (an Announce is one way by design, a Ping is answered by the probe
- * machinery). Any bytes keep the device read every device_interval (see
- * wgam_fixed.device_quiet).
+ * machinery).
  */
-static void observe_traffic(wgam_mesh *m, struct peer *p,
-                            const wgam_device_peer *dp) {
+static void observe_traffic(struct peer *p, const wgam_device_peer *dp) {
   uint64_t rx = dp->rx_bytes - p->rx_bytes;
   uint16_t tx = (uint16_t)((uint16_t)dp->tx_bytes - p->tx_low);
   int rx_more = dp->rx_bytes >= p->rx_bytes && rx > KEEPALIVE_BYTES;
@@ -110,8 +108,6 @@ static void observe_traffic(wgam_mesh *m, struct peer *p,
   int check = p->bits & SIG_CHECK;
   unsigned streak = p->bits >> RX_STREAK_SHIFT;
 
-  if (tx_traffic || rx_traffic)
-    m->busy = 1;
   if (tx_traffic && !rx_more)
     check = 1;
   if (rx_traffic) {
@@ -162,7 +158,7 @@ static void observe_peer(wgam_mesh *m, struct peer *p,
   }
   p->dev_hs = dp->last_handshake;
   if (m->s.policy == WGAM_POLICY_FAST && !first)
-    observe_traffic(m, p, dp);
+    observe_traffic(p, dp);
   if (dp->rx_bytes != p->rx_bytes) {
     if (!first)
       p->rx_at = ts;
@@ -179,7 +175,6 @@ int wgam_mesh_observe_device(wgam_mesh *m, const wgam_device *dev,
   if (!m || !dev || (dev->npeers && !dev->peers))
     return WGAM_ERR_INVALID_ARGUMENT;
   first = !m->dev_seen;
-  m->busy = 0;
   m->unix_base = unix_now;
   m->unix_base_ts = ts;
   m->listen_port = dev->listen_port;
@@ -248,8 +243,6 @@ int wgam_mesh_observe_device(wgam_mesh *m, const wgam_device *dev,
     m->observing = 1;
     wgam_peer_step(m, (uint32_t)i, ts);
     m->observing = 0;
-    if (p->state != PEER_CONNECTED)
-      m->busy = 1;
     if (wgam_early_retry_due(m, p))
       m->t_early = ts_min(m->t_early, wgam_early_retry_at(m, p));
   }
@@ -343,9 +336,7 @@ int wgam_mesh_observe_device(wgam_mesh *m, const wgam_device *dev,
     }
   }
   m->wants &= ~WGAM_WANT_DEVICE;
-  m->t_device = ts_add(ts, m->s.policy == WGAM_POLICY_FAST && !m->busy
-                               ? wgam_fixed.device_quiet
-                               : m->s.device_interval);
+  m->t_device = ts_add(ts, m->s.device_interval);
   return 0;
 }
 

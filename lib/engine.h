@@ -219,7 +219,6 @@ struct wgam_mesh {
 
   int dev_seen;
   wgam_tstamp dev_at; /* when the device was last read */
-  int busy;           /* traffic or tries at the last read */
   int observing;      /* in wgam_mesh_observe_device(): the view is fresh */
   uint64_t unix_base;
   wgam_tstamp unix_base_ts;

@@ -96,9 +96,8 @@ struct wgam_fixed {
   wgam_tstamp relay_probe;   /* a relayed route is asked again this often */
   wgam_tstamp clock_slack;   /* announced times further ahead are ours */
   wgam_tstamp
-      relay_direct_retry;   /* relayed: direct tried at least this often */
-  wgam_tstamp read_soon;    /* a handshake likely: read the device then */
-  wgam_tstamp device_quiet; /* device read interval without traffic */
+      relay_direct_retry; /* relayed: direct tried at least this often */
+  wgam_tstamp read_soon;  /* a handshake likely: read the device then */
 };
 extern const struct wgam_fixed wgam_fixed;
 

@@ -39,10 +39,7 @@ int wgam_settings_default_versioned(int settings_version,
   settings->backoff_min = 10 * WGAM_SECONDS;
   settings->backoff_max = 120 * WGAM_SECONDS;
   settings->persist_interval = 5 * WGAM_SECONDS;
-  /* Longer than a connected peer's persistent keepalive: an idle path
-   * whose keepalives arrive is not probed (a path whose traffic goes
-   * unanswered is, at once: device.c). */
-  settings->probe_idle = 35 * WGAM_SECONDS;
+  settings->probe_idle = 4 * WGAM_SECONDS;
   settings->probe_timeout = 1500 * WGAM_MILLISECONDS;
   return 0;
 }
@@ -152,8 +149,4 @@ const struct wgam_fixed wgam_fixed = {
      * the device is read again this soon rather than a device_interval
      * later. */
     .read_soon = 150 * WGAM_MILLISECONDS,
-    /* With every peer connected and no traffic but keepalives at the last
-     * read, the device is read this seldom (device_interval otherwise):
-     * nothing can change there that the next traffic would not show. */
-    .device_quiet = 30 * WGAM_SECONDS,
 };

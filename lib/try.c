@@ -549,9 +549,11 @@ void wgam_peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
         wgam_log(m, WGAM_LOG_TRACE, "peer %s: probing a silent path",
                  wgam_key_short(p->pubkey).s);
         c->probe_at = ts;
+        /* Traffic unanswered: two Pings, so that one lost datagram does not
+         * turn a working path over to the next candidate. */
+        if (p->bits & SIG_CHECK)
+          send_ping(m, p);
         p->bits &= (uint8_t)~SIG_CHECK;
-        /* Two Pings: one lost datagram must not look like a broken path. */
-        send_ping(m, p);
         send_ping(m, p);
       }
     }

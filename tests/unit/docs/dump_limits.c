@@ -88,7 +88,6 @@ int main(void) {
   FIXED_TIME(early_quiet);
   FIXED_TIME(early_stagger);
   FIXED_TIME(early_first);
-  FIXED_TIME(device_quiet);
   FIXED_TIME(ask_min);
   FIXED_TIME(ask_max);
   FIXED_TIME(prop_hold_min);
