@@ -176,12 +176,14 @@ int wgam_mesh_read_pkt(wgam_mesh *m, const wgam_addr *src, const uint8_t *pkt,
    * endpoint we are to observe and announce); from one whose path we are
    * probing, other than the answer, it may come from where the peer moved
    * (WireGuard roamed). */
-  if (m->s.policy == WGAM_POLICY_FAST && idx != NO_IDX)
-    m->peers[idx].bits |= SIG_GOSSIP_IN;
-  if (m->s.policy == WGAM_POLICY_FAST && idx != NO_IDX &&
-      (m->peers[idx].state != PEER_CONNECTED ||
-       (msg.type != WGAM_MSG_PONG && cold(&m->peers[idx])->probe_at != NONE)))
-    wgam_read_soon(m, ts);
+  if (m->s.policy == WGAM_POLICY_FAST && idx != NO_IDX) {
+    struct peer *p = &m->peers[idx];
+
+    p->bits |= SIG_GOSSIP_IN;
+    if (p->state != PEER_CONNECTED ||
+        (msg.type != WGAM_MSG_PONG && cold(p)->probe_at != NONE))
+      wgam_read_soon(m, ts);
+  }
 
   switch (msg.type) {
   case WGAM_MSG_PING:

@@ -123,12 +123,6 @@ static int usable_relay(const wgam_mesh *m, const struct peer *p,
          r->route == WGAM_ROUTE_DIRECT;
 }
 
-/* A usable relay that did not just fail the pair (see avoid_via). */
-static int trusted_relay(const wgam_mesh *m, const struct peer *p,
-                         uint32_t idx) {
-  return usable_relay(m, p, idx) && idx != cold(p)->avoid_via;
-}
-
 /* Where the pair (@m's node, @p) ranks relay @r. Symmetric in the pair:
  * both ends rank the relays alike and so take the same one, which they
  * must, since WireGuard accepts a packet only from the entry that holds its
@@ -170,19 +164,15 @@ static wgam_tstamp slot_end(const wgam_mesh *m, wgam_tstamp ts) {
   return ts_add(ts, (len - unix_at(m, ts) % len) * WGAM_SECONDS);
 }
 
-/* The relay_rank-th relay in the pair's order among the usable ones, or
- * among the trusted ones. */
+/* The relay_rank-th usable relay in the pair's order, @skip left out. */
 static uint32_t pick_among(const wgam_mesh *m, const struct peer *p,
-                           int trusted_only) {
+                           uint32_t skip) {
   size_t i, n = 0, k, r;
   uint64_t prev = 0;
   uint32_t best = NO_IDX;
 
-#define OK(i)                                                                  \
-  (trusted_only ? trusted_relay(m, p, (uint32_t)(i))                           \
-                : usable_relay(m, p, (uint32_t)(i)))
   for (i = 0; i < m->npeers; i++)
-    n += OK(i);
+    n += i != skip && usable_relay(m, p, (uint32_t)i);
   if (!n)
     return NO_IDX;
   /* k+1 passes over the relays for the k-th smallest rank (few relays). */
@@ -194,7 +184,7 @@ static uint32_t pick_among(const wgam_mesh *m, const struct peer *p,
     for (i = 0; i < m->npeers; i++) {
       uint64_t h;
 
-      if (!OK(i))
+      if (i == skip || !usable_relay(m, p, (uint32_t)i))
         continue;
       h = pair_rank(m, p, &m->peers[i]);
       if ((r == 0 || h > prev) && (best == NO_IDX || h < lo)) {
@@ -204,18 +194,17 @@ static uint32_t pick_among(const wgam_mesh *m, const struct peer *p,
     }
     prev = lo;
   }
-#undef OK
   return best;
 }
 
 /* The relay_rank-th usable relay in the pair's order, passing over the
- * one that just failed the pair while another is usable; NO_IDX if none
- * is usable. Both ends of a pair whose relay failed see it fail, and so
- * pass over the same one. */
+ * one that just failed the pair (avoid_via) while another is usable;
+ * NO_IDX if none is usable. Both ends of a pair whose relay failed see it
+ * fail, and so pass over the same one. */
 static uint32_t pick_relay(const wgam_mesh *m, const struct peer *p) {
-  uint32_t via = pick_among(m, p, 1);
+  uint32_t via = pick_among(m, p, cold(p)->avoid_via);
 
-  return via != NO_IDX ? via : pick_among(m, p, 0);
+  return via != NO_IDX ? via : pick_among(m, p, NO_IDX);
 }
 
 /* Asks the peer through its relay; the answer is due by relay_at. A
