@@ -77,19 +77,6 @@ struct bed {
 
 static struct bed b;
 
-static wgam_addr v4(int a, int b2, int c, int d, uint16_t port) {
-  wgam_addr x;
-
-  memset(&x, 0, sizeof(x));
-  x.family = WGAM_AF_INET;
-  x.ip[0] = (uint8_t)a;
-  x.ip[1] = (uint8_t)b2;
-  x.ip[2] = (uint8_t)c;
-  x.ip[3] = (uint8_t)d;
-  x.port = port;
-  return x;
-}
-
 static void bed_init(void) {
   wgam_settings s;
   int i;
@@ -102,8 +89,8 @@ static void bed_init(void) {
     memset(b.key[i], 0x11 * (i + 1), WGAM_KEY_LEN);
     b.key[i][31] = (uint8_t)i;
     memcpy(b.cfg[i].pubkey, b.key[i], WGAM_KEY_LEN);
-    b.cfg[i].address = v4(100, 64, 0, i + 1, 0);
-    b.cfg[i].endpoint = v4(198, 51, 100, i + 1, 51820);
+    b.cfg[i].address = tu_v4(100, 64, 0, i + 1, 0);
+    b.cfg[i].endpoint = tu_v4(198, 51, 100, i + 1, 51820);
   }
   for (i = 0; i < NP; i++)
     memcpy(b.dp[i].pubkey, b.key[i + 1], WGAM_KEY_LEN);
@@ -335,7 +322,7 @@ END_TEST
  * and what we announced in a whole one until the move is announced;
  * without memory for that it is forgotten, and the engine goes on. */
 START_TEST(test_roaming_keeps_want_in_small_block) {
-  wgam_addr moved = v4(203, 0, 113, 9, 40000), old;
+  wgam_addr moved = tu_v4(203, 0, 113, 9, 40000), old;
   struct peer *p;
 
   bed_init();
@@ -404,7 +391,7 @@ START_TEST(test_reload_with_cold_parts) {
     rev[1] = b.cfg[2];
     rev[2] = b.cfg[1];
     rev[2].nprefixes = 1;
-    rev[2].prefixes[0].addr = v4(10, 9, 0, 0, 0);
+    rev[2].prefixes[0].addr = tu_v4(10, 9, 0, 0, 0);
     rev[2].prefixes[0].prefixlen = 16;
     fail_after = limit;
     if (wgam_mesh_set_peers(b.m, rev, NP, b.now) == 0) {

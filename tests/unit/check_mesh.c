@@ -61,18 +61,6 @@ static uint64_t unix_now(void) {
   return UNIX0 + net.now / WGAM_SECONDS;
 }
 
-static wgam_addr v4(int a, int b, int c, int d, uint16_t port) {
-  wgam_addr x;
-  memset(&x, 0, sizeof(x));
-  x.family = WGAM_AF_INET;
-  x.ip[0] = (uint8_t)a;
-  x.ip[1] = (uint8_t)b;
-  x.ip[2] = (uint8_t)c;
-  x.ip[3] = (uint8_t)d;
-  x.port = port;
-  return x;
-}
-
 static int same(const wgam_addr *a, const wgam_addr *b) {
   return wgam_addr_equal(a, b);
 }
@@ -261,7 +249,7 @@ static int add_node(int nat, wgam_addr ext, int lan_id, wgam_addr lanip) {
   n->pub[0] = (uint8_t)(0x40 + i * 7);
   n->pub[1] = (uint8_t)i;
   n->pub[31] = 0x11;
-  n->mesh = v4(100, 64, 0, i + 1, 0);
+  n->mesh = tu_v4(100, 64, 0, i + 1, 0);
   n->ext = ext;
   n->nat = nat;
   n->lan_id = lan_id;
@@ -534,9 +522,9 @@ static void teardown(void) {
 static void topo_two_nats(int classic) {
   static const int ep[3] = {1, 0, 0};
   net_init(classic, 0);
-  add_node(NAT_NONE, v4(198, 51, 100, 1, WG_PORT), 0, (wgam_addr){0});
-  add_node(NAT_CONE, v4(203, 0, 113, 1, 40001), 0, (wgam_addr){0});
-  add_node(NAT_CONE, v4(203, 0, 113, 2, 40002), 0, (wgam_addr){0});
+  add_node(NAT_NONE, tu_v4(198, 51, 100, 1, WG_PORT), 0, (wgam_addr){0});
+  add_node(NAT_CONE, tu_v4(203, 0, 113, 1, 40001), 0, (wgam_addr){0});
+  add_node(NAT_CONE, tu_v4(203, 0, 113, 2, 40002), 0, (wgam_addr){0});
   configure(ep);
 }
 
@@ -583,15 +571,15 @@ START_TEST(test_classic_cycles_every_30s) {
   int n = 0, k;
 
   net_init(1, 0);
-  add_node(NAT_NONE, v4(198, 51, 100, 1, WG_PORT), 0, (wgam_addr){0});
-  add_node(NAT_NONE, v4(198, 51, 100, 2, WG_PORT), 0, (wgam_addr){0});
+  add_node(NAT_NONE, tu_v4(198, 51, 100, 1, WG_PORT), 0, (wgam_addr){0});
+  add_node(NAT_NONE, tu_v4(198, 51, 100, 2, WG_PORT), 0, (wgam_addr){0});
   net.n[1].down = 1; /* never answers */
   memset(cfg, 0, sizeof(cfg));
   memcpy(cfg[0].pubkey, net.n[0].pub, 32);
   cfg[0].address = net.n[0].mesh;
   memcpy(cfg[1].pubkey, net.n[1].pub, 32);
   cfg[1].address = net.n[1].mesh;
-  cfg[1].endpoint = v4(198, 51, 100, 9, 3);
+  cfg[1].endpoint = tu_v4(198, 51, 100, 9, 3);
   ck_assert_int_eq(wgam_mesh_set_peers(net.n[0].m, cfg, 2, net.now), 0);
   /* Two more candidates from a state file. */
   {
@@ -599,9 +587,9 @@ START_TEST(test_classic_cycles_every_30s) {
     char b64[45];
     size_t off = 0;
     wgam_key_to_base64(b64, net.n[1].pub);
-    eps[0].addr = v4(198, 51, 100, 7, 1);
+    eps[0].addr = tu_v4(198, 51, 100, 7, 1);
     eps[0].time = UNIX0 - 10;
-    eps[1].addr = v4(10, 1, 1, 1, 2);
+    eps[1].addr = tu_v4(10, 1, 1, 1, 2);
     eps[1].time = UNIX0 - 20;
     /* state file: count 1, key, 2 endpoints (layout checked elsewhere) */
     memset(file, 0, sizeof(file));
@@ -648,9 +636,11 @@ START_TEST(test_lan_preferred_then_stale) {
   wgam_peer_info info;
 
   net_init(0, WGAM_SETTINGS_LAN_DISCOVERY);
-  add_node(NAT_NONE, v4(198, 51, 100, 1, WG_PORT), 0, (wgam_addr){0});
-  add_node(NAT_CONE, v4(203, 0, 113, 5, 40001), 1, v4(192, 168, 1, 2, WG_PORT));
-  add_node(NAT_CONE, v4(203, 0, 113, 5, 40002), 1, v4(192, 168, 1, 3, WG_PORT));
+  add_node(NAT_NONE, tu_v4(198, 51, 100, 1, WG_PORT), 0, (wgam_addr){0});
+  add_node(NAT_CONE, tu_v4(203, 0, 113, 5, 40001), 1,
+           tu_v4(192, 168, 1, 2, WG_PORT));
+  add_node(NAT_CONE, tu_v4(203, 0, 113, 5, 40002), 1,
+           tu_v4(192, 168, 1, 3, WG_PORT));
   configure(ep);
   ck_assert_msg(until_full_mesh(120) >= 0, "no full mesh");
   run_for(20 * WGAM_SECONDS);
@@ -696,7 +686,7 @@ START_TEST(test_persisted_endpoints_used) {
       memcpy(cfg[i].pubkey, net.n[i].pub, 32);
       cfg[i].address = net.n[i].mesh;
       if (ep[i])
-        cfg[i].endpoint = v4(198, 51, 100, 99, 9); /* stale config */
+        cfg[i].endpoint = tu_v4(198, 51, 100, 99, 9); /* stale config */
     }
     ck_assert_int_eq(wgam_mesh_set_peers(net.n[1].m, cfg, 3, net.now), 0);
   }
@@ -721,19 +711,19 @@ START_TEST(test_fallback_order) {
   char b64[45];
   wgam_ssize len;
   uint8_t key[32], nonce[24] = {1};
-  wgam_addr src = v4(100, 64, 0, 2, GOSSIP_PORT);
+  wgam_addr src = tu_v4(100, 64, 0, 2, GOSSIP_PORT);
 
   net_init(0, 0);
-  add_node(NAT_NONE, v4(198, 51, 100, 1, WG_PORT), 0, (wgam_addr){0});
-  add_node(NAT_NONE, v4(198, 51, 100, 2, WG_PORT), 0, (wgam_addr){0});
-  add_node(NAT_NONE, v4(198, 51, 100, 3, WG_PORT), 0, (wgam_addr){0});
+  add_node(NAT_NONE, tu_v4(198, 51, 100, 1, WG_PORT), 0, (wgam_addr){0});
+  add_node(NAT_NONE, tu_v4(198, 51, 100, 2, WG_PORT), 0, (wgam_addr){0});
+  add_node(NAT_NONE, tu_v4(198, 51, 100, 3, WG_PORT), 0, (wgam_addr){0});
   net.n[1].down = 1;
   memset(cfg, 0, sizeof(cfg));
   memcpy(cfg[0].pubkey, net.n[0].pub, 32);
   cfg[0].address = net.n[0].mesh;
   memcpy(cfg[1].pubkey, net.n[1].pub, 32);
   cfg[1].address = net.n[1].mesh;
-  cfg[1].endpoint = v4(198, 51, 100, 50, 1);
+  cfg[1].endpoint = tu_v4(198, 51, 100, 50, 1);
   ck_assert_int_eq(wgam_mesh_set_peers(net.n[0].m, cfg, 2, net.now), 0);
 
   /* Gossip: two endpoints, the newer first. */
@@ -743,9 +733,9 @@ START_TEST(test_fallback_order) {
   msg.pubkey = (const uint8_t *)b64;
   msg.pubkeylen = 44;
   msg.nendpoints = 2;
-  msg.endpoints[0].addr = v4(198, 51, 100, 40, 1);
+  msg.endpoints[0].addr = tu_v4(198, 51, 100, 40, 1);
   msg.endpoints[0].time = UNIX0 - 100;
-  msg.endpoints[1].addr = v4(198, 51, 100, 41, 1);
+  msg.endpoints[1].addr = tu_v4(198, 51, 100, 41, 1);
   msg.endpoints[1].time = UNIX0 - 50;
   len = wgam_msg_encode(plain, sizeof(plain), &msg);
   wgam_key_derive(key, (const uint8_t *)"test secret", 11);
@@ -758,7 +748,7 @@ START_TEST(test_fallback_order) {
     if (net.now == 1000 * WGAM_SECONDS + 25 * WGAM_SECONDS) {
       /* A new endpoint arrives during the backoff: tried at once. */
       msg.nendpoints = 1;
-      msg.endpoints[0].addr = v4(198, 51, 100, 2, WG_PORT);
+      msg.endpoints[0].addr = tu_v4(198, 51, 100, 2, WG_PORT);
       msg.endpoints[0].time = UNIX0 + 20;
       nonce[0]++;
       len = wgam_msg_encode(plain, sizeof(plain), &msg);
@@ -770,7 +760,8 @@ START_TEST(test_fallback_order) {
   }
   ck_assert_int_ge(n, 4);
   {
-    wgam_addr e41 = v4(198, 51, 100, 41, 1), e40 = v4(198, 51, 100, 40, 1);
+    wgam_addr e41 = tu_v4(198, 51, 100, 41, 1),
+              e40 = tu_v4(198, 51, 100, 40, 1);
     ck_assert(same(&seen[0], &e41));
     ck_assert(same(&seen[1], &e40));
   }
@@ -779,7 +770,7 @@ START_TEST(test_fallback_order) {
   ck_assert_uint_eq(at[2] - at[1], 6 * WGAM_SECONDS);
   /* Then backoff (10 s after the third window), interrupted by the news. */
   {
-    wgam_addr news = v4(198, 51, 100, 2, WG_PORT);
+    wgam_addr news = tu_v4(198, 51, 100, 2, WG_PORT);
     ck_assert(same(&seen[3], &news));
   }
   ck_assert_uint_eq(at[3], 1000 * WGAM_SECONDS + 25 * WGAM_SECONDS);
@@ -802,8 +793,8 @@ static void pair_alone_keys(int classic, uint32_t flags, int swap_keys) {
   wgam_peer_config cfg[2];
 
   net_init(classic, flags);
-  add_node(NAT_NONE, v4(198, 51, 100, 1, WG_PORT), 0, (wgam_addr){0});
-  add_node(NAT_NONE, v4(198, 51, 100, 2, WG_PORT), 0, (wgam_addr){0});
+  add_node(NAT_NONE, tu_v4(198, 51, 100, 1, WG_PORT), 0, (wgam_addr){0});
+  add_node(NAT_NONE, tu_v4(198, 51, 100, 2, WG_PORT), 0, (wgam_addr){0});
   if (swap_keys) { /* node 0 gets the greater key */
     uint8_t t[32];
 
@@ -832,7 +823,7 @@ START_TEST(test_reload) {
 
   net_init(0, 0);
   for (i = 0; i < 4; i++)
-    add_node(NAT_NONE, v4(198, 51, 100, i + 1, WG_PORT), 0, (wgam_addr){0});
+    add_node(NAT_NONE, tu_v4(198, 51, 100, i + 1, WG_PORT), 0, (wgam_addr){0});
   peers_cfg(cfg, first, 3);
   for (i = 0; i < 3; i++)
     ck_assert_int_eq(wgam_mesh_set_peers(net.n[i].m, cfg, 3, net.now), 0);
@@ -885,9 +876,9 @@ START_TEST(test_symmetric_no_flap) {
   wgam_peer_info info;
 
   net_init(0, 0);
-  add_node(NAT_NONE, v4(198, 51, 100, 1, WG_PORT), 0, (wgam_addr){0});
-  add_node(NAT_SYM, v4(203, 0, 113, 1, 0), 0, (wgam_addr){0});
-  add_node(NAT_SYM, v4(203, 0, 113, 2, 0), 0, (wgam_addr){0});
+  add_node(NAT_NONE, tu_v4(198, 51, 100, 1, WG_PORT), 0, (wgam_addr){0});
+  add_node(NAT_SYM, tu_v4(203, 0, 113, 1, 0), 0, (wgam_addr){0});
+  add_node(NAT_SYM, tu_v4(203, 0, 113, 2, 0), 0, (wgam_addr){0});
   configure(ep);
   run_for(120 * WGAM_SECONDS);
   ck_assert(linked(0, 1));
@@ -910,14 +901,14 @@ START_TEST(test_roaming_public) {
   double t;
 
   net_init(0, 0);
-  add_node(NAT_NONE, v4(198, 51, 100, 1, WG_PORT), 0, (wgam_addr){0});
-  add_node(NAT_NONE, v4(198, 51, 100, 2, WG_PORT), 0, (wgam_addr){0});
-  add_node(NAT_CONE, v4(203, 0, 113, 1, 40001), 0, (wgam_addr){0});
-  add_node(NAT_CONE, v4(203, 0, 113, 2, 40002), 0, (wgam_addr){0});
+  add_node(NAT_NONE, tu_v4(198, 51, 100, 1, WG_PORT), 0, (wgam_addr){0});
+  add_node(NAT_NONE, tu_v4(198, 51, 100, 2, WG_PORT), 0, (wgam_addr){0});
+  add_node(NAT_CONE, tu_v4(203, 0, 113, 1, 40001), 0, (wgam_addr){0});
+  add_node(NAT_CONE, tu_v4(203, 0, 113, 2, 40002), 0, (wgam_addr){0});
   configure(ep);
   ck_assert(until_full_mesh(120) >= 0);
   run_for(30 * WGAM_SECONDS);
-  net.n[1].ext = v4(198, 51, 100, 77, WG_PORT);
+  net.n[1].ext = tu_v4(198, 51, 100, 77, WG_PORT);
   run_for(WGAM_SECONDS);
   t = until_full_mesh(120);
   ck_assert_msg(t >= 0, "no reconnection after roaming");
@@ -957,7 +948,7 @@ static int announce_src(int i, wgam_addr src, int subject,
 
 static void announce_to(int i, int subject, const wgam_endpoint *eps, size_t n,
                         uint8_t nonce) {
-  announce_src(i, v4(100, 64, 0, 3, GOSSIP_PORT), subject, eps, n, nonce);
+  announce_src(i, tu_v4(100, 64, 0, 3, GOSSIP_PORT), subject, eps, n, nonce);
 }
 
 /* announce_to(), from node @from's mesh address. */
@@ -979,16 +970,16 @@ START_TEST(test_private_after_public) {
   int got = 0;
 
   net_init(0, 0);
-  add_node(NAT_NONE, v4(198, 51, 100, 1, WG_PORT), 0, (wgam_addr){0});
-  add_node(NAT_NONE, v4(198, 51, 100, 2, WG_PORT), 0, (wgam_addr){0});
-  add_node(NAT_NONE, v4(198, 51, 100, 3, WG_PORT), 0, (wgam_addr){0});
+  add_node(NAT_NONE, tu_v4(198, 51, 100, 1, WG_PORT), 0, (wgam_addr){0});
+  add_node(NAT_NONE, tu_v4(198, 51, 100, 2, WG_PORT), 0, (wgam_addr){0});
+  add_node(NAT_NONE, tu_v4(198, 51, 100, 3, WG_PORT), 0, (wgam_addr){0});
   net.n[1].down = 1;
   peers_cfg(cfg, (const int[]){0, 1}, 2);
   memset(&cfg[1].endpoint, 0, sizeof(cfg[1].endpoint));
   ck_assert_int_eq(wgam_mesh_set_peers(net.n[0].m, cfg, 2, net.now), 0);
-  eps[0].addr = v4(192, 168, 9, 9, 51820);
+  eps[0].addr = tu_v4(192, 168, 9, 9, 51820);
   eps[0].time = UNIX0 + 10;
-  eps[1].addr = v4(203, 0, 113, 9, 40000);
+  eps[1].addr = tu_v4(203, 0, 113, 9, 40000);
   eps[1].time = UNIX0 - 10;
   announce_to(0, 1, eps, 2, 1);
   read_device(0);
@@ -1010,7 +1001,7 @@ START_TEST(test_private_after_public) {
     wgam_addr seen;
     double after;
 
-    priv.addr = v4(10, 9, 9, 9, 51820);
+    priv.addr = tu_v4(10, 9, 9, 9, 51820);
     priv.time = UNIX0 + 20;
     after = next_write_after(&priv, 500 * WGAM_MILLISECONDS, &seen);
     ck_assert_msg(after >= 6.0,
@@ -1025,7 +1016,7 @@ END_TEST
  * once instead of waiting out the window: the peer is on our LAN. */
 START_TEST(test_lan_broadcast_preempts) {
   wgam_endpoint ep;
-  wgam_addr seen[4], lan = v4(192, 168, 1, 3, WG_PORT);
+  wgam_addr seen[4], lan = tu_v4(192, 168, 1, 3, WG_PORT);
   wgam_tstamp at[4], start;
   uint8_t pkt[WGAM_MAX_DATAGRAM_LEN];
   char b64[45];
@@ -1035,7 +1026,7 @@ START_TEST(test_lan_broadcast_preempts) {
 
   pair_alone(0, WGAM_SETTINGS_LAN_DISCOVERY);
   start = net.now;
-  ep.addr = v4(203, 0, 113, 50, 40000);
+  ep.addr = tu_v4(203, 0, 113, 50, 40000);
   ep.time = unix_now();
   announce_to(0, 1, &ep, 1, 1);
   wgam_key_to_base64(b64, net.n[1].pub);
@@ -1075,7 +1066,7 @@ START_TEST(test_lan_try_not_preempted) {
   uint8_t pkt[WGAM_MAX_DATAGRAM_LEN];
   char b64[45];
   wgam_msg msg;
-  wgam_addr lansrc = v4(192, 168, 1, 3, GOSSIP_PORT);
+  wgam_addr lansrc = tu_v4(192, 168, 1, 3, GOSSIP_PORT);
   wgam_addr seen;
   double after;
   wgam_ssize len;
@@ -1094,7 +1085,7 @@ START_TEST(test_lan_try_not_preempted) {
     apply_update(0, &u);
   ck_assert(net.n[0].dev[1].ep.ip[0] == 192);
 
-  ep.addr = v4(203, 0, 113, 50, 40000);
+  ep.addr = tu_v4(203, 0, 113, 50, 40000);
   ep.time = UNIX0 + 10;
   after = next_write_after(&ep, 2500 * WGAM_MILLISECONDS, &seen);
   ck_assert_msg(after >= 6.0, "LAN try cut after %.1f s", after);
@@ -1172,7 +1163,7 @@ START_TEST(test_early_retry_recreates) {
   for (c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
     pair_alone_keys(cases[c].classic, 0, cases[c].greater_key);
     removals_alone(WGAM_SECONDS, net.now, &first);
-    ep.addr = v4(203, 0, 113, 50, 40000);
+    ep.addr = tu_v4(203, 0, 113, 50, 40000);
     ep.time = unix_now();
     announce_to(0, 1, &ep, 1, 1);
     start = net.now;
@@ -1215,9 +1206,9 @@ START_TEST(test_late_handshake_kept) {
     /* Half-way between two periodic reads (every 2 s from net.now). */
     net.now += 500 * WGAM_MILLISECONDS;
     start = net.now;
-    eps[0].addr = v4(198, 51, 100, 40, WG_PORT);
+    eps[0].addr = tu_v4(198, 51, 100, 40, WG_PORT);
     eps[0].time = unix_now();
-    eps[1].addr = v4(198, 51, 100, 41, WG_PORT);
+    eps[1].addr = tu_v4(198, 51, 100, 41, WG_PORT);
     eps[1].time = unix_now() - 10;
     announce_to(0, 1, eps, 2, 1);
     while (net.now < start + 10 * WGAM_SECONDS) {
@@ -1277,11 +1268,11 @@ START_TEST(test_state_before_identity) {
   struct find_key_ctx c;
 
   net_init(0, WGAM_SETTINGS_PERSIST);
-  add_node(NAT_NONE, v4(198, 51, 100, 1, WG_PORT), 0, (wgam_addr){0});
-  add_node(NAT_NONE, v4(198, 51, 100, 2, WG_PORT), 0, (wgam_addr){0});
+  add_node(NAT_NONE, tu_v4(198, 51, 100, 1, WG_PORT), 0, (wgam_addr){0});
+  add_node(NAT_NONE, tu_v4(198, 51, 100, 2, WG_PORT), 0, (wgam_addr){0});
   peers_cfg(cfg, (const int[]){0, 1}, 2);
   ck_assert_int_eq(wgam_mesh_set_peers(net.n[0].m, cfg, 2, net.now), 0);
-  ep.addr = v4(203, 0, 113, 77, 40000);
+  ep.addr = tu_v4(203, 0, 113, 77, 40000);
   ep.time = UNIX0 - 100;
   wgam_key_to_base64(b64, net.n[0].pub);
   n = wgam_state_encode_header(file, sizeof(file), 1);
@@ -1314,11 +1305,11 @@ START_TEST(test_table_collisions) {
   wgam_ssize len;
   wgam_peer_info info;
   wgam_stats st;
-  wgam_addr src = v4(100, 64, 0, 3, GOSSIP_PORT);
+  wgam_addr src = tu_v4(100, 64, 0, 3, GOSSIP_PORT);
   size_t i, k;
 
   net_init(0, 0);
-  add_node(NAT_NONE, v4(198, 51, 100, 1, WG_PORT), 0, (wgam_addr){0});
+  add_node(NAT_NONE, tu_v4(198, 51, 100, 1, WG_PORT), 0, (wgam_addr){0});
   memset(cfg, 0, sizeof(cfg));
   memcpy(cfg[0].pubkey, net.n[0].pub, WGAM_KEY_LEN);
   cfg[0].address = net.n[0].mesh;
@@ -1326,13 +1317,13 @@ START_TEST(test_table_collisions) {
     memset(cfg[i].pubkey, 0x5a, 8); /* the hashed bytes: all equal */
     cfg[i].pubkey[8] = (uint8_t)(i >> 8);
     cfg[i].pubkey[9] = (uint8_t)i;
-    cfg[i].address = v4(100, 65, (int)(i >> 8), (int)(i & 0xff), 0);
+    cfg[i].address = tu_v4(100, 65, (int)(i >> 8), (int)(i & 0xff), 0);
   }
   ck_assert_int_eq(wgam_mesh_set_peers(net.n[0].m, cfg, NCOL + 1, net.now), 0);
   for (i = 1; i <= NCOL; i++) {
     wgam_endpoint ep[2];
 
-    ep[0].addr = v4(203, 0, 113, (int)(i % 250) + 1, (uint16_t)(1000 + i));
+    ep[0].addr = tu_v4(203, 0, 113, (int)(i % 250) + 1, (uint16_t)(1000 + i));
     ep[0].time = UNIX0 + i;
     ep[1].addr = cfg[(i % NCOL) + 1].address; /* a mesh address */
     ep[1].addr.port = 51820;
@@ -1417,14 +1408,14 @@ START_TEST(test_merge_matches_reference) {
   int round;
 
   net_init(0, 0);
-  add_node(NAT_NONE, v4(198, 51, 100, 1, WG_PORT), 0, (wgam_addr){0});
-  add_node(NAT_NONE, v4(198, 51, 100, 2, WG_PORT), 0, (wgam_addr){0});
+  add_node(NAT_NONE, tu_v4(198, 51, 100, 1, WG_PORT), 0, (wgam_addr){0});
+  add_node(NAT_NONE, tu_v4(198, 51, 100, 2, WG_PORT), 0, (wgam_addr){0});
   configure(NULL);
   for (round = 0; round < 20000; round++) {
     if (round % 500 == 0) { /* start over now and then: small stores too */
       net_init(0, 0);
-      add_node(NAT_NONE, v4(198, 51, 100, 1, WG_PORT), 0, (wgam_addr){0});
-      add_node(NAT_NONE, v4(198, 51, 100, 2, WG_PORT), 0, (wgam_addr){0});
+      add_node(NAT_NONE, tu_v4(198, 51, 100, 1, WG_PORT), 0, (wgam_addr){0});
+      add_node(NAT_NONE, tu_v4(198, 51, 100, 2, WG_PORT), 0, (wgam_addr){0});
       configure(NULL);
       nref = 0;
     }
@@ -1437,7 +1428,7 @@ START_TEST(test_merge_matches_reference) {
       r = (unsigned)(x >> 33);
       memset(&eps[i].addr, 0, sizeof(eps[i].addr));
       if (r & 1) {
-        eps[i].addr = v4(203, 0, 113, 1 + (int)(r >> 1) % 6, 4000);
+        eps[i].addr = tu_v4(203, 0, 113, 1 + (int)(r >> 1) % 6, 4000);
         eps[i].addr.port = (uint16_t)(4000 + (r >> 4) % 2);
       } else {
         eps[i].addr.family = WGAM_AF_INET6;
@@ -1472,10 +1463,10 @@ START_TEST(test_merge_rule) {
 
   net_init(0, 0);
   for (k = 0; k < 3; k++)
-    add_node(NAT_NONE, v4(198, 51, 100, k + 1, WG_PORT), 0, (wgam_addr){0});
+    add_node(NAT_NONE, tu_v4(198, 51, 100, k + 1, WG_PORT), 0, (wgam_addr){0});
   configure(NULL);
   for (k = 0; k < 7; k++) {
-    eps[k].addr = v4(198, 51, 100, 10 + k, 1000);
+    eps[k].addr = tu_v4(198, 51, 100, 10 + k, 1000);
     eps[k].time = UNIX0 + (uint64_t)k;
   }
   announce_to(0, 1, eps, 7, 1);
@@ -1504,10 +1495,10 @@ START_TEST(test_merge_rule) {
     wgam_stats st;
     wgam_endpoint bad[4];
     memset(bad, 0, sizeof(bad));
-    bad[0].addr = v4(127, 0, 0, 1, 5);
-    bad[1].addr = v4(224, 0, 0, 1, 5);
-    bad[2].addr = v4(0, 0, 0, 0, 5);
-    bad[3].addr = v4(100, 64, 0, 2, 5); /* a mesh address */
+    bad[0].addr = tu_v4(127, 0, 0, 1, 5);
+    bad[1].addr = tu_v4(224, 0, 0, 1, 5);
+    bad[2].addr = tu_v4(0, 0, 0, 0, 5);
+    bad[3].addr = tu_v4(100, 64, 0, 2, 5); /* a mesh address */
     for (k = 0; k < 4; k++)
       bad[k].time = UNIX0 + 1000;
     announce_to(0, 2, bad, 4, 4);
@@ -1548,7 +1539,7 @@ static void star_of_14(int reversed) {
 
   net_init(0, 0);
   for (k = 0; k < 14; k++)
-    add_node(NAT_NONE, v4(198, 51, 100, k + 1, WG_PORT), 0, (wgam_addr){0});
+    add_node(NAT_NONE, tu_v4(198, 51, 100, k + 1, WG_PORT), 0, (wgam_addr){0});
   for (k = 0; k < 14; k++) {
     int j = reversed ? 13 - k : k; /* same peers, another config order */
     memset(&cfg[k], 0, sizeof(cfg[k]));
@@ -1638,7 +1629,7 @@ START_TEST(test_propagation_request_ping) {
     star_of_14(round);
     /* Past the hold time of the first read's own announces. */
     net.now += 3 * WGAM_SECONDS;
-    ep.addr = v4(198, 51, 100, 200, 7);
+    ep.addr = tu_v4(198, 51, 100, 200, 7);
     ep.time = UNIX0 + 5000;
     announce_to(0, 5, &ep, 1, 9);
     while ((len = wgam_mesh_write_pkt(net.n[0].m, &dest, buf, sizeof(buf),
@@ -1730,7 +1721,7 @@ START_TEST(test_propagation_damping) {
 
   star_of_14(0);
   star_live(3 * WGAM_SECONDS);
-  ep.addr = v4(198, 51, 100, 200, 7);
+  ep.addr = tu_v4(198, 51, 100, 200, 7);
   base = unix_now(); /* times within a minute ahead are taken as they are */
   ep.time = base + 8;
   announce_to(0, 5, &ep, 1, 1);
@@ -1745,7 +1736,7 @@ START_TEST(test_propagation_damping) {
     star_touch();
     if (wgam_mesh_get_expiry(net.n[0].m) <= net.now)
       wgam_mesh_handle_expiry(net.n[0].m, net.now);
-    ep.addr = v4(198, 51, 100, 201, (uint16_t)(1000 + k));
+    ep.addr = tu_v4(198, 51, 100, 201, (uint16_t)(1000 + k));
     ep.time = base + 20 + (uint64_t)k;
     announce_to(0, 5, &ep, 1, (uint8_t)(10 + k));
     n = count_out(0);
@@ -1788,7 +1779,7 @@ START_TEST(test_observation_not_reflooded) {
   star_live(3 * WGAM_SECONDS);
   /* What other observers see of node 5, as behind a symmetric NAT. */
   for (k = 0; k < WGAM_MAX_ENDPOINTS; k++) {
-    ep[k].addr = v4(198, 51, 100, 6, (uint16_t)(2000 + k));
+    ep[k].addr = tu_v4(198, 51, 100, 6, (uint16_t)(2000 + k));
     ep[k].time = unix_now() - 1;
   }
   announce_to(0, 5, ep, WGAM_MAX_ENDPOINTS, 1);
@@ -1816,7 +1807,7 @@ START_TEST(test_observation_not_reflooded) {
   ck_assert_uint_eq(info.known[0].time, star_dp[5].last_handshake);
 
   /* A new endpoint seen by the device is news: flooded. */
-  star_dp[5].endpoint = v4(198, 51, 100, 7, 3000);
+  star_dp[5].endpoint = tu_v4(198, 51, 100, 7, 3000);
   star_dp[5].last_handshake = unix_now();
   net.now += WGAM_SECONDS;
   star_touch();
@@ -1833,8 +1824,8 @@ START_TEST(test_configured_endpoint_not_flooded) {
   int k;
 
   star_of_14(0);
-  add_node(NAT_NONE, v4(203, 0, 113, 15, WG_PORT), 0, (wgam_addr){0});
-  add_node(NAT_NONE, v4(203, 0, 113, 16, WG_PORT), 0, (wgam_addr){0});
+  add_node(NAT_NONE, tu_v4(203, 0, 113, 15, WG_PORT), 0, (wgam_addr){0});
+  add_node(NAT_NONE, tu_v4(203, 0, 113, 16, WG_PORT), 0, (wgam_addr){0});
   for (k = 0; k < 16; k++) {
     memset(&cfg[k], 0, sizeof(cfg[k]));
     memcpy(cfg[k].pubkey, net.n[k].pub, 32);
@@ -1856,7 +1847,7 @@ START_TEST(test_configured_endpoint_not_flooded) {
   ep.addr = net.n[15].ext; /* the same, but resolved from a hostname */
   announce_to(0, 15, &ep, 1, 2);
   ck_assert_int_eq(count_out(0), 10);
-  ep.addr = v4(198, 51, 100, 99, 4000); /* node 14 elsewhere: news */
+  ep.addr = tu_v4(198, 51, 100, 99, 4000); /* node 14 elsewhere: news */
   ep.time++;
   announce_to(0, 14, &ep, 1, 3);
   ck_assert_int_eq(count_out(0), 10);
@@ -1887,21 +1878,21 @@ START_TEST(test_answers_not_reflooded) {
   /* Past the hold time of the first read's own announces (2 s), within
    * the answer window (3 s). */
   net.now += 2500 * WGAM_MILLISECONDS;
-  ep.addr = v4(203, 0, 113, 77, 7000);
+  ep.addr = tu_v4(203, 0, 113, 77, 7000);
   ep.time = unix_now();
   announce_from(0, asked, 5, &ep, 1, 1);
   ck_assert_int_eq(count_out(0), 0);
   peer_info(0, 5, &info);
   ck_assert(same(&info.known[0].addr, &ep.addr));
 
-  ep.addr = v4(203, 0, 113, 78, 7000);
+  ep.addr = tu_v4(203, 0, 113, 78, 7000);
   announce_from(0, other, 7, &ep, 1, 2);
   ck_assert_int_eq(count_out(0), 10);
 
   net.now += 4 * WGAM_SECONDS; /* past the answer window */
   star_touch();
   count_out(0);
-  ep.addr = v4(203, 0, 113, 79, 7000);
+  ep.addr = tu_v4(203, 0, 113, 79, 7000);
   ep.time = unix_now();
   announce_from(0, asked, 6, &ep, 1, 3);
   ck_assert_int_eq(count_out(0), 10);
@@ -1922,7 +1913,7 @@ START_TEST(test_news_kept_until_someone_listens) {
       star_dp[k].last_handshake = 0;
   star_touch(); /* only peer 5 is connected now */
   count_out(0);
-  ep.addr = v4(203, 0, 113, 77, 7000);
+  ep.addr = tu_v4(203, 0, 113, 77, 7000);
   ep.time = unix_now();
   announce_from(0, 5, 5, &ep, 1, 1);
   ck_assert_int_eq(count_out(0), 0); /* no one to tell */
@@ -1961,9 +1952,9 @@ START_TEST(test_log_level_changes) {
   ck_assert_int_eq(wgam_mesh_new(&m, &s, WGAM_SECONDS), 0);
   memset(cfg, 0, sizeof(cfg));
   cfg[0].pubkey[0] = 1;
-  cfg[0].address = v4(100, 64, 0, 1, 0);
+  cfg[0].address = tu_v4(100, 64, 0, 1, 0);
   cfg[1].pubkey[0] = 2;
-  cfg[1].address = v4(100, 64, 0, 2, 0);
+  cfg[1].address = tu_v4(100, 64, 0, 2, 0);
   debug_lines = 0;
   ck_assert_int_eq(wgam_mesh_set_peers(m, cfg, 1, WGAM_SECONDS), 0);
   ck_assert_int_eq(debug_lines, 0);
@@ -1990,7 +1981,7 @@ START_TEST(test_bad_input_counted) {
   wgam_ssize lb, la;
   wgam_stats st;
   uint64_t rejected = 0;
-  wgam_addr src = v4(100, 64, 0, 2, GOSSIP_PORT);
+  wgam_addr src = tu_v4(100, 64, 0, 2, GOSSIP_PORT);
   int expected_rejects = 0, k;
   wgam_settings s;
   wgam_mesh *m;
@@ -2050,15 +2041,15 @@ END_TEST
  * as it connects, and shows in the stats. */
 START_TEST(test_external_endpoint_announced) {
   static const int ep[2] = {1, 0};
-  wgam_addr ext = v4(203, 0, 113, 77, 40000);
+  wgam_addr ext = tu_v4(203, 0, 113, 77, 40000);
   wgam_peer_info info;
   wgam_stats st;
   size_t k;
   int found = 0;
 
   net_init(0, 0);
-  add_node(NAT_NONE, v4(198, 51, 100, 1, WG_PORT), 0, (wgam_addr){0});
-  add_node(NAT_CONE, v4(203, 0, 113, 5, 40001), 0, (wgam_addr){0});
+  add_node(NAT_NONE, tu_v4(198, 51, 100, 1, WG_PORT), 0, (wgam_addr){0});
+  add_node(NAT_CONE, tu_v4(203, 0, 113, 5, 40001), 0, (wgam_addr){0});
   /* Node 0 runs the classic policy, which never asks a peer for its store
    * when it connects: only node 1's own announce can tell it. */
   wgam_mesh_del(net.n[0].m);
@@ -2078,7 +2069,7 @@ START_TEST(test_external_endpoint_announced) {
     found |= same(&info.known[k].addr, &ext);
   ck_assert_msg(found, "the UPnP endpoint did not reach the peer");
   {
-    wgam_addr bad = v4(127, 0, 0, 1, 1);
+    wgam_addr bad = tu_v4(127, 0, 0, 1, 1);
     ck_assert_int_eq(wgam_mesh_set_external_endpoints(net.n[1].m, &bad, 1, 0),
                      WGAM_ERR_INVALID_ARGUMENT);
   }
@@ -2122,7 +2113,7 @@ static void public_nodes(wgam_peer_config *cfg, int n, int with_endpoints) {
 
   net_init(0, 0);
   for (k = 0; k < n; k++)
-    add_node(NAT_NONE, v4(198, 51, 100, (uint8_t)(k + 1), WG_PORT), 0,
+    add_node(NAT_NONE, tu_v4(198, 51, 100, (uint8_t)(k + 1), WG_PORT), 0,
              (wgam_addr){0});
   for (k = 0; k < n; k++) {
     memset(&cfg[k], 0, sizeof(cfg[k]));
@@ -2201,7 +2192,7 @@ START_TEST(test_alloc_failures_with_stores) {
     char b64[WGAM_KEY_B64_LEN + 1];
 
     for (j = 0; j < i; j++) {
-      eps[j].addr = v4(203, 0, 113, (uint8_t)(10 * i + j), 40000);
+      eps[j].addr = tu_v4(203, 0, 113, (uint8_t)(10 * i + j), 40000);
       eps[j].time = UNIX0 - (uint64_t)j;
     }
     wgam_key_to_base64(b64, net.n[i].pub);

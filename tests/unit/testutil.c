@@ -237,3 +237,16 @@ int tu_msg_equal(const wgam_msg *a, const wgam_msg *b) {
       return 0;
   return 1;
 }
+
+wgam_addr tu_v4(int a, int b, int c, int d, uint16_t port) {
+  wgam_addr x;
+
+  memset(&x, 0, sizeof(x));
+  x.family = WGAM_AF_INET;
+  x.ip[0] = (uint8_t)a;
+  x.ip[1] = (uint8_t)b;
+  x.ip[2] = (uint8_t)c;
+  x.ip[3] = (uint8_t)d;
+  x.port = port;
+  return x;
+}

@@ -35,6 +35,9 @@ cJSON *tu_load_vectors(void);
  * @user_data is NULL. */
 int tu_rand_fixed(void *user_data, uint8_t *dest, size_t destlen);
 
+/* The IPv4 address a.b.c.d with @port. */
+wgam_addr tu_v4(int a, int b, int c, int d, uint16_t port);
+
 /* --- vector helpers ---------------------------------------------------- */
 
 /* Returns the array @name of the vectors (aborts if absent), and its size.
