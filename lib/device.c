@@ -291,8 +291,15 @@ int wgam_mesh_observe_device(wgam_mesh *m, const wgam_device *dev,
                        ? ANN_KEEP
                        : ANN_FLOOD;
         e.addr = p->dev_ep;
+        /* When the endpoint was last proven: by the handshake, or by the
+         * bytes since (WireGuard's endpoint is where the latest
+         * authenticated packet came from). An endpoint the peer roamed to
+         * without a new handshake would otherwise carry the old
+         * handshake's time and rank below the address it left, in every
+         * store it reaches. */
         e.time = p->dev_hs;
-        if (moved && p->rx_at != NONE && unix_at(m, p->rx_at) > e.time)
+        if (m->s.policy == WGAM_POLICY_FAST && p->rx_at != NONE &&
+            unix_at(m, p->rx_at) > e.time)
           e.time = unix_at(m, p->rx_at);
         if (moved)
           wgam_log(m, WGAM_LOG_DEBUG, "peer %s: moved to %s, announced",

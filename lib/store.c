@@ -292,13 +292,20 @@ int wgam_handle_announce(wgam_mesh *m, uint32_t subject,
   if ((changed != 2 && mode != ANN_MOVED) || mode == ANN_KEEP ||
       store_is_configured(&m->peers[subject]))
     return 0;
-  m->peers[subject].learned_at = ts;
   /* An answer is what the answering node already spread when it learned
    * it: flooding it again from every node that asks starts a wave through
    * the mesh each time (with endpoints behind symmetric NATs, a different
-   * one each time). */
-  if (mode == ANN_FLOOD || mode == ANN_MOVED)
+   * one each time). Nor is it news that the peer moved: learned_at, which
+   * probes a connected peer, ends a probe, cuts a try and is caught up on
+   * by a peer whose path comes back (catch_up() in try.c), is for news
+   * alone. An answer brings a whole store, and where symmetric NATs show
+   * each observer another port, most of it differs from ours: at a
+   * thousand nodes, one answer declared working paths silent and, caught
+   * up on, flooded the mesh with every such subject. */
+  if (mode == ANN_FLOOD || mode == ANN_MOVED) {
+    m->peers[subject].learned_at = ts;
     wgam_propagate_damped(m, subject, ts);
+  }
   if (m->dev_seen)
     wgam_peer_step(m, subject, ts); /* a new candidate */
   return 0;

@@ -390,8 +390,9 @@ int wgam_is_answer(const wgam_mesh *m, const wgam_addr *src, wgam_tstamp ts) {
 /*
  * A peer back after its path broke missed what was propagated meanwhile
  * (a NAT that rebooted under both of them: our announce of the other's new
- * port went to its old one). Tell it what we learned since the path was
- * last known to work.
+ * port went to its old one). Tell it the news we learned since the path
+ * was last known to work (learned_at: not what Request answers brought,
+ * see wgam_handle_announce()).
  */
 static void catch_up(wgam_mesh *m, struct peer *p, wgam_tstamp since) {
   uint32_t idx = (uint32_t)(p - m->peers);

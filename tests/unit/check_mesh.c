@@ -1516,10 +1516,14 @@ END_TEST
 static wgam_device_peer star_dp[14];
 static wgam_device star_dev;
 
+/* A star peer that sends nothing now (0: none). */
+static int star_quiet;
+
 static void star_touch(void) {
   int k;
   for (k = 1; k < 14; k++)
-    star_dp[k].rx_bytes += 32;
+    if (k != star_quiet)
+      star_dp[k].rx_bytes += 32;
   ck_assert_int_eq(
       wgam_mesh_observe_device(net.n[0].m, &star_dev, net.now, unix_now()), 0);
 }
@@ -1527,16 +1531,16 @@ static void star_touch(void) {
 /* The peers node 0 sent a Request to on its first device read. */
 static int star_asked[14], star_nasked;
 
-static void star_of_14(int reversed) {
+/* Node 0 configured with 13 public peers, its device holding all of them
+ * with a handshake 5 s ago; not read yet. */
+static void star_config(int reversed) {
   static wgam_peer_config cfg[14];
   static wgam_cidr cidr[14];
   wgam_device_peer *dp = star_dp;
   wgam_device dev;
-  uint8_t buf[WGAM_MAX_DATAGRAM_LEN];
-  wgam_addr dest;
-  wgam_ssize len;
   int k;
 
+  star_quiet = 0;
   net_init(0, 0);
   for (k = 0; k < 14; k++)
     add_node(NAT_NONE, tu_v4(198, 51, 100, k + 1, WG_PORT), 0, (wgam_addr){0});
@@ -1565,8 +1569,16 @@ static void star_of_14(int reversed) {
   dev.peers = dp + 1;
   dev.npeers = 13;
   star_dev = dev;
+}
+
+/* Node 0's first device read, and the Requests it sends. */
+static void star_first_read(void) {
+  uint8_t buf[WGAM_MAX_DATAGRAM_LEN];
+  wgam_addr dest;
+  wgam_ssize len;
+
   ck_assert_int_eq(
-      wgam_mesh_observe_device(net.n[0].m, &dev, net.now, unix_now()), 0);
+      wgam_mesh_observe_device(net.n[0].m, &star_dev, net.now, unix_now()), 0);
   star_nasked = 0;
   while ((len = wgam_mesh_write_pkt(net.n[0].m, &dest, buf, sizeof(buf),
                                     net.now)) > 0) {
@@ -1579,6 +1591,11 @@ static void star_of_14(int reversed) {
     if (msg.type == WGAM_MSG_REQUEST && star_nasked < 14)
       star_asked[star_nasked++] = by_mesh(&dest);
   }
+}
+
+static void star_of_14(int reversed) {
+  star_config(reversed);
+  star_first_read();
 }
 
 /* Announces node @i sends now (probes and the rest are drained too). */
@@ -1896,6 +1913,126 @@ START_TEST(test_answers_not_reflooded) {
   ep.time = unix_now();
   announce_from(0, asked, 6, &ep, 1, 3);
   ck_assert_int_eq(count_out(0), 10);
+}
+END_TEST
+
+/* Datagrams of @type node @i sends now to node @to (-1: to anyone); the
+ * first endpoint of the last such Announce in @ep when not NULL. The rest
+ * of the queue is drained too. */
+static int sent_of(int i, uint8_t type, int to, wgam_endpoint *ep) {
+  uint8_t buf[WGAM_MAX_DATAGRAM_LEN], plain[WGAM_MAX_PLAINTEXT_LEN], key[32];
+  wgam_addr dest;
+  wgam_ssize len;
+  wgam_msg msg;
+  int n = 0;
+
+  wgam_key_derive(key, (const uint8_t *)"test secret", 11);
+  while ((len = wgam_mesh_write_pkt(net.n[i].m, &dest, buf, sizeof(buf),
+                                    net.now)) > 0) {
+    len = wgam_pkt_open(plain, sizeof(plain), key, buf, (size_t)len);
+    ck_assert_int_gt(len, 0);
+    ck_assert_int_gt(wgam_msg_decode(&msg, plain, (size_t)len), 0);
+    if (msg.type != type || (to >= 0 && by_mesh(&dest) != to))
+      continue;
+    n++;
+    if (ep && type == WGAM_MSG_ANNOUNCE && msg.nendpoints)
+      *ep = msg.endpoints[0];
+  }
+  return n;
+}
+
+/* Lets @ms pass in device reads of 100 ms (every star peer sending);
+ * returns the Pings node 0 sent to node @to meanwhile. */
+static int star_pings(int ms, int to) {
+  int pings = 0, t;
+
+  for (t = 0; t < ms; t += 100) {
+    net.now += 100 * WGAM_MILLISECONDS;
+    star_touch();
+    if (wgam_mesh_get_expiry(net.n[0].m) <= net.now)
+      wgam_mesh_handle_expiry(net.n[0].m, net.now);
+    pings += sent_of(0, WGAM_MSG_PING, to, NULL);
+  }
+  return pings;
+}
+
+/* A Request answer is what the mesh knew before, not news that the peer
+ * moved: another address for a working peer in an answer leaves its path
+ * alone (at a thousand nodes, answers full of the ports symmetric NATs show
+ * each observer had working paths probed and declared silent, and a peer
+ * back from silence caught up on all of it and flooded the mesh). The same
+ * address as news is checked at once. */
+START_TEST(test_answer_not_news) {
+  wgam_endpoint ep;
+  wgam_peer_info info;
+  int asked, k, subject = -1, other = -1;
+
+  star_of_14(0);
+  ck_assert_int_ge(star_nasked, 1);
+  asked = star_asked[0];
+  for (k = 1; k < 14 && (subject < 0 || other < 0); k++) {
+    int j, was = 0;
+    for (j = 0; j < star_nasked; j++)
+      was |= star_asked[j] == k;
+    if (was)
+      continue;
+    if (subject < 0)
+      subject = k;
+    else
+      other = k;
+  }
+  ck_assert_int_gt(subject, 0);
+  ck_assert_int_gt(other, 0);
+  star_pings(1000, -1);
+  star_quiet = subject; /* an idle path, as most are */
+  ck_assert_int_eq(star_pings(300, subject), 0);
+  /* Within the answer window (3 s after the first read's Requests). */
+  ep.addr = tu_v4(203, 0, 113, 90, 7000);
+  ep.time = unix_now();
+  announce_from(0, asked, subject, &ep, 1, 1);
+  peer_info(0, subject, &info);
+  ck_assert(same(&info.known[0].addr, &ep.addr)); /* stored, */
+  ck_assert_int_eq(star_pings(1000, subject), 0); /* the path left alone */
+  peer_info(0, subject, &info);
+  ck_assert_int_eq(info.state, WGAM_PEER_CONNECTED);
+
+  star_quiet = 0;
+  star_pings(2000, -1); /* past the answer window */
+  star_quiet = subject;
+  ck_assert_int_eq(star_pings(300, subject), 0);
+  ep.addr = tu_v4(203, 0, 113, 91, 7000);
+  ep.time = unix_now();
+  announce_from(0, other, subject, &ep, 1, 2);
+  ck_assert_int_ge(star_pings(500, subject), 1);
+  star_quiet = 0;
+}
+END_TEST
+
+/* An endpoint WireGuard roamed to without a new handshake is announced
+ * with the time of the bytes that moved it, not the old handshake's: else
+ * it ranks below the address the peer left, in every store it reaches. Here
+ * node 0 never announced its own view of peer 5 (the store had it from
+ * gossip already), so the move is plain news to it. */
+START_TEST(test_roamed_endpoint_time) {
+  wgam_endpoint ep, out;
+  uint64_t hs;
+
+  star_config(0);
+  ep.addr = star_dp[5].endpoint;
+  ep.time = unix_now() - 1;
+  announce_to(0, 5, &ep, 1, 1);
+  star_first_read();
+  sent_of(0, WGAM_MSG_ANNOUNCE, -1, NULL);
+  hs = star_dp[5].last_handshake;
+  star_pings(20000, -1); /* WireGuard keeps the session: no handshake */
+  star_dp[5].endpoint = tu_v4(203, 0, 113, 92, 7000);
+  net.now += 100 * WGAM_MILLISECONDS;
+  star_touch();
+  memset(&out, 0, sizeof(out));
+  ck_assert_int_ge(sent_of(0, WGAM_MSG_ANNOUNCE, -1, &out), 1);
+  ck_assert(same(&out.addr, &star_dp[5].endpoint));
+  ck_assert_uint_ge(out.time, unix_now() - 1);
+  ck_assert_uint_gt(out.time, hs + 10);
 }
 END_TEST
 
@@ -2276,6 +2413,8 @@ static Suite *mesh_suite(void) {
   tcase_add_test(tc, test_late_handshake_kept);
   tcase_add_test(tc, test_lan_broadcast_preempts);
   tcase_add_test(tc, test_answers_not_reflooded);
+  tcase_add_test(tc, test_answer_not_news);
+  tcase_add_test(tc, test_roamed_endpoint_time);
   tcase_add_test(tc, test_news_kept_until_someone_listens);
   tcase_add_test(tc, test_bad_input_counted);
   tcase_add_test(tc, test_external_endpoint_announced);
