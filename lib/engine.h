@@ -87,7 +87,7 @@ struct peer_cold {
   uint32_t tries;
   uint8_t ntried;
   uint8_t backoff_level;
-  uint8_t relay_rank;   /* which usable relay to take next */
+  uint8_t relay_rank;   /* 0: the pair's first relay; else search slots */
   uint8_t first_ep;     /* the try began on an entry without endpoint */
   wgam_tstamp deadline; /* end of the try window or of the backoff */
   wgam_tstamp try_start;
@@ -98,7 +98,7 @@ struct peer_cold {
   wgam_tstamp req_at; /* we sent it a Request */
   /* Relaying (relay.c). */
   uint32_t via;           /* the relay's index while routed through one */
-  uint32_t avoid_via;     /* the relay that failed us, until one answers */
+  uint32_t avoid_via;     /* the relay that failed us, passed over a while */
   wgam_tstamp down_since; /* no working direct path since */
   wgam_tstamp relay_at;   /* (re)consider the route then */
   wgam_tstamp route_at;   /* route moved, or relayed Ping sent */
@@ -245,6 +245,10 @@ struct wgam_mesh {
   wgam_tstamp foreign_answered_at;
 
   size_t nrelays; /* configured relays other than us; 0 if we are one */
+  /* The wall clock minus ours in ms, for the relay schedule (relay.c):
+   * the largest seen, since the caller gives whole seconds. */
+  int64_t relay_clock;
+  uint8_t relay_clock_set;
 
   wgam_stats stats;
 };

@@ -136,6 +136,19 @@ const struct wgam_fixed wgam_fixed = {
      * the entry that holds its source). A failed relay is left within
      * relay_probe + relay_confirm. */
     .relay_probe = 2500 * WGAM_MILLISECONDS,
+    /* Two ends searching for a relay that carries their pair (one fresh,
+     * the other with history, or a relay that failed them) take, slot by
+     * slot of the wall clock, the relay their pair's schedule names: each
+     * relay once per round, so an end that still holds a route is found
+     * within a round. Long enough for a Ping through the relay and back
+     * and for clocks a little apart; the pair's first relay is held as
+     * long. */
+    .relay_dwell = 1 * WGAM_SECONDS,
+    /* After this long without an answer a search takes a relay per
+     * 2 * relay_confirm (the schedule still the same on both ends), so
+     * that a peer that is away costs a route change per 4 s, not per
+     * second. */
+    .relay_scan = 8 * WGAM_SECONDS,
     /* An announced time further ahead of our wall clock than this is
      * taken as our clock's now (store.c): clocks a little apart are
      * normal, a member a year ahead must not pin its endpoints. */
