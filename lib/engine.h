@@ -102,6 +102,7 @@ struct peer_cold {
   wgam_tstamp down_since; /* no working direct path since */
   wgam_tstamp relay_at;   /* (re)consider the route then */
   wgam_tstamp route_at;   /* route moved, or relayed Ping sent */
+  wgam_tstamp hold_end;   /* a search holds the relay until then */
   uint64_t route_changes;
   /* LAN endpoint and switch, NULL until a broadcast was heard. */
   struct peer_lan *lan;
@@ -245,10 +246,6 @@ struct wgam_mesh {
   wgam_tstamp foreign_answered_at;
 
   size_t nrelays; /* configured relays other than us; 0 if we are one */
-  /* The wall clock minus ours in ms, for the relay schedule (relay.c):
-   * the largest seen, since the caller gives whole seconds. */
-  int64_t relay_clock;
-  uint8_t relay_clock_set;
 
   wgam_stats stats;
 };

@@ -8,9 +8,9 @@
  *
  *   DIRECT --no direct path for relay_after, a relay connected--> PENDING
  *   PENDING --Pong from the peer through the relay-->             RELAYED
- *   PENDING --no Pong within relay_dwell--> PENDING via the relay the
- *                                           pair's schedule names
- *   RELAYED --probe unanswered within relay_confirm--> PENDING, the same
+ *   PENDING --no Pong within relay_confirm (the pair's first relay) or the
+ *             search's hold--> PENDING via the next relay of the search
+ *   RELAYED --probe unanswered within relay_confirm--> PENDING, the search
  *   PENDING, RELAYED --direct handshake, or no relay usable-->    DIRECT
  *
  * Moving is one peer update: the peer's allowed IPs added to the relay's
@@ -142,28 +142,6 @@ static uint64_t pair_rank(const wgam_mesh *m, const struct peer *p,
   return a ^ (a >> 29);
 }
 
-/* The wall clock in ms at @ts, for the relay schedule. The caller gives it
- * in whole seconds (wgam_mesh_observe_device()), so a reading is up to a
- * second behind, and the slots of the schedule are a second long and must
- * fall alike on both ends of a pair: the largest offset from our clock
- * seen is kept (none is ahead of the wall clock), and one more than a
- * second below it replaces it (the wall clock was set back). */
-static uint64_t wall_ms(wgam_mesh *m, wgam_tstamp ts) {
-  int64_t off, now;
-
-  if (m->dev_seen) {
-    off = (int64_t)(m->unix_base * 1000) -
-          (int64_t)(m->unix_base_ts / WGAM_MILLISECONDS);
-    if (!m->relay_clock_set || off > m->relay_clock ||
-        off < m->relay_clock - 1000) {
-      m->relay_clock = off;
-      m->relay_clock_set = 1;
-    }
-  }
-  now = (int64_t)(ts / WGAM_MILLISECONDS) + m->relay_clock;
-  return now > 0 ? (uint64_t)now : 0;
-}
-
 static size_t count_usable(const wgam_mesh *m, const struct peer *p) {
   size_t i, n = 0;
 
@@ -205,23 +183,23 @@ static uint32_t first_relay(const wgam_mesh *m, const struct peer *p) {
   return count_usable(m, p) ? pick_among(m, p, 0) : NO_IDX;
 }
 
-/* Which of the @n usable relays (in the pair's order) the pair's schedule
- * names for slot @j of the wall clock: each relay once per round of @n
- * slots, the round's order turned by a draw from the pair and the round.
- * The same on both ends, so two searching ends meet in the first slot
- * both spend searching, and an end that holds its route is found within a
- * round. */
-static size_t sched_rank(const wgam_mesh *m, const struct peer *p, uint64_t j,
-                         size_t n) {
-  uint64_t a, b;
+/* The usable relay after @via in the pair's order, round to the first;
+ * @avoid passed over while another is usable. */
+static uint32_t next_relay(const wgam_mesh *m, const struct peer *p,
+                           uint32_t via, uint32_t avoid, size_t n) {
+  size_t i, pos = 0;
+  uint64_t h = via != NO_IDX ? pair_rank(m, p, &m->peers[via]) : 0;
+  uint32_t next;
 
-  memcpy(&a, m->pubkey, sizeof(a));
-  memcpy(&b, p->pubkey, sizeof(b));
-  a ^= b ^ (j / n * 0x9e3779b97f4a7c15ull);
-  a ^= a >> 33;
-  a *= 0xff51afd7ed558ccdull;
-  a ^= a >> 33;
-  return (size_t)((j % n + a % n) % n);
+  /* Where @via is (or would be) among the usable relays. */
+  for (i = 0; via != NO_IDX && i < m->npeers; i++)
+    pos += usable_relay(m, p, (uint32_t)i) && pair_rank(m, p, &m->peers[i]) < h;
+  if (via != NO_IDX && usable_relay(m, p, via))
+    pos++;
+  next = pick_among(m, p, pos % n);
+  if (next == avoid && n > 1)
+    next = pick_among(m, p, (pos + 1) % n);
+  return next;
 }
 
 /* Asks the peer through its relay (the caller sets relay_at). A confirmed
@@ -235,7 +213,9 @@ static void ask_through(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
 }
 
 /* Moves @p's route to relay @via (pending, asked at once and held for
- * relay_dwell unless the caller says otherwise) or back to direct. */
+ * relay_confirm unless the caller says otherwise: the two ends lose their
+ * direct path up to a probe apart, and both take the pair's first relay)
+ * or back to direct. */
 static void set_route(wgam_mesh *m, struct peer *p, uint32_t via,
                       wgam_tstamp ts) {
   uint32_t ips = 1u + p->nprefixes;
@@ -263,7 +243,7 @@ static void set_route(wgam_mesh *m, struct peer *p, uint32_t via,
   c->route_at = ts;
   if (via != NO_IDX) {
     ask_through(m, p, ts);
-    c->relay_at = ts_add(ts, wgam_fixed.relay_dwell);
+    c->relay_at = ts_add(ts, wgam_fixed.relay_confirm);
   }
   c->route_changes++;
   m->stats.relay_switches++;
@@ -271,54 +251,59 @@ static void set_route(wgam_mesh *m, struct peer *p, uint32_t via,
 }
 
 /*
- * One slot of a search: the relay the pair's schedule names for the
- * current slot of the wall clock, held to the slot's end and asked at
- * once (the other end, when it searches too, asks through the same relay
- * in the same slot: a Ping from it then gets ours at once, see
- * wgam_relay_pinged()). Counting on from relay to relay instead would let
- * two ends that fell out of step stay so for ever, each moving when the
- * other does.
- *
- * The relay that failed the pair (avoid_via) is passed over by taking the
- * next in the schedule's place: an end that does not know of the failure
- * (it started afresh) still agrees with this one in every other slot. It
- * is passed over only for relay_scan, then the slots are 2 * relay_confirm
- * long (and fall on slot boundaries of the schedule, so that they meet an
- * end scanning a relay a second).
+ * One move of a search for the relay that carries the pair. The two ends
+ * must come to the same relay, and their clocks cannot tell them when (the
+ * wall clock reaches the engine in whole seconds), so they take different
+ * parts by their keys: the end with the lower key (the leader) holds each
+ * relay long enough for the other (the follower) to take the pair's first
+ * relay and go round all the relays, one per relay_dwell, asking through
+ * each. Whatever each end
+ * knows (one may start afresh while the other holds a route or passes
+ * over a relay that failed it), the follower finds the leader within a
+ * round. A leader that starts afresh also goes round once, for a follower
+ * that still holds its route. The relay that failed a confirmed route
+ * (avoid_via) is passed over for relay_scan; after that, with no answer,
+ * the peer is likely away and both ends slow down, the follower resting
+ * 2 * relay_confirm after each round and the leader holding each relay
+ * longer than a round and its rest.
  */
 static void search_step(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
   struct peer_cold *c = p->cold; /* routed through a relay */
-  uint64_t dwell = wgam_fixed.relay_dwell / WGAM_MILLISECONDS;
-  uint64_t now = wall_ms(m, ts), j, end;
-  size_t n = count_usable(m, p), k;
+  size_t n = count_usable(m, p), steps;
+  int leader = memcmp(m->pubkey, p->pubkey, WGAM_KEY_LEN) < 0;
+  wgam_tstamp dwell = wgam_fixed.relay_dwell, rest = 0, hold;
   uint32_t via;
 
   if (!n) {
     set_route(m, p, NO_IDX, ts);
     return;
   }
-  if (c->relay_rank < UINT8_MAX)
-    c->relay_rank++;
-  /* A timer a little early falls in the slot it was set for. */
-  j = (now + 50) / dwell;
-  if (c->relay_rank * wgam_fixed.relay_dwell > wgam_fixed.relay_scan) {
-    uint64_t len = 2 * wgam_fixed.relay_confirm / wgam_fixed.relay_dwell;
-
+  /* relay_rank: the dwells spent searching so far (saturating). */
+  if (c->relay_rank * dwell >= wgam_fixed.relay_scan) {
     c->avoid_via = NO_IDX;
-    end = (j / len + 1) * len;
-  } else {
-    end = j + 1;
+    rest = 2 * wgam_fixed.relay_confirm;
   }
-  k = sched_rank(m, p, j, n);
-  via = pick_among(m, p, k);
-  if (via == c->avoid_via && n > 1)
-    via = pick_among(m, p, (k + 1) % n);
+  if (!leader || (c->avoid_via == NO_IDX && !rest && c->relay_rank < n)) {
+    /* Going round: the follower always, a fresh leader once. */
+    steps = 1;
+    hold = dwell + ((c->relay_rank + 1) % n == 0 ? rest : 0);
+  } else {
+    /* Long enough for a follower that holds the pair's first relay and
+     * then goes round. */
+    hold = wgam_fixed.relay_confirm + (n + 1) * dwell + 2 * rest;
+    steps = (size_t)(hold / dwell);
+  }
+  c->relay_rank =
+      (uint8_t)(c->relay_rank + steps < UINT8_MAX ? c->relay_rank + steps
+                                                  : UINT8_MAX);
+  via = next_relay(m, p, c->via, c->avoid_via, n);
   if (via != c->via)
     set_route(m, p, via, ts);
   else
     ask_through(m, p, ts);
   p->route = WGAM_ROUTE_RELAY_PENDING;
-  c->relay_at = ts_add(ts, (end * dwell - now) * WGAM_MILLISECONDS);
+  c->hold_end = ts_add(ts, hold);
+  c->relay_at = ts_min(c->hold_end, ts_add(ts, wgam_fixed.relay_confirm));
 }
 
 /* Peers routed through @r are reconsidered now (it went away). */
@@ -340,11 +325,11 @@ static void reroute_from(wgam_mesh *m, struct peer *r, wgam_tstamp ts) {
 /*
  * A peer routed through a relay. A Pong since route_at confirms the route;
  * a confirmed route is asked again every relay_probe (the other end may
- * have moved to another relay, and a packet is accepted only from the
- * entry holding its source; or the relay stopped forwarding). A pending
- * route unanswered within relay_dwell, or a confirmed one within
- * relay_confirm: the search (search_step()), passing over the relay that
- * failed a confirmed route.
+ * have moved to another relay or started afresh, and a packet is accepted
+ * only from the entry holding its source; or the relay stopped
+ * forwarding). A pending route unanswered by relay_at, or a confirmed one
+ * within relay_confirm: the search (search_step()), passing over the relay
+ * that failed a confirmed route.
  */
 static void relayed_step(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
   struct peer_cold *c = p->cold; /* routed through a relay */
@@ -387,6 +372,13 @@ static void relayed_step(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
   }
   if (ts < c->relay_at)
     return;
+  if (p->route == WGAM_ROUTE_RELAY_PENDING && c->relay_rank &&
+      ts < c->hold_end) {
+    /* A long hold asks again now and then (a Ping may be lost). */
+    ask_through(m, p, ts);
+    c->relay_at = ts_min(c->hold_end, ts_add(ts, wgam_fixed.relay_confirm));
+    return;
+  }
   if (p->route == WGAM_ROUTE_RELAYED) {
     /* A confirmed route went silent (the relay stopped forwarding or lost
      * the peer, or the other end started afresh): the search passes over

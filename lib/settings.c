@@ -137,17 +137,16 @@ const struct wgam_fixed wgam_fixed = {
      * relay_probe + relay_confirm. */
     .relay_probe = 2500 * WGAM_MILLISECONDS,
     /* Two ends searching for a relay that carries their pair (one fresh,
-     * the other with history, or a relay that failed them) take, slot by
-     * slot of the wall clock, the relay their pair's schedule names: each
-     * relay once per round, so an end that still holds a route is found
-     * within a round. Long enough for a Ping through the relay and back
-     * and for clocks a little apart; the pair's first relay is held as
-     * long. */
+     * the other with history, or a relay that failed them): the end with
+     * the higher key goes round the relays, one per relay_dwell, while the
+     * other holds each for a round and more (relay.c). Long enough for a
+     * Ping through the relay and its answer. */
     .relay_dwell = 1 * WGAM_SECONDS,
-    /* After this long without an answer a search takes a relay per
-     * 2 * relay_confirm (the schedule still the same on both ends), so
-     * that a peer that is away costs a route change per 4 s, not per
-     * second. */
+    /* After this long without an answer the peer is likely away: the
+     * round ends with a rest of 2 * relay_confirm, the failed relay is no
+     * longer passed over, and the holding end holds each relay for two
+     * rounds, so that a peer away costs a route change every few
+     * seconds, not every second. */
     .relay_scan = 8 * WGAM_SECONDS,
     /* An announced time further ahead of our wall clock than this is
      * taken as our clock's now (store.c): clocks a little apart are
