@@ -215,7 +215,8 @@ static void ask_through(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
 /* Moves @p's route to relay @via (pending, asked at once and held for
  * relay_confirm unless the caller says otherwise: the two ends lose their
  * direct path up to a probe apart, and both take the pair's first relay)
- * or back to direct. */
+ * or back to direct. The caller applies the move before it sends the Ping
+ * (wgam_mesh_next_peer_update() before wgam_mesh_write_pkt()). */
 static void set_route(wgam_mesh *m, struct peer *p, uint32_t via,
                       wgam_tstamp ts) {
   uint32_t ips = 1u + p->nprefixes;
@@ -243,7 +244,8 @@ static void set_route(wgam_mesh *m, struct peer *p, uint32_t via,
   c->route_at = ts;
   if (via != NO_IDX) {
     ask_through(m, p, ts);
-    c->relay_at = ts_add(ts, wgam_fixed.relay_confirm);
+    c->hold_end = ts_add(ts, wgam_fixed.relay_confirm);
+    c->relay_at = c->hold_end;
   }
   c->route_changes++;
   m->stats.relay_switches++;
@@ -372,8 +374,7 @@ static void relayed_step(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
   }
   if (ts < c->relay_at)
     return;
-  if (p->route == WGAM_ROUTE_RELAY_PENDING && c->relay_rank &&
-      ts < c->hold_end) {
+  if (p->route == WGAM_ROUTE_RELAY_PENDING && ts < c->hold_end) {
     /* A long hold asks again now and then (a Ping may be lost). */
     ask_through(m, p, ts);
     c->relay_at = ts_min(c->hold_end, ts_add(ts, wgam_fixed.relay_confirm));
