@@ -894,7 +894,7 @@ START_TEST(test_pair_relay_halts) {
     w_teardown();
   }
   fprintf(stderr, "relay halted: healed within %.2f s\n", worst);
-  ck_assert_msg(worst <= 6.5, "healed only after %.2f s", worst);
+  ck_assert_msg(worst <= 5.0, "healed only after %.2f s", worst);
 }
 END_TEST
 
