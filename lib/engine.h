@@ -87,7 +87,7 @@ struct peer_cold {
   uint32_t tries;
   uint8_t ntried;
   uint8_t backoff_level;
-  uint8_t relay_rank;   /* which usable relay to take next */
+  uint8_t relay_rank;   /* 0: the pair's first relay; else search slots */
   uint8_t first_ep;     /* the try began on an entry without endpoint */
   wgam_tstamp deadline; /* end of the try window or of the backoff */
   wgam_tstamp try_start;
@@ -98,10 +98,11 @@ struct peer_cold {
   wgam_tstamp req_at; /* we sent it a Request */
   /* Relaying (relay.c). */
   uint32_t via;           /* the relay's index while routed through one */
-  uint32_t avoid_via;     /* the relay that failed us, until one answers */
+  uint32_t avoid_via;     /* the relay that failed us, passed over a while */
   wgam_tstamp down_since; /* no working direct path since */
   wgam_tstamp relay_at;   /* (re)consider the route then */
   wgam_tstamp route_at;   /* route moved, or relayed Ping sent */
+  wgam_tstamp hold_end;   /* a search holds the relay until then */
   uint64_t route_changes;
   /* LAN endpoint and switch, NULL until a broadcast was heard. */
   struct peer_lan *lan;

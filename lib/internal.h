@@ -94,6 +94,8 @@ struct wgam_fixed {
   wgam_tstamp relay_after;   /* no direct path this long: use a relay */
   wgam_tstamp relay_confirm; /* a relayed Ping unanswered: next relay */
   wgam_tstamp relay_probe;   /* a relayed route is asked again this often */
+  wgam_tstamp relay_dwell;   /* a search goes round one relay per dwell */
+  wgam_tstamp relay_scan;    /* a search unanswered this long slows down */
   wgam_tstamp clock_slack;   /* announced times further ahead are ours */
   wgam_tstamp
       relay_direct_retry; /* relayed: direct tried at least this often */

@@ -8,7 +8,9 @@
  *
  *   DIRECT --no direct path for relay_after, a relay connected--> PENDING
  *   PENDING --Pong from the peer through the relay-->             RELAYED
- *   PENDING --no Pong within relay_confirm--> PENDING via the next relay
+ *   PENDING --no Pong within relay_confirm (the pair's first relay) or the
+ *             search's hold--> PENDING via the next relay of the search
+ *   RELAYED --probe unanswered within relay_confirm--> PENDING, the search
  *   PENDING, RELAYED --direct handshake, or no relay usable-->    DIRECT
  *
  * Moving is one peer update: the peer's allowed IPs added to the relay's
@@ -140,43 +142,21 @@ static uint64_t pair_rank(const wgam_mesh *m, const struct peer *p,
   return a ^ (a >> 29);
 }
 
-/* A draw of relay_rank (never 0, the pair's own first choice) for the
- * current slot of the wall clock, the same on both ends of the pair. */
-static uint8_t slot_rank(const wgam_mesh *m, const struct peer *p,
-                         wgam_tstamp ts) {
-  uint64_t slot =
-      unix_at(m, ts) / (2 * wgam_fixed.relay_confirm / WGAM_SECONDS);
-  uint64_t a, b;
+static size_t count_usable(const wgam_mesh *m, const struct peer *p) {
+  size_t i, n = 0;
 
-  memcpy(&a, m->pubkey, sizeof(a));
-  memcpy(&b, p->pubkey, sizeof(b));
-  a ^= b ^ (slot * 0x9e3779b97f4a7c15ull);
-  a ^= a >> 33;
-  a *= 0xff51afd7ed558ccdull;
-  a ^= a >> 33;
-  return (uint8_t)(1 + a % 255);
+  for (i = 0; i < m->npeers; i++)
+    n += usable_relay(m, p, (uint32_t)i);
+  return n;
 }
 
-/* When the current slot of slot_rank() ends. */
-static wgam_tstamp slot_end(const wgam_mesh *m, wgam_tstamp ts) {
-  uint64_t len = 2 * wgam_fixed.relay_confirm / WGAM_SECONDS;
-
-  return ts_add(ts, (len - unix_at(m, ts) % len) * WGAM_SECONDS);
-}
-
-/* The relay_rank-th usable relay in the pair's order, @skip left out. */
-static uint32_t pick_among(const wgam_mesh *m, const struct peer *p,
-                           uint32_t skip) {
-  size_t i, n = 0, k, r;
+/* The @k-th usable relay in the pair's order (pair_rank()), k < n. */
+static uint32_t pick_among(const wgam_mesh *m, const struct peer *p, size_t k) {
+  size_t i, r;
   uint64_t prev = 0;
   uint32_t best = NO_IDX;
 
-  for (i = 0; i < m->npeers; i++)
-    n += i != skip && usable_relay(m, p, (uint32_t)i);
-  if (!n)
-    return NO_IDX;
   /* k+1 passes over the relays for the k-th smallest rank (few relays). */
-  k = cold(p)->relay_rank % n;
   for (r = 0; r <= k; r++) {
     uint64_t lo = UINT64_MAX;
 
@@ -184,7 +164,7 @@ static uint32_t pick_among(const wgam_mesh *m, const struct peer *p,
     for (i = 0; i < m->npeers; i++) {
       uint64_t h;
 
-      if (i == skip || !usable_relay(m, p, (uint32_t)i))
+      if (!usable_relay(m, p, (uint32_t)i))
         continue;
       h = pair_rank(m, p, &m->peers[i]);
       if ((r == 0 || h > prev) && (best == NO_IDX || h < lo)) {
@@ -197,27 +177,46 @@ static uint32_t pick_among(const wgam_mesh *m, const struct peer *p,
   return best;
 }
 
-/* The relay_rank-th usable relay in the pair's order, passing over the
- * one that just failed the pair (avoid_via) while another is usable;
- * NO_IDX if none is usable. Both ends of a pair whose relay failed see it
- * fail, and so pass over the same one. */
-static uint32_t pick_relay(const wgam_mesh *m, const struct peer *p) {
-  uint32_t via = pick_among(m, p, cold(p)->avoid_via);
-
-  return via != NO_IDX ? via : pick_among(m, p, NO_IDX);
+/* The pair's first relay, the same on both ends: NO_IDX if none is
+ * usable. */
+static uint32_t first_relay(const wgam_mesh *m, const struct peer *p) {
+  return count_usable(m, p) ? pick_among(m, p, 0) : NO_IDX;
 }
 
-/* Asks the peer through its relay; the answer is due by relay_at. A
- * confirmed route is asked with two Pings, so that one lost datagram does
- * not look like a failed relay. */
+/* The usable relay after @via in the pair's order, round to the first;
+ * @avoid passed over while another is usable. */
+static uint32_t next_relay(const wgam_mesh *m, const struct peer *p,
+                           uint32_t via, uint32_t avoid, size_t n) {
+  size_t i, pos = 0;
+  uint64_t h = via != NO_IDX ? pair_rank(m, p, &m->peers[via]) : 0;
+  uint32_t next;
+
+  /* Where @via is (or would be) among the usable relays. */
+  for (i = 0; via != NO_IDX && i < m->npeers; i++)
+    pos += usable_relay(m, p, (uint32_t)i) && pair_rank(m, p, &m->peers[i]) < h;
+  if (via != NO_IDX && usable_relay(m, p, via))
+    pos++;
+  next = pick_among(m, p, pos % n);
+  if (next == avoid && n > 1)
+    next = pick_among(m, p, (pos + 1) % n);
+  return next;
+}
+
+/* Asks the peer through its relay (the caller sets relay_at). A confirmed
+ * route is asked with two Pings, so that one lost datagram does not look
+ * like a failed relay. */
 static void ask_through(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
   p->cold->route_at = ts; /* routed through a relay: p->cold is there */
-  p->cold->relay_at = ts_add(ts, wgam_fixed.relay_confirm);
   wgam_queue_to_peer(m, WGAM_MSG_PING, NO_IDX, p);
   if (p->route == WGAM_ROUTE_RELAYED)
     wgam_queue_to_peer(m, WGAM_MSG_PING, NO_IDX, p);
 }
 
+/* Moves @p's route to relay @via (pending, asked at once and held for
+ * relay_confirm unless the caller says otherwise: the two ends lose their
+ * direct path up to a probe apart, and both take the pair's first relay)
+ * or back to direct. The caller applies the move before it sends the Ping
+ * (wgam_mesh_next_peer_update() before wgam_mesh_write_pkt()). */
 static void set_route(wgam_mesh *m, struct peer *p, uint32_t via,
                       wgam_tstamp ts) {
   uint32_t ips = 1u + p->nprefixes;
@@ -232,6 +231,8 @@ static void set_route(wgam_mesh *m, struct peer *p, uint32_t via,
              wgam_key_short(p->pubkey).s);
     p->route = WGAM_ROUTE_DIRECT;
     c->relay_at = NONE;
+    c->relay_rank = 0;
+    c->avoid_via = NO_IDX;
   } else {
     wgam_log(m, WGAM_LOG_INFO, "peer %s: no direct path, through relay %s",
              wgam_key_short(p->pubkey).s,
@@ -241,11 +242,70 @@ static void set_route(wgam_mesh *m, struct peer *p, uint32_t via,
   }
   c->via = via;
   c->route_at = ts;
-  if (via != NO_IDX)
+  if (via != NO_IDX) {
     ask_through(m, p, ts);
+    c->hold_end = ts_add(ts, wgam_fixed.relay_confirm);
+    c->relay_at = c->hold_end;
+  }
   c->route_changes++;
   m->stats.relay_switches++;
   wgam_mark_update(m, p, UPD_ROUTE);
+}
+
+/*
+ * One move of a search for the relay that carries the pair. The two ends
+ * must come to the same relay, and their clocks cannot tell them when (the
+ * wall clock reaches the engine in whole seconds), so they take different
+ * parts by their keys: the end with the lower key (the leader) holds each
+ * relay long enough for the other (the follower) to take the pair's first
+ * relay and go round all the relays, one per relay_dwell, asking through
+ * each. Whatever each end
+ * knows (one may start afresh while the other holds a route or passes
+ * over a relay that failed it), the follower finds the leader within a
+ * round. A leader that starts afresh also goes round once, for a follower
+ * that still holds its route. The relay that failed a confirmed route
+ * (avoid_via) is passed over for relay_scan; after that, with no answer,
+ * the peer is likely away and both ends slow down, the follower resting
+ * 2 * relay_confirm after each round and the leader holding each relay
+ * longer than a round and its rest.
+ */
+static void search_step(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
+  struct peer_cold *c = p->cold; /* routed through a relay */
+  size_t n = count_usable(m, p), steps;
+  int leader = memcmp(m->pubkey, p->pubkey, WGAM_KEY_LEN) < 0;
+  wgam_tstamp dwell = wgam_fixed.relay_dwell, rest = 0, hold;
+  uint32_t via;
+
+  if (!n) {
+    set_route(m, p, NO_IDX, ts);
+    return;
+  }
+  /* relay_rank: the dwells spent searching so far (saturating). */
+  if (c->relay_rank * dwell >= wgam_fixed.relay_scan) {
+    c->avoid_via = NO_IDX;
+    rest = 2 * wgam_fixed.relay_confirm;
+  }
+  if (!leader || (c->avoid_via == NO_IDX && !rest && c->relay_rank < n)) {
+    /* Going round: the follower always, a fresh leader once. */
+    steps = 1;
+    hold = dwell + ((c->relay_rank + 1) % n == 0 ? rest : 0);
+  } else {
+    /* Long enough for a follower that holds the pair's first relay and
+     * then goes round. */
+    hold = wgam_fixed.relay_confirm + (n + 1) * dwell + 2 * rest;
+    steps = (size_t)(hold / dwell);
+  }
+  c->relay_rank =
+      (uint8_t)(c->relay_rank + steps < UINT8_MAX ? c->relay_rank + steps
+                                                  : UINT8_MAX);
+  via = next_relay(m, p, c->via, c->avoid_via, n);
+  if (via != c->via)
+    set_route(m, p, via, ts);
+  else
+    ask_through(m, p, ts);
+  p->route = WGAM_ROUTE_RELAY_PENDING;
+  c->hold_end = ts_add(ts, hold);
+  c->relay_at = ts_min(c->hold_end, ts_add(ts, wgam_fixed.relay_confirm));
 }
 
 /* Peers routed through @r are reconsidered now (it went away). */
@@ -267,77 +327,70 @@ static void reroute_from(wgam_mesh *m, struct peer *r, wgam_tstamp ts) {
 /*
  * A peer routed through a relay. A Pong since route_at confirms the route;
  * a confirmed route is asked again every relay_probe (the other end may
- * have moved to another relay, and a packet is accepted only from the
- * entry holding its source; or the relay stopped forwarding). Unanswered
- * by relay_at: a relay drawn for the pair, passing over the one that
- * failed.
+ * have moved to another relay or started afresh, and a packet is accepted
+ * only from the entry holding its source; or the relay stopped
+ * forwarding). A pending route unanswered by relay_at, or a confirmed one
+ * within relay_confirm: the search (search_step()), passing over the relay
+ * that failed a confirmed route.
  */
 static void relayed_step(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
   struct peer_cold *c = p->cold; /* routed through a relay */
   int answered = p->pong_at != NONE && p->pong_at >= c->route_at;
   uint32_t via;
 
-  if (!usable_relay(m, p, c->via)) {
-    /* The relay lost its direct path in our view, maybe for a moment (a
-     * probe lost): a route that worked is left only when a Ping through
-     * it goes unanswered, so that one blip does not send the two ends of
-     * a pair to different relays. */
-    if (answered && ts >= ts_add(c->route_at, wgam_fixed.relay_confirm)) {
-      ask_through(m, p, ts);
-      return;
-    }
-    if (answered || ts < c->relay_at)
-      return;
-    c->relay_rank = 0;
-    via = pick_relay(m, p);
-    set_route(m, p, via, ts);
-    return;
-  }
   if (answered) {
     if (p->route == WGAM_ROUTE_RELAY_PENDING) {
       wgam_log(m, WGAM_LOG_INFO, "peer %s: relayed path confirmed",
                wgam_key_short(p->pubkey).s);
       p->route = WGAM_ROUTE_RELAYED;
       c->avoid_via = NO_IDX;
+      c->relay_rank = 0;
+    }
+    if (!usable_relay(m, p, c->via)) {
+      /* The relay lost its direct path in our view, maybe for a moment
+       * (a probe lost): a route that worked is left only when a Ping
+       * through it goes unanswered, so that one blip does not send the two
+       * ends of a pair to different relays. */
+      if (ts >= ts_add(c->route_at, wgam_fixed.relay_confirm)) {
+        ask_through(m, p, ts);
+        c->relay_at = ts_add(ts, wgam_fixed.relay_confirm);
+      }
+      return;
     }
     c->relay_at = ts_add(p->pong_at, wgam_fixed.relay_probe);
-    if (ts >= c->relay_at)
+    if (ts >= c->relay_at) {
       ask_through(m, p, ts);
+      c->relay_at = ts_add(ts, wgam_fixed.relay_confirm);
+    }
     return;
   }
-  /* Unconfirmed: move at once to the relay both ends rank first when it
-   * is not the one in use (it may have come up after we chose). */
-  if (c->relay_rank == 0 && (via = pick_relay(m, p)) != c->via &&
-      via != NO_IDX) {
+  /* Unconfirmed, before the search: move at once to the pair's first
+   * relay when it is not the one in use (it may have come up after we
+   * chose, or ours went down). */
+  if (p->route == WGAM_ROUTE_RELAY_PENDING && c->relay_rank == 0 &&
+      (via = first_relay(m, p)) != c->via && via != NO_IDX) {
     set_route(m, p, via, ts);
     return;
   }
   if (ts < c->relay_at)
     return;
+  if (p->route == WGAM_ROUTE_RELAY_PENDING && ts < c->hold_end) {
+    /* A long hold asks again now and then (a Ping may be lost). */
+    ask_through(m, p, ts);
+    c->relay_at = ts_min(c->hold_end, ts_add(ts, wgam_fixed.relay_confirm));
+    return;
+  }
   if (p->route == WGAM_ROUTE_RELAYED) {
     /* A confirmed route went silent (the relay stopped forwarding or lost
-     * the peer): the pair passes over that relay until another answers. */
+     * the peer, or the other end started afresh): the search passes over
+     * that relay for a while. */
     wgam_log(m, WGAM_LOG_INFO, "peer %s: no answer through relay %s",
              wgam_key_short(p->pubkey).s,
              wgam_key_short(m->peers[c->via].pubkey).s);
     c->avoid_via = c->via;
+    c->relay_rank = 0;
   }
-  /*
-   * No answer through it. Counting on to the next relay would let two ends
-   * that fell out of step stay so for ever (each moving when the other
-   * does). Instead both hold, for a slot of the wall clock, the relay that
-   * their pair and the slot draw: the same on both ends while their clocks
-   * agree on the slot (a Ping from the peer then gets ours at once, see
-   * wgam_relay_pinged()), a fresh draw in the next slot when they do not.
-   */
-  c->relay_rank = slot_rank(m, p, ts);
-  via = pick_relay(m, p);
-  if (via != c->via)
-    set_route(m, p, via, ts);
-  else
-    ask_through(m, p, ts);
-  p->route = WGAM_ROUTE_RELAY_PENDING;
-  c->relay_at = slot_end(m, ts);
+  search_step(m, p, ts);
 }
 
 void wgam_relay_step(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
@@ -373,7 +426,7 @@ void wgam_relay_step(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
   }
   if (c->relay_at == NONE || ts < c->relay_at)
     return;
-  via = pick_relay(m, p);
+  via = first_relay(m, p);
   if (via == NO_IDX) {
     c->relay_at = NONE; /* wgam_relay_up() wakes it */
     return;
@@ -408,8 +461,8 @@ void wgam_relay_up(wgam_mesh *m, struct peer *r, wgam_tstamp ts) {
 /*
  * A Ping from a peer whose relayed route is not confirmed yet: it has
  * chosen its route to us (its Ping came through), so a Ping of ours now is
- * answered through it. Without this our next Ping would wait for
- * relay_confirm. One Ping out per Ping in, only in that state.
+ * answered through it. Without this our next Ping would wait for the next
+ * slot of the search. One Ping out per Ping in, only in that state.
  */
 void wgam_relay_pinged(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
   struct peer *p = &m->peers[idx];

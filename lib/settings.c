@@ -136,6 +136,18 @@ const struct wgam_fixed wgam_fixed = {
      * the entry that holds its source). A failed relay is left within
      * relay_probe + relay_confirm. */
     .relay_probe = 2500 * WGAM_MILLISECONDS,
+    /* Two ends searching for a relay that carries their pair (one fresh,
+     * the other with history, or a relay that failed them): the end with
+     * the higher key goes round the relays, one per relay_dwell, while the
+     * other holds each for a round and more (relay.c). Long enough for a
+     * Ping through the relay and its answer. */
+    .relay_dwell = 1 * WGAM_SECONDS,
+    /* After this long without an answer the peer is likely away: the
+     * round ends with a rest of 2 * relay_confirm, the failed relay is no
+     * longer passed over, and the holding end holds each relay for two
+     * rounds, so that a peer away costs a route change every few
+     * seconds, not every second. */
+    .relay_scan = 8 * WGAM_SECONDS,
     /* An announced time further ahead of our wall clock than this is
      * taken as our clock's now (store.c): clocks a little apart are
      * normal, a member a year ahead must not pin its endpoints. */

@@ -617,6 +617,58 @@ static void node_kill(struct sim *s, uint32_t x) {
 }
 
 /*
+ * --reload-at: node @x's peer list is set without the peers it routes
+ * through a relay (a reload of its configuration), and @b = 1 with them
+ * again --reload-gap later: that end starts afresh for them while the
+ * other ends keep their history. heal_s is the time from the re-add until
+ * the node reached every other node again.
+ */
+static void node_reload(struct sim *s, uint32_t x, uint32_t b) {
+  struct node *nd = &s->nodes[x];
+  wgam_peer_config *cfg = s->cfg;
+  size_t n = s->n;
+  int rc;
+
+  if (nd->dead || !nd->started)
+    return;
+  if (!b) {
+    cfg = xcalloc(s->n, sizeof(*cfg));
+    n = 0;
+    for (uint32_t j = 0; j < s->n; j++)
+      if (j == x || dev_route(s, x, j) == j)
+        cfg[n++] = s->cfg[j];
+    fprintf(stderr,
+            "wgautomesh-sim: node %" PRIu32 " drops its %zu relayed peers "
+            "at %.3f s\n",
+            x, (size_t)s->n - n, (double)s->now / 1e9);
+  }
+  rc = wgam_mesh_set_peers(nd->mesh, cfg, n, s->now);
+  if (cfg != s->cfg)
+    free(cfg);
+  if (rc < 0) {
+    fprintf(stderr, "node %" PRIu32 ": reload: %s\n", x, wgam_strerror(rc));
+    exit(2);
+  }
+  node_service(s, x);
+  if (b) {
+    s->reload_ns = s->now;
+    reach_reset(s);
+    /* Only the pairs of the reloaded node are to reach each other again. */
+    for (uint32_t i = 0; i < s->n; i++)
+      for (uint32_t j = i + 1; j < s->n; j++) {
+        size_t bit = (size_t)i * s->n + j;
+
+        if (i == x || j == x || !reach_model(s, i, j) ||
+            ((s->reached[bit >> 3] >> (bit & 7)) & 1))
+          continue;
+        s->reached[bit >> 3] |= (uint8_t)(1 << (bit & 7));
+        if (++s->reach_ever == s->reach_model_pairs)
+          s->reach_ns = s->now;
+      }
+  }
+}
+
+/*
  * Counts the pairs the model can reach from now on, and those that already
  * reach each other. reach_ns is when they all did.
  */
@@ -645,6 +697,11 @@ static int done(const struct sim *s) {
   if (s->kill_node >= 0 && (s->now < s->kill_ns || s->reach_ns == NEVER))
     return 0;
   if (s->cone_ns != NEVER && (s->now < s->cone_ns || s->reach_ns == NEVER))
+    return 0;
+  /* After a reload, routes are judged --settle after every pair met. */
+  if (s->reload_node >= 0 &&
+      (s->reload_ns == NEVER || s->reach_ns == NEVER ||
+       s->now < s->reach_ns + (uint64_t)(s->p.settle_s * 1e9)))
     return 0;
   if (s->roam_node >= 0 && (s->now < s->roam_ns || s->recovered_ns == NEVER))
     return 0;
@@ -804,6 +861,8 @@ static int setup(struct sim *s, const struct params *p) {
   s->reach_first_ns = NEVER;
   s->kill_node = -1;
   s->cone_ns = NEVER;
+  s->reload_node = -1;
+  s->reload_ns = NEVER;
   s->roam_node = -1;
   s->digest = 0xcbf29ce484222325ULL;
   rng_seed(&r, p->seed, 1);
@@ -1020,6 +1079,24 @@ static int setup(struct sim *s, const struct params *p) {
     if (evq_push(&s->q, s->kill_ns, EV_KILL, (uint32_t)s->kill_node, 0, 0))
       fatal_nomem();
   }
+  if (p->reload_s >= 0) {
+    s->reload_node = p->reload_node;
+    for (uint32_t i = 0; s->reload_node < 0 && i < n; i++)
+      if (s->nodes[i].nat == 3)
+        s->reload_node = i;
+    if (s->reload_node < 0)
+      s->reload_node = 0;
+    fprintf(stderr,
+            "wgautomesh-sim: node %" PRId64 " (%s) reloads at %.3f s, peers "
+            "back %.3f s later\n",
+            s->reload_node, nat_name(s->nodes[s->reload_node].nat), p->reload_s,
+            p->reload_gap_s);
+    if (evq_push(&s->q, (uint64_t)(p->reload_s * 1e9), EV_RELOAD,
+                 (uint32_t)s->reload_node, 0, 0) ||
+        evq_push(&s->q, (uint64_t)((p->reload_s + p->reload_gap_s) * 1e9),
+                 EV_RELOAD, (uint32_t)s->reload_node, 1, 0))
+      fatal_nomem();
+  }
   for (uint32_t i = 0; i < n; i++)
     if (evq_push(&s->q, (uint64_t)(p->spread_s * 1e9 * rng_double(&r)),
                  EV_START, i, 0, 0))
@@ -1227,6 +1304,12 @@ static void collect(struct sim *s, struct result *res, double wall) {
         s->reach_ns == NEVER ? -1 : (double)(s->reach_ns - s->kill_ns) / 1e9;
     res->live_pairs -= s->n - 1;
   }
+  if (s->reload_ns != NEVER) {
+    res->reach_s =
+        s->reach_first_ns == NEVER ? -1 : (double)s->reach_first_ns / 1e9;
+    res->heal_s =
+        s->reach_ns == NEVER ? -1 : (double)(s->reach_ns - s->reload_ns) / 1e9;
+  }
   res->reach_model_pairs = s->reach_model_pairs;
   for (uint32_t i = 0; i < s->n; i++)
     for (uint32_t j = i + 1; j < s->n; j++) {
@@ -1332,6 +1415,9 @@ static int run(const struct params *p, struct result *res) {
     case EV_KILL:
       node_kill(s, ev.a);
       break;
+    case EV_RELOAD:
+      node_reload(s, ev.a, ev.b);
+      break;
     case EV_NAT_CONE:
       nat_to_cone(s);
       break;
@@ -1412,14 +1498,14 @@ static double reach_share(const struct result *r) {
   return r->live_pairs ? (double)r->reach_end / (double)r->live_pairs : 1.0;
 }
 
-/* " heal_s=..." after a --kill-at, " direct_s=..." after a
+/* " heal_s=..." after a --kill-at or --reload-at, " direct_s=..." after a
  * --nat-to-cone, else "". */
 static const char *heal_kv(const struct params *p, const struct result *r,
                            char *buf, size_t len) {
   char v[32];
 
   buf[0] = 0;
-  if (p->kill_s >= 0) {
+  if (p->kill_s >= 0 || p->reload_s >= 0) {
     fmt_s(v, sizeof(v), r->heal_s);
     snprintf(buf, len, " heal_s=%s", v);
   } else if (p->cone_s >= 0) {
@@ -1521,6 +1607,13 @@ static int check_relay(const struct params *p, const struct result *r) {
             policy_name(r->policy));
     ok = 0;
   }
+  if (p->reload_s >= 0 && !(r->heal_s >= 0)) {
+    fprintf(stderr,
+            "CHECK FAILED: %s: the pairs did not all reach each other "
+            "again after a node's peers were removed and added back\n",
+            policy_name(r->policy));
+    ok = 0;
+  }
   if (p->prefixes && r->prefix_misrouted) {
     fprintf(stderr,
             "CHECK FAILED: %s: %" PRIu64 " prefixes not routed where their "
@@ -1582,7 +1675,14 @@ static void usage(FILE *f) {
           "  --nat-to-cone T    the symmetric NATs become port-restricted "
           "cone NATs at T s\n"
           "                     (direct_s: until every pair that can is "
-          "direct); not with --kill-at\n",
+          "direct); not with --kill-at\n"
+          "  --reload-at T      a node's peer list drops the peers it relays "
+          "at T s and has\n"
+          "                     them back --reload-gap S later (default 2; "
+          "heal_s: from then\n"
+          "                     until the node reached every other again)\n"
+          "  --reload-node I    which node (default: the first behind a "
+          "symmetric NAT)\n",
           PFX_LEN);
 }
 
@@ -1619,6 +1719,9 @@ int main(int argc, char **argv) {
       {"kill-at", required_argument, NULL, 'Z'},
       {"kill-node", required_argument, NULL, 'z'},
       {"nat-to-cone", required_argument, NULL, 'y'},
+      {"reload-at", required_argument, NULL, 'A'},
+      {"reload-node", required_argument, NULL, 'B'},
+      {"reload-gap", required_argument, NULL, 'j'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
   };
@@ -1644,6 +1747,9 @@ int main(int argc, char **argv) {
       .kill_node = -1,
       .kill_s = -1,
       .cone_s = -1,
+      .reload_node = -1,
+      .reload_s = -1,
+      .reload_gap_s = 2,
   };
   struct result res[2];
   int both = 0, c, ok = 1;
@@ -1757,6 +1863,15 @@ int main(int argc, char **argv) {
     case 'y':
       p.cone_s = strtod(optarg, NULL);
       break;
+    case 'A':
+      p.reload_s = strtod(optarg, NULL);
+      break;
+    case 'B':
+      p.reload_node = strtoll(optarg, NULL, 10);
+      break;
+    case 'j':
+      p.reload_gap_s = strtod(optarg, NULL);
+      break;
     case 'h':
       usage(stdout);
       return 0;
@@ -1772,6 +1887,9 @@ int main(int argc, char **argv) {
       (p.roam_node >= (int64_t)p.nodes) || p.skew_node >= (int64_t)p.nodes ||
       p.kill_node >= (int64_t)p.nodes || !(p.kill_s >= 0 || p.kill_s == -1) ||
       !(p.cone_s >= 0 || p.cone_s == -1) || (p.cone_s >= 0 && p.kill_s >= 0) ||
+      !(p.reload_s >= 0 || p.reload_s == -1) || !(p.reload_gap_s >= 0) ||
+      p.reload_node >= (int64_t)p.nodes ||
+      (p.reload_s >= 0 && (p.kill_s >= 0 || p.cone_s >= 0)) ||
       !isfinite(p.skew_s) || fabs(p.skew_s) > 1e11 ||
       (p.prefixes && p.nodes > 1u << (32 - 11 - (32 - PFX_LEN)))) {
     usage(stderr);

@@ -36,6 +36,7 @@ enum ev_kind {
   EV_MARK,     /* a: 0 steady window starts, 1 it ends */
   EV_KILL,     /* a: node that stops for good (a daemon killed) */
   EV_NAT_CONE, /* the symmetric NATs become port-restricted cone NATs */
+  EV_RELOAD,   /* a: node whose peer list changes; b: 0 drop, 1 add back */
 };
 
 enum pkt_type {
@@ -212,9 +213,12 @@ struct params {
   int prefixes;      /* every node routes one extra prefix */
   int64_t skew_node; /* -1: none */
   double skew_s;
-  int64_t kill_node; /* -1: the first relay */
-  double kill_s;     /* < 0: none */
-  double cone_s;     /* < 0: none */
+  int64_t kill_node;   /* -1: the first relay */
+  double kill_s;       /* < 0: none */
+  double cone_s;       /* < 0: none */
+  int64_t reload_node; /* -1: the first node behind a symmetric NAT */
+  double reload_s;     /* < 0: none */
+  double reload_gap_s;
   int64_t log_node;
   double mem_limit_gib;
 };
@@ -310,7 +314,9 @@ struct sim {
   uint64_t reach_first_ns; /* reach_ns before a kill or NAT change */
   int64_t kill_node;
   uint64_t kill_ns;
-  uint64_t cone_ns;    /* NEVER: no --nat-to-cone */
+  uint64_t cone_ns; /* NEVER: no --nat-to-cone */
+  int64_t reload_node;
+  uint64_t reload_ns;  /* peers added back then; NEVER: no --reload-at */
   int reach_direct;    /* reach counts direct paths only */
   uint32_t cone_stamp; /* when the NATs changed */
   uint32_t npublic;

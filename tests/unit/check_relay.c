@@ -498,6 +498,406 @@ START_TEST(test_no_flapping_alternating) {
 }
 END_TEST
 
+/*
+ * Two engines, A and B, each behind a symmetric NAT (no direct path), and
+ * three public relays R1-R3 faked as above. Each engine has its own device;
+ * a datagram from one engine to the other goes through the relay whose
+ * entry holds the destination on the sender's device, and WireGuard at the
+ * other end accepts it only when its own entry for that relay holds the
+ * sender's address: the two ends must route the pair through the same
+ * relay.
+ */
+enum { WA, WB, W1, W2, W3, WN };
+
+static struct {
+  wgam_mesh *m[2];
+  wgam_tstamp now;
+  uint8_t keys[WN][WGAM_KEY_LEN];
+  wgam_addr addr[WN];
+  wgam_peer_config cfg[WN];
+  struct entry dev[2][WN]; /* dev[e][i]: engine e's entry for node i */
+  int halted[WN];          /* relay i does not forward */
+  wgam_tstamp ahead[2];    /* engine e's wall clock is this far ahead */
+  uint8_t gkey[WGAM_KEY_LEN];
+} w;
+
+static int w_node_of(const uint8_t *key) {
+  for (int i = 0; i < WN; i++)
+    if (!memcmp(w.keys[i], key, WGAM_KEY_LEN))
+      return i;
+  return -1;
+}
+
+static int w_node_at(const wgam_addr *a) {
+  for (int i = 0; i < WN; i++)
+    if (a->family == w.addr[i].family && !memcmp(a->ip, w.addr[i].ip, 16))
+      return i;
+  return -1;
+}
+
+/* The entry of engine @e's device that holds node @n's address, or -1. */
+static int w_holder(int e, int n) {
+  int found = -1;
+
+  for (int i = 0; i < WN; i++)
+    for (size_t k = 0; k < w.dev[e][i].nips; k++)
+      if (w_node_at(&w.dev[e][i].ips[k].addr) == n &&
+          w.dev[e][i].ips[k].prefixlen == 32) {
+        ck_assert_msg(found < 0, "engine %d: node %d on two entries", e, n);
+        found = i;
+      }
+  return found;
+}
+
+static void w_apply(int e, const wgam_peer_update *u) {
+  int i = w_node_of(u->pubkey);
+  struct entry *x;
+
+  ck_assert_int_ge(i, 0);
+  x = &w.dev[e][i];
+  if (u->flags & WGAM_PEER_REMOVE_ME) {
+    memset(x, 0, sizeof(*x));
+    return;
+  }
+  if (!x->present) {
+    memset(x, 0, sizeof(*x));
+    x->present = 1;
+    memcpy(x->key, u->pubkey, WGAM_KEY_LEN);
+  }
+  if (u->flags & WGAM_PEER_REPLACE_ALLOWEDIPS)
+    x->nips = 0;
+  for (size_t k = 0; k < u->nallowedips; k++) {
+    const wgam_cidr *c = &u->allowedips[k];
+    int dup = 0;
+
+    for (int j = 0; j < WN; j++) {
+      struct entry *y = &w.dev[e][j];
+      for (size_t l = 0; l < y->nips; l++)
+        if (same_cidr(&y->ips[l], c) && j != i) {
+          y->ips[l] = y->ips[--y->nips];
+          break;
+        }
+    }
+    for (size_t l = 0; l < x->nips; l++)
+      dup |= same_cidr(&x->ips[l], c);
+    if (!dup) {
+      ck_assert_uint_lt(x->nips, MAXIPS);
+      x->ips[x->nips++] = *c;
+    }
+  }
+}
+
+static void w_deliver(int to, int from, const uint8_t *pkt, size_t n) {
+  wgam_addr src = w.addr[from];
+
+  src.port = 1666;
+  wgam_mesh_read_pkt(w.m[to - WA], &src, pkt, n, w.now);
+}
+
+static void w_pong(int e, int relay) {
+  uint8_t plain[64], pkt[128], nonce[WGAM_NONCE_LEN] = {2};
+  wgam_msg msg;
+  wgam_ssize n;
+
+  memset(&msg, 0, sizeof(msg));
+  msg.type = WGAM_MSG_PONG;
+  n = wgam_msg_encode(plain, sizeof(plain), &msg);
+  ck_assert_int_gt(n, 0);
+  n = wgam_pkt_seal(pkt, sizeof(pkt), w.gkey, nonce, plain, (size_t)n);
+  ck_assert_int_gt(n, 0);
+  w_deliver(e, relay, pkt, (size_t)n);
+}
+
+static void w_drain(int e) {
+  wgam_peer_update u;
+  uint8_t buf[WGAM_MAX_DATAGRAM_LEN], plain[WGAM_MAX_PLAINTEXT_LEN];
+  wgam_addr dest;
+  wgam_ssize n;
+  int other = e == WA ? WB : WA;
+
+  while (wgam_mesh_next_peer_update(w.m[e], &u) == 1)
+    w_apply(e, &u);
+  while ((n = wgam_mesh_write_pkt(w.m[e], &dest, buf, sizeof(buf), w.now)) >
+         0) {
+    wgam_msg msg;
+    int to = w_node_at(&dest), via;
+    wgam_ssize pl = wgam_pkt_open(plain, sizeof(plain), w.gkey, buf, (size_t)n);
+
+    ck_assert_int_gt(pl, 0);
+    ck_assert_int_ge(wgam_msg_decode(&msg, plain, (size_t)pl), 0);
+    if (to >= W1) {
+      if (msg.type == WGAM_MSG_PING)
+        w_pong(e, to);
+      continue;
+    }
+    if (to != other)
+      continue;
+    via = w_holder(e, other);
+    if (via >= W1 && !w.halted[via] && w_holder(other, e) == via)
+      w_deliver(other, e, buf, (size_t)n);
+  }
+  while (wgam_mesh_next_peer_update(w.m[e], &u) == 1)
+    w_apply(e, &u);
+}
+
+static void w_observe(int e) {
+  wgam_device_peer dp[WN];
+  wgam_device d;
+  size_t n = 0;
+  uint64_t unix_now = 1700000000u + (w.now + w.ahead[e]) / WGAM_SECONDS;
+
+  memset(&d, 0, sizeof(d));
+  memcpy(d.pubkey, w.keys[e], WGAM_KEY_LEN);
+  d.has_pubkey = 1;
+  d.listen_port = 51820;
+  for (int i = 0; i < WN; i++) {
+    struct entry *x = &w.dev[e][i];
+    int up = i >= W1;
+
+    if (!x->present)
+      continue;
+    memset(&dp[n], 0, sizeof(dp[n]));
+    memcpy(dp[n].pubkey, x->key, WGAM_KEY_LEN);
+    dp[n].endpoint = x->endpoint;
+    dp[n].last_handshake = up ? unix_now : 0;
+    dp[n].rx_bytes = up ? (x->rx += 100) : x->rx;
+    dp[n].allowedips = x->ips;
+    dp[n].nallowedips = x->nips;
+    n++;
+  }
+  d.peers = dp;
+  d.npeers = n;
+  ck_assert_int_eq(wgam_mesh_observe_device(w.m[e], &d, w.now, unix_now), 0);
+}
+
+static void w_run(wgam_tstamp ns) {
+  wgam_tstamp end = w.now + ns;
+
+  while (w.now < end) {
+    w.now += 50 * WGAM_MILLISECONDS;
+    for (int e = WA; e <= WB; e++) {
+      if (wgam_mesh_get_expiry(w.m[e]) <= w.now)
+        ck_assert_int_eq(wgam_mesh_handle_expiry(w.m[e], w.now), 0);
+      w_drain(e);
+      if (wgam_mesh_get_wants(w.m[e]) & WGAM_WANT_DEVICE)
+        w_observe(e);
+      w_drain(e);
+    }
+  }
+}
+
+/* Engine @e's view of node @n. */
+static void w_info(int e, int n, wgam_peer_info *pi) {
+  for (size_t i = 0; wgam_mesh_get_peer_info(w.m[e], i, pi) == 0; i++)
+    if (!memcmp(pi->pubkey, w.keys[n], WGAM_KEY_LEN))
+      return;
+  ck_abort_msg("engine %d has no peer %d", e, n);
+}
+
+/* The relay both ends confirmed for the pair, or -1. */
+static int w_agreed(void) {
+  wgam_peer_info a, b;
+
+  w_info(WA, WB, &a);
+  w_info(WB, WA, &b);
+  if (a.route != WGAM_ROUTE_RELAYED || b.route != WGAM_ROUTE_RELAYED ||
+      memcmp(a.via, b.via, WGAM_KEY_LEN))
+    return -1;
+  return w_node_of(a.via);
+}
+
+/* Engine time until the pair is relayed through one relay on both ends
+ * (and both devices route it so), at most @max. */
+static double w_heal(wgam_tstamp max) {
+  wgam_tstamp start = w.now;
+
+  while (w.now - start < max) {
+    int r = w_agreed();
+    if (r >= 0 && !w.halted[r] && w_holder(WA, WB) == r &&
+        w_holder(WB, WA) == r)
+      return (double)(w.now - start) / WGAM_SECONDS;
+    w_run(50 * WGAM_MILLISECONDS);
+  }
+  return (double)max / WGAM_SECONDS;
+}
+
+/* Both engines up at @start (engine time); peers of engine @e set to all
+ * but @drop (-1: all). */
+static void w_set(int e, int drop) {
+  wgam_peer_config cfg[WN];
+  size_t n = 0;
+
+  for (int i = 0; i < WN; i++)
+    if (i != drop)
+      cfg[n++] = w.cfg[i];
+  ck_assert_int_eq(wgam_mesh_set_peers(w.m[e], cfg, n, w.now), 0);
+}
+
+static void w_log(void *u, int level, const char *msg) {
+  (void)level;
+  if (strstr(msg, "relay") || strstr(msg, "direct"))
+    fprintf(stderr, "t=%.2f %c: %s\n", (double)w.now / WGAM_SECONDS,
+            u == &w.m[WA] ? 'A' : 'B', msg);
+}
+
+/* Keys drawn by @seed; R3 a relay when @nrelays is 3 (else a plain
+ * public peer). */
+static void w_setup(wgam_tstamp start, unsigned seed, int nrelays) {
+  wgam_settings s;
+  static const uint8_t secret[] = SECRET;
+
+  memset(&w, 0, sizeof(w));
+  for (int i = 0; i < WN; i++) {
+    memset(w.keys[i], 0x21 * (i + 1), WGAM_KEY_LEN);
+    for (int k = 0; k < 8; k++)
+      w.keys[i][k] ^= (uint8_t)((seed * 0x9e3779b9u + (unsigned)i) >> k);
+    w.addr[i].family = WGAM_AF_INET;
+    w.addr[i].ip[0] = 100;
+    w.addr[i].ip[1] = 64;
+    w.addr[i].ip[3] = (uint8_t)(i + 1);
+    memcpy(w.cfg[i].pubkey, w.keys[i], WGAM_KEY_LEN);
+    w.cfg[i].address = w.addr[i];
+    w.cfg[i].endpoint.family = WGAM_AF_INET;
+    w.cfg[i].endpoint.ip[0] = 198;
+    w.cfg[i].endpoint.ip[1] = 51;
+    w.cfg[i].endpoint.ip[2] = 100;
+    w.cfg[i].endpoint.ip[3] = (uint8_t)(i + 1);
+    w.cfg[i].endpoint.port = 51820;
+    w.cfg[i].relay = i >= W1 && i < W1 + nrelays;
+  }
+  wgam_key_derive(w.gkey, secret, sizeof(secret) - 1);
+  wgam_settings_default(&s);
+  s.rand = rand_cb;
+  s.secret = secret;
+  s.secretlen = sizeof(secret) - 1;
+  w.now = start;
+  for (int e = WA; e <= WB; e++) {
+    if (getenv("RELAY_LOG")) {
+      s.log = w_log;
+      s.log_level = WGAM_LOG_INFO;
+      s.user_data = &w.m[e];
+    }
+    ck_assert_int_eq(wgam_mesh_new(&w.m[e], &s, w.now), 0);
+    w_set(e, -1);
+  }
+}
+
+static void w_teardown(void) {
+  for (int e = WA; e <= WB; e++)
+    wgam_mesh_del(w.m[e]);
+}
+
+/* Both ends fresh at once take the pair's first choice at once: relayed
+ * within relay_after and a round trip, one route change each. */
+START_TEST(test_pair_first_choice) {
+  wgam_peer_info a, b;
+
+  w_setup(WGAM_SECONDS, 0, 3);
+  double heal = w_heal(10 * WGAM_SECONDS);
+  ck_assert_msg(heal <= 1.6, "first relay agreed after %.2f s", heal);
+  w_run(30 * WGAM_SECONDS);
+  w_info(WA, WB, &a);
+  w_info(WB, WA, &b);
+  ck_assert_int_ge(w_agreed(), W1);
+  ck_assert_uint_eq(a.route_changes, 1);
+  ck_assert_uint_eq(b.route_changes, 1);
+  w_teardown();
+}
+END_TEST
+
+/* The pair on a relay other than its first choice (the first one did not
+ * forward when they met); then the configuration of one end (@fresh: the
+ * lower key or the higher, which take different parts in the search)
+ * drops the other and
+ * adds it back after @window: that end starts afresh for the peer (its
+ * first choice, no relay passed over) while the other still has its
+ * history. B's wall clock is @ahead of A's. Returns the time from the
+ * re-add until both ends agree. */
+static double w_reload_case(wgam_tstamp offset, wgam_tstamp window,
+                            unsigned seed, int nrelays, wgam_tstamp ahead,
+                            int fresh) {
+  wgam_tstamp max = 60 * WGAM_SECONDS;
+  int r, first;
+
+  w_setup(WGAM_SECONDS + offset, seed, nrelays);
+  w.ahead[WB] = ahead;
+  w_heal(max);
+  first = w_agreed();
+  ck_assert_int_ge(first, W1);
+  w_teardown();
+  w_setup(WGAM_SECONDS + offset, seed, nrelays);
+  w.ahead[WB] = ahead;
+  w.halted[first] = nrelays > 1; /* so that they meet elsewhere */
+  w_heal(max);
+  r = w_agreed();
+  ck_assert_int_ge(r, W1);
+  ck_assert(nrelays == 1 || r != first);
+  w.halted[first] = 0;
+  w_run(20 * WGAM_SECONDS);
+  ck_assert_int_eq(w_agreed(), r); /* a confirmed route stays */
+  w_set(fresh, fresh == WA ? WB : WA);
+  w_run(window);
+  w_set(fresh, -1);
+  return w_heal(max);
+}
+
+/* Over key sets, one to three relays, windows of 0 to 6 s, moments of the
+ * wall clock's slots, and clocks up to 450 ms apart (the ends read the wall
+ * clock in whole seconds at different moments). */
+START_TEST(test_pair_reload_one_end) {
+  double worst = 0, sum = 0;
+  int n = 0;
+
+  for (unsigned seed = 0; seed < 8; seed++)
+    for (int nr = 1; nr <= 3; nr++)
+      for (int win = 0; win <= 6; win += 2)
+        for (int off = 0; off < 8; off++) {
+          wgam_tstamp ahead = seed % 4 * 300 * WGAM_MILLISECONDS;
+          int fresh = off % 2 ? WB : WA;
+          double h = w_reload_case(off * 500 * WGAM_MILLISECONDS,
+                                   (wgam_tstamp)win * WGAM_SECONDS, seed, nr,
+                                   ahead, fresh);
+          if (getenv("RELAY_DEBUG"))
+            fprintf(stderr,
+                    "seed %u relays %d window %d s offset %.1f s ahead %.2f "
+                    "s fresh %c leader %d: healed in %.2f s\n",
+                    seed, nr, win, off * 0.5, (double)ahead / WGAM_SECONDS,
+                    fresh == WA ? 'A' : 'B',
+                    memcmp(w.keys[fresh], w.keys[fresh ^ 1], 8) < 0, h);
+          worst = h > worst ? h : worst;
+          sum += h;
+          n++;
+          w_teardown();
+        }
+  fprintf(stderr, "peer re-added by reload: heal mean %.2f s, worst %.2f s\n",
+          sum / n, worst);
+  ck_assert_msg(worst <= 5.0, "healed only after %.2f s", worst);
+}
+END_TEST
+
+/* The relay carrying the pair stops forwarding: both ends find another
+ * together. */
+START_TEST(test_pair_relay_halts) {
+  double worst = 0;
+
+  for (int off = 0; off < 8; off++) {
+    w_setup(WGAM_SECONDS + off * 500 * WGAM_MILLISECONDS, off / 2, 2 + off % 2);
+    w_heal(10 * WGAM_SECONDS);
+    int r = w_agreed();
+    ck_assert_int_ge(r, W1);
+    w_run(7 * WGAM_SECONDS);
+    w.halted[r] = 1;
+    w_run(WGAM_SECONDS); /* still agreed on the halted relay */
+    double h = 1 + w_heal(60 * WGAM_SECONDS);
+    ck_assert_int_ne(w_agreed(), r);
+    worst = h > worst ? h : worst;
+    w_teardown();
+  }
+  fprintf(stderr, "relay halted: healed within %.2f s\n", worst);
+  ck_assert_msg(worst <= 5.0, "healed only after %.2f s", worst);
+}
+END_TEST
+
 static Suite *relay_suite(void) {
   Suite *s = suite_create("relay");
   TCase *tc = tcase_create("relay");
@@ -511,6 +911,9 @@ static Suite *relay_suite(void) {
   tcase_add_test(tc, test_relay_stops_forwarding);
   tcase_add_test(tc, test_relay_never_relays);
   tcase_add_test(tc, test_no_flapping_alternating);
+  tcase_add_test(tc, test_pair_first_choice);
+  tcase_add_test(tc, test_pair_reload_one_end);
+  tcase_add_test(tc, test_pair_relay_halts);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -98,6 +98,8 @@ int main(void) {
   FIXED_TIME(relay_after);
   FIXED_TIME(relay_confirm);
   FIXED_TIME(relay_probe);
+  FIXED_TIME(relay_dwell);
+  FIXED_TIME(relay_scan);
   FIXED_TIME(clock_slack);
   FIXED_TIME(relay_direct_retry);
   FIXED_TIME(read_soon);
