@@ -76,7 +76,8 @@ const struct wgam_fixed wgam_fixed = {
     .answer_window = 3 * WGAM_SECONDS,
     /* A candidate is given at least this long before a newly learned one
      * replaces it (its handshake initiation is on its way); a LAN endpoint
-     * heard by broadcast replaces it at once. */
+     * heard by broadcast replaces it at once, and so does any when the try
+     * only kept a path just found silent (nothing is on its way). */
     .min_try = 2 * WGAM_SECONDS,
     /*
      * WireGuard starts at most one handshake per peer every 5 s, counting

@@ -221,6 +221,11 @@ void wgam_try_endpoint(wgam_mesh *m, struct peer *p, const wgam_addr *ep,
   if (c->ntried < MAX_CANDIDATES)
     c->tried[c->ntried++] = wgam_addr_hash32(ep);
   c->first_ep = p->on_device && !addr_valid(&p->dev_ep) && !p->dev_hs;
+  /* The path just found silent, tried again for want of another
+   * candidate, while the peer more likely moved: no handshake of ours is
+   * under way, so news of where it went ends this try at once. */
+  c->stale_ep = c->broken_at != NONE && wgam_addr_equal(&p->dev_ep, ep) &&
+                !we_moved(m, p);
   wgam_set_want(m, p, ep);
   p->want_src = src;
   c->try_start = ts;
@@ -454,6 +459,13 @@ static int new_since_try(const struct peer *p) {
          p->learned_at > cold(p)->try_start;
 }
 
+/* When a newly learned candidate may cut the try: after min_try, at once
+ * if the try only rewrote a path found silent. */
+static wgam_tstamp cut_at(const struct peer *p) {
+  return cold(p)->stale_ep ? cold(p)->try_start
+                           : ts_add(cold(p)->try_start, wgam_fixed.min_try);
+}
+
 int wgam_early_retry_due(const wgam_mesh *m, const struct peer *p) {
   /* Never a completed handshake with the peer (bytes received alone may be
    * an initiation we answered in vain: see wgam_fixed.early_retry in
@@ -468,7 +480,7 @@ static wgam_tstamp peer_next(const wgam_mesh *m, const struct peer *p) {
 
   if ((p->state == PEER_TRYING || p->state == PEER_RETRIED) && preemptible(p) &&
       new_since_try(p) && has_preempting(m, p))
-    next = ts_min(next, ts_add(c->try_start, wgam_fixed.min_try));
+    next = ts_min(next, cut_at(p));
   if (cold_pre(p)->prop_pending)
     next = ts_min(next, cold_pre(p)->prop_next);
   next = ts_min(next, c->relay_at);
@@ -613,9 +625,7 @@ void wgam_peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
        * node saw where to) is worth more than the rest of the window. */
       wgam_tstamp deadline = cold(p)->deadline;
       int cut = preemptible(p) && new_since_try(p) &&
-                (lan_untried(p) ||
-                 (ts >= ts_add(cold(p)->try_start, wgam_fixed.min_try) &&
-                  has_preempting(m, p)));
+                (lan_untried(p) || (ts >= cut_at(p) && has_preempting(m, p)));
 
       if ((ts >= deadline || cut) && !m->observing &&
           m->dev_at < ts_min(ts, deadline) &&
