@@ -150,4 +150,9 @@ const struct wgam_fixed wgam_fixed = {
      * the device is read again this soon rather than a device_interval
      * later. */
     .read_soon = 150 * WGAM_MILLISECONDS,
+    /* News of another address of a connected peer (another node saw its
+     * packets come from there) has it probed; a probe unanswered this long
+     * while such news came is taken as the path gone, not probe_timeout:
+     * a Pong takes a round trip, and the news says where to go. */
+    .probe_news = 500 * WGAM_MILLISECONDS,
 };

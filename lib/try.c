@@ -474,6 +474,12 @@ int wgam_early_retry_due(const wgam_mesh *m, const struct peer *p) {
          !p->dev_hs && p->hs_at == NONE;
 }
 
+/* News of another address of @p came since we last heard from it. */
+static int news_since_heard(const struct peer *p) {
+  return p->learned_at != NONE &&
+         p->learned_at > ts_latest(p->rx_at, p->hs_at, p->pong_at);
+}
+
 static wgam_tstamp peer_next(const wgam_mesh *m, const struct peer *p) {
   const struct peer_cold *c = cold(p);
   wgam_tstamp next = c->deadline;
@@ -489,11 +495,16 @@ static wgam_tstamp peer_next(const wgam_mesh *m, const struct peer *p) {
   if (p->state == PEER_CONNECTED) {
     next = ts_min(next, ts_add(p->hs_at, m->s.timeout));
     if (m->s.probe_idle) {
+      wgam_tstamp last = ts_latest(p->rx_at, p->hs_at, p->pong_at);
+
       if (c->probe_at != NONE)
-        next = ts_min(next, ts_add(c->probe_at, m->s.probe_timeout));
+        next = ts_min(next, ts_add(c->probe_at, news_since_heard(p)
+                                                    ? wgam_fixed.probe_news
+                                                    : m->s.probe_timeout));
+      else if (news_since_heard(p))
+        next = ts_min(next, ts_add(last, wgam_fixed.read_soon));
       else
-        next = ts_min(next, ts_add(ts_latest(p->rx_at, p->hs_at, p->pong_at),
-                                   probe_idle(m)));
+        next = ts_min(next, ts_add(last, probe_idle(m)));
     }
   }
   return next;
@@ -539,10 +550,10 @@ void wgam_peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
       p->cold->probe_at = NONE;
     } else if (probe_at != NONE &&
                (ts >= ts_add(probe_at, m->s.probe_timeout) ||
-                (p->learned_at != NONE && p->learned_at > probe_at &&
-                 ts >= ts_add(probe_at, wgam_fixed.read_soon)))) {
-      /* Unanswered, or news of another address came while it was: the
-       * peer moved, and the news says where. */
+                (news_since_heard(p) &&
+                 ts >= ts_add(probe_at, wgam_fixed.probe_news)))) {
+      /* Unanswered, or news of another address came since we last heard
+       * from it: the peer moved, and the news says where. */
       wgam_log(m, WGAM_LOG_INFO, "peer %s: path via %s is silent",
                wgam_key_short(p->pubkey).s, wgam_addr_str(&p->dev_ep).s);
       path_silent(m, p, ts);
@@ -550,7 +561,7 @@ void wgam_peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
       conn = 0;
     } else if (probe_at == NONE &&
                ((p->bits & SIG_CHECK) || ts >= ts_add(last, probe_idle(m)) ||
-                (p->learned_at != NONE && p->learned_at > last &&
+                (news_since_heard(p) &&
                  ts >= ts_add(last, wgam_fixed.read_soon)))) {
       /* Silent for probe_idle, traffic unanswered or stopped at the last
        * read (see observe_traffic()), or news of another address for it
@@ -561,9 +572,10 @@ void wgam_peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
         wgam_log(m, WGAM_LOG_TRACE, "peer %s: probing a silent path",
                  wgam_key_short(p->pubkey).s);
         c->probe_at = ts;
-        /* Traffic unanswered: two Pings, so that one lost datagram does not
-         * turn a working path over to the next candidate. */
-        if (p->bits & SIG_CHECK)
+        /* Traffic unanswered, or news: two Pings, so that one lost
+         * datagram does not turn a working path over to the next
+         * candidate. */
+        if ((p->bits & SIG_CHECK) || news_since_heard(p))
           send_ping(m, p);
         p->bits &= (uint8_t)~SIG_CHECK;
         send_ping(m, p);
