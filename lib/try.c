@@ -547,7 +547,10 @@ void wgam_peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
     wgam_tstamp probe_at = cold(p)->probe_at;
 
     if (probe_at != NONE && last >= probe_at) {
+      /* Answered: the path works, whatever a read taken before the Pong
+       * said of our Ping (observe_traffic()). */
       p->cold->probe_at = NONE;
+      p->bits &= (uint8_t)~SIG_CHECK;
     } else if (probe_at != NONE &&
                (ts >= ts_add(probe_at, m->s.probe_timeout) ||
                 (news_since_heard(p) &&
