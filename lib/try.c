@@ -510,6 +510,52 @@ static wgam_tstamp peer_next(const wgam_mesh *m, const struct peer *p) {
   return next;
 }
 
+/* Sends @p a probe; without memory for it, the next step does. */
+static int probe(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
+  struct peer_cold *c = wgam_cold_get(m, p);
+
+  if (!c)
+    return -1;
+  wgam_log(m, WGAM_LOG_TRACE, "peer %s: probing a silent path",
+           wgam_key_short(p->pubkey).s);
+  c->probe_at = ts;
+  /* Traffic unanswered, or news: two Pings, so that one lost datagram does
+   * not turn a working path over to the next candidate. */
+  if ((p->bits & SIG_CHECK) || news_since_heard(p))
+    send_ping(m, p);
+  p->bits &= (uint8_t)~SIG_CHECK;
+  send_ping(m, p);
+  return 0;
+}
+
+/*
+ * An idle probe of peer @idx is due: in small meshes (where probe_idle is
+ * not stretched by the probe_rate budget) the other connected peers are
+ * probed along with it. A node whose NAT moved or rebooted learns nothing
+ * until it sends, and what it sends to each peer (through its NAT's new
+ * mappings) is what lets that peer's packets in once the news of its new
+ * address came: probed together, every peer can reach it as soon as the
+ * news comes, not after its own probe timer. The probes of a node fall into
+ * step, one wake-up for all of them about once per probe_idle, and the
+ * number of Pings stays one per peer per probe_idle (a peer with traffic
+ * of its own, which was not probed, now is).
+ */
+static void probe_along(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
+  size_t i;
+
+  if (probe_idle(m) != m->s.probe_idle)
+    return;
+  for (i = 0; i < m->npeers; i++) {
+    struct peer *q = &m->peers[i];
+
+    if (i == idx || i == m->self_idx || q->state != PEER_CONNECTED ||
+        cold(q)->probe_at != NONE || !wgam_peer_connected(m, q, ts))
+      continue;
+    if (probe(m, q, ts) == 0)
+      wgam_heap_set(m, (uint32_t)i, peer_next(m, q));
+  }
+}
+
 /* The fast policy's decision for one peer at @ts. */
 void wgam_peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
   struct peer *p = &m->peers[idx];
@@ -569,20 +615,10 @@ void wgam_peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
       /* Silent for probe_idle, traffic unanswered or stopped at the last
        * read (see observe_traffic()), or news of another address for it
        * came since we last heard it (it may have moved: check now). */
-      struct peer_cold *c = wgam_cold_get(m, p);
+      int idle = !(p->bits & SIG_CHECK) && !news_since_heard(p);
 
-      if (c) { /* without memory, the next step probes */
-        wgam_log(m, WGAM_LOG_TRACE, "peer %s: probing a silent path",
-                 wgam_key_short(p->pubkey).s);
-        c->probe_at = ts;
-        /* Traffic unanswered, or news: two Pings, so that one lost
-         * datagram does not turn a working path over to the next
-         * candidate. */
-        if ((p->bits & SIG_CHECK) || news_since_heard(p))
-          send_ping(m, p);
-        p->bits &= (uint8_t)~SIG_CHECK;
-        send_ping(m, p);
-      }
+      if (probe(m, p, ts) == 0 && idle)
+        probe_along(m, idx, ts);
     }
   }
 
