@@ -437,10 +437,16 @@ void wgam_became_connected(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
    * while nobody was connected to hear it: tell each peer as it comes. */
   if (m->nself_known && m->has_pubkey)
     wgam_queue_to_peer(m, WGAM_MSG_ANNOUNCE, SUBJECT_SELF, p);
-  /* A newly connected peer knows the mesh: ask it, now and then. */
+  /* A newly connected peer knows the mesh: ask it, now and then, and at
+   * once if the last one asked is a LAN neighbour and this one is not: a
+   * neighbour that started with us knows no more than we do, while the
+   * news we missed went round through the nodes outside. */
   if (m->s.policy == WGAM_POLICY_FAST &&
       (m->last_request == NONE ||
-       ts >= ts_add(m->last_request, wgam_fixed.request_interval))) {
+       ts >= ts_add(m->last_request, wgam_fixed.request_interval) ||
+       (m->last_request_peer < m->npeers &&
+        m->peers[m->last_request_peer].src == WGAM_SOURCE_LAN &&
+        p->src != WGAM_SOURCE_LAN))) {
     m->last_request = ts;
     m->last_request_peer = (uint32_t)(p - m->peers);
     wgam_ask_peer(m, p, ts);
