@@ -96,8 +96,8 @@ static uint8_t guess_source(const struct peer *p, const wgam_addr *ep) {
  * stopped after flowing for reads in a row: the path may just have broken
  * (a NAT rebooted, an address changed, on either side), so it is probed
  * now rather than after probe_idle of silence. Our own gossip is left out
- * (an Announce is one way by design, a Ping is answered by the probe
- * machinery).
+ * (an Announce is one way by design, a Pong answers), but for a Ping that
+ * goes unanswered (its probe's Pong clears the check).
  */
 static void observe_traffic(struct peer *p, const wgam_device_peer *dp) {
   uint64_t rx = dp->rx_bytes - p->rx_bytes;

@@ -89,6 +89,7 @@ struct peer_cold {
   uint8_t backoff_level;
   uint8_t relay_rank;   /* 0: the pair's first relay; else search slots */
   uint8_t first_ep;     /* the try began on an entry without endpoint */
+  uint8_t stale_ep;     /* it rewrote a path found silent that we kept */
   wgam_tstamp deadline; /* end of the try window or of the backoff */
   wgam_tstamp try_start;
   wgam_tstamp probe_at;  /* Ping sent to check a silent path */

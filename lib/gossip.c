@@ -361,7 +361,10 @@ wgam_ssize wgam_mesh_write_pkt(wgam_mesh *m, wgam_addr *destaddr, uint8_t *dest,
     if (n < 0)
       continue;
     *destaddr = e.dest;
-    if (m->s.policy == WGAM_POLICY_FAST && e.type != WGAM_MSG_LAN_BROADCAST &&
+    /* What all but a Ping (which expects its Pong) add to the device's tx
+     * counter is no sign of unanswered traffic. */
+    if (m->s.policy == WGAM_POLICY_FAST && e.type != WGAM_MSG_PING &&
+        e.type != WGAM_MSG_LAN_BROADCAST &&
         (idx = wgam_find_addr(m, &e.dest)) != NO_IDX)
       m->peers[idx].bits |= SIG_GOSSIP_OUT;
     m->stats.pkts_out[e.type]++;

@@ -100,6 +100,7 @@ struct wgam_fixed {
   wgam_tstamp
       relay_direct_retry; /* relayed: direct tried at least this often */
   wgam_tstamp read_soon;  /* a handshake likely: read the device then */
+  wgam_tstamp probe_news; /* a probe unanswered after news: it moved */
 };
 extern const struct wgam_fixed wgam_fixed;
 

@@ -76,7 +76,8 @@ const struct wgam_fixed wgam_fixed = {
     .answer_window = 3 * WGAM_SECONDS,
     /* A candidate is given at least this long before a newly learned one
      * replaces it (its handshake initiation is on its way); a LAN endpoint
-     * heard by broadcast replaces it at once. */
+     * heard by broadcast replaces it at once, and so does any when the try
+     * only kept a path just found silent (nothing is on its way). */
     .min_try = 2 * WGAM_SECONDS,
     /*
      * WireGuard starts at most one handshake per peer every 5 s, counting
@@ -163,4 +164,9 @@ const struct wgam_fixed wgam_fixed = {
      * the device is read again this soon rather than a device_interval
      * later. */
     .read_soon = 150 * WGAM_MILLISECONDS,
+    /* News of another address of a connected peer (another node saw its
+     * packets come from there) has it probed; a probe unanswered this long
+     * while such news came is taken as the path gone, not probe_timeout:
+     * a Pong takes a round trip, and the news says where to go. */
+    .probe_news = 500 * WGAM_MILLISECONDS,
 };

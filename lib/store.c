@@ -215,20 +215,24 @@ void wgam_propagate_damped(wgam_mesh *m, uint32_t subject, wgam_tstamp ts) {
   if (!p)
     return; /* no memory: not spread by us (Requests still answer it) */
   hold = (wgam_tstamp)p->prop_hold_s * WGAM_SECONDS;
-  if (p->prop_next != NONE && ts < p->prop_next) {
+  /* A hold of 0 s: the last news reached no one, nothing to damp. */
+  if (p->prop_next != NONE && ts < p->prop_next && hold) {
     p->prop_pending = 1; /* sent when the hold time ends */
     return;
   }
-  if (p->prop_next != NONE && ts < ts_add(p->prop_next, hold))
+  if (hold && p->prop_next != NONE && ts < ts_add(p->prop_next, hold))
     hold = hold * 2 < wgam_fixed.prop_hold_max ? hold * 2
                                                : wgam_fixed.prop_hold_max;
   else
     hold = wgam_fixed.prop_hold_min;
-  p->prop_hold_s = (uint16_t)(hold / WGAM_SECONDS);
   p->prop_next = ts_add(ts, hold);
   /* With no one else connected yet (a node's first peer told it), the news
-   * would reach no one: it is sent again when the hold time ends. */
+   * reaches no one: it is sent again after prop_hold_min, or as soon as
+   * news of the same subject comes (our first device read, which finds
+   * the peers connected, often has it): only news that went out holds the
+   * next back. */
   p->prop_pending = propagate(m, subject, ts) == 0;
+  p->prop_hold_s = (uint16_t)(p->prop_pending ? 0 : hold / WGAM_SECONDS);
 }
 
 /* Whether every address the store holds for @p is in the static

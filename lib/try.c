@@ -221,6 +221,11 @@ void wgam_try_endpoint(wgam_mesh *m, struct peer *p, const wgam_addr *ep,
   if (c->ntried < MAX_CANDIDATES)
     c->tried[c->ntried++] = wgam_addr_hash32(ep);
   c->first_ep = p->on_device && !addr_valid(&p->dev_ep) && !p->dev_hs;
+  /* The path just found silent, tried again for want of another
+   * candidate, while the peer more likely moved: no handshake of ours is
+   * under way, so news of where it went ends this try at once. */
+  c->stale_ep = c->broken_at != NONE && wgam_addr_equal(&p->dev_ep, ep) &&
+                !we_moved(m, p);
   wgam_set_want(m, p, ep);
   p->want_src = src;
   c->try_start = ts;
@@ -433,10 +438,16 @@ void wgam_became_connected(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
    * while nobody was connected to hear it: tell each peer as it comes. */
   if (m->nself_known && m->has_pubkey)
     wgam_queue_to_peer(m, WGAM_MSG_ANNOUNCE, SUBJECT_SELF, p);
-  /* A newly connected peer knows the mesh: ask it, now and then. */
+  /* A newly connected peer knows the mesh: ask it, now and then, and at
+   * once if the last one asked is a LAN neighbour and this one is not: a
+   * neighbour that started with us knows no more than we do, while the
+   * news we missed went round through the nodes outside. */
   if (m->s.policy == WGAM_POLICY_FAST &&
       (m->last_request == NONE ||
-       ts >= ts_add(m->last_request, wgam_fixed.request_interval))) {
+       ts >= ts_add(m->last_request, wgam_fixed.request_interval) ||
+       (m->last_request_peer < m->npeers &&
+        m->peers[m->last_request_peer].src == WGAM_SOURCE_LAN &&
+        p->src != WGAM_SOURCE_LAN))) {
     m->last_request = ts;
     m->last_request_peer = (uint32_t)(p - m->peers);
     wgam_ask_peer(m, p, ts);
@@ -455,6 +466,13 @@ static int new_since_try(const struct peer *p) {
          p->learned_at > cold(p)->try_start;
 }
 
+/* When a newly learned candidate may cut the try: after min_try, at once
+ * if the try only rewrote a path found silent. */
+static wgam_tstamp cut_at(const struct peer *p) {
+  return cold(p)->stale_ep ? cold(p)->try_start
+                           : ts_add(cold(p)->try_start, wgam_fixed.min_try);
+}
+
 int wgam_early_retry_due(const wgam_mesh *m, const struct peer *p) {
   /* Never a completed handshake with the peer (bytes received alone may be
    * an initiation we answered in vain: see wgam_fixed.early_retry in
@@ -463,13 +481,19 @@ int wgam_early_retry_due(const wgam_mesh *m, const struct peer *p) {
          !p->dev_hs && p->hs_at == NONE;
 }
 
+/* News of another address of @p came since we last heard from it. */
+static int news_since_heard(const struct peer *p) {
+  return p->learned_at != NONE &&
+         p->learned_at > ts_latest(p->rx_at, p->hs_at, p->pong_at);
+}
+
 static wgam_tstamp peer_next(const wgam_mesh *m, const struct peer *p) {
   const struct peer_cold *c = cold(p);
   wgam_tstamp next = c->deadline;
 
   if ((p->state == PEER_TRYING || p->state == PEER_RETRIED) && preemptible(p) &&
       new_since_try(p) && has_preempting(m, p))
-    next = ts_min(next, ts_add(c->try_start, wgam_fixed.min_try));
+    next = ts_min(next, cut_at(p));
   if (cold_pre(p)->prop_pending)
     next = ts_min(next, cold_pre(p)->prop_next);
   next = ts_min(next, c->relay_at);
@@ -478,14 +502,65 @@ static wgam_tstamp peer_next(const wgam_mesh *m, const struct peer *p) {
   if (p->state == PEER_CONNECTED) {
     next = ts_min(next, ts_add(p->hs_at, m->s.timeout));
     if (m->s.probe_idle) {
+      wgam_tstamp last = ts_latest(p->rx_at, p->hs_at, p->pong_at);
+
       if (c->probe_at != NONE)
-        next = ts_min(next, ts_add(c->probe_at, m->s.probe_timeout));
+        next = ts_min(next, ts_add(c->probe_at, news_since_heard(p)
+                                                    ? wgam_fixed.probe_news
+                                                    : m->s.probe_timeout));
+      else if (news_since_heard(p))
+        next = ts_min(next, ts_add(last, wgam_fixed.read_soon));
       else
-        next = ts_min(next, ts_add(ts_latest(p->rx_at, p->hs_at, p->pong_at),
-                                   probe_idle(m)));
+        next = ts_min(next, ts_add(last, probe_idle(m)));
     }
   }
   return next;
+}
+
+/* Sends @p a probe; without memory for it, the next step does. */
+static int probe(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
+  struct peer_cold *c = wgam_cold_get(m, p);
+
+  if (!c)
+    return -1;
+  wgam_log(m, WGAM_LOG_TRACE, "peer %s: probing a silent path",
+           wgam_key_short(p->pubkey).s);
+  c->probe_at = ts;
+  /* Traffic unanswered, or news: two Pings, so that one lost datagram does
+   * not turn a working path over to the next candidate. */
+  if ((p->bits & SIG_CHECK) || news_since_heard(p))
+    send_ping(m, p);
+  p->bits &= (uint8_t)~SIG_CHECK;
+  send_ping(m, p);
+  return 0;
+}
+
+/*
+ * An idle probe of peer @idx is due: in small meshes (where probe_idle is
+ * not stretched by the probe_rate budget) the other connected peers are
+ * probed along with it. A node whose NAT moved or rebooted learns nothing
+ * until it sends, and what it sends to each peer (through its NAT's new
+ * mappings) is what lets that peer's packets in once the news of its new
+ * address came: probed together, every peer can reach it as soon as the
+ * news comes, not after its own probe timer. The probes of a node fall into
+ * step, one wake-up for all of them about once per probe_idle, and the
+ * number of Pings stays one per peer per probe_idle (a peer with traffic
+ * of its own, which was not probed, now is).
+ */
+static void probe_along(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
+  size_t i;
+
+  if (probe_idle(m) != m->s.probe_idle)
+    return;
+  for (i = 0; i < m->npeers; i++) {
+    struct peer *q = &m->peers[i];
+
+    if (i == idx || i == m->self_idx || q->state != PEER_CONNECTED ||
+        cold(q)->probe_at != NONE || !wgam_peer_connected(m, q, ts))
+      continue;
+    if (probe(m, q, ts) == 0)
+      wgam_heap_set(m, (uint32_t)i, peer_next(m, q));
+  }
 }
 
 /* The fast policy's decision for one peer at @ts. */
@@ -525,13 +600,16 @@ void wgam_peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
     wgam_tstamp probe_at = cold(p)->probe_at;
 
     if (probe_at != NONE && last >= probe_at) {
+      /* Answered: the path works, whatever a read taken before the Pong
+       * said of our Ping (observe_traffic()). */
       p->cold->probe_at = NONE;
+      p->bits &= (uint8_t)~SIG_CHECK;
     } else if (probe_at != NONE &&
                (ts >= ts_add(probe_at, m->s.probe_timeout) ||
-                (p->learned_at != NONE && p->learned_at > probe_at &&
-                 ts >= ts_add(probe_at, wgam_fixed.read_soon)))) {
-      /* Unanswered, or news of another address came while it was: the
-       * peer moved, and the news says where. */
+                (news_since_heard(p) &&
+                 ts >= ts_add(probe_at, wgam_fixed.probe_news)))) {
+      /* Unanswered, or news of another address came since we last heard
+       * from it: the peer moved, and the news says where. */
       wgam_log(m, WGAM_LOG_INFO, "peer %s: path via %s is silent",
                wgam_key_short(p->pubkey).s, wgam_addr_str(&p->dev_ep).s);
       path_silent(m, p, ts);
@@ -539,24 +617,15 @@ void wgam_peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
       conn = 0;
     } else if (probe_at == NONE &&
                ((p->bits & SIG_CHECK) || ts >= ts_add(last, probe_idle(m)) ||
-                (p->learned_at != NONE && p->learned_at > last &&
+                (news_since_heard(p) &&
                  ts >= ts_add(last, wgam_fixed.read_soon)))) {
       /* Silent for probe_idle, traffic unanswered or stopped at the last
        * read (see observe_traffic()), or news of another address for it
        * came since we last heard it (it may have moved: check now). */
-      struct peer_cold *c = wgam_cold_get(m, p);
+      int idle = !(p->bits & SIG_CHECK) && !news_since_heard(p);
 
-      if (c) { /* without memory, the next step probes */
-        wgam_log(m, WGAM_LOG_TRACE, "peer %s: probing a silent path",
-                 wgam_key_short(p->pubkey).s);
-        c->probe_at = ts;
-        /* Traffic unanswered: two Pings, so that one lost datagram does not
-         * turn a working path over to the next candidate. */
-        if (p->bits & SIG_CHECK)
-          send_ping(m, p);
-        p->bits &= (uint8_t)~SIG_CHECK;
-        send_ping(m, p);
-      }
+      if (probe(m, p, ts) == 0 && idle)
+        probe_along(m, idx, ts);
     }
   }
 
@@ -614,9 +683,7 @@ void wgam_peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
        * node saw where to) is worth more than the rest of the window. */
       wgam_tstamp deadline = cold(p)->deadline;
       int cut = preemptible(p) && new_since_try(p) &&
-                (lan_untried(p) ||
-                 (ts >= ts_add(cold(p)->try_start, wgam_fixed.min_try) &&
-                  has_preempting(m, p)));
+                (lan_untried(p) || (ts >= cut_at(p) && has_preempting(m, p)));
 
       if ((ts >= deadline || cut) && !m->observing &&
           m->dev_at < ts_min(ts, deadline) &&

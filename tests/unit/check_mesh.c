@@ -916,6 +916,75 @@ START_TEST(test_roaming_public) {
 }
 END_TEST
 
+/* A public node and three behind port-restricted cone NATs, only the public
+ * one's endpoint configured; after @quiet, the NAT in front of
+ * node @moved changes its address to @ext (a new WAN address, or a reboot:
+ * a new external port), its mappings lost, while every other node pings
+ * it every 300 ms (as the netns benchmark does). Returns the seconds until
+ * every pair works again. */
+static double nat_moves(int moved, wgam_addr ext, wgam_tstamp quiet) {
+  static const int ep[4] = {1, 0, 0, 0};
+  wgam_tstamp start;
+  int i;
+
+  net_init(0, 0);
+  add_node(NAT_NONE, tu_v4(198, 51, 100, 1, WG_PORT), 0, (wgam_addr){0});
+  add_node(NAT_CONE, tu_v4(203, 0, 113, 1, 40001), 0, (wgam_addr){0});
+  add_node(NAT_CONE, tu_v4(203, 0, 113, 2, 40002), 0, (wgam_addr){0});
+  add_node(NAT_CONE, tu_v4(203, 0, 113, 3, 40003), 0, (wgam_addr){0});
+  configure(ep);
+  ck_assert(until_full_mesh(120) >= 0);
+  run_for(quiet);
+  ck_assert(full_mesh());
+  net.n[moved].ext = ext;
+  net.n[moved].nperm = 0;
+  start = net.now;
+  while (!full_mesh()) {
+    if (net.now - start > 60 * WGAM_SECONDS)
+      return -1;
+    for (i = 0; i < net.count; i++)
+      if (i != moved && tunnel(i, moved, 128))
+        tunnel(moved, i, 128);
+    run_for(300 * WGAM_MILLISECONDS);
+  }
+  return (double)(net.now - start) / WGAM_SECONDS;
+}
+
+/* The node behind a NAT that moved is heard from at its next probe (the
+ * probes of a small mesh go out together, and open its NAT towards every
+ * peer); the public node, whose pings to it went unanswered, reads its
+ * interface as soon as that probe comes, and announces where the node is
+ * now; the others, whose pings went unanswered too, try it at once. */
+START_TEST(test_nat_moved) {
+  static const struct {
+    const char *what;
+    int node, host, port;
+  } cases[2] = {
+      {"NAT WAN address changed", 3, 33, 40003}, /* was 203.0.113.3 */
+      {"NAT rebooted (new port)", 2, 2, 31002},  /* was port 40002 */
+  };
+  int c, k;
+
+  for (c = 0; c < 2; c++) {
+    double sum = 0, max = 0;
+
+    /* At eight points of the probe cycle. */
+    for (k = 0; k < 8; k++) {
+      double t = nat_moves(cases[c].node,
+                           tu_v4(203, 0, 113, cases[c].host, cases[c].port),
+                           60 * WGAM_SECONDS + k * 500 * WGAM_MILLISECONDS);
+
+      ck_assert_msg(t >= 0, "%s: no full mesh", cases[c].what);
+      sum += t;
+      max = t > max ? t : max;
+    }
+    printf("%s: full mesh again in %.1f s on average, %.1f s at most\n",
+           cases[c].what, sum / 8, max);
+    ck_assert_msg(max <= 8, "%s: %.1f s", cases[c].what, max);
+  }
+}
+END_TEST
+
 static wgam_ssize seal_msg(uint8_t *pkt, size_t cap, const wgam_msg *msg,
                            uint8_t n) {
   uint8_t plain[WGAM_MAX_PLAINTEXT_LEN], key[32], nonce[24];
@@ -2401,6 +2470,7 @@ static Suite *mesh_suite(void) {
   tcase_add_test(tc, test_reload);
   tcase_add_test(tc, test_symmetric_no_flap);
   tcase_add_test(tc, test_roaming_public);
+  tcase_add_test(tc, test_nat_moved);
   tcase_add_test(tc, test_merge_rule);
   tcase_add_test(tc, test_merge_matches_reference);
   tcase_add_test(tc, test_table_collisions);

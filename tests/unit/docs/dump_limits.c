@@ -103,6 +103,7 @@ int main(void) {
   FIXED_TIME(clock_slack);
   FIXED_TIME(relay_direct_retry);
   FIXED_TIME(read_soon);
+  FIXED_TIME(probe_news);
 
   CONST(WGAM_MAX_ENDPOINTS);
   CONST(WGAM_GOSSIP_FANOUT);
