@@ -37,6 +37,9 @@
 #include "portmap.h"
 #include "wg.h"
 
+/* The host's interfaces are listed again this often to join the IPv6 LAN
+ * group on new ones (at every device read while one could not join). */
+#define LAN6_JOIN_INTERVAL (30 * WGAM_SECONDS)
 /* Hostname endpoints are looked up again this often. */
 #define RESOLVE_INTERVAL (60 * WGAM_SECONDS)
 /* Datagrams read per socket per wakeup, so one busy socket cannot starve
@@ -69,6 +72,7 @@ struct daemon {
   struct wg_dev dev;
   int dev_failing;
   wgam_tstamp dev_retry_at; /* 0: no retry pending */
+  wgam_tstamp lan6_at;      /* next join of the IPv6 LAN group */
   uint16_t listen_port;
 
   struct gossip_socks gossip;
@@ -152,8 +156,11 @@ static int read_device(struct daemon *d, wgam_tstamp now) {
     log_err("device state rejected by the engine: %s", wgam_strerror(rc));
     return wgam_err_is_fatal(rc) ? rc : 0;
   }
-  if (d->gossip.fd6 >= 0 && d->cfg.lan_discovery && d->cfg.ipv6)
-    gossip_join_lan6(&d->gossip, d->cfg.interface);
+  if (d->gossip.fd6 >= 0 && d->cfg.lan_discovery && d->cfg.ipv6 &&
+      (d->dev_failing || now >= d->lan6_at))
+    d->lan6_at = gossip_join_lan6(&d->gossip, d->cfg.interface)
+                     ? now
+                     : now + LAN6_JOIN_INTERVAL;
   if (d->dev_failing)
     log_info("interface %s is back", d->cfg.interface);
   d->dev_failing = 0;
@@ -860,7 +867,9 @@ int daemon_run(const char *path, int cli_level) {
     log_warn("no IPv6 gossip socket [::]:%u: %s", d->cfg.gossip_port,
              strerror(-d->gossip.fd6));
   } else if (d->cfg.lan_discovery && d->cfg.ipv6) {
-    gossip_join_lan6(&d->gossip, d->cfg.interface);
+    d->lan6_at = gossip_join_lan6(&d->gossip, d->cfg.interface)
+                     ? now
+                     : now + LAN6_JOIN_INTERVAL;
   }
 
   if (d->cfg.persist_file)

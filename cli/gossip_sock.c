@@ -48,14 +48,15 @@ int gossip_socket(int family, uint16_t port) {
 
 /* Interfaces that went away are forgotten (the kernel drops their
  * membership); a new index is a new interface. */
-void gossip_join_lan6(struct gossip_socks *g, const char *mesh_ifname) {
+int gossip_join_lan6(struct gossip_socks *g, const char *mesh_ifname) {
   struct if_nameindex *ifs = if_nameindex();
   unsigned keep[GOSSIP_MAX_JOINED6];
   size_t nkeep = 0;
   struct ipv6_mreq mr;
+  int failed = 0;
 
   if (!ifs)
-    return;
+    return -1;
   inet_pton(AF_INET6, "ff05::1", &mr.ipv6mr_multiaddr);
   for (struct if_nameindex *i = ifs; i->if_index && nkeep < GOSSIP_MAX_JOINED6;
        i++) {
@@ -74,6 +75,7 @@ void gossip_join_lan6(struct gossip_socks *g, const char *mesh_ifname) {
         /* No IPv6 on it (yet): tried again at the next read. */
         log_msg(WGAM_LOG_TRACE, "cannot join ff05::1 on %s: %s", i->if_name,
                 strerror(errno));
+        failed++;
         continue;
       }
       log_debug("joined ff05::1 on %s", i->if_name);
@@ -83,6 +85,7 @@ void gossip_join_lan6(struct gossip_socks *g, const char *mesh_ifname) {
   if_freenameindex(ifs);
   memcpy(g->joined6, keep, nkeep * sizeof(*keep));
   g->njoined6 = nkeep;
+  return failed;
 }
 
 static void addr_str(char *dst, size_t n, const wgam_addr *a) {

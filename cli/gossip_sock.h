@@ -24,8 +24,8 @@ enum gossip_send_kind {
 
 struct gossip_socks {
   int fd4, fd6; /* -1 when closed */
-  /* Interfaces in the IPv6 LAN group ff05::1, by index: rescanned with
-   * every device read, since a LAN (Wi-Fi, a dock) can come up later. */
+  /* Interfaces in the IPv6 LAN group ff05::1, by index: rescanned now and
+   * then, since a LAN (Wi-Fi, a dock) can come up later. */
   unsigned joined6[GOSSIP_MAX_JOINED6];
   size_t njoined6;
   int send_errno[GOSSIP_SEND_KINDS]; /* last error logged per kind */
@@ -40,8 +40,9 @@ void gossip_init(struct gossip_socks *g);
 int gossip_socket(int family, uint16_t port);
 
 /* Joins ff05::1 on every interface but loopback and @mesh_ifname that has
- * not joined yet. */
-void gossip_join_lan6(struct gossip_socks *g, const char *mesh_ifname);
+ * not joined yet. Returns how many could not join (no IPv6 on them yet),
+ * or -1 when the interfaces cannot be listed. */
+int gossip_join_lan6(struct gossip_socks *g, const char *mesh_ifname);
 
 /* Sends one datagram to @dst; errors are logged, never returned (the
  * engine retries what matters). */
