@@ -37,9 +37,6 @@
 #include "portmap.h"
 #include "wg.h"
 
-/* The host's interfaces are listed again this often to join the IPv6 LAN
- * group on new ones (at every device read while one could not join). */
-#define LAN6_JOIN_INTERVAL (30 * WGAM_SECONDS)
 /* Hostname endpoints are looked up again this often. */
 #define RESOLVE_INTERVAL (60 * WGAM_SECONDS)
 /* Datagrams read per socket per wakeup, so one busy socket cannot starve
@@ -57,6 +54,7 @@ enum ev_tag {
   EV_PORTMAP,
   EV_RESOLVER,
   EV_CONTROL,
+  EV_LINKS,
   EV_NTAGS
 };
 
@@ -72,7 +70,7 @@ struct daemon {
   struct wg_dev dev;
   int dev_failing;
   wgam_tstamp dev_retry_at; /* 0: no retry pending */
-  wgam_tstamp lan6_at;      /* next join of the IPv6 LAN group */
+  wgam_tstamp lan6_at;      /* join the IPv6 LAN group at a read after */
   uint16_t listen_port;
 
   struct gossip_socks gossip;
@@ -139,6 +137,16 @@ static void update_relay(struct daemon *d) {
 
 /* ---- the device ------------------------------------------------------- */
 
+/* Joins the IPv6 LAN group on the interfaces that lack it (listing them is
+ * a netlink dump): again when links or IPv6 addresses change, and at the
+ * next device reads while one could not join; at every read when links
+ * cannot be watched. */
+static void join_lan6(struct daemon *d, wgam_tstamp now) {
+  int failed = gossip_join_lan6(&d->gossip, d->cfg.interface);
+
+  d->lan6_at = failed || d->gossip.linkfd < 0 ? now : WGAM_TSTAMP_NONE;
+}
+
 static int read_device(struct daemon *d, wgam_tstamp now) {
   int rc;
 
@@ -158,9 +166,7 @@ static int read_device(struct daemon *d, wgam_tstamp now) {
   }
   if (d->gossip.fd6 >= 0 && d->cfg.lan_discovery && d->cfg.ipv6 &&
       (d->dev_failing || now >= d->lan6_at))
-    d->lan6_at = gossip_join_lan6(&d->gossip, d->cfg.interface)
-                     ? now
-                     : now + LAN6_JOIN_INTERVAL;
+    join_lan6(d, now);
   if (d->dev_failing)
     log_info("interface %s is back", d->cfg.interface);
   d->dev_failing = 0;
@@ -663,7 +669,9 @@ static int run_loop(struct daemon *d) {
       (d->gossip.fd4 >= 0 &&
        (rc = ep_set(epfd, EPOLL_CTL_ADD, d->gossip.fd4, EV_GOSSIP4))) ||
       (d->gossip.fd6 >= 0 &&
-       (rc = ep_set(epfd, EPOLL_CTL_ADD, d->gossip.fd6, EV_GOSSIP6))))
+       (rc = ep_set(epfd, EPOLL_CTL_ADD, d->gossip.fd6, EV_GOSSIP6))) ||
+      (d->gossip.linkfd >= 0 &&
+       (rc = ep_set(epfd, EPOLL_CTL_ADD, d->gossip.linkfd, EV_LINKS))))
     goto out;
 
   while (!d->quit) {
@@ -736,6 +744,8 @@ static int run_loop(struct daemon *d) {
       handle_portmap(d, now);
     if (ready & (1u << EV_RESOLVER))
       resolve_results(d, now);
+    if ((ready & (1u << EV_LINKS)) && gossip_links_changed(&d->gossip))
+      join_lan6(d, now);
     if (ready & (1u << EV_CONTROL))
       cpfds[0].revents = POLLIN;
     /* Also when nothing is ready: clients past their deadline go. */
@@ -867,9 +877,12 @@ int daemon_run(const char *path, int cli_level) {
     log_warn("no IPv6 gossip socket [::]:%u: %s", d->cfg.gossip_port,
              strerror(-d->gossip.fd6));
   } else if (d->cfg.lan_discovery && d->cfg.ipv6) {
-    d->lan6_at = gossip_join_lan6(&d->gossip, d->cfg.interface)
-                     ? now
-                     : now + LAN6_JOIN_INTERVAL;
+    rc = gossip_watch_links(&d->gossip);
+    if (rc)
+      log_debug("cannot watch links (%s): the IPv6 LAN group is joined "
+                "again at every device read",
+                strerror(-rc));
+    join_lan6(d, now);
   }
 
   if (d->cfg.persist_file)

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <arpa/inet.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <errno.h>
 #include <net/if.h>
 #include <netinet/in.h>
@@ -16,6 +18,7 @@ void gossip_init(struct gossip_socks *g) {
   memset(g, 0, sizeof(*g));
   g->fd4 = -1;
   g->fd6 = -1;
+  g->linkfd = -1;
 }
 
 int gossip_socket(int family, uint16_t port) {
@@ -88,6 +91,46 @@ int gossip_join_lan6(struct gossip_socks *g, const char *mesh_ifname) {
   return failed;
 }
 
+int gossip_watch_links(struct gossip_socks *g) {
+  struct sockaddr_nl sa = {.nl_family = AF_NETLINK,
+                           .nl_groups = RTMGRP_LINK | RTMGRP_IPV6_IFADDR};
+  int fd, rc;
+
+  fd = socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC,
+              NETLINK_ROUTE);
+  if (fd < 0)
+    return -errno;
+  if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+    rc = -errno;
+    close(fd);
+    return rc;
+  }
+  g->linkfd = fd;
+  return 0;
+}
+
+int gossip_links_changed(struct gossip_socks *g) {
+  char buf[8192];
+  int changed = 0;
+
+  for (;;) {
+    ssize_t n = recv(g->linkfd, buf, sizeof(buf), 0);
+
+    if (n > 0) {
+      changed = 1;
+      continue;
+    }
+    if (n < 0 && errno == EINTR)
+      continue;
+    /* ENOBUFS: notifications were lost, so something changed. */
+    if (n < 0 && errno == ENOBUFS) {
+      changed = 1;
+      continue;
+    }
+    return changed;
+  }
+}
+
 static void addr_str(char *dst, size_t n, const wgam_addr *a) {
   if (wgam_addr_format(dst, n, a, 1) < 0)
     snprintf(dst, n, "?");
@@ -155,6 +198,9 @@ void gossip_close(struct gossip_socks *g) {
     close(g->fd4);
   if (g->fd6 >= 0)
     close(g->fd6);
+  if (g->linkfd >= 0)
+    close(g->linkfd);
   g->fd4 = -1;
   g->fd6 = -1;
+  g->linkfd = -1;
 }
