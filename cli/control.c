@@ -126,6 +126,10 @@ static void client_drop(struct control *c, size_t i) {
   c->clients[i] = c->clients[--c->nclients];
 }
 
+int control_fd(const struct control *c) {
+  return c->fd;
+}
+
 size_t control_pollfds(struct control *c, struct pollfd *pfds, size_t max) {
   size_t n = 0;
 

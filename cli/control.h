@@ -31,6 +31,10 @@ typedef void (*control_handler)(void *user_data, const char *cmd,
 int control_open(struct control **pc, const char *path, control_handler h,
                  void *user_data);
 
+/* The listening socket (the only descriptor when no client is
+ * connected). */
+int control_fd(const struct control *c);
+
 /* Fills at most @max pollfds; returns how many. */
 size_t control_pollfds(struct control *c, struct pollfd *pfds, size_t max);
 

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -41,9 +42,21 @@
 /* Datagrams read per socket per wakeup, so one busy socket cannot starve
  * the others (or the timers) during a flood. */
 #define RECV_BURST 64
-/* pollfd slots: signals, 2 gossip sockets, port mapping, resolver,
- * control. */
-#define NPOLL (5 + 1 + CONTROL_MAX_CLIENTS)
+/* pollfd slots while control clients are connected: the epoll set, the
+ * control socket and its clients. */
+#define NPOLL (2 + CONTROL_MAX_CLIENTS)
+
+/* What an epoll event is about (its data.u32). */
+enum ev_tag {
+  EV_SIGNAL,
+  EV_GOSSIP4,
+  EV_GOSSIP6,
+  EV_PORTMAP,
+  EV_RESOLVER,
+  EV_CONTROL,
+  EV_LINKS,
+  EV_NTAGS
+};
 
 struct daemon {
   const char *config_path;
@@ -57,6 +70,7 @@ struct daemon {
   struct wg_dev dev;
   int dev_failing;
   wgam_tstamp dev_retry_at; /* 0: no retry pending */
+  wgam_tstamp lan6_at;      /* join the IPv6 LAN group at a read after */
   uint16_t listen_port;
 
   struct gossip_socks gossip;
@@ -123,6 +137,16 @@ static void update_relay(struct daemon *d) {
 
 /* ---- the device ------------------------------------------------------- */
 
+/* Joins the IPv6 LAN group on the interfaces that lack it (listing them is
+ * a netlink dump): again when links or IPv6 addresses change, and at the
+ * next device reads while one could not join; at every read when links
+ * cannot be watched. */
+static void join_lan6(struct daemon *d, wgam_tstamp now) {
+  int failed = gossip_join_lan6(&d->gossip, d->cfg.interface);
+
+  d->lan6_at = failed || d->gossip.linkfd < 0 ? now : WGAM_TSTAMP_NONE;
+}
+
 static int read_device(struct daemon *d, wgam_tstamp now) {
   int rc;
 
@@ -140,8 +164,9 @@ static int read_device(struct daemon *d, wgam_tstamp now) {
     log_err("device state rejected by the engine: %s", wgam_strerror(rc));
     return wgam_err_is_fatal(rc) ? rc : 0;
   }
-  if (d->gossip.fd6 >= 0 && d->cfg.lan_discovery && d->cfg.ipv6)
-    gossip_join_lan6(&d->gossip, d->cfg.interface);
+  if (d->gossip.fd6 >= 0 && d->cfg.lan_discovery && d->cfg.ipv6 &&
+      (d->dev_failing || now >= d->lan6_at))
+    join_lan6(d, now);
   if (d->dev_failing)
     log_info("interface %s is back", d->cfg.interface);
   d->dev_failing = 0;
@@ -611,19 +636,55 @@ static int poll_timeout(struct daemon *d, wgam_tstamp now) {
   return ms > INT_MAX ? INT_MAX : (int)ms;
 }
 
+static int ep_set(int epfd, int op, int fd, enum ev_tag tag) {
+  struct epoll_event ev = {.events = EPOLLIN, .data.u32 = tag};
+
+  if (epoll_ctl(epfd, op, fd, &ev) < 0) {
+    log_err("epoll_ctl: %s", strerror(errno));
+    return -errno;
+  }
+  return 0;
+}
+
+/*
+ * The long-lived descriptors stay in one epoll set, so a wakeup costs one
+ * epoll_wait rather than a poll that checks every descriptor again. While
+ * control clients are connected (a status query, rarely), they are polled
+ * beside the epoll set, and the control socket moves out of the set (its
+ * module takes no new client when full).
+ */
 static int run_loop(struct daemon *d) {
+  struct epoll_event evs[EV_NTAGS];
   struct pollfd pfds[NPOLL];
+  int epfd, ctl_fd = control_fd(d->ctl), ctl_in_set = 0, pm_in_set = 0;
+  int res_in_set = 0, rc = 0;
+  wgam_tstamp now = now_mono();
+
+  epfd = epoll_create1(EPOLL_CLOEXEC);
+  if (epfd < 0) {
+    log_err("epoll_create1: %s", strerror(errno));
+    return -errno;
+  }
+  if ((rc = ep_set(epfd, EPOLL_CTL_ADD, d->sigfd, EV_SIGNAL)) ||
+      (d->gossip.fd4 >= 0 &&
+       (rc = ep_set(epfd, EPOLL_CTL_ADD, d->gossip.fd4, EV_GOSSIP4))) ||
+      (d->gossip.fd6 >= 0 &&
+       (rc = ep_set(epfd, EPOLL_CTL_ADD, d->gossip.fd6, EV_GOSSIP6))) ||
+      (d->gossip.linkfd >= 0 &&
+       (rc = ep_set(epfd, EPOLL_CTL_ADD, d->gossip.linkfd, EV_LINKS))))
+    goto out;
 
   while (!d->quit) {
-    wgam_tstamp now = now_mono();
-    size_t n = 0, nctl_first;
-    int i_sig, i4 = -1, i6 = -1, iup = -1, ires = -1, rc, timeout;
+    struct pollfd *cpfds = pfds + 1;
+    size_t nctl;
+    unsigned ready = 0;
+    int timeout, nev, idle;
 
     if (now >= wgam_mesh_get_expiry(d->mesh)) {
       rc = wgam_mesh_handle_expiry(d->mesh, now);
       if (rc) {
         log_err("engine: %s", wgam_strerror(rc));
-        return rc;
+        goto out;
       }
     }
     if (d->resolve_at != WGAM_TSTAMP_NONE && now >= d->resolve_at)
@@ -631,53 +692,68 @@ static int run_loop(struct daemon *d) {
     handle_wants(d, now);
     rc = flush(d, now);
     if (rc)
-      return rc;
+      goto out;
 
     timeout = poll_timeout(d, now);
-    i_sig = (int)n;
-    pfds[n++] = (struct pollfd){.fd = d->sigfd, .events = POLLIN};
-    if (d->gossip.fd4 >= 0) {
-      i4 = (int)n;
-      pfds[n++] = (struct pollfd){.fd = d->gossip.fd4, .events = POLLIN};
+    if (d->pm && !pm_in_set) {
+      if ((rc = ep_set(epfd, EPOLL_CTL_ADD, portmap_fd(d->pm), EV_PORTMAP)))
+        goto out;
+      pm_in_set = 1;
     }
-    if (d->gossip.fd6 >= 0) {
-      i6 = (int)n;
-      pfds[n++] = (struct pollfd){.fd = d->gossip.fd6, .events = POLLIN};
+    if (d->res && !res_in_set) {
+      if ((rc = ep_set(epfd, EPOLL_CTL_ADD, resolver_fd(d->res), EV_RESOLVER)))
+        goto out;
+      res_in_set = 1;
     }
-    if (d->pm) {
-      iup = (int)n;
-      pfds[n++] = (struct pollfd){.fd = portmap_fd(d->pm), .events = POLLIN};
+    nctl = control_pollfds(d->ctl, cpfds, NPOLL - 1);
+    idle = nctl == 1 && cpfds[0].fd == ctl_fd;
+    if (idle != ctl_in_set) {
+      if ((rc = ep_set(epfd, idle ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, ctl_fd,
+                       EV_CONTROL)))
+        goto out;
+      ctl_in_set = idle;
     }
-    if (d->res) {
-      ires = (int)n;
-      pfds[n++] = (struct pollfd){.fd = resolver_fd(d->res), .events = POLLIN};
-    }
-    nctl_first = n;
-    n += control_pollfds(d->ctl, pfds + n, NPOLL - n);
 
-    rc = poll(pfds, n, timeout);
-    if (rc < 0 && errno != EINTR) {
-      log_err("poll: %s", strerror(errno));
-      return -errno;
+    if (idle) {
+      nev = epoll_wait(epfd, evs, EV_NTAGS, timeout);
+      cpfds[0].revents = 0;
+    } else {
+      pfds[0] = (struct pollfd){.fd = epfd, .events = POLLIN};
+      nev = poll(pfds, nctl + 1, timeout);
+      if (nev > 0)
+        nev =
+            (pfds[0].revents & POLLIN) ? epoll_wait(epfd, evs, EV_NTAGS, 0) : 0;
+    }
+    if (nev < 0 && errno != EINTR) {
+      rc = -errno;
+      log_err("%s: %s", idle ? "epoll_wait" : "poll", strerror(errno));
+      goto out;
     }
     now = now_mono();
-    if (rc <= 0)
-      continue;
-    if (pfds[i_sig].revents & POLLIN)
+    for (int i = 0; i < nev; i++)
+      ready |= 1u << evs[i].data.u32;
+    if (ready & (1u << EV_SIGNAL))
       handle_signals(d, now);
-    if (i4 >= 0 && (pfds[i4].revents & POLLIN) &&
+    if ((ready & (1u << EV_GOSSIP4)) &&
         (rc = recv_gossip(d, d->gossip.fd4, now)))
-      return rc;
-    if (i6 >= 0 && (pfds[i6].revents & POLLIN) &&
+      goto out;
+    if ((ready & (1u << EV_GOSSIP6)) &&
         (rc = recv_gossip(d, d->gossip.fd6, now)))
-      return rc;
-    if (iup >= 0 && (pfds[iup].revents & POLLIN))
+      goto out;
+    if (ready & (1u << EV_PORTMAP))
       handle_portmap(d, now);
-    if (ires >= 0 && (pfds[ires].revents & POLLIN))
+    if (ready & (1u << EV_RESOLVER))
       resolve_results(d, now);
-    control_handle(d->ctl, pfds + nctl_first, n - nctl_first, now);
+    if ((ready & (1u << EV_LINKS)) && gossip_links_changed(&d->gossip))
+      join_lan6(d, now);
+    if (ready & (1u << EV_CONTROL))
+      cpfds[0].revents = POLLIN;
+    /* Also when nothing is ready: clients past their deadline go. */
+    control_handle(d->ctl, cpfds, nctl, now);
   }
-  return 0;
+out:
+  close(epfd);
+  return rc;
 }
 
 int daemon_run(const char *path, int cli_level) {
@@ -801,7 +877,12 @@ int daemon_run(const char *path, int cli_level) {
     log_warn("no IPv6 gossip socket [::]:%u: %s", d->cfg.gossip_port,
              strerror(-d->gossip.fd6));
   } else if (d->cfg.lan_discovery && d->cfg.ipv6) {
-    gossip_join_lan6(&d->gossip, d->cfg.interface);
+    rc = gossip_watch_links(&d->gossip);
+    if (rc)
+      log_debug("cannot watch links (%s): the IPv6 LAN group is joined "
+                "again at every device read",
+                strerror(-rc));
+    join_lan6(d, now);
   }
 
   if (d->cfg.persist_file)

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <arpa/inet.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <errno.h>
 #include <net/if.h>
 #include <netinet/in.h>
@@ -16,6 +18,7 @@ void gossip_init(struct gossip_socks *g) {
   memset(g, 0, sizeof(*g));
   g->fd4 = -1;
   g->fd6 = -1;
+  g->linkfd = -1;
 }
 
 int gossip_socket(int family, uint16_t port) {
@@ -48,14 +51,15 @@ int gossip_socket(int family, uint16_t port) {
 
 /* Interfaces that went away are forgotten (the kernel drops their
  * membership); a new index is a new interface. */
-void gossip_join_lan6(struct gossip_socks *g, const char *mesh_ifname) {
+int gossip_join_lan6(struct gossip_socks *g, const char *mesh_ifname) {
   struct if_nameindex *ifs = if_nameindex();
   unsigned keep[GOSSIP_MAX_JOINED6];
   size_t nkeep = 0;
   struct ipv6_mreq mr;
+  int failed = 0;
 
   if (!ifs)
-    return;
+    return -1;
   inet_pton(AF_INET6, "ff05::1", &mr.ipv6mr_multiaddr);
   for (struct if_nameindex *i = ifs; i->if_index && nkeep < GOSSIP_MAX_JOINED6;
        i++) {
@@ -74,6 +78,7 @@ void gossip_join_lan6(struct gossip_socks *g, const char *mesh_ifname) {
         /* No IPv6 on it (yet): tried again at the next read. */
         log_msg(WGAM_LOG_TRACE, "cannot join ff05::1 on %s: %s", i->if_name,
                 strerror(errno));
+        failed++;
         continue;
       }
       log_debug("joined ff05::1 on %s", i->if_name);
@@ -83,6 +88,47 @@ void gossip_join_lan6(struct gossip_socks *g, const char *mesh_ifname) {
   if_freenameindex(ifs);
   memcpy(g->joined6, keep, nkeep * sizeof(*keep));
   g->njoined6 = nkeep;
+  return failed;
+}
+
+int gossip_watch_links(struct gossip_socks *g) {
+  struct sockaddr_nl sa = {.nl_family = AF_NETLINK,
+                           .nl_groups = RTMGRP_LINK | RTMGRP_IPV6_IFADDR};
+  int fd, rc;
+
+  fd = socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC,
+              NETLINK_ROUTE);
+  if (fd < 0)
+    return -errno;
+  if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+    rc = -errno;
+    close(fd);
+    return rc;
+  }
+  g->linkfd = fd;
+  return 0;
+}
+
+int gossip_links_changed(struct gossip_socks *g) {
+  char buf[8192];
+  int changed = 0;
+
+  for (;;) {
+    ssize_t n = recv(g->linkfd, buf, sizeof(buf), 0);
+
+    if (n > 0) {
+      changed = 1;
+      continue;
+    }
+    if (n < 0 && errno == EINTR)
+      continue;
+    /* ENOBUFS: notifications were lost, so something changed. */
+    if (n < 0 && errno == ENOBUFS) {
+      changed = 1;
+      continue;
+    }
+    return changed;
+  }
 }
 
 static void addr_str(char *dst, size_t n, const wgam_addr *a) {
@@ -152,6 +198,9 @@ void gossip_close(struct gossip_socks *g) {
     close(g->fd4);
   if (g->fd6 >= 0)
     close(g->fd6);
+  if (g->linkfd >= 0)
+    close(g->linkfd);
   g->fd4 = -1;
   g->fd6 = -1;
+  g->linkfd = -1;
 }

@@ -24,11 +24,12 @@ enum gossip_send_kind {
 
 struct gossip_socks {
   int fd4, fd6; /* -1 when closed */
-  /* Interfaces in the IPv6 LAN group ff05::1, by index: rescanned with
-   * every device read, since a LAN (Wi-Fi, a dock) can come up later. */
+  /* Interfaces in the IPv6 LAN group ff05::1, by index: rescanned when
+   * links change, since a LAN (Wi-Fi, a dock) can come up later. */
   unsigned joined6[GOSSIP_MAX_JOINED6];
   size_t njoined6;
   int send_errno[GOSSIP_SEND_KINDS]; /* last error logged per kind */
+  int linkfd; /* rtnetlink notifications of links and IPv6 addresses, or -1 */
 };
 
 /* Both sockets closed, no error logged yet. */
@@ -40,8 +41,17 @@ void gossip_init(struct gossip_socks *g);
 int gossip_socket(int family, uint16_t port);
 
 /* Joins ff05::1 on every interface but loopback and @mesh_ifname that has
- * not joined yet. */
-void gossip_join_lan6(struct gossip_socks *g, const char *mesh_ifname);
+ * not joined yet. Returns how many could not join (no IPv6 on them yet),
+ * or -1 when the interfaces cannot be listed. */
+int gossip_join_lan6(struct gossip_socks *g, const char *mesh_ifname);
+
+/* Opens g->linkfd, told when a link or an IPv6 address comes or goes.
+ * Returns 0 or -errno. */
+int gossip_watch_links(struct gossip_socks *g);
+
+/* Reads every pending notification of g->linkfd; returns 1 when links or
+ * addresses changed (or notifications were lost), else 0. */
+int gossip_links_changed(struct gossip_socks *g);
 
 /* Sends one datagram to @dst; errors are logged, never returned (the
  * engine retries what matters). */

@@ -4,8 +4,12 @@
  * the text protocol of wireguard-go and boringtun:
  *   "get=1\n\n"  -> key=value lines, then "errno=N\n\n";
  *   "set=1\n" key=value lines "\n" -> "errno=N\n\n".
- * A connection is made per operation, as wireguard-tools does, so that a
- * restarted wireguard-go is picked up without any reconnection logic.
+ * wireguard-go serves operations on one connection until it is closed, so
+ * the connection is kept between operations (a device read every few
+ * seconds then costs one send and one receive, not a socket, a connect and
+ * a close). An operation that finds the kept connection closed (a
+ * restarted wireguard-go, or boringtun, which serves one operation per
+ * connection) is sent again on a new one.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -33,13 +37,34 @@
 #define UAPI_TIMEOUT_SEC 10
 #define UAPI_SET_PEERS_PER_SEC 200
 
+/* The public key derived from the last private key seen: a device read
+ * does not redo the scalar multiplication while the key is unchanged. */
+struct wg_uapi_keycache {
+  uint8_t priv[WGAM_KEY_LEN];
+  uint8_t pub[WGAM_KEY_LEN];
+  int has_pub;
+  int valid;
+};
+
 struct wg_uapi {
   struct wg_backend b; /* first */
   char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
   /* The peer process rejects update_only (boringtun): learned from a get
    * reply's dialect or from a set failing with EINVAL. */
   int no_update_only;
+  int fd;              /* the kept connection, or -1 */
+  time_t fd_timeout;   /* its SO_RCVTIMEO/SO_SNDTIMEO in seconds */
+  int one_shot;        /* the peer serves one operation per connection */
+  unsigned reuse_lost; /* kept connections found closed in a row */
+  char *buf;           /* reply buffer, kept between operations */
+  size_t cap;
+  struct wg_uapi_keycache keys;
 };
+
+/* A kept connection found closed this many times in a row, each time
+ * replaced by a new one that worked: the peer closes after every
+ * operation, stop keeping it. */
+#define UAPI_REUSE_LOST_MAX 2
 
 /* Below this, a boringtun handshake "time" is an age in seconds. */
 #define BORINGTUN_AGE_MAX 1000000000u
@@ -231,7 +256,32 @@ struct get_ctx {
   wgam_device_peer *peer; /* current peer, NULL before the first */
   int dialect;
   uint64_t unix_now;
+  struct wg_uapi_keycache *keys; /* NULL: derive every time */
 };
+
+/* The public key of @priv into @out (has_pubkey 0 for a zero or invalid
+ * key), from @keys when it holds the same private key. */
+static void derive_pubkey(struct wg_dev *out, const uint8_t priv[WGAM_KEY_LEN],
+                          struct wg_uapi_keycache *keys) {
+  static const uint8_t zero[WGAM_KEY_LEN];
+
+  if (keys && keys->valid && !sodium_memcmp(keys->priv, priv, WGAM_KEY_LEN)) {
+    out->dev.has_pubkey = keys->has_pub;
+    memcpy(out->dev.pubkey, keys->pub, WGAM_KEY_LEN);
+    return;
+  }
+  out->dev.has_pubkey =
+      sodium_memcmp(priv, zero, WGAM_KEY_LEN) != 0 && sodium_init() >= 0 &&
+      crypto_scalarmult_curve25519_base(out->dev.pubkey, priv) == 0;
+  if (!out->dev.has_pubkey)
+    memset(out->dev.pubkey, 0, WGAM_KEY_LEN);
+  if (keys) {
+    memcpy(keys->priv, priv, WGAM_KEY_LEN);
+    memcpy(keys->pub, out->dev.pubkey, WGAM_KEY_LEN);
+    keys->has_pub = out->dev.has_pubkey;
+    keys->valid = 1;
+  }
+}
 
 /* Returns 1 at errno=0 (done), 0 to go on, or a negative error. */
 static int get_line(const char *k, size_t klen, const char *v, size_t vlen,
@@ -247,16 +297,10 @@ static int get_line(const char *k, size_t klen, const char *v, size_t vlen,
   }
   if (keyis(k, klen, "private_key")) {
     uint8_t priv[WGAM_KEY_LEN];
-    static const uint8_t zero[WGAM_KEY_LEN];
 
     ret = parse_key(priv, v, vlen);
-    if (ret == 0) {
-      ctx->out->dev.has_pubkey =
-          sodium_memcmp(priv, zero, sizeof(priv)) != 0 &&
-          crypto_scalarmult_curve25519_base(ctx->out->dev.pubkey, priv) == 0;
-      if (!ctx->out->dev.has_pubkey)
-        memset(ctx->out->dev.pubkey, 0, WGAM_KEY_LEN);
-    }
+    if (ret == 0)
+      derive_pubkey(ctx->out, priv, ctx->keys);
     sodium_memzero(priv, sizeof(priv));
     return ret;
   }
@@ -340,13 +384,12 @@ static int get_line(const char *k, size_t klen, const char *v, size_t vlen,
   return 0;
 }
 
-int wg_uapi_parse_get_at(const char *buf, size_t len, uint64_t unix_now,
-                         struct wg_dev *out, int *dialect) {
-  struct get_ctx ctx = {out, NULL, WG_UAPI_WIREGUARD_GO, unix_now};
+static int parse_get(const char *buf, size_t len, uint64_t unix_now,
+                     struct wg_dev *out, int *dialect,
+                     struct wg_uapi_keycache *keys) {
+  struct get_ctx ctx = {out, NULL, WG_UAPI_WIREGUARD_GO, unix_now, keys};
   int ret;
 
-  if (sodium_init() < 0)
-    return -ENOMEM;
   wg_dev_reset(out);
   ret = for_each_line(buf, len, get_line, &ctx);
   if (ret < 0) {
@@ -357,6 +400,11 @@ int wg_uapi_parse_get_at(const char *buf, size_t len, uint64_t unix_now,
     *dialect = ctx.dialect;
   wg_dev_finish(out);
   return 0;
+}
+
+int wg_uapi_parse_get_at(const char *buf, size_t len, uint64_t unix_now,
+                         struct wg_dev *out, int *dialect) {
+  return parse_get(buf, len, unix_now, out, dialect, NULL);
 }
 
 int wg_uapi_parse_get(const char *buf, size_t len, struct wg_dev *out) {
@@ -512,9 +560,17 @@ out:
 /* Socket I/O                                                             */
 /* ---------------------------------------------------------------------- */
 
+static int set_timeout(int fd, time_t timeout) {
+  struct timeval tv = {.tv_sec = timeout};
+
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
+      setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0)
+    return -errno;
+  return 0;
+}
+
 static int uapi_connect(const char *path, time_t timeout) {
   struct sockaddr_un sun = {.sun_family = AF_UNIX};
-  struct timeval tv = {.tv_sec = timeout};
   int fd, ret;
 
   if (strlen(path) >= sizeof(sun.sun_path))
@@ -523,11 +579,9 @@ static int uapi_connect(const char *path, time_t timeout) {
   fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0)
     return -errno;
-  if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
-      setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0) {
-    ret = -errno;
+  ret = set_timeout(fd, timeout);
+  if (ret < 0)
     goto err;
-  }
   if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
     ret = -errno;
     /* No socket file, or no process behind it: the device is gone. */
@@ -541,112 +595,158 @@ err:
   return ret;
 }
 
-/*
- * Sends @req and reads the reply up to its terminating blank line into a
- * malloc'ed *@preply (NUL-terminated, the terminator included in *@plen).
- */
-static int uapi_xfer(const char *path, time_t timeout, const char *req,
-                     size_t reqlen, char **preply, size_t *plen) {
-  size_t off = 0, len = 0, cap = 4096, scan = 0;
-  char *buf = NULL;
-  int fd, ret;
+static void uapi_disconnect(struct wg_uapi *u) {
+  if (u->fd >= 0)
+    close(u->fd);
+  u->fd = -1;
+}
 
-  *preply = NULL;
+/*
+ * Sends @req on @fd and reads the reply up to its terminating blank line
+ * into u->buf (NUL-terminated, the terminator included in *@plen).
+ * *@got is how many reply bytes came: none, on a kept connection, means
+ * the peer had closed it.
+ */
+static int uapi_xfer_fd(struct wg_uapi *u, int fd, const char *req,
+                        size_t reqlen, size_t *plen, size_t *got) {
+  size_t off = 0, len = 0, scan = 0;
+
   *plen = 0;
-  fd = uapi_connect(path, timeout);
-  if (fd < 0)
-    return fd;
+  *got = 0;
   while (off < reqlen) {
     ssize_t w = send(fd, req + off, reqlen - off, MSG_NOSIGNAL);
 
     if (w < 0) {
       if (errno == EINTR)
         continue;
-      ret = errno == EAGAIN ? -ETIMEDOUT : -errno;
-      goto out;
+      return errno == EAGAIN ? -ETIMEDOUT : -errno;
     }
     off += (size_t)w;
-  }
-  buf = malloc(cap);
-  if (!buf) {
-    ret = -ENOMEM;
-    goto out;
   }
   for (;;) {
     ssize_t r;
     char *end;
 
-    if (cap - len < 2) {
+    if (u->cap - len < 2) {
+      size_t cap = u->cap ? u->cap * 2 : 4096;
       char *p;
 
-      if (cap >= WG_UAPI_MAX_REPLY) {
-        ret = -E2BIG;
-        goto out;
-      }
-      p = realloc(buf, cap * 2);
-      if (!p) {
-        ret = -ENOMEM;
-        goto out;
-      }
-      buf = p;
-      cap *= 2;
+      if (u->cap >= WG_UAPI_MAX_REPLY)
+        return -E2BIG;
+      p = realloc(u->buf, cap);
+      if (!p)
+        return -ENOMEM;
+      u->buf = p;
+      u->cap = cap;
     }
-    r = recv(fd, buf + len, cap - len - 1, 0);
+    r = recv(fd, u->buf + len, u->cap - len - 1, 0);
     if (r < 0) {
       if (errno == EINTR)
         continue;
-      ret = errno == EAGAIN ? -ETIMEDOUT : -errno;
-      goto out;
+      return errno == EAGAIN ? -ETIMEDOUT : -errno;
     }
-    if (r == 0)
-      break; /* the parser reports a reply cut short */
+    if (r == 0) {
+      /* The parser reports a reply cut short; the connection is done. */
+      u->buf[len] = '\0';
+      *plen = len;
+      *got = len;
+      return len ? -ESHUTDOWN : -ENOTCONN;
+    }
     len += (size_t)r;
-    buf[len] = '\0';
-    /* Lines are never empty, so the first "\n\n" ends the reply. */
-    end = memmem(buf + scan, len - scan, "\n\n", 2);
+    *got = len;
+    u->buf[len] = '\0';
+    /* Lines are never empty, so the first "\n\n" ends the reply. Nothing
+     * follows it: the peer answers one request at a time. */
+    end = memmem(u->buf + scan, len - scan, "\n\n", 2);
     if (end) {
-      len = (size_t)(end - buf) + 2;
+      len = (size_t)(end - u->buf) + 2;
       break;
     }
     scan = len > 0 ? len - 1 : 0;
   }
-  buf[len] = '\0';
-  *preply = buf;
+  u->buf[len] = '\0';
   *plen = len;
-  buf = NULL;
-  ret = 0;
-out:
-  free(buf);
-  close(fd);
-  return ret;
+  return 0;
+}
+
+/*
+ * One operation: @req sent, its reply in u->buf[0..*plen). A reply cut
+ * short is returned as it is (the parser rejects it); only a kept
+ * connection that gives no reply at all is replaced and the request sent
+ * again (every set line is idempotent).
+ */
+static int uapi_xfer(struct wg_uapi *u, time_t timeout, const char *req,
+                     size_t reqlen, size_t *plen) {
+  int ret;
+
+  *plen = 0;
+  for (;;) {
+    int kept = u->fd >= 0;
+    size_t got;
+
+    if (!kept) {
+      u->fd = uapi_connect(u->path, timeout);
+      if (u->fd < 0) {
+        ret = u->fd;
+        u->fd = -1;
+        return ret;
+      }
+      u->fd_timeout = timeout;
+    } else if (u->fd_timeout != timeout) {
+      ret = set_timeout(u->fd, timeout);
+      if (ret < 0) {
+        uapi_disconnect(u);
+        return ret;
+      }
+      u->fd_timeout = timeout;
+    }
+    ret = uapi_xfer_fd(u, u->fd, req, reqlen, plen, &got);
+    if (ret == 0) {
+      if (kept)
+        u->reuse_lost = 0;
+      if (u->one_shot)
+        uapi_disconnect(u);
+      return 0;
+    }
+    uapi_disconnect(u);
+    if (ret == -ESHUTDOWN || ret == -ENOTCONN)
+      ret = 0; /* the parser says what is missing */
+    if (!kept || got || ret == -ETIMEDOUT || ret == -ENOMEM || ret == -E2BIG)
+      return ret;
+    if (++u->reuse_lost >= UAPI_REUSE_LOST_MAX && !u->one_shot) {
+      log_debug("%s: UAPI peer closes after each operation", u->b.ifname);
+      u->one_shot = 1;
+    }
+  }
 }
 
 static int uapi_get(wg_backend *b, struct wg_dev *out) {
   struct wg_uapi *u = (struct wg_uapi *)b;
   time_t now = time(NULL);
   int ret, dialect;
-  char *reply;
   size_t len;
 
-  ret = uapi_xfer(u->path, UAPI_TIMEOUT_SEC, "get=1\n\n", 7, &reply, &len);
+  ret = uapi_xfer(u, UAPI_TIMEOUT_SEC, "get=1\n\n", 7, &len);
   if (ret < 0)
     return ret;
-  ret = wg_uapi_parse_get_at(reply, len, now > 0 ? (uint64_t)now : 0, out,
-                             &dialect);
+  ret = parse_get(u->buf, len, now > 0 ? (uint64_t)now : 0, out, &dialect,
+                  &u->keys);
   if (ret == -EPROTO)
     log_warn("%s: malformed UAPI reply to get", b->ifname);
   if (ret == 0 && dialect == WG_UAPI_BORINGTUN && !u->no_update_only) {
     log_debug("%s: boringtun UAPI dialect", b->ifname);
     u->no_update_only = 1;
+    /* boringtun serves one operation per connection. */
+    u->one_shot = 1;
+    uapi_disconnect(u);
   }
-  free(reply);
   return ret;
 }
 
 /* Sends one set transaction; returns 0 or -errno (errno=N as -N). */
 static int uapi_set_once(struct wg_uapi *u, const wgam_peer_update *upds,
                          size_t n, int *used_update_only) {
-  char *req = NULL, *reply = NULL;
+  char *req = NULL;
   size_t reqlen, len;
   int ret;
 
@@ -654,15 +754,13 @@ static int uapi_set_once(struct wg_uapi *u, const wgam_peer_update *upds,
   if (ret < 0)
     goto out;
   *used_update_only = strstr(req, "\nupdate_only=") != NULL;
-  ret = uapi_xfer(u->path,
-                  UAPI_TIMEOUT_SEC + (time_t)(n / UAPI_SET_PEERS_PER_SEC), req,
-                  reqlen, &reply, &len);
+  ret = uapi_xfer(u, UAPI_TIMEOUT_SEC + (time_t)(n / UAPI_SET_PEERS_PER_SEC),
+                  req, reqlen, &len);
   if (ret < 0)
     goto out;
-  ret = wg_uapi_parse_errno(reply, len);
+  ret = wg_uapi_parse_errno(u->buf, len);
 out:
   free(req);
-  free(reply);
   return ret;
 }
 
@@ -687,7 +785,12 @@ static int uapi_set(wg_backend *b, const wgam_peer_update *upds, size_t n) {
 }
 
 static void uapi_close(wg_backend *b) {
-  free(b);
+  struct wg_uapi *u = (struct wg_uapi *)b;
+
+  uapi_disconnect(u);
+  free(u->buf);
+  sodium_memzero(&u->keys, sizeof(u->keys));
+  free(u);
 }
 
 static const struct wg_backend_ops uapi_ops = {
@@ -711,14 +814,18 @@ int wg_uapi_open(wg_backend **pb, const char *ifname, const char *sockpath) {
   }
   if (strlen(sockpath) >= sizeof(u->path))
     return -ENAMETOOLONG;
-  /* Fail at open, not at the first read, when nobody listens. */
+  /* Fail at open, not at the first read, when nobody listens; the
+   * connection is the one the first operation uses. */
   fd = uapi_connect(sockpath, UAPI_TIMEOUT_SEC);
   if (fd < 0)
     return fd;
-  close(fd);
   u = calloc(1, sizeof(*u));
-  if (!u)
+  if (!u) {
+    close(fd);
     return -ENOMEM;
+  }
+  u->fd = fd;
+  u->fd_timeout = UAPI_TIMEOUT_SEC;
   u->b.ops = &uapi_ops;
   strcpy(u->b.ifname, ifname);
   strcpy(u->path, sockpath);

@@ -28,8 +28,10 @@ flushed, external ports moved to 31000-31999) -> every pair pings again
 (probes towards the moved node, whose own traffic would otherwise do the
 daemons' work). Then, on a fresh mesh after --settle seconds, the CPU of
 each daemon over --cpu-minutes (all its threads, /proc/PID/task/*/schedstat),
-scaled to an hour; the daemons log at --cpu-log-level (default info, as in
-production; the other rows run them with -v and "log_level": "debug").
+scaled to an hour, and how many times a minute its threads were put on a
+CPU (about its wake-ups, each one a context switch); the daemons log at
+--cpu-log-level (default info, as in production; the other rows run them
+with -v and "log_level": "debug").
 
     sudo WGAM_BIN=build/cli/wgautomesh tests/netns/bench.py relay [--runs 5]
          [--cap 30] [--direct-cap 90]
@@ -279,23 +281,28 @@ def five_once(cap, keep=False):
 
 def proc_cpu(pid):
     """CPU seconds of a process: the sum over its threads of the scheduler's
-    run time (ns resolution), and utime+stime (10 ms ticks)."""
-    ns = 0
+    run time (ns resolution), utime+stime (10 ms ticks), and how many times
+    its threads were put on a CPU (schedstat's third field: wake-ups, plus
+    the rare preemption)."""
+    ns = runs = 0
     try:
         for t in os.listdir("/proc/%d/task" % pid):
             with open("/proc/%d/task/%s/schedstat" % (pid, t)) as f:
-                ns += int(f.read().split()[0])
+                v = f.read().split()
+                ns += int(v[0])
+                runs += int(v[2])
         with open("/proc/%d/stat" % pid) as f:
             fields = f.read().rsplit(")", 1)[1].split()
     except (FileNotFoundError, ProcessLookupError):
-        return None, None
+        return None, None, None
     ticks = int(fields[11]) + int(fields[12])
-    return ns / 1e9, ticks / os.sysconf("SC_CLK_TCK")
+    return ns / 1e9, ticks / os.sysconf("SC_CLK_TCK"), runs
 
 
 def cpu_once(cap, settle_s, minutes, log_level="info"):
-    """{node name: CPU seconds per hour} on a settled five-node mesh, the
-    daemons logging at @log_level ("debug": as in the other rows, -v)."""
+    """{node name: (CPU seconds per hour, the same in ticks, times put on a
+    CPU per minute)} on a settled five-node mesh, the daemons logging at
+    @log_level ("debug": as in the other rows, -v)."""
     rig = R.Rig(FIVE)
     try:
         rig.start_all_wg()
@@ -317,7 +324,8 @@ def cpu_once(cap, settle_s, minutes, log_level="info"):
         out = {}
         for n in rig.nodes:
             b, a = before[n.name], after[n.name]
-            out[n.name] = ((a[0] - b[0]) * 3600 / dt, (a[1] - b[1]) * 3600 / dt)
+            out[n.name] = ((a[0] - b[0]) * 3600 / dt, (a[1] - b[1]) * 3600 / dt,
+                           (a[2] - b[2]) * 60 / dt)
         return out
     finally:
         rig.cleanup()
@@ -368,11 +376,17 @@ def main_five(argv):
         else:
             per = sorted(v[0] for v in cpu.values())
             print("CPU per daemon per hour at steady state, log level %s (measured over "
-                  "%.0f s after %.0f s of settling, scaled to 3600 s): %s" % (
+                  "%.0f s after %.0f s of settling, scaled to 3600 s; runs: times put on a "
+                  "CPU per minute, about the wake-ups): %s" % (
                       level, minutes * 60, settle_s, ", ".join(
-                          "%s %.3f (ticks %.2f)" % (k, v[0], v[1]) for k, v in cpu.items())))
+                          "%s %.3f (ticks %.2f, %.0f runs/min, %.0f us/run)" % (
+                              k, v[0], v[1], v[2], v[0] / 60 * 1e6 / v[2] if v[2] else 0)
+                          for k, v in cpu.items())))
             print("%-52s %8.3f %8.3f  %-7s" % ("CPU-s per daemon per hour", statistics.median(per),
                                                max(per), "<= 0.15"))
+            print("%-52s %8.0f %8.0f" % ("times on a CPU per daemon per minute",
+                                         statistics.median(v[2] for v in cpu.values()),
+                                         max(v[2] for v in cpu.values())))
     return 0
 
 

@@ -631,6 +631,100 @@ START_TEST(backend_boringtun) {
 }
 END_TEST
 
+/* Like wireguard-go: several operations per connection, until the peer
+ * closes it (@per_conn operations here, a restart in real life). */
+struct fake_kept {
+  int lfd;
+  char path[108];
+  pthread_t thr;
+  const char *replies[8];
+  int nreplies, per_conn;
+  int nreqs, naccepts;
+};
+
+static void *fake_kept_main(void *arg) {
+  struct fake_kept *f = arg;
+
+  while (f->nreqs < f->nreplies) {
+    int fd = accept(f->lfd, NULL, NULL), served = 0;
+
+    if (fd < 0)
+      break;
+    f->naccepts++;
+    while (served < f->per_conn && f->nreqs < f->nreplies) {
+      char req[4096];
+      size_t len = 0;
+
+      for (;;) {
+        ssize_t r = read(fd, req + len, sizeof(req) - len);
+
+        if (r <= 0)
+          break;
+        len += (size_t)r;
+        if (len >= 2 && !memcmp(req + len - 2, "\n\n", 2))
+          break;
+      }
+      if (len < 2)
+        break;
+      (void)!write(fd, f->replies[f->nreqs], strlen(f->replies[f->nreqs]));
+      f->nreqs++;
+      served++;
+    }
+    close(fd);
+  }
+  return NULL;
+}
+
+START_TEST(backend_keeps_connection) {
+  /* K2 as a private key: another public key than Alice's. */
+  static const char other_key[] = "private_key=" K2 "\nerrno=0\n\n";
+  struct fake_kept f = {
+      .replies = {good_reply, good_reply, "errno=0\n\n", other_key, good_reply},
+      .nreplies = 5,
+      .per_conn = 3};
+  struct sockaddr_un sun = {.sun_family = AF_UNIX};
+  wgam_peer_update u[4];
+  wg_backend *b;
+  struct wg_dev d;
+
+  snprintf(f.path, sizeof(f.path), "/tmp/wgu-kept-%d.sock", (int)getpid());
+  unlink(f.path);
+  strcpy(sun.sun_path, f.path);
+  f.lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+  ck_assert_int_ge(f.lfd, 0);
+  ck_assert_int_eq(bind(f.lfd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+  ck_assert_int_eq(listen(f.lfd, 4), 0);
+  ck_assert_int_eq(pthread_create(&f.thr, NULL, fake_kept_main, &f), 0);
+
+  ck_assert_int_eq(wg_uapi_open(&b, "wgutest0", f.path), 0);
+  wg_dev_init(&d);
+  ck_assert_int_eq(wg_get(b, &d), 0);
+  check_good_dev(&d);
+  /* The public key comes from the cache this time, the same. */
+  ck_assert_int_eq(wg_get(b, &d), 0);
+  check_good_dev(&d);
+  updates4(u);
+  ck_assert_int_eq(wg_set(b, u, 4), 0);
+  /* The peer closed the connection after three operations: the fourth
+   * goes over a new one, and a new private key gives a new public key. */
+  ck_assert_int_eq(wg_get(b, &d), 0);
+  ck_assert(d.dev.has_pubkey);
+  ck_assert(memcmp(d.dev.pubkey, alice_pub, 32) != 0);
+  ck_assert_int_eq(wg_get(b, &d), 0);
+  check_good_dev(&d);
+  pthread_join(f.thr, NULL);
+  ck_assert_int_eq(f.nreqs, 5);
+  ck_assert_int_eq(f.naccepts, 2);
+  /* The device went away: the kept connection is closed, and so is the
+   * socket. */
+  close(f.lfd);
+  unlink(f.path);
+  ck_assert_int_eq(wg_get(b, &d), -ENODEV);
+  wg_close(b);
+  wg_dev_free(&d);
+}
+END_TEST
+
 START_TEST(backend_open_errors) {
   wg_backend *b = (wg_backend *)1;
 
@@ -666,6 +760,7 @@ static Suite *suite(void) {
   tcase_set_timeout(io, 30);
   tcase_add_test(io, backend_get_set);
   tcase_add_test(io, backend_boringtun);
+  tcase_add_test(io, backend_keeps_connection);
   tcase_add_test(io, backend_open_errors);
   suite_add_tcase(s, io);
   return s;
