@@ -36,7 +36,7 @@ static void classic_peer(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
   bad = has_lan(p) && addr_valid(&p->dev_ep) &&
         !wgam_addr_equal(&peer_lan(p)->addr, &p->dev_ep);
   if (!bad && wgam_peer_connected(m, p, ts)) {
-    wgam_peer_set_state(m, p, PEER_CONNECTED);
+    wgam_peer_set_state(m, p, PEER_CONNECTED, ts);
     if (cold_full(p))
       p->cold->tries = 0;
     wgam_set_keepalive(m, p, m->s.keepalive_connected);
@@ -61,7 +61,7 @@ static void classic_peer(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
     }
   }
   if (n == 0) {
-    wgam_peer_set_state(m, p, PEER_IDLE);
+    wgam_peer_set_state(m, p, PEER_IDLE, ts);
     return;
   }
   {
@@ -74,7 +74,7 @@ static void classic_peer(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
     for (i = 0; i < p->nknown; i++)
       if (wgam_addr_equal(ep, &p->known[i].addr))
         src = known_src(p)[i];
-    wgam_peer_set_state(m, p, PEER_TRYING);
+    wgam_peer_set_state(m, p, PEER_TRYING, ts);
     if (wgam_addr_equal(&p->dev_ep, ep))
       return; /* already using it */
     if (cold_full(p))

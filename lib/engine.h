@@ -396,7 +396,9 @@ void wgam_announce_external(wgam_mesh *m, const wgam_addr *addr,
                             wgam_tstamp ts);
 
 /* try.c */
-void wgam_peer_set_state(wgam_mesh *m, struct peer *p, int state);
+void wgam_peer_set_state(wgam_mesh *m, struct peer *p, int state,
+                         wgam_tstamp ts);
+void wgam_ask_soon(wgam_mesh *m, wgam_tstamp ts);
 int wgam_peer_connected(const wgam_mesh *m, const struct peer *p,
                         wgam_tstamp ts);
 wgam_tstamp wgam_early_retry_at(const wgam_mesh *m, const struct peer *p);

@@ -248,6 +248,14 @@ void wgam_queue_lan_broadcast(wgam_mesh *m) {
   }
 }
 
+/* A peer may have been left without any candidate, or a first peer to ask
+ * came: the next round of wgam_ask_for_stores() ask_min from now, unless
+ * one is planned (fast policy, once the device was read). */
+void wgam_ask_soon(wgam_mesh *m, wgam_tstamp ts) {
+  if (m->s.policy == WGAM_POLICY_FAST && m->dev_seen && m->t_ask == NONE)
+    m->t_ask = ts_add(ts, wgam_fixed.ask_min);
+}
+
 /* Peers that stay without any endpoint may be missing an announce
  * that spread before we connected to anyone: ask the connected peers, one
  * after the other, for their stores, less often while it does not help. */
@@ -260,7 +268,7 @@ void wgam_ask_for_stores(wgam_mesh *m, wgam_tstamp ts) {
     if (i != m->self_idx && m->peers[i].state == PEER_IDLE)
       unresolved++;
   if (!unresolved || !m->nconnected) {
-    m->t_ask = ts_add(ts, wgam_fixed.ask_min);
+    m->t_ask = NONE; /* wgam_ask_soon() wakes it */
     return;
   }
   for (i = 0; i < m->npeers; i++) {

@@ -468,6 +468,7 @@ int wgam_mesh_set_peers(wgam_mesh *m, const wgam_peer_config *cfg, size_t n,
       wgam_peer_step(m, (uint32_t)i, ts);
   }
   m->ask_interval = wgam_fixed.ask_min; /* new peers: ask again soon */
+  wgam_ask_soon(m, ts);
   wgam_log(m, WGAM_LOG_INFO, "%zu peers configured", n);
   wgam_log(m, WGAM_LOG_DEBUG, "peers: %zu added, %zu kept, %zu removed", added,
            n - added, gone);

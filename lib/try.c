@@ -41,12 +41,20 @@
 
 #include "engine.h"
 
-void wgam_peer_set_state(wgam_mesh *m, struct peer *p, int state) {
+void wgam_peer_set_state(wgam_mesh *m, struct peer *p, int state,
+                         wgam_tstamp ts) {
+  int was_idle = p->state == PEER_IDLE, none_up = !m->nconnected;
+
   if (p->state == PEER_CONNECTED && state != PEER_CONNECTED)
     m->nconnected--;
   else if (p->state != PEER_CONNECTED && state == PEER_CONNECTED)
     m->nconnected++;
   p->state = (uint8_t)state;
+  /* Store Requests (wgam_ask_for_stores()) sleep while no peer lacks a
+   * candidate or none is connected to be asked: a peer left without one,
+   * or a first peer to ask, wakes them. */
+  if ((state == PEER_IDLE && !was_idle) || (none_up && m->nconnected))
+    wgam_ask_soon(m, ts);
 }
 
 /* The last Pong that proves the direct path: none while the peer is routed
@@ -239,7 +247,7 @@ void wgam_try_endpoint(wgam_mesh *m, struct peer *p, const wgam_addr *ep,
   if (p->state == PEER_SWITCHING) {
     /* The LAN try of a connected peer keeps the connected keepalive. */
   } else {
-    wgam_peer_set_state(m, p, PEER_TRYING);
+    wgam_peer_set_state(m, p, PEER_TRYING, ts);
     wgam_set_keepalive(m, p, m->s.keepalive_trying);
   }
   if (!wgam_addr_equal(&p->dev_ep, ep) ||
@@ -292,11 +300,11 @@ static void try_next(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
     }
   wgam_set_keepalive(m, p, m->s.keepalive_trying);
   if (pc->ntried == 0) {
-    wgam_peer_set_state(m, p, PEER_IDLE);
+    wgam_peer_set_state(m, p, PEER_IDLE, ts);
     pc->deadline = NONE;
     return;
   }
-  wgam_peer_set_state(m, p, PEER_BACKOFF);
+  wgam_peer_set_state(m, p, PEER_BACKOFF, ts);
   pc->deadline = ts_add(ts, backoff_delay(m, pc->backoff_level));
   /* Relayed: the direct path is tried again sooner (it may have opened:
    * a NAT that changed kind, a firewall rule lifted). */
@@ -422,7 +430,7 @@ void wgam_became_connected(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
     return;
   if (m->s.policy == WGAM_POLICY_FAST && cold(p)->broken_at != NONE)
     catch_up(m, p, cold(p)->heard_at);
-  wgam_peer_set_state(m, p, PEER_CONNECTED);
+  wgam_peer_set_state(m, p, PEER_CONNECTED, ts);
   wgam_relay_up(m, p, ts);
   if (cold_full(p)) {
     p->cold->backoff_level = 0;
@@ -586,7 +594,8 @@ void wgam_peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
     wgam_peer_set_state(m, p,
                         wgam_peer_connected(m, p, ts) ? PEER_CONNECTED
                         : p->state == PEER_CONNECTED  ? PEER_IDLE
-                                                      : p->state);
+                                                      : p->state,
+                        ts);
     wgam_heap_set(m, idx, NONE);
     wgam_cold_trim(m, p, ts);
     return;
@@ -660,13 +669,13 @@ void wgam_peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
       if (has_lan(p) && !wgam_addr_equal(&p->dev_ep, &peer_lan(p)->addr) &&
           (peer_lan(p)->fail_until == NONE || ts >= peer_lan(p)->fail_until)) {
         peer_lan(p)->prev_ep = p->dev_ep;
-        wgam_peer_set_state(m, p, PEER_SWITCHING);
+        wgam_peer_set_state(m, p, PEER_SWITCHING, ts);
         wgam_try_endpoint(m, p, &peer_lan(p)->addr, WGAM_SOURCE_LAN, ts);
       }
     }
   } else {
     if (p->state == PEER_SWITCHING)
-      wgam_peer_set_state(m, p, PEER_TRYING); /* a plain try now */
+      wgam_peer_set_state(m, p, PEER_TRYING, ts); /* a plain try now */
     switch (p->state) {
     case PEER_CONNECTED:
       wgam_log(m, WGAM_LOG_INFO, "peer %s: disconnected",
@@ -698,7 +707,7 @@ void wgam_peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
         try_next(m, p, ts);
       } else if (m->observing && wgam_early_retry_due(m, p) &&
                  ts >= wgam_early_retry_at(m, p)) {
-        wgam_peer_set_state(m, p, PEER_RETRIED);
+        wgam_peer_set_state(m, p, PEER_RETRIED, ts);
         wgam_mark_update(m, p, UPD_ENDPOINT | UPD_RECREATE);
         send_ping(m, p);
         wgam_read_soon(m, ts);

@@ -2105,6 +2105,35 @@ START_TEST(test_roamed_endpoint_time) {
 }
 END_TEST
 
+/* A connected, quiet node wakes only for its device reads and its probes:
+ * no timer of the store Requests while every peer has a candidate (it woke
+ * every ask_min for nothing). Wake-ups a minute, the daemon's way: sleep
+ * until the expiry, handle it, read the device when asked. */
+START_TEST(test_idle_wakeups) {
+  wgam_tstamp end;
+  int wakes = 0, reads = 0;
+
+  star_of_14(0);
+  star_live(10 * WGAM_SECONDS);
+  end = net.now + 60 * WGAM_SECONDS;
+  while (net.now < end) {
+    wgam_tstamp t = wgam_mesh_get_expiry(net.n[0].m);
+
+    ck_assert_uint_gt(t, net.now);
+    net.now = t;
+    wakes++;
+    ck_assert_int_eq(wgam_mesh_handle_expiry(net.n[0].m, net.now), 0);
+    if (wgam_mesh_get_wants(net.n[0].m) & WGAM_WANT_DEVICE) {
+      star_touch();
+      reads++;
+    }
+    count_out(0);
+  }
+  ck_assert_int_ge(reads, 25); /* device_interval 2 s */
+  ck_assert_int_le(wakes, reads + 20);
+}
+END_TEST
+
 /* News learned while no other peer is connected (a node's first peer told
  * it) is not lost: it goes out when the hold time ends, to the peers
  * connected by then. */
@@ -2485,6 +2514,7 @@ static Suite *mesh_suite(void) {
   tcase_add_test(tc, test_answers_not_reflooded);
   tcase_add_test(tc, test_answer_not_news);
   tcase_add_test(tc, test_roamed_endpoint_time);
+  tcase_add_test(tc, test_idle_wakeups);
   tcase_add_test(tc, test_news_kept_until_someone_listens);
   tcase_add_test(tc, test_bad_input_counted);
   tcase_add_test(tc, test_external_endpoint_announced);
