@@ -242,6 +242,8 @@ struct wgam_mesh {
   /* Fast policy: while peers stay without a working endpoint, ask one
    * connected peer after another for its store, with a growing interval. */
   wgam_tstamp t_ask;
+  /* The last idle probe of all peers together (probe_along() in try.c). */
+  wgam_tstamp probe_round;
   wgam_tstamp ask_interval;
   size_t ask_pos;
   wgam_tstamp foreign_answered_at;

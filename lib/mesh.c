@@ -111,6 +111,7 @@ int wgam_mesh_new_versioned(wgam_mesh **pmesh, int settings_version,
   m->last_request_peer = NO_IDX;
   m->foreign_answered_at = NONE;
   m->t_ask = NONE;
+  m->probe_round = NONE;
   m->ask_interval = wgam_fixed.ask_min;
   m->silent_since = NONE;
   if (m->s.policy == WGAM_POLICY_CLASSIC &&

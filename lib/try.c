@@ -380,6 +380,25 @@ static wgam_tstamp probe_idle(const wgam_mesh *m) {
   return budget > idle ? budget : idle;
 }
 
+/*
+ * Since when @p's path counts as idle, for its idle probe: everything heard
+ * from the peer counts. But a node behind a NAT (no endpoint of its own
+ * configured) in a mesh small enough that its peers are probed together
+ * (probe_along()) keeps its own cadence, a probe_idle after its last round
+ * or the last Pong or handshake: when its NAT reboots or its WAN address
+ * changes, only its own packets reopen the way, and the peers' probes that
+ * it heard before would put its next off by up to a probe_idle and a
+ * device_interval (the read that saw them). In a large mesh the probes of
+ * NAT-ed nodes would add a fifth to the steady gossip (simulator, 200
+ * nodes): there the peers' keepalives and probes count.
+ */
+static wgam_tstamp idle_since(const wgam_mesh *m, const struct peer *p) {
+  if (m->probe_round != NONE && m->self_idx != NO_IDX &&
+      !m->peers[m->self_idx].ncfg && probe_idle(m) == m->s.probe_idle)
+    return ts_latest(m->probe_round, p->hs_at, p->pong_at);
+  return ts_latest(p->rx_at, p->hs_at, p->pong_at);
+}
+
 void wgam_ask_peer(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
   struct peer_cold *c = wgam_cold_get(m, p);
 
@@ -519,7 +538,7 @@ static wgam_tstamp peer_next(const wgam_mesh *m, const struct peer *p) {
       else if (news_since_heard(p))
         next = ts_min(next, ts_add(last, wgam_fixed.read_soon));
       else
-        next = ts_min(next, ts_add(last, probe_idle(m)));
+        next = ts_min(next, ts_add(idle_since(m, p), probe_idle(m)));
     }
   }
   return next;
@@ -560,6 +579,7 @@ static void probe_along(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
 
   if (probe_idle(m) != m->s.probe_idle)
     return;
+  m->probe_round = ts;
   for (i = 0; i < m->npeers; i++) {
     struct peer *q = &m->peers[i];
 
@@ -625,7 +645,8 @@ void wgam_peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
       p->cold->probe_at = NONE;
       conn = 0;
     } else if (probe_at == NONE &&
-               ((p->bits & SIG_CHECK) || ts >= ts_add(last, probe_idle(m)) ||
+               ((p->bits & SIG_CHECK) ||
+                ts >= ts_add(idle_since(m, p), probe_idle(m)) ||
                 (news_since_heard(p) &&
                  ts >= ts_add(last, wgam_fixed.read_soon)))) {
       /* Silent for probe_idle, traffic unanswered or stopped at the last
