@@ -219,6 +219,19 @@ wgam_tstamp wgam_early_retry_at(const wgam_mesh *m, const struct peer *p) {
   return at;
 }
 
+/* Whether @ep is one of @p's endpoints from the peer list itself (not from
+ * a resolver, whose answer may change). */
+static int is_configured(const struct peer *p, const wgam_addr *ep) {
+  size_t i;
+
+  if (!p->cfg_literal)
+    return 0;
+  for (i = 0; i < p->ncfg; i++)
+    if (wgam_addr_equal(&peer_cfg(p)[i], ep))
+      return 1;
+  return 0;
+}
+
 /* Points the device at @ep for this peer and gives it a handshake window. */
 void wgam_try_endpoint(wgam_mesh *m, struct peer *p, const wgam_addr *ep,
                        uint8_t src, wgam_tstamp ts) {
@@ -255,6 +268,16 @@ void wgam_try_endpoint(wgam_mesh *m, struct peer *p, const wgam_addr *ep,
     wgam_mark_update(m, p, UPD_ENDPOINT);
     p->endpoint_changes++;
     m->stats.endpoint_changes++;
+  } else if (c->stale_ep && m->s.policy == WGAM_POLICY_FAST &&
+             is_configured(p, ep)) {
+    /* The peer's configured endpoint, silent while we did not move: a
+     * peer there does not roam, so it lost the session (restarted,
+     * removed us and added us back, its interface re-created), while our
+     * WireGuard still holds it and starts no handshake before its own
+     * timeouts (15 s after unanswered data). A re-created entry
+     * handshakes at once. (A peer that may have moved keeps the session:
+     * its packets from where it went roam the entry back.) */
+    wgam_mark_update(m, p, UPD_ENDPOINT | UPD_RECREATE);
   }
   wgam_log(m, WGAM_LOG_INFO, "peer %s: trying %s endpoint %s",
            wgam_key_short(p->pubkey).s, wgam_source_name(src),

@@ -1587,6 +1587,9 @@ static wgam_device star_dev;
 
 /* A star peer that sends nothing now (0: none). */
 static int star_quiet;
+/* A star peer whose endpoint the peer list gives (0: none; star_config()
+ * uses it once). */
+static int star_cfg_ep;
 
 static void star_touch(void) {
   int k;
@@ -1618,7 +1621,10 @@ static void star_config(int reversed) {
     memset(&cfg[k], 0, sizeof(cfg[k]));
     memcpy(cfg[k].pubkey, net.n[j].pub, 32);
     cfg[k].address = net.n[j].mesh;
+    if (j == star_cfg_ep && j)
+      cfg[k].endpoint = net.n[j].ext;
   }
+  star_cfg_ep = 0;
   ck_assert_int_eq(wgam_mesh_set_peers(net.n[0].m, cfg, 14, net.now), 0);
   memset(&dev, 0, sizeof(dev));
   memcpy(dev.pubkey, net.n[0].pub, 32);
@@ -2134,6 +2140,47 @@ START_TEST(test_idle_wakeups) {
 }
 END_TEST
 
+/* Peer updates node 0 has queued that remove node @j's entry (the rest
+ * are drained too). */
+static int removals_of(int j) {
+  wgam_peer_update u;
+  int n = 0;
+
+  while (wgam_mesh_next_peer_update(net.n[0].m, &u) > 0)
+    n += (u.flags & WGAM_PEER_REMOVE_ME) && !memcmp(u.pubkey, net.n[j].pub, 32);
+  return n;
+}
+
+/* A peer at its configured endpoint that goes silent (it restarted, or
+ * removed us and added us back: its side of the session is gone) is
+ * re-created, so that WireGuard handshakes at once rather than after its
+ * own timeouts; a peer whose endpoint came by gossip, which may have
+ * moved, keeps its session (its packets from where it went roam it). */
+START_TEST(test_silent_configured_peer_recreated) {
+  int k, removed[2] = {0, 0};
+
+  for (k = 0; k < 2; k++) {
+    int t;
+
+    star_cfg_ep = k == 0 ? 5 : 0;
+    star_of_14(0);
+    star_live(3 * WGAM_SECONDS);
+    removals_of(5);
+    star_quiet = 5;
+    for (t = 0; t < 100; t++) { /* 10 s */
+      net.now += 100 * WGAM_MILLISECONDS;
+      star_touch();
+      if (wgam_mesh_get_expiry(net.n[0].m) <= net.now)
+        wgam_mesh_handle_expiry(net.n[0].m, net.now);
+      count_out(0);
+      removed[k] += removals_of(5);
+    }
+  }
+  ck_assert_int_ge(removed[0], 1);
+  ck_assert_int_eq(removed[1], 0);
+}
+END_TEST
+
 /* News learned while no other peer is connected (a node's first peer told
  * it) is not lost: it goes out when the hold time ends, to the peers
  * connected by then. */
@@ -2515,6 +2562,7 @@ static Suite *mesh_suite(void) {
   tcase_add_test(tc, test_answer_not_news);
   tcase_add_test(tc, test_roamed_endpoint_time);
   tcase_add_test(tc, test_idle_wakeups);
+  tcase_add_test(tc, test_silent_configured_peer_recreated);
   tcase_add_test(tc, test_news_kept_until_someone_listens);
   tcase_add_test(tc, test_bad_input_counted);
   tcase_add_test(tc, test_external_endpoint_announced);
