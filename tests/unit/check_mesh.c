@@ -1673,8 +1673,10 @@ static void star_of_14(int reversed) {
   star_first_read();
 }
 
-/* Announces node @i sends now (probes and the rest are drained too). */
-static int count_out(int i) {
+/* Datagrams of @type node @i sends now to node @to (-1: to anyone); the
+ * first endpoint of the last such Announce in @ep when not NULL. The rest
+ * of the queue is drained too. */
+static int sent_of(int i, uint8_t type, int to, wgam_endpoint *ep) {
   uint8_t buf[WGAM_MAX_DATAGRAM_LEN], plain[WGAM_MAX_PLAINTEXT_LEN], key[32];
   wgam_addr dest;
   wgam_ssize len;
@@ -1687,9 +1689,18 @@ static int count_out(int i) {
     len = wgam_pkt_open(plain, sizeof(plain), key, buf, (size_t)len);
     ck_assert_int_gt(len, 0);
     ck_assert_int_gt(wgam_msg_decode(&msg, plain, (size_t)len), 0);
-    n += msg.type == WGAM_MSG_ANNOUNCE;
+    if (msg.type != type || (to >= 0 && by_mesh(&dest) != to))
+      continue;
+    n++;
+    if (ep && type == WGAM_MSG_ANNOUNCE && msg.nendpoints)
+      *ep = msg.endpoints[0];
   }
   return n;
+}
+
+/* Announces node @i sends now (probes and the rest are drained too). */
+static int count_out(int i) {
+  return sent_of(i, WGAM_MSG_ANNOUNCE, -1, NULL);
 }
 
 /* Lets @ns pass with every star peer sending (its received bytes grow each
@@ -1990,31 +2001,6 @@ START_TEST(test_answers_not_reflooded) {
   ck_assert_int_eq(count_out(0), 10);
 }
 END_TEST
-
-/* Datagrams of @type node @i sends now to node @to (-1: to anyone); the
- * first endpoint of the last such Announce in @ep when not NULL. The rest
- * of the queue is drained too. */
-static int sent_of(int i, uint8_t type, int to, wgam_endpoint *ep) {
-  uint8_t buf[WGAM_MAX_DATAGRAM_LEN], plain[WGAM_MAX_PLAINTEXT_LEN], key[32];
-  wgam_addr dest;
-  wgam_ssize len;
-  wgam_msg msg;
-  int n = 0;
-
-  wgam_key_derive(key, (const uint8_t *)"test secret", 11);
-  while ((len = wgam_mesh_write_pkt(net.n[i].m, &dest, buf, sizeof(buf),
-                                    net.now)) > 0) {
-    len = wgam_pkt_open(plain, sizeof(plain), key, buf, (size_t)len);
-    ck_assert_int_gt(len, 0);
-    ck_assert_int_gt(wgam_msg_decode(&msg, plain, (size_t)len), 0);
-    if (msg.type != type || (to >= 0 && by_mesh(&dest) != to))
-      continue;
-    n++;
-    if (ep && type == WGAM_MSG_ANNOUNCE && msg.nendpoints)
-      *ep = msg.endpoints[0];
-  }
-  return n;
-}
 
 /* Lets @ms pass in device reads of 100 ms (every star peer sending);
  * returns the Pings node 0 sent to node @to meanwhile. */
