@@ -331,6 +331,19 @@ static inline wgam_addr *peer_cfg(const struct peer *p) {
   return cold_pre(p)->cfg;
 }
 
+/* Whether @ep is one of @p's endpoints from the peer list itself (not from
+ * a resolver, whose answer may differ elsewhere or change). */
+static inline int cfg_literal_has(const struct peer *p, const wgam_addr *ep) {
+  size_t i;
+
+  if (!p->cfg_literal)
+    return 0;
+  for (i = 0; i < p->ncfg; i++)
+    if (wgam_addr_equal(&peer_cfg(p)[i], ep))
+      return 1;
+  return 0;
+}
+
 /* Where each endpoint of @p's store came from (after the endpoints). */
 static inline uint8_t *known_src(const struct peer *p) {
   return p->known ? (uint8_t *)(p->known + p->nknown) : NULL;

@@ -240,17 +240,13 @@ void wgam_propagate_damped(wgam_mesh *m, uint32_t subject, wgam_tstamp ts) {
  * resolve differently elsewhere), so that flooding it tells no one
  * anything. */
 static int store_is_configured(const struct peer *p) {
-  size_t i, j;
+  size_t i;
 
   if (!p->cfg_literal)
     return 0;
-  for (i = 0; i < p->nknown; i++) {
-    for (j = 0; j < p->ncfg; j++)
-      if (wgam_addr_equal(&p->known[i].addr, &peer_cfg(p)[j]))
-        break;
-    if (j == p->ncfg)
+  for (i = 0; i < p->nknown; i++)
+    if (!cfg_literal_has(p, &p->known[i].addr))
       return 0;
-  }
   return 1;
 }
 

@@ -219,19 +219,6 @@ wgam_tstamp wgam_early_retry_at(const wgam_mesh *m, const struct peer *p) {
   return at;
 }
 
-/* Whether @ep is one of @p's endpoints from the peer list itself (not from
- * a resolver, whose answer may change). */
-static int is_configured(const struct peer *p, const wgam_addr *ep) {
-  size_t i;
-
-  if (!p->cfg_literal)
-    return 0;
-  for (i = 0; i < p->ncfg; i++)
-    if (wgam_addr_equal(&peer_cfg(p)[i], ep))
-      return 1;
-  return 0;
-}
-
 /* Points the device at @ep for this peer and gives it a handshake window. */
 void wgam_try_endpoint(wgam_mesh *m, struct peer *p, const wgam_addr *ep,
                        uint8_t src, wgam_tstamp ts) {
@@ -269,7 +256,7 @@ void wgam_try_endpoint(wgam_mesh *m, struct peer *p, const wgam_addr *ep,
     p->endpoint_changes++;
     m->stats.endpoint_changes++;
   } else if (c->stale_ep && m->s.policy == WGAM_POLICY_FAST &&
-             is_configured(p, ep)) {
+             cfg_literal_has(p, ep)) {
     /* The peer's configured endpoint, silent while we did not move: a
      * peer there does not roam, so it lost the session (restarted,
      * removed us and added us back, its interface re-created), while our
