@@ -7,6 +7,7 @@
  * and answer Pings; B answers a Ping only when the test says so.
  */
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -72,16 +73,18 @@ static int same_cidr(const wgam_cidr *a, const wgam_cidr *b) {
          !memcmp(a->addr.ip, b->addr.ip, 16);
 }
 
-static void take_ip(const wgam_cidr *c, int to) {
-  for (int i = 0; i < NNODES; i++) {
-    struct entry *e = &t.dev[i];
+/* Allowed IP @c onto entry @to of the fake device @dev (@n entries), off
+ * whichever entry held it, as WireGuard moves it. */
+static void take_ip(struct entry *dev, int n, const wgam_cidr *c, int to) {
+  for (int i = 0; i < n; i++) {
+    struct entry *e = &dev[i];
     for (size_t k = 0; k < e->nips; k++)
       if (same_cidr(&e->ips[k], c) && i != to) {
         e->ips[k] = e->ips[--e->nips];
         break;
       }
   }
-  struct entry *e = &t.dev[to];
+  struct entry *e = &dev[to];
   for (size_t k = 0; k < e->nips; k++)
     if (same_cidr(&e->ips[k], c))
       return;
@@ -89,19 +92,17 @@ static void take_ip(const wgam_cidr *c, int to) {
   e->ips[e->nips++] = *c;
 }
 
-#include <stdio.h>
-static void apply(const wgam_peer_update *u) {
-  if (getenv("RELAY_DEBUG"))
-    fprintf(stderr, "t=%.2f upd node %d flags %x nips %zu\n", t.now / 1e9,
-            node_of(u->pubkey), u->flags, u->nallowedips);
-  int i = node_of(u->pubkey);
+/* Peer update @u's entry and allowed IPs onto entry @i of the fake device
+ * @dev (@n entries); the entry, or NULL when removed. */
+static struct entry *dev_apply(struct entry *dev, int n, int i,
+                               const wgam_peer_update *u) {
   struct entry *e;
 
   ck_assert_int_ge(i, 0);
-  e = &t.dev[i];
+  e = &dev[i];
   if (u->flags & WGAM_PEER_REMOVE_ME) {
     memset(e, 0, sizeof(*e));
-    return;
+    return NULL;
   }
   if (!e->present) {
     memset(e, 0, sizeof(*e));
@@ -111,10 +112,22 @@ static void apply(const wgam_peer_update *u) {
   if (u->flags & WGAM_PEER_REPLACE_ALLOWEDIPS)
     e->nips = 0;
   for (size_t k = 0; k < u->nallowedips; k++)
-    take_ip(&u->allowedips[k], i);
-  if (u->flags & WGAM_PEER_HAS_ENDPOINT)
+    take_ip(dev, n, &u->allowedips[k], i);
+  return e;
+}
+
+/* Engine A's device also keeps endpoints and keepalives (the two-engine
+ * world's devices keep neither: its paths are given). */
+static void apply(const wgam_peer_update *u) {
+  struct entry *e;
+
+  if (getenv("RELAY_DEBUG"))
+    fprintf(stderr, "t=%.2f upd node %d flags %x nips %zu\n", t.now / 1e9,
+            node_of(u->pubkey), u->flags, u->nallowedips);
+  e = dev_apply(t.dev, NNODES, node_of(u->pubkey), u);
+  if (e && (u->flags & WGAM_PEER_HAS_ENDPOINT))
     e->endpoint = u->endpoint;
-  if (u->flags & WGAM_PEER_HAS_KEEPALIVE)
+  if (e && (u->flags & WGAM_PEER_HAS_KEEPALIVE))
     e->keepalive = u->persistent_keepalive;
 }
 
@@ -550,41 +563,7 @@ static int w_holder(int e, int n) {
 }
 
 static void w_apply(int e, const wgam_peer_update *u) {
-  int i = w_node_of(u->pubkey);
-  struct entry *x;
-
-  ck_assert_int_ge(i, 0);
-  x = &w.dev[e][i];
-  if (u->flags & WGAM_PEER_REMOVE_ME) {
-    memset(x, 0, sizeof(*x));
-    return;
-  }
-  if (!x->present) {
-    memset(x, 0, sizeof(*x));
-    x->present = 1;
-    memcpy(x->key, u->pubkey, WGAM_KEY_LEN);
-  }
-  if (u->flags & WGAM_PEER_REPLACE_ALLOWEDIPS)
-    x->nips = 0;
-  for (size_t k = 0; k < u->nallowedips; k++) {
-    const wgam_cidr *c = &u->allowedips[k];
-    int dup = 0;
-
-    for (int j = 0; j < WN; j++) {
-      struct entry *y = &w.dev[e][j];
-      for (size_t l = 0; l < y->nips; l++)
-        if (same_cidr(&y->ips[l], c) && j != i) {
-          y->ips[l] = y->ips[--y->nips];
-          break;
-        }
-    }
-    for (size_t l = 0; l < x->nips; l++)
-      dup |= same_cidr(&x->ips[l], c);
-    if (!dup) {
-      ck_assert_uint_lt(x->nips, MAXIPS);
-      x->ips[x->nips++] = *c;
-    }
-  }
+  dev_apply(w.dev[e], WN, w_node_of(u->pubkey), u);
 }
 
 static void w_deliver(int to, int from, const uint8_t *pkt, size_t n) {
