@@ -344,6 +344,12 @@ static inline int cfg_literal_has(const struct peer *p, const wgam_addr *ep) {
   return 0;
 }
 
+/* No endpoint of our own is configured: we are behind a NAT, and only our
+ * own packets open the way to us. */
+static inline int self_behind_nat(const wgam_mesh *m) {
+  return m->self_idx != NO_IDX && !m->peers[m->self_idx].ncfg;
+}
+
 /* Where each endpoint of @p's store came from (after the endpoints). */
 static inline uint8_t *known_src(const struct peer *p) {
   return p->known ? (uint8_t *)(p->known + p->nknown) : NULL;
@@ -426,6 +432,7 @@ int wgam_early_retry_due(const wgam_mesh *m, const struct peer *p);
 void wgam_peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts);
 void wgam_try_again(wgam_mesh *m, uint32_t idx, wgam_tstamp ts);
 void wgam_read_soon(wgam_mesh *m, wgam_tstamp ts);
+void wgam_pinged(wgam_mesh *m, uint32_t idx, wgam_tstamp ts);
 
 /* classic.c */
 void wgam_classic_cycle(wgam_mesh *m, wgam_tstamp ts);

@@ -188,6 +188,8 @@ int wgam_mesh_read_pkt(wgam_mesh *m, const wgam_addr *src, const uint8_t *pkt,
   switch (msg.type) {
   case WGAM_MSG_PING:
     queue_pkt(m, WGAM_MSG_PONG, NO_IDX, src);
+    if (m->s.policy == WGAM_POLICY_FAST && idx != NO_IDX)
+      wgam_pinged(m, idx, ts);
     if (m->nrelays && idx != NO_IDX) /* nrelays: fast policy only */
       wgam_relay_pinged(m, idx, ts);
     return 0;

@@ -98,9 +98,10 @@ struct wgam_fixed {
   wgam_tstamp relay_scan;    /* a search unanswered this long slows down */
   wgam_tstamp clock_slack;   /* announced times further ahead are ours */
   wgam_tstamp
-      relay_direct_retry; /* relayed: direct tried at least this often */
-  wgam_tstamp read_soon;  /* a handshake likely: read the device then */
-  wgam_tstamp probe_news; /* a probe unanswered after news: it moved */
+      relay_direct_retry;    /* relayed: direct tried at least this often */
+  wgam_tstamp read_soon;     /* a handshake likely: read the device then */
+  wgam_tstamp probe_news;    /* a probe unanswered after news: it moved */
+  wgam_tstamp ping_read_gap; /* a Ping has the device read, this far apart */
 };
 extern const struct wgam_fixed wgam_fixed;
 

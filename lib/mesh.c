@@ -145,13 +145,26 @@ int wgam_mesh_set_log_level(wgam_mesh *m, int level) {
   return 0;
 }
 
+/*
+ * When the device is to be read next: the periodic read, or an early one
+ * (a handshake likely done by then). A periodic read due shortly before an
+ * early one waits for it: one read serves both, and the early one's wait
+ * for the handshake is kept.
+ */
+static wgam_tstamp device_due(const wgam_mesh *m) {
+  if (m->t_early != NONE && m->t_early >= m->t_device &&
+      m->t_early - m->t_device <= wgam_fixed.read_soon)
+    return m->t_early;
+  return ts_min(m->t_device, m->t_early);
+}
+
 wgam_tstamp wgam_mesh_get_expiry(const wgam_mesh *m) {
   wgam_tstamp t;
 
   if (!m)
     return NONE;
-  t = ts_min(ts_min(m->t_device, m->t_lan), ts_min(m->t_persist, m->t_igd));
-  t = ts_min(ts_min(t, m->t_ask), m->t_early);
+  t = ts_min(ts_min(device_due(m), m->t_lan), ts_min(m->t_persist, m->t_igd));
+  t = ts_min(t, m->t_ask);
   if (m->heaplen)
     t = ts_min(t, m->peers[m->heap[0]].next);
   return t;
@@ -162,15 +175,15 @@ int wgam_mesh_handle_expiry(wgam_mesh *m, wgam_tstamp ts) {
 
   if (!m)
     return WGAM_ERR_INVALID_ARGUMENT;
-  if (ts >= m->t_early) {
+  if (ts >= device_due(m)) {
     m->wants |= WGAM_WANT_DEVICE;
-    m->t_early = NONE; /* observe_device() sets the next one */
-  }
-  if (ts >= m->t_device) {
-    m->wants |= WGAM_WANT_DEVICE;
-    m->cycle_due = 1;
-    /* Keep waking the caller while the device cannot be read. */
-    m->t_device = ts_add(ts, m->s.device_interval);
+    if (ts >= m->t_early)
+      m->t_early = NONE; /* observe_device() sets the next one */
+    if (ts >= m->t_device) {
+      m->cycle_due = 1;
+      /* Keep waking the caller while the device cannot be read. */
+      m->t_device = ts_add(ts, m->s.device_interval);
+    }
   }
   if (ts >= m->t_lan) {
     if (m->has_pubkey && m->listen_port)

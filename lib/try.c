@@ -330,6 +330,7 @@ static void try_next(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
 }
 
 static wgam_tstamp peer_next(const wgam_mesh *m, const struct peer *p);
+static int news_since_heard(const struct peer *p);
 
 /* A device read soon: a handshake is likely done within a round trip. */
 void wgam_read_soon(wgam_mesh *m, wgam_tstamp ts) {
@@ -402,11 +403,51 @@ static wgam_tstamp probe_idle(const wgam_mesh *m) {
  * NAT-ed nodes would add a fifth to the steady gossip (simulator, 200
  * nodes): there the peers' keepalives and probes count.
  */
+static int own_cadence(const wgam_mesh *m) {
+  return self_behind_nat(m) && probe_idle(m) == m->s.probe_idle;
+}
+
 static wgam_tstamp idle_since(const wgam_mesh *m, const struct peer *p) {
-  if (m->probe_round != NONE && m->self_idx != NO_IDX &&
-      !m->peers[m->self_idx].ncfg && probe_idle(m) == m->s.probe_idle)
+  if (m->probe_round != NONE && own_cadence(m))
     return ts_latest(m->probe_round, p->hs_at, p->pong_at);
   return ts_latest(p->rx_at, p->hs_at, p->pong_at);
+}
+
+/* When @p's idle probe is due. A peer behind a NAT keeps its own cadence
+ * in a small mesh, its next Ping due when our probe would be: there it is
+ * given probe_timeout to come first (else both ends probe the pair). */
+static wgam_tstamp idle_due(const wgam_mesh *m, const struct peer *p) {
+  wgam_tstamp due = ts_add(idle_since(m, p), probe_idle(m));
+
+  return own_cadence(m) || p->ncfg || probe_idle(m) != m->s.probe_idle
+             ? due
+             : ts_add(due, wgam_fixed.probe_news);
+}
+
+/*
+ * A Ping from connected peer @idx came through its tunnel. WireGuard moved
+ * the peer's entry to where the Ping came from before handing it to us: a
+ * node whose NAT rebooted or renumbered is heard at its next probe, so the
+ * device is read now (at most once per ping_read_gap), not a device_interval
+ * later, and the move is announced at once. A peer that probes us on its
+ * own cadence is heard from, and not probed back (see idle_due()).
+ */
+void wgam_pinged(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
+  struct peer *p = &m->peers[idx];
+  wgam_tstamp read_at = ts_add(m->dev_at, wgam_fixed.ping_read_gap);
+
+  if (p->state != PEER_CONNECTED || p->route != WGAM_ROUTE_DIRECT)
+    return;
+  if (ts >= read_at)
+    m->wants |= WGAM_WANT_DEVICE;
+  else
+    m->t_early = ts_min(m->t_early, read_at);
+  /* The bytes that read will show, now (unless we probe it, or news of
+   * another address of it came: those wait for their own answer). */
+  if (cold(p)->probe_at != NONE || news_since_heard(p))
+    return;
+  p->rx_at = ts;
+  wgam_heap_set(m, idx, peer_next(m, p));
 }
 
 void wgam_ask_peer(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
@@ -548,7 +589,7 @@ static wgam_tstamp peer_next(const wgam_mesh *m, const struct peer *p) {
       else if (news_since_heard(p))
         next = ts_min(next, ts_add(last, wgam_fixed.read_soon));
       else
-        next = ts_min(next, ts_add(idle_since(m, p), probe_idle(m)));
+        next = ts_min(next, idle_due(m, p));
     }
   }
   return next;
@@ -655,8 +696,7 @@ void wgam_peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
       p->cold->probe_at = NONE;
       conn = 0;
     } else if (probe_at == NONE &&
-               ((p->bits & SIG_CHECK) ||
-                ts >= ts_add(idle_since(m, p), probe_idle(m)) ||
+               ((p->bits & SIG_CHECK) || ts >= idle_due(m, p) ||
                 (news_since_heard(p) &&
                  ts >= ts_add(last, wgam_fixed.read_soon)))) {
       /* Silent for probe_idle, traffic unanswered or stopped at the last
@@ -664,7 +704,12 @@ void wgam_peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
        * came since we last heard it (it may have moved: check now). */
       int idle = !(p->bits & SIG_CHECK) && !news_since_heard(p);
 
-      if (probe(m, p, ts) == 0 && idle)
+      /* Behind a NAT, whatever we send to one peer we send to all: the
+       * first packet through a NAT that rebooted or renumbered has the
+       * peer that gets it announce our new address, and the others, told
+       * at once, send there before our packets to them opened the new
+       * mapping (a port-restricted NAT then maps those to another port). */
+      if (probe(m, p, ts) == 0 && (idle || own_cadence(m)))
         probe_along(m, idx, ts);
     }
   }

@@ -45,6 +45,7 @@ struct node {
   wgam_addr perm[64]; /* destinations this node has sent to (NAT state) */
   int nperm;
   uint64_t endpoint_writes[MAXN];
+  wgam_tstamp read_at, read_gap; /* the last device read; the least gap */
 };
 
 struct net {
@@ -332,6 +333,9 @@ static void read_device(int i) {
   dev.npeers = (size_t)k;
   ck_assert_int_eq(wgam_mesh_observe_device(n->m, &dev, net.now, unix_now()),
                    0);
+  if (n->read_at && (!n->read_gap || net.now - n->read_at < n->read_gap))
+    n->read_gap = net.now - n->read_at;
+  n->read_at = net.now;
 }
 
 static int by_mesh(const wgam_addr *a) {
@@ -2126,6 +2130,160 @@ START_TEST(test_idle_wakeups) {
 }
 END_TEST
 
+/* A node behind a NAT keeps its own probe cadence in a small mesh; the
+ * public node it probes answers and probes it no more (it probed it back
+ * every probe_idle, twice the Pings and Pongs for what one end's tell).
+ * A device read that falls due just before an early one waits for it (two
+ * reads within a few ms each time a probed peer's gossip came). */
+START_TEST(test_probed_peer_not_probed_back) {
+  wgam_stats a0, b0, a1, b1;
+  int i;
+
+  topo_two_nats(0);
+  ck_assert(until_full_mesh(120) >= 0);
+  run_for(20 * WGAM_SECONDS);
+  for (i = 0; i < net.count; i++)
+    net.n[i].read_gap = 0;
+  wgam_mesh_get_stats(net.n[0].m, &a0);
+  wgam_mesh_get_stats(net.n[1].m, &b0);
+  run_for(60 * WGAM_SECONDS);
+  ck_assert(full_mesh());
+  wgam_mesh_get_stats(net.n[0].m, &a1);
+  wgam_mesh_get_stats(net.n[1].m, &b1);
+  /* B probes A and C every probe_idle (4 s): 15 rounds. */
+  ck_assert_uint_ge(b1.pkts_out[WGAM_MSG_PING] - b0.pkts_out[WGAM_MSG_PING],
+                    20);
+  ck_assert_uint_le(a1.pkts_out[WGAM_MSG_PING] - a0.pkts_out[WGAM_MSG_PING], 2);
+  for (i = 0; i < net.count; i++)
+    ck_assert_msg(net.n[i].read_gap >= 500 * WGAM_MILLISECONDS,
+                  "node %d read its device twice within %.1f s", i,
+                  (double)net.n[i].read_gap / WGAM_SECONDS);
+}
+END_TEST
+
+/* Node 0 gets a Ping from connected peer @k through its tunnel. */
+static void ping_from(int k, uint8_t nonce) {
+  uint8_t pkt[WGAM_MAX_DATAGRAM_LEN];
+  wgam_addr src = net.n[k].mesh;
+  wgam_ssize len;
+  wgam_msg msg;
+
+  memset(&msg, 0, sizeof(msg));
+  msg.type = WGAM_MSG_PING;
+  len = seal_msg(pkt, sizeof(pkt), &msg, nonce);
+  src.port = GOSSIP_PORT;
+  ck_assert_int_eq(
+      wgam_mesh_read_pkt(net.n[0].m, &src, pkt, (size_t)len, net.now), 0);
+}
+
+/* WireGuard moves a peer's entry to where its packets come from, a Ping
+ * as well: a Ping has the device read at once (the node whose NAT moved is
+ * heard at its next probe, and its new address announced then, not a
+ * device_interval later), but at most once per ping_read_gap. */
+START_TEST(test_ping_reads_device) {
+  wgam_endpoint out;
+  wgam_tstamp t0;
+
+  star_of_14(0);
+  star_live(10 * WGAM_SECONDS);
+  star_touch();
+  count_out(0);
+  t0 = net.now;
+  net.now += 1200 * WGAM_MILLISECONDS;
+  if (wgam_mesh_get_expiry(net.n[0].m) <= net.now)
+    wgam_mesh_handle_expiry(net.n[0].m, net.now);
+  count_out(0);
+  ck_assert(!(wgam_mesh_get_wants(net.n[0].m) & WGAM_WANT_DEVICE));
+  star_dp[4].endpoint = tu_v4(203, 0, 113, 94, 7000);
+  star_dp[4].rx_bytes += 64;
+  ping_from(4, 41);
+  ck_assert(wgam_mesh_get_wants(net.n[0].m) & WGAM_WANT_DEVICE);
+  star_touch();
+  memset(&out, 0, sizeof(out));
+  ck_assert_int_ge(sent_of(0, WGAM_MSG_ANNOUNCE, -1, &out), 1);
+  ck_assert(same(&out.addr, &star_dp[4].endpoint));
+  /* The next Ping within ping_read_gap waits for it. */
+  t0 = net.now;
+  net.now += 300 * WGAM_MILLISECONDS;
+  ping_from(5, 42);
+  ck_assert(!(wgam_mesh_get_wants(net.n[0].m) & WGAM_WANT_DEVICE));
+  ck_assert_uint_le(wgam_mesh_get_expiry(net.n[0].m), t0 + WGAM_SECONDS);
+}
+END_TEST
+
+/* A periodic device read that falls due just before an early one (gossip
+ * from a peer whose path is probed: a handshake likely within a round trip)
+ * waits for it: one read, not two a few milliseconds apart. */
+START_TEST(test_reads_coalesced) {
+  wgam_endpoint ep;
+  wgam_tstamp t0;
+  int reads = 0;
+
+  star_of_14(0);
+  star_live(10 * WGAM_SECONDS);
+  star_touch(); /* the next periodic read is due 2 s later */
+  count_out(0);
+  t0 = net.now;
+  net.now = t0 + 1900 * WGAM_MILLISECONDS;
+  if (wgam_mesh_get_expiry(net.n[0].m) <= net.now)
+    wgam_mesh_handle_expiry(net.n[0].m, net.now);
+  if (wgam_mesh_get_wants(net.n[0].m) & WGAM_WANT_DEVICE)
+    star_touch();
+  count_out(0);
+  /* News of another address of peer 4: it is probed at once... */
+  ep.addr = tu_v4(203, 0, 113, 84, 7000);
+  ep.time = unix_now();
+  announce_from(0, 5, 4, &ep, 1, 51);
+  wgam_mesh_handle_expiry(net.n[0].m, net.now);
+  ck_assert_int_ge(sent_of(0, WGAM_MSG_PING, 4, NULL), 1);
+  /* ... and gossip from it, not the answer, asks for a read soon. */
+  ep.addr = star_dp[5].endpoint;
+  announce_from(0, 4, 5, &ep, 1, 52);
+  while (net.now < t0 + 2300 * WGAM_MILLISECONDS) {
+    net.now += 10 * WGAM_MILLISECONDS;
+    if (wgam_mesh_get_expiry(net.n[0].m) <= net.now)
+      wgam_mesh_handle_expiry(net.n[0].m, net.now);
+    if (wgam_mesh_get_wants(net.n[0].m) & WGAM_WANT_DEVICE) {
+      star_touch();
+      reads++;
+    }
+    count_out(0);
+  }
+  ck_assert_int_eq(reads, 1);
+}
+END_TEST
+
+/* Node 0 is behind a NAT (no endpoint of its own configured): when it
+ * probes one peer, traffic to it gone unanswered, it probes them all. Its
+ * first packet through a NAT that rebooted has that peer announce the new
+ * address, and the others, told at once, must find the new mapping open
+ * to them (else a port-restricted NAT maps our packets to them to another
+ * port). */
+START_TEST(test_nat_probes_all_together) {
+  int k, to = 0;
+
+  star_of_14(0);
+  star_live(10 * WGAM_SECONDS);
+  star_quiet = 6;
+  star_dp[6].tx_bytes += 400;
+  net.now += 100 * WGAM_MILLISECONDS;
+  star_touch();
+  for (k = 0; k < 5; k++) {
+    uint8_t buf[WGAM_MAX_DATAGRAM_LEN];
+    wgam_addr dest;
+
+    if (wgam_mesh_get_expiry(net.n[0].m) <= net.now)
+      wgam_mesh_handle_expiry(net.n[0].m, net.now);
+    while (wgam_mesh_write_pkt(net.n[0].m, &dest, buf, sizeof(buf), net.now) >
+           0)
+      to |= 1 << by_mesh(&dest);
+    net.now += 100 * WGAM_MILLISECONDS;
+  }
+  star_quiet = 0;
+  ck_assert_int_eq(to, 0x3ffe); /* peers 1 to 13 */
+}
+END_TEST
+
 /* Peer updates node 0 has queued that remove node @j's entry (the rest
  * are drained too). */
 static int removals_of(int j) {
@@ -2549,6 +2707,10 @@ static Suite *mesh_suite(void) {
   tcase_add_test(tc, test_roamed_endpoint_time);
   tcase_add_test(tc, test_idle_wakeups);
   tcase_add_test(tc, test_silent_configured_peer_recreated);
+  tcase_add_test(tc, test_probed_peer_not_probed_back);
+  tcase_add_test(tc, test_ping_reads_device);
+  tcase_add_test(tc, test_reads_coalesced);
+  tcase_add_test(tc, test_nat_probes_all_together);
   tcase_add_test(tc, test_news_kept_until_someone_listens);
   tcase_add_test(tc, test_bad_input_counted);
   tcase_add_test(tc, test_external_endpoint_announced);

@@ -104,6 +104,7 @@ int main(void) {
   FIXED_TIME(relay_direct_retry);
   FIXED_TIME(read_soon);
   FIXED_TIME(probe_news);
+  FIXED_TIME(ping_read_gap);
 
   CONST(WGAM_MAX_ENDPOINTS);
   CONST(WGAM_GOSSIP_FANOUT);
