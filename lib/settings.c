@@ -169,10 +169,11 @@ const struct wgam_fixed wgam_fixed = {
      * while such news came is taken as the path gone, not probe_timeout:
      * a Pong takes a round trip, and the news says where to go. */
     .probe_news = 500 * WGAM_MILLISECONDS,
-    /* A Ping from a connected peer has the device read at once (WireGuard
-     * roamed its entry to where the Ping came from), at most this often:
-     * a node receives about one a second from peers behind NATs in a small
-     * mesh, and the read done in the Ping's wake-up costs less than one of
-     * its own. */
+    /* At a node with an endpoint of its own configured, a Ping from a
+     * connected peer has the device read at once (WireGuard roamed its
+     * entry to where the Ping came from), at most this often: such a node
+     * hears about one a second from the peers behind NATs of a small mesh,
+     * and a read done in the Ping's wake-up costs less than one of its
+     * own. */
     .ping_read_gap = 1 * WGAM_SECONDS,
 };

@@ -17,7 +17,7 @@ A run that does not finish within the cap is printed as ">cap".
 
     sudo WGAM_BIN=build/cli/wgautomesh tests/netns/bench.py five [--runs 5]
          [--cap 60] [--cpu-minutes 3] [--settle 60] [--cpu-log-level info|debug]
-         [--no-cpu | --cpu-only] [--keep]
+         [--no-cpu | --cpu-only] [--keep] [--random-moment [--seed N]]
 
 The speed rows, in five nodes (a public; b and c on one LAN behind the cone
 NAT r1; d behind r2; e behind r3; only a's endpoint configured; daemons
@@ -26,8 +26,11 @@ dumps polled); start -> all 10 pairs ping (every pair probed every 0.3 s);
 r2's WAN address changes -> every node pings d; r3 reboots (conntrack
 flushed, external ports moved to 31000-31999) -> every pair pings again
 (probes towards the moved node, whose own traffic would otherwise do the
-daemons' work). Then, on a fresh mesh after --settle seconds, the CPU of
-each daemon over --cpu-minutes (all its threads, /proc/PID/task/*/schedstat),
+daemons' work). Both come right after the mesh settled (every status shows
+every peer connected), the same moment in the moved node's probe rounds
+each run; with --random-moment, a seeded random 0-4 s later (one round).
+Then, on a fresh mesh after --settle seconds, the CPU of each daemon over
+--cpu-minutes (all its threads, /proc/PID/task/*/schedstat),
 scaled to an hour, and how many times a minute its threads were put on a
 CPU (about its wake-ups, each one a context switch); the daemons log at
 --cpu-log-level (default info, as in production; the other rows run them
@@ -53,6 +56,7 @@ and with the relay, and in the relay topology (symmetric NATs) with it.
 
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -230,8 +234,10 @@ def last_of(got, want, t0):
     return (max(got[p] for p in want) - t0) if all(p in got for p in want) else None
 
 
-def five_once(cap, keep=False):
-    """One run of rows 1-4. Returns {row: seconds or None}."""
+def five_once(cap, keep=False, rng=None):
+    """One run of rows 1-4. Returns {row: seconds or None}. With @rng the
+    WAN change and the reboot each come a random 0-4 s (one round of the
+    moved node's probes) after the mesh settled, not right after it."""
     res = {"handshakes": None, "ping": None, "wan": None, "reboot": None}
     rig = R.Rig(FIVE, keep=keep)
     try:
@@ -252,6 +258,8 @@ def five_once(cap, keep=False):
         if res["ping"] is None:
             return res
         settle(rig)
+        if rng:
+            time.sleep(rng.uniform(0, 4))
         d = rig.node("d")
         rig.move_router(d.router, "203.0.113.110")
         t1 = time.monotonic()
@@ -263,6 +271,8 @@ def five_once(cap, keep=False):
             return res
         got = probe(rig, rig.pairs(), cap)
         settle(rig)
+        if rng:
+            time.sleep(rng.uniform(0, 4))
         e = rig.node("e")
         reboot_router(rig, e.router)
         t2 = time.monotonic()
@@ -350,8 +360,13 @@ def main_five(argv):
     print("five nodes (%s), only a's endpoint configured, wireguard-go; "
           "%d runs, cap %.0f s; daemon %s" % (FIVE, runs, cap, os.environ["WGAM_BIN"]))
     rows = {"handshakes": [], "ping": [], "wan": [], "reboot": []}
+    rng = None
+    if "--random-moment" in argv:
+        seed = int(arg(argv, "--seed", 1))
+        rng = random.Random(seed)
+        print("WAN change and reboot at a random moment, seed %d" % seed)
     for i in range(runs):
-        r = five_once(cap, keep="--keep" in argv)
+        r = five_once(cap, keep="--keep" in argv, rng=rng)
         for k in rows:
             rows[k].append(r[k])
         print("run %d: handshakes %s, ping %s, WAN change %s, reboot %s" % (
