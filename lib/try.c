@@ -429,12 +429,12 @@ static wgam_tstamp idle_due(const wgam_mesh *m, const struct peer *p) {
  * the peer's entry to where the Ping came from before handing it to us: a
  * node whose NAT rebooted or renumbered is heard at its next probe, first
  * by the nodes it can reach unasked (an endpoint of their own configured),
- * so those read the device now, in this wake-up (at most once per
- * ping_read_gap), not a device_interval later, and announce the move at
- * once. A node behind a NAT hears a moved peer only after it sent to the
- * peer's new address: its periodic reads are enough. The Ping's bytes, which
- * the read would show, count now: a peer that probes us on its own cadence
- * is not probed back (see idle_due()); unless we probe it, or news of
+ * so those read the device now, in this wake-up (or when ping_read_gap
+ * since the last read has passed), not a device_interval later, and
+ * announce the move at once. A node behind a NAT hears a moved peer only after
+ * it sent to the peer's new address: its periodic reads are enough. The Ping's
+ * bytes, which the read would show, count now: a peer that probes us on its own
+ * cadence is not probed back (see idle_due()); unless we probe it, or news of
  * another address of it came (those wait for their own answer).
  */
 void wgam_pinged(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
@@ -442,8 +442,14 @@ void wgam_pinged(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
 
   if (p->state != PEER_CONNECTED || p->route != WGAM_ROUTE_DIRECT)
     return;
-  if (!self_behind_nat(m) && ts >= ts_add(m->dev_at, wgam_fixed.ping_read_gap))
-    m->wants |= WGAM_WANT_DEVICE;
+  if (!self_behind_nat(m)) {
+    wgam_tstamp read_at = ts_add(m->dev_at, wgam_fixed.ping_read_gap);
+
+    if (ts >= read_at)
+      m->wants |= WGAM_WANT_DEVICE;
+    else
+      m->t_early = ts_min(m->t_early, read_at);
+  }
   if (cold(p)->probe_at != NONE || news_since_heard(p))
     return;
   p->rx_at = ts;
