@@ -128,8 +128,11 @@ static void observe_peer(wgam_mesh *m, struct peer *p,
                          const wgam_device_peer *dp, wgam_tstamp ts,
                          uint64_t unix_now) {
   int first = !p->on_device;
+  int roamed = !wgam_addr_equal(&p->dev_ep, &dp->endpoint);
+  int news = m->s.policy == WGAM_POLICY_FAST && p->learned_at != NONE &&
+             p->learned_at > ts_latest(p->rx_at, p->hs_at, p->pong_at);
 
-  if (!wgam_addr_equal(&p->dev_ep, &dp->endpoint) || first) {
+  if (roamed || first) {
     if (addr_valid(want_ep(p)) && wgam_addr_equal(&dp->endpoint, want_ep(p)))
       p->src = p->want_src;
     else if (addr_valid(&dp->endpoint))
@@ -160,8 +163,20 @@ static void observe_peer(wgam_mesh *m, struct peer *p,
   if (m->s.policy == WGAM_POLICY_FAST && !first)
     observe_traffic(p, dp);
   if (dp->rx_bytes != p->rx_bytes) {
-    if (!first)
+    /* The bytes came after the last read (m->dev_at until this read is
+     * done). When news of another address of the peer came since that
+     * read, they may predate the move (a NAT that rebooted under the peer
+     * lets nothing through since) and must not answer the news: their
+     * time is then the last read's, and the probe the news starts (its
+     * Pong, or bytes seen by a read soon) decides. Bytes that roamed the
+     * entry are the peer where it went: they count. */
+    if (first) {
+    } else if (news && m->dev_at < p->learned_at && !roamed) {
+      p->rx_at = m->dev_at;
+      wgam_read_soon(m, ts);
+    } else {
       p->rx_at = ts;
+    }
     p->rx_bytes = dp->rx_bytes;
   }
   p->tx_low = (uint16_t)dp->tx_bytes;
@@ -308,6 +323,11 @@ int wgam_mesh_observe_device(wgam_mesh *m, const wgam_device *dev,
         if (wgam_handle_announce(m, (uint32_t)i, &e, 1,
                                  p->src ? p->src : WGAM_SOURCE_ROAMING, mode,
                                  ts) == 0) {
+          /* The peer itself is told too (propagation passes over the
+           * subject): until it sends to each of its peers, their packets
+           * do not get through its NAT's new mappings. */
+          if (moved)
+            wgam_queue_to_peer(m, WGAM_MSG_ANNOUNCE, (uint32_t)i, p);
           p->bits |= PEER_OBS_DEV; /* obs_ep is dev_ep */
           if (cold_full(p))
             memset(&p->cold->obs_ep, 0, sizeof(p->cold->obs_ep));

@@ -18,8 +18,9 @@
 #define SUBJECT_SELF (UINT32_MAX - 1)
 /* Configured endpoints of one peer (a hostname may resolve to several). */
 #define MAX_CFG_ENDPOINTS WGAM_MAX_ENDPOINTS
-/* Candidates of one round: LAN + gossip + configured. */
-#define MAX_CANDIDATES (1 + WGAM_MAX_ENDPOINTS + MAX_CFG_ENDPOINTS)
+/* Candidates of one round: LAN + our own last observation + gossip +
+ * configured. */
+#define MAX_CANDIDATES (2 + WGAM_MAX_ENDPOINTS + MAX_CFG_ENDPOINTS)
 
 /*
  * The per-peer state machine (try.c has the diagram). The first four are
@@ -236,6 +237,10 @@ struct wgam_mesh {
    * more likely we moved than they all did. */
   wgam_tstamp silent_since;
   size_t nsilent;
+  /* News that an observer saw us at an address we were not known at (our
+   * NAT rebooted or our address changed): a path silent since moved with
+   * us (fast policy). */
+  wgam_tstamp self_moved_at;
   wgam_tstamp last_request;
   wgam_tstamp answers_until; /* Announces from asked peers are answers */
   uint32_t last_request_peer;
@@ -433,6 +438,7 @@ void wgam_peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts);
 void wgam_try_again(wgam_mesh *m, uint32_t idx, wgam_tstamp ts);
 void wgam_read_soon(wgam_mesh *m, wgam_tstamp ts);
 void wgam_pinged(wgam_mesh *m, uint32_t idx, wgam_tstamp ts);
+void wgam_probe_all(wgam_mesh *m, wgam_tstamp ts);
 
 /* classic.c */
 void wgam_classic_cycle(wgam_mesh *m, wgam_tstamp ts);

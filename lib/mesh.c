@@ -114,6 +114,7 @@ int wgam_mesh_new_versioned(wgam_mesh **pmesh, int settings_version,
   m->probe_round = NONE;
   m->ask_interval = wgam_fixed.ask_min;
   m->silent_since = NONE;
+  m->self_moved_at = NONE;
   if (m->s.policy == WGAM_POLICY_CLASSIC &&
       (m->s.flags & WGAM_SETTINGS_PERSIST))
     m->t_persist = ts; /* the original writes at start, then every 600 s */

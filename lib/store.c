@@ -260,12 +260,25 @@ int wgam_handle_announce(wgam_mesh *m, uint32_t subject,
 
   if (subject == SUBJECT_SELF) {
     static const uint8_t no_src[WGAM_MAX_ENDPOINTS];
+    int newest;
 
     changed = wgam_store_merge(m->self_known, no_src, m->nself_known, eps, neps,
                                src, out, out_src, &n);
+    newest = changed == 1 && n && m->nself_known &&
+             !wgam_addr_equal(&m->self_known[0].addr, &out[0].addr);
     if (changed) {
       memcpy(m->self_known, out, n * sizeof(out[0]));
       m->nself_known = (uint8_t)n;
+    }
+    /* News of another address of ours, or of one we had before becoming
+     * the newest again (a NAT that rebooted may map us to a port it gave
+     * us before), from an observer (not an answer, not our own port
+     * mapping): see we_moved() in try.c. */
+    if ((changed == 2 || newest) && mode == ANN_FLOOD &&
+        src == WGAM_SOURCE_GOSSIP && m->s.policy == WGAM_POLICY_FAST) {
+      m->self_moved_at = ts;
+      if (m->dev_seen)
+        wgam_probe_all(m, ts);
     }
   } else {
     struct peer *p = &m->peers[subject];

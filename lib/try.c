@@ -121,6 +121,13 @@ static size_t candidates(const wgam_mesh *m, const struct peer *p,
 
   if (has_lan(p))
     n = add_cand(c, n, &peer_lan(p)->addr, WGAM_SOURCE_LAN);
+  /* The device lost the entry (its interface deleted and created again):
+   * where we last saw the peer ourselves comes first. Behind a symmetric
+   * NAT every observer sees another port, and the newest in the store is
+   * most likely someone else's. */
+  if (!addr_valid(&p->dev_ep) && addr_valid(obs_ep(p)) &&
+      wgam_endpoint_acceptable(m, obs_ep(p)))
+    n = add_cand(c, n, obs_ep(p), WGAM_SOURCE_ROAMING);
   for (private_pass = 0; private_pass < 2; private_pass++) {
     for (i = 0; i < p->nknown; i++)
       if (addr_is_private(&p->known[i].addr) == private_pass &&
@@ -163,11 +170,15 @@ static void send_ping(wgam_mesh *m, struct peer *p) {
  * an address we no longer have). That is what we need when we moved, and
  * what we must not do when the peer moved: our write could undo the roaming
  * its first packets from its new address just caused. Several paths going
- * silent together, or our only one, says we moved.
+ * silent together, or our only one, says we moved; so does news of a new
+ * address of ours since the path was last heard (an observer saw our
+ * packets come from where our NAT now maps us), which often comes before
+ * a second path is found silent: the peer's own packets then still come
+ * from where it was, and another of its addresses would be a wasted try.
  */
 static int we_moved(const wgam_mesh *m, const struct peer *p) {
-  (void)p;
-  return m->nsilent >= 2 || m->npeers - (m->self_idx != NO_IDX) <= 1;
+  return m->nsilent >= 2 || m->npeers - (m->self_idx != NO_IDX) <= 1 ||
+         (m->self_moved_at != NONE && m->self_moved_at >= cold(p)->heard_at);
 }
 
 static void path_silent(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
@@ -648,6 +659,16 @@ static void probe_along(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
   }
 }
 
+/*
+ * An observer saw us at a new address (our NAT rebooted, or our address
+ * changed): our packets reopen the way to each peer, through the NAT's new
+ * mappings, only when we send to it. The connected peers are probed now,
+ * as in a probe round, rather than at our next one.
+ */
+void wgam_probe_all(wgam_mesh *m, wgam_tstamp ts) {
+  probe_along(m, NO_IDX, ts);
+}
+
 /* The fast policy's decision for one peer at @ts. */
 void wgam_peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
   struct peer *p = &m->peers[idx];
@@ -694,13 +715,20 @@ void wgam_peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
                (ts >= ts_add(probe_at, m->s.probe_timeout) ||
                 (news_since_heard(p) &&
                  ts >= ts_add(probe_at, wgam_fixed.probe_news)))) {
-      /* Unanswered, or news of another address came since we last heard
-       * from it: the peer moved, and the news says where. */
-      wgam_log(m, WGAM_LOG_INFO, "peer %s: path via %s is silent",
-               wgam_key_short(p->pubkey).s, wgam_addr_str(&p->dev_ep).s);
-      path_silent(m, p, ts);
-      p->cold->probe_at = NONE;
-      conn = 0;
+      if (!m->observing) {
+        /* Judged on a read taken now: an interface deleted and not yet
+         * back sent no Ping, and what it lost decides the next try (see
+         * candidates()). */
+        m->wants |= WGAM_WANT_DEVICE;
+      } else {
+        /* Unanswered, or news of another address came since we last
+         * heard from it: the peer moved, and the news says where. */
+        wgam_log(m, WGAM_LOG_INFO, "peer %s: path via %s is silent",
+                 wgam_key_short(p->pubkey).s, wgam_addr_str(&p->dev_ep).s);
+        path_silent(m, p, ts);
+        p->cold->probe_at = NONE;
+        conn = 0;
+      }
     } else if (probe_at == NONE &&
                ((p->bits & SIG_CHECK) || ts >= idle_due(m, p) ||
                 (news_since_heard(p) &&

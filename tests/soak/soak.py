@@ -8,7 +8,7 @@ mesh.
 
     soak.py [--seed N] [--minutes M] [--no-symmetric] [--relay auto|yes|no]
             [--kinds k1,k2,...] [--double P] [--bound S] [--keep] [--keep-going]
-            [--trace] [--diag]
+            [--trace] [--diag] [--pcap]
 
 Topology: public a, b (both relays when the configuration knows relays) and
 k; c, d, g alone behind cone NATs r1, r2, r4; the LAN pair e, f behind the
@@ -33,6 +33,9 @@ daemon. Every daemon logs at debug level to its log in the rig's directory
 (kept with --keep; --trace: trace level); lines carry the rig's clock, as
 do the fault lines. --diag: while a fault heals, every daemon's view of its
 peers (`status --json`) once a second into diag.jsonl in that directory.
+--pcap (needs tcpdump): every UDP datagram on the internet's bridge and on
+each NAT router's LAN into *.pcap in that directory, and clock.txt, the
+wall clock at a rig time (tcpdump stamps are wall clock), for timelines.
 """
 
 import os
@@ -114,6 +117,7 @@ class Soak:
         self.keep_going = "--keep-going" in argv
         self.flags = ("-vv",) if "--trace" in argv else ("-v",)
         self.diag = "--diag" in argv
+        self.pcap = "--pcap" in argv
         self.rng = random.Random(self.seed)
         self.wgam = os.environ.get("WGAM_BIN")
         self.records = []
@@ -155,8 +159,26 @@ class Soak:
                 " ".join(n.name for n in rig.nodes), len(all_pairs),
                 len(self.direct_pairs), len(self.relay_pairs),
                 ",".join(n.name for n in relays) or "none", ",".join(self.kinds)))
+        if self.pcap:
+            self.start_pcap()
         for n in rig.nodes:
             F.start_daemon(rig, n, self.flags)
+
+    def start_pcap(self):
+        """tcpdump on the internet's bridge (public hosts, NAT-ed traffic as
+        it leaves the routers) and on every router's LAN (before NAT)."""
+        rig = self.rig
+        if not shutil.which("tcpdump"):
+            raise SystemExit("--pcap: no tcpdump (Debian: tcpdump)")
+        points = [("wan", rig.wan_ns, rig.wan_br)]
+        points += [(r.name, r.ns, r.lanbr) for r in rig.routers.values()]
+        for name, ns, ifname in points:
+            path = os.path.join(rig.tmp, name + ".pcap")
+            rig.spawn(ns, ["tcpdump", "-n", "-U", "-s", "96", "-i", ifname, "-w", path, "udp"],
+                      os.path.join(rig.tmp, name + ".tcpdump.log"))
+        with open(os.path.join(rig.tmp, "clock.txt"), "w") as f:
+            f.write("%.6f %.6f\n" % (time.time(), F.rig_time()))
+        time.sleep(1)
 
     def form(self):
         rig = self.rig

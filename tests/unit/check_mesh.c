@@ -1916,12 +1916,13 @@ START_TEST(test_observation_not_reflooded) {
   ck_assert(same(&info.known[0].addr, &net.n[5].ext));
   ck_assert_uint_eq(info.known[0].time, star_dp[5].last_handshake);
 
-  /* A new endpoint seen by the device is news: flooded. */
+  /* A new endpoint seen by the device is news: flooded, and node 5 is
+   * told where it is seen now. */
   star_dp[5].endpoint = tu_v4(198, 51, 100, 7, 3000);
   star_dp[5].last_handshake = unix_now();
   net.now += WGAM_SECONDS;
   star_touch();
-  ck_assert_int_eq(count_out(0), 10);
+  ck_assert_int_eq(count_out(0), 11);
 }
 END_TEST
 
@@ -2244,7 +2245,7 @@ START_TEST(test_reads_coalesced) {
   /* ... and gossip from it, not the answer, asks for a read soon. */
   ep.addr = star_dp[5].endpoint;
   announce_from(0, 4, 5, &ep, 1, 52);
-  while (net.now < t0 + 2300 * WGAM_MILLISECONDS) {
+  while (net.now < t0 + 2150 * WGAM_MILLISECONDS) {
     net.now += 10 * WGAM_MILLISECONDS;
     if (wgam_mesh_get_expiry(net.n[0].m) <= net.now)
       wgam_mesh_handle_expiry(net.n[0].m, net.now);
@@ -2356,6 +2357,194 @@ START_TEST(test_news_kept_until_someone_listens) {
   net.now += 2500 * WGAM_MILLISECONDS;
   ck_assert_int_eq(wgam_mesh_handle_expiry(net.n[0].m, net.now), 0);
   ck_assert_int_eq(count_out(0), 10);
+}
+END_TEST
+
+/* Node 0 of the star for @ms, the daemon's way: its device read only when
+ * it asks (every peer but star_quiet sending); the endpoints it writes for
+ * peer @k are counted in star_writes, the last one in star_written. */
+static int star_writes;
+static wgam_addr star_written;
+static wgam_tstamp star_read_at;
+
+static void star_run(int ms, int k) {
+  wgam_tstamp end = net.now + (wgam_tstamp)ms * WGAM_MILLISECONDS;
+
+  while (net.now < end) {
+    wgam_peer_update u;
+
+    net.now += 10 * WGAM_MILLISECONDS;
+    if (wgam_mesh_get_expiry(net.n[0].m) <= net.now)
+      ck_assert_int_eq(wgam_mesh_handle_expiry(net.n[0].m, net.now), 0);
+    if (wgam_mesh_get_wants(net.n[0].m) & WGAM_WANT_DEVICE) {
+      star_touch();
+      star_read_at = net.now;
+    }
+    while (wgam_mesh_next_peer_update(net.n[0].m, &u) > 0)
+      if ((u.flags & WGAM_PEER_HAS_ENDPOINT) &&
+          !memcmp(u.pubkey, net.n[k].pub, WGAM_KEY_LEN)) {
+        star_writes++;
+        star_written = u.endpoint;
+      }
+    count_out(0);
+  }
+}
+
+/* Bytes from a peer that came before a probe went out do not answer it,
+ * even when the first device read after the probe is what sees them: a
+ * NAT that rebooted under the peer lets nothing through since. Here news
+ * of another address of peer 5 has it probed 1.7 s after a read; the next
+ * read sees its last bytes from before; the new address is tried within
+ * probe_news of the probe, not after the next idle probe round. */
+START_TEST(test_old_bytes_no_answer) {
+  wgam_endpoint ep;
+  wgam_tstamp news;
+
+  star_of_14(0);
+  star_live(10 * WGAM_SECONDS);
+  star_run(3000, 5);
+  star_run((int)((star_read_at + 1700 * WGAM_MILLISECONDS - net.now) /
+                 WGAM_MILLISECONDS),
+           5);
+  star_quiet = 5;
+  star_dp[5].rx_bytes += 200; /* came in, not read yet */
+  ep.addr = tu_v4(203, 0, 113, 90, 7000);
+  ep.time = unix_now();
+  announce_from(0, 6, 5, &ep, 1, 1);
+  news = net.now;
+  star_writes = 0;
+  while (!star_writes && net.now < news + 8 * WGAM_SECONDS)
+    star_run(10, 5);
+  ck_assert_int_eq(star_writes, 1);
+  ck_assert(same(&star_written, &ep.addr));
+  ck_assert_uint_le(net.now - news, 1000 * WGAM_MILLISECONDS);
+  star_quiet = 0;
+}
+END_TEST
+
+/* News that an observer saw us at a new address (our NAT rebooted) says
+ * that a path found silent since went with us: the peer is still where it
+ * was and its endpoint is written again (WireGuard sends from our new
+ * mapping), not replaced by an older address of it from the store. */
+START_TEST(test_self_news_we_moved) {
+  wgam_endpoint ep, old;
+  wgam_tstamp quiet;
+
+  star_config(0);
+  old.addr = tu_v4(203, 0, 113, 50, 9000); /* where peer 5 was before */
+  old.time = unix_now() - 100;
+  announce_to(0, 5, &old, 1, 1);
+  star_first_read();
+  star_live(10 * WGAM_SECONDS);
+  star_run(1000, 5);
+  ep.addr = tu_v4(203, 0, 113, 77, 4000); /* node 0, as peer 6 sees it */
+  ep.time = unix_now();
+  announce_from(0, 6, 0, &ep, 1, 2);
+  star_run(100, 5);
+  star_quiet = 5;
+  quiet = net.now;
+  star_writes = 0;
+  while (!star_writes && net.now < quiet + 10 * WGAM_SECONDS)
+    star_run(10, 5);
+  ck_assert_int_eq(star_writes, 1);
+  ck_assert(same(&star_written, &star_dp[5].endpoint));
+  star_quiet = 0;
+}
+END_TEST
+
+/* An interface deleted and created again lost every entry: each peer is
+ * pointed first at where we last saw it ourselves, not at the newest
+ * address in the store, which is most likely what another node saw (behind
+ * a symmetric NAT every observer sees another port). */
+START_TEST(test_recreated_device_own_view) {
+  wgam_endpoint other;
+  const wgam_device_peer *peers = star_dev.peers;
+  size_t npeers;
+
+  star_of_14(0);
+  star_live(10 * WGAM_SECONDS);
+  other.addr = tu_v4(198, 51, 100, 106, 23456); /* peer 5 as others see it */
+  other.time = unix_now();
+  announce_from(0, 6, 5, &other, 1, 1);
+  star_live(3 * WGAM_SECONDS);
+  peers = star_dev.peers;
+  npeers = star_dev.npeers;
+  star_dev.npeers = 0; /* the interface is back, empty */
+  net.now += WGAM_SECONDS;
+  star_writes = 0;
+  star_touch();
+  star_run(100, 5);
+  star_dev.peers = peers;
+  star_dev.npeers = npeers;
+  ck_assert_int_ge(star_writes, 1);
+  ck_assert(same(&star_written, &star_dp[5].endpoint));
+}
+END_TEST
+
+/* While the interface is gone (deleted, not yet created again: reads fail)
+ * no probe is judged: its Ping never left. Judged on the read that finds
+ * the interface back and empty, the peer is pointed at where we last saw
+ * it, not at another address from the store (what a try during the outage
+ * chose, and what the re-created entry kept). */
+START_TEST(test_no_verdict_without_device) {
+  wgam_endpoint other;
+  wgam_tstamp end;
+  int others = 0;
+
+  star_of_14(0);
+  star_live(10 * WGAM_SECONDS);
+  other.addr = tu_v4(198, 51, 100, 106, 23456);
+  other.time = unix_now();
+  announce_from(0, 6, 5, &other, 1, 1);
+  star_live(3 * WGAM_SECONDS);
+  star_quiet = 5;
+  star_writes = 0;
+  end = net.now + 8 * WGAM_SECONDS;
+  while (net.now < end) { /* no read succeeds */
+    wgam_peer_update u;
+
+    net.now += 10 * WGAM_MILLISECONDS;
+    if (wgam_mesh_get_expiry(net.n[0].m) <= net.now)
+      ck_assert_int_eq(wgam_mesh_handle_expiry(net.n[0].m, net.now), 0);
+    while (wgam_mesh_next_peer_update(net.n[0].m, &u) > 0)
+      if ((u.flags & WGAM_PEER_HAS_ENDPOINT) &&
+          !memcmp(u.pubkey, net.n[5].pub, WGAM_KEY_LEN))
+        others += same(&u.endpoint, &other.addr);
+    count_out(0);
+  }
+  ck_assert_int_eq(others, 0);
+  star_dev.npeers = 0; /* back, empty */
+  star_touch();
+  star_run(100, 5);
+  star_dev.npeers = 13;
+  ck_assert_int_ge(star_writes, 1);
+  ck_assert(same(&star_written, &star_dp[5].endpoint));
+  star_quiet = 0;
+}
+END_TEST
+
+/* A peer seen at a new address without a new handshake (its NAT moved) is
+ * told so itself (propagation passes over the subject); told that it was
+ * seen at a new address, a node probes all its connected peers at once:
+ * until it sends to each of them, their packets do not get through its
+ * NAT's new mappings. */
+START_TEST(test_moved_peer_told_and_probes_all) {
+  wgam_endpoint ep, me;
+
+  star_of_14(0);
+  star_live(10 * WGAM_SECONDS);
+  star_dp[5].endpoint = tu_v4(203, 0, 113, 92, 7000);
+  net.now += 100 * WGAM_MILLISECONDS;
+  star_touch();
+  memset(&ep, 0, sizeof(ep));
+  ck_assert_int_eq(sent_of(0, WGAM_MSG_ANNOUNCE, 5, &ep), 1);
+  ck_assert(same(&ep.addr, &star_dp[5].endpoint));
+
+  star_run(1000, 5);
+  me.addr = tu_v4(203, 0, 113, 77, 4000); /* node 0, as peer 6 sees it */
+  me.time = unix_now();
+  announce_from(0, 6, 0, &me, 1, 2);
+  ck_assert_int_ge(sent_of(0, WGAM_MSG_PING, -1, NULL), 12);
 }
 END_TEST
 
@@ -2717,6 +2906,11 @@ static Suite *mesh_suite(void) {
   tcase_add_test(tc, test_reads_coalesced);
   tcase_add_test(tc, test_nat_probes_all_together);
   tcase_add_test(tc, test_news_kept_until_someone_listens);
+  tcase_add_test(tc, test_old_bytes_no_answer);
+  tcase_add_test(tc, test_self_news_we_moved);
+  tcase_add_test(tc, test_recreated_device_own_view);
+  tcase_add_test(tc, test_no_verdict_without_device);
+  tcase_add_test(tc, test_moved_peer_told_and_probes_all);
   tcase_add_test(tc, test_bad_input_counted);
   tcase_add_test(tc, test_external_endpoint_announced);
   tcase_add_test(tc, test_alloc_failures);
