@@ -209,12 +209,9 @@ static void path_silent(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
 static int crossed(const struct peer *p) {
   const struct peer_cold *c = cold_full(p);
 
-  /* Only for a first handshake (none ever observed, obs_time): a path that
-   * worked and broke is the other end moving, whose initiation from its
-   * new address is answered, not crossed. */
   return p->state == PEER_RETRIED && c && c->recrossed < MAX_RECROSS &&
-         !p->obs_time && c->retried_at != NONE && p->rx_bytes &&
-         p->rx_at != NONE && p->rx_at > c->retried_at;
+         c->retried_at != NONE && p->rx_bytes && p->rx_at != NONE &&
+         p->rx_at > c->retried_at;
 }
 
 /* When a try of @p without a handshake is redone (see wgam_fixed.early_retry in
@@ -771,16 +768,8 @@ void wgam_peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
         try_next(m, p, ts);
       } else if (m->observing && wgam_early_retry_due(m, p) &&
                  ts >= wgam_early_retry_at(m, p)) {
-        if (p->state == PEER_RETRIED) {
+        if (p->state == PEER_RETRIED)
           p->cold->recrossed++; /* crossed() says p->cold is whole */
-          /* Where the peer's initiation came from (the entry roamed
-           * there): the peer is there, whatever we tried. And if its
-           * initiation did not cross ours but our answer was taken and
-           * only its data is late or lost, our new initiation still
-           * reaches it, and a new session replaces the one we drop. */
-          if (addr_valid(&p->dev_ep))
-            wgam_set_want(m, p, &p->dev_ep);
-        }
         wgam_peer_set_state(m, p, PEER_RETRIED, ts);
         if (cold_full(p))
           p->cold->retried_at = ts;
