@@ -10,7 +10,6 @@
 const struct peer_cold wgam_cold_none = {
     .deadline = NONE,
     .try_start = NONE,
-    .retried_at = NONE,
     .probe_at = NONE,
     .broken_at = NONE,
     .heard_at = NONE,

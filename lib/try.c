@@ -195,39 +195,11 @@ static void path_silent(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
   }
 }
 
-/*
- * After the early re-creation, the peer's initiation came (its bytes on the
- * new entry) and no handshake followed: the peer re-created its entry or
- * started its own try as we did ours, the two initiations crossed, and
- * each end's answer replaced its own initiation, so that neither answer
- * was taken. WireGuard would retry in 5 s: the entry is re-created again,
- * the greater key later (see wgam_early_retry_at()), at most
- * MAX_RECROSS times per try.
- */
-#define MAX_RECROSS 2
-
-static int crossed(const struct peer *p) {
-  const struct peer_cold *c = cold_full(p);
-
-  return p->state == PEER_RETRIED && c && c->recrossed < MAX_RECROSS &&
-         c->retried_at != NONE && p->rx_bytes && p->rx_at != NONE &&
-         p->rx_at > c->retried_at;
-}
-
 /* When a try of @p without a handshake is redone (see wgam_fixed.early_retry in
  * settings.c).
  */
 wgam_tstamp wgam_early_retry_at(const wgam_mesh *m, const struct peer *p) {
   wgam_tstamp at = ts_add(cold(p)->try_start, wgam_fixed.early_retry);
-
-  if (crossed(p)) {
-    /* The bytes are the peer's initiation, answered: if the answer was
-     * taken after all, its data follows within early_quiet. */
-    at = ts_add(p->rx_at, wgam_fixed.early_quiet);
-    if (m->has_pubkey && memcmp(m->pubkey, p->pubkey, WGAM_KEY_LEN) > 0)
-      at = ts_add(at, wgam_fixed.early_stagger);
-    return at;
-  }
 
   if (cold(p)->first_ep && !p->rx_bytes) {
     /* The entry spent WireGuard's initiation while it had no endpoint:
@@ -265,7 +237,6 @@ void wgam_try_endpoint(wgam_mesh *m, struct peer *p, const wgam_addr *ep,
   wgam_set_want(m, p, ep);
   p->want_src = src;
   c->try_start = ts;
-  c->recrossed = 0;
   c->deadline = ts_add(ts, m->s.try_interval);
   c->tries++;
   if (m->s.policy == WGAM_POLICY_FAST && !p->dev_hs)
@@ -543,9 +514,8 @@ int wgam_early_retry_due(const wgam_mesh *m, const struct peer *p) {
   /* Never a completed handshake with the peer (bytes received alone may be
    * an initiation we answered in vain: see wgam_fixed.early_retry in
    * settings.c). */
-  return m->s.policy == WGAM_POLICY_FAST &&
-         (p->state == PEER_TRYING || crossed(p)) && !p->dev_hs &&
-         p->hs_at == NONE;
+  return m->s.policy == WGAM_POLICY_FAST && p->state == PEER_TRYING &&
+         !p->dev_hs && p->hs_at == NONE;
 }
 
 /* News of another address of @p came since we last heard from it. */
@@ -768,14 +738,7 @@ void wgam_peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
         try_next(m, p, ts);
       } else if (m->observing && wgam_early_retry_due(m, p) &&
                  ts >= wgam_early_retry_at(m, p)) {
-        if (p->state == PEER_RETRIED)
-          p->cold->recrossed++; /* crossed() says p->cold is whole */
         wgam_peer_set_state(m, p, PEER_RETRIED, ts);
-        if (cold_full(p))
-          p->cold->retried_at = ts;
-        /* A read when an initiation of the peer's that crossed ours would
-         * be early_quiet old (see crossed()). */
-        m->t_early = ts_min(m->t_early, ts_add(ts, wgam_fixed.early_quiet));
         wgam_mark_update(m, p, UPD_ENDPOINT | UPD_RECREATE);
         send_ping(m, p);
         wgam_read_soon(m, ts);

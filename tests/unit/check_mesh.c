@@ -1162,10 +1162,6 @@ START_TEST(test_lan_try_not_preempted) {
 }
 END_TEST
 
-/* When the last REMOVE_ME seen by removals_alone() came, relative to its
- * @start. */
-static double last_removal;
-
 /* Drives node 0 alone for @dur, counting its REMOVE_ME updates for peer 1
  * and the times they came at, relative to @start. */
 static int removals_alone(wgam_tstamp dur, wgam_tstamp start, double *first) {
@@ -1182,9 +1178,8 @@ static int removals_alone(wgam_tstamp dur, wgam_tstamp start, double *first) {
     while (wgam_mesh_next_peer_update(net.n[0].m, &u)) {
       if (u.flags & WGAM_PEER_REMOVE_ME) {
         ck_assert_int_eq(idx_of(u.pubkey), 1);
-        if (!n++ && *first < 0)
+        if (!n++)
           *first = (double)(net.now - start) / WGAM_SECONDS;
-        last_removal = (double)(net.now - start) / WGAM_SECONDS;
         apply_update(0, &u);
         /* The same peer comes back whole, right after. */
         ck_assert_int_eq(wgam_mesh_next_peer_update(net.n[0].m, &u), 1);
@@ -1208,39 +1203,25 @@ static int removals_alone(wgam_tstamp dur, wgam_tstamp start, double *first) {
  * greater key half a second later still, so that the two ends do not cross
  * again. Not when the initiator's data follows the answer within that half
  * second (its new session would be thrown away), never in the classic
- * policy. When the peer's initiation comes after the re-creation and no
- * handshake follows (the two re-created entries crossed), the peer is
- * re-created once more, on the same schedule. */
+ * policy. */
 START_TEST(test_early_retry_recreates) {
   static const struct {
     int classic, greater_key;
     uint64_t rx;      /* bytes the peer sent at the try's start */
     int handshake_ms; /* when a handshake completes, or -1 */
     double lo, hi;    /* when the peer is re-created, or 0: never */
-    int cross_ms;     /* the peer's initiation comes then, after the
-                         re-creation (0: none) */
-    double lo2, hi2;  /* when it is re-created again */
   } cases[] = {
-      {0, 0, 0, -1, 0.1, 0.2, 0, 0, 0},   /* nothing came, and the entry had no
+      {0, 0, 0, -1, 0.1, 0.2},   /* nothing came, and the entry had no
                                     endpoint before (its initiation was
                                     spent): early_first */
-      {0, 1, 0, -1, 0.6, 0.7, 0, 0, 0},   /* the same, greater key: staggered */
-      {0, 0, 148, -1, 0.9, 1.1, 0, 0, 0}, /* an answered initiation, no
-                                    handshake: seen by the read soon after the
-                                    try started, half a second old at 1 s */
-      {0, 1, 148, -1, 1.4, 1.6, 0, 0,
-       0},                             /* the same, greater key: another half */
-      {0, 0, 148, 400, 0, 0, 0, 0, 0}, /* the initiator's data came within half
-                                 a second of the answer: kept */
-      {1, 0, 0, -1, 0, 0, 0, 0, 0},    /* classic */
-      {0, 0, 0, -1, 0.1, 0.2, 200, 0.7, 0.9}, /* crossed at the
-                                                   re-creation: again half
-                                                   a second after */
-      {0, 1, 0, -1, 0.6, 0.7, 700, 1.7, 1.9}, /* the same, greater key:
-                                                   another half */
-      {0, 0, 0, 500, 0.1, 0.2, 200, 0, 0},    /* the handshake came
-                                                 0.3 s after those bytes:
-                                                 once */
+      {0, 1, 0, -1, 0.6, 0.7},   /* the same, greater key: staggered */
+      {0, 0, 148, -1, 0.9, 1.1}, /* an answered initiation, no handshake:
+                                    seen by the read soon after the try
+                                    started, half a second old at 1 s */
+      {0, 1, 148, -1, 1.4, 1.6}, /* the same, greater key: another half */
+      {0, 0, 148, 400, 0, 0},    /* the initiator's data came within half
+                                    a second of the answer: kept */
+      {1, 0, 0, -1, 0, 0},       /* classic */
   };
   wgam_endpoint ep;
   wgam_tstamp start;
@@ -1257,36 +1238,21 @@ START_TEST(test_early_retry_recreates) {
     start = net.now;
     net.n[0].dev[1].rx = cases[c].rx;
     first = -1;
-    n = 0;
-    if (cases[c].cross_ms) {
-      n = removals_alone((wgam_tstamp)cases[c].cross_ms * WGAM_MILLISECONDS,
-                         start, &first);
-      ck_assert_msg(n == 1, "case %zu: %d re-creations before the crossing", c,
-                    n);
-      net.n[0].dev[1].rx = 148; /* on the new entry: answered */
-    }
     if (cases[c].handshake_ms >= 0) {
-      n += removals_alone(
-          (wgam_tstamp)(cases[c].handshake_ms - cases[c].cross_ms) *
-              WGAM_MILLISECONDS,
-          start, &first);
+      n = removals_alone((wgam_tstamp)cases[c].handshake_ms * WGAM_MILLISECONDS,
+                         start, &first);
       net.n[0].dev[1].hs = unix_now();
       n += removals_alone(4 * WGAM_SECONDS, start, &first);
     } else {
-      n += removals_alone(5 * WGAM_SECONDS, start, &first);
+      n = removals_alone(5 * WGAM_SECONDS, start, &first);
     }
     if (cases[c].hi == 0) {
       ck_assert_msg(n == 0, "case %zu: re-created after %.1f s", c, first);
       continue;
     }
-    ck_assert_msg(n == 1 + (cases[c].hi2 > 0), "case %zu: %d re-creations", c,
-                  n);
+    ck_assert_msg(n == 1, "case %zu: %d re-creations", c, n);
     ck_assert_msg(first >= cases[c].lo && first <= cases[c].hi,
                   "case %zu: re-created after %.1f s", c, first);
-    if (cases[c].hi2 > 0)
-      ck_assert_msg(last_removal >= cases[c].lo2 &&
-                        last_removal <= cases[c].hi2,
-                    "case %zu: re-created again after %.2f s", c, last_removal);
     ck_assert(same(&net.n[0].dev[1].ep, &ep.addr));
   }
 }
