@@ -195,23 +195,60 @@ static void path_silent(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
   }
 }
 
+/* Our endpoint is in every node's peer list: each knew it from its start. */
+static int self_configured(const wgam_mesh *m) {
+  return m->self_idx != NO_IDX && m->peers[m->self_idx].ncfg;
+}
+
+/*
+ * The first try of a peer we never saw a handshake with (obs_time), on an
+ * endpoint its entry already had (its configured one), with nothing
+ * received: the peer was probably not up yet when our initiation came
+ * (nodes that start together start within a second or so), and one that
+ * comes up gets ours only if we send again. Such a try is re-created
+ * EARLY_RETRIES times, early_retry / EARLY_RETRIES apart, instead of once
+ * after early_retry: the peer is reached a third of a second after it came
+ * up, not up to a second. Not on an entry's first endpoint (two ends that
+ * learned of each other together: see early_stagger), nor in later tries
+ * (a peer that stays silent costs one re-creation per try, as before).
+ */
+#define EARLY_RETRIES 3
+
+static int retry_again(const struct peer *p) {
+  const struct peer_cold *c = cold_full(p);
+
+  return c && !c->first_ep && c->tries == 1 && !p->rx_bytes && !p->obs_time;
+}
+
+static int again(const struct peer *p) {
+  return p->state == PEER_RETRIED && retry_again(p) &&
+         p->cold->nretried < EARLY_RETRIES && p->cold->retried_at != NONE;
+}
+
 /* When a try of @p without a handshake is redone (see wgam_fixed.early_retry in
  * settings.c).
  */
 wgam_tstamp wgam_early_retry_at(const wgam_mesh *m, const struct peer *p) {
   wgam_tstamp at = ts_add(cold(p)->try_start, wgam_fixed.early_retry);
 
+  if (again(p))
+    return ts_add(p->cold->retried_at, wgam_fixed.early_retry / EARLY_RETRIES);
   if (cold(p)->first_ep && !p->rx_bytes) {
     /* The entry spent WireGuard's initiation while it had no endpoint:
      * no handshake is under way. The smaller key goes first, so that two
-     * ends that learned of each other together do not cross. */
+     * ends that learned of each other together do not cross; a node whose
+     * endpoint is configured was known to the other from its start, so the
+     * two did not learn of each other together. */
     at = ts_add(cold(p)->try_start, wgam_fixed.early_first);
-    if (m->has_pubkey && memcmp(m->pubkey, p->pubkey, WGAM_KEY_LEN) > 0)
+    if (m->has_pubkey && memcmp(m->pubkey, p->pubkey, WGAM_KEY_LEN) > 0 &&
+        !self_configured(m))
       at = ts_add(at, wgam_fixed.early_stagger);
     return at;
   }
   if (!p->rx_bytes)
-    return at;
+    return retry_again(p) ? ts_add(cold(p)->try_start,
+                                   wgam_fixed.early_retry / EARLY_RETRIES)
+                          : at;
   if (p->rx_at != NONE && ts_add(p->rx_at, wgam_fixed.early_quiet) > at)
     at = ts_add(p->rx_at, wgam_fixed.early_quiet);
   if (m->has_pubkey && memcmp(m->pubkey, p->pubkey, WGAM_KEY_LEN) > 0)
@@ -237,6 +274,7 @@ void wgam_try_endpoint(wgam_mesh *m, struct peer *p, const wgam_addr *ep,
   wgam_set_want(m, p, ep);
   p->want_src = src;
   c->try_start = ts;
+  c->nretried = 0;
   c->deadline = ts_add(ts, m->s.try_interval);
   c->tries++;
   if (m->s.policy == WGAM_POLICY_FAST && !p->dev_hs)
@@ -514,8 +552,9 @@ int wgam_early_retry_due(const wgam_mesh *m, const struct peer *p) {
   /* Never a completed handshake with the peer (bytes received alone may be
    * an initiation we answered in vain: see wgam_fixed.early_retry in
    * settings.c). */
-  return m->s.policy == WGAM_POLICY_FAST && p->state == PEER_TRYING &&
-         !p->dev_hs && p->hs_at == NONE;
+  return m->s.policy == WGAM_POLICY_FAST &&
+         (p->state == PEER_TRYING || again(p)) && !p->dev_hs &&
+         p->hs_at == NONE;
 }
 
 /* News of another address of @p came since we last heard from it. */
@@ -739,6 +778,10 @@ void wgam_peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
       } else if (m->observing && wgam_early_retry_due(m, p) &&
                  ts >= wgam_early_retry_at(m, p)) {
         wgam_peer_set_state(m, p, PEER_RETRIED, ts);
+        if (cold_full(p)) {
+          p->cold->nretried++;
+          p->cold->retried_at = ts;
+        }
         wgam_mark_update(m, p, UPD_ENDPOINT | UPD_RECREATE);
         send_ping(m, p);
         wgam_read_soon(m, ts);

@@ -25,6 +25,8 @@
  * path is never a chain); any other node drops it.
  */
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -630,8 +632,14 @@ static void note_rx(struct sim *s, uint32_t h, uint32_t from,
 
       *slot = s->stamp;
       if (s->rec_in[other] && s->rec_out[other] && reachable(s, x, other) &&
-          ++s->roam_recovered == s->roam_reach)
+          ++s->roam_recovered == s->roam_reach) {
         s->recovered_ns = s->now;
+        if (!s->p.quiet)
+          fprintf(stderr,
+                  "  [every pair of the moved node carried traffic again at "
+                  "%.3f s, the last with %" PRIu32 "]\n",
+                  (double)s->now / 1e9, other);
+      }
     }
   }
 }
