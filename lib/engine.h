@@ -91,6 +91,7 @@ struct peer_cold {
   uint8_t first_ep;     /* the try began on an entry without endpoint */
   uint8_t stale_ep;     /* it rewrote a path found silent that we kept */
   uint8_t nretried;     /* early re-creations in this try */
+  uint8_t recrossed;    /* of them after crossed initiations */
   wgam_tstamp deadline; /* end of the try window or of the backoff */
   wgam_tstamp try_start;
   wgam_tstamp retried_at; /* the last early re-creation */

@@ -225,11 +225,41 @@ static int again(const struct peer *p) {
          p->cold->nretried < EARLY_RETRIES && p->cold->retried_at != NONE;
 }
 
+/*
+ * After an early re-creation, the peer's initiation came (its bytes on the
+ * new entry) and no handshake followed: the peer re-created its entry or
+ * started its own try as we did, the two initiations crossed, and each
+ * end's answer replaced its own initiation, so that neither answer was
+ * taken. WireGuard would retry in 5 s: the entry is re-created again, the
+ * greater key later (see wgam_early_retry_at()), at most MAX_RECROSS times
+ * per try, and only for a first handshake (obs_time: a path that worked and
+ * broke is the other end moving, and its initiation is answered, not
+ * crossed).
+ */
+#define MAX_RECROSS 2
+
+static int crossed(const struct peer *p) {
+  const struct peer_cold *c = cold_full(p);
+
+  return p->state == PEER_RETRIED && c && c->recrossed < MAX_RECROSS &&
+         !p->obs_time && c->retried_at != NONE && p->rx_bytes &&
+         p->rx_at != NONE && p->rx_at > c->retried_at;
+}
+
 /* When a try of @p without a handshake is redone (see wgam_fixed.early_retry in
  * settings.c).
  */
 wgam_tstamp wgam_early_retry_at(const wgam_mesh *m, const struct peer *p) {
   wgam_tstamp at = ts_add(cold(p)->try_start, wgam_fixed.early_retry);
+
+  if (crossed(p)) {
+    /* The bytes are the peer's initiation, answered: if the answer was
+     * taken after all, its data follows within early_quiet. */
+    at = ts_add(p->rx_at, wgam_fixed.early_quiet);
+    if (m->has_pubkey && memcmp(m->pubkey, p->pubkey, WGAM_KEY_LEN) > 0)
+      at = ts_add(at, wgam_fixed.early_stagger);
+    return at;
+  }
 
   if (again(p))
     return ts_add(p->cold->retried_at, wgam_fixed.early_retry / EARLY_RETRIES);
@@ -275,6 +305,7 @@ void wgam_try_endpoint(wgam_mesh *m, struct peer *p, const wgam_addr *ep,
   p->want_src = src;
   c->try_start = ts;
   c->nretried = 0;
+  c->recrossed = 0;
   c->deadline = ts_add(ts, m->s.try_interval);
   c->tries++;
   if (m->s.policy == WGAM_POLICY_FAST && !p->dev_hs)
@@ -553,7 +584,7 @@ int wgam_early_retry_due(const wgam_mesh *m, const struct peer *p) {
    * an initiation we answered in vain: see wgam_fixed.early_retry in
    * settings.c). */
   return m->s.policy == WGAM_POLICY_FAST &&
-         (p->state == PEER_TRYING || again(p)) && !p->dev_hs &&
+         (p->state == PEER_TRYING || again(p) || crossed(p)) && !p->dev_hs &&
          p->hs_at == NONE;
 }
 
@@ -777,11 +808,16 @@ void wgam_peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
         try_next(m, p, ts);
       } else if (m->observing && wgam_early_retry_due(m, p) &&
                  ts >= wgam_early_retry_at(m, p)) {
+        if (crossed(p))
+          p->cold->recrossed++; /* crossed() says p->cold is whole */
         wgam_peer_set_state(m, p, PEER_RETRIED, ts);
         if (cold_full(p)) {
           p->cold->nretried++;
           p->cold->retried_at = ts;
         }
+        /* A read when an initiation of the peer's that crossed ours would
+         * be early_quiet old (see crossed()). */
+        m->t_early = ts_min(m->t_early, ts_add(ts, wgam_fixed.early_quiet));
         wgam_mark_update(m, p, UPD_ENDPOINT | UPD_RECREATE);
         send_ping(m, p);
         wgam_read_soon(m, ts);

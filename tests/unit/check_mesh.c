@@ -1278,6 +1278,69 @@ START_TEST(test_early_retry_recreates) {
 }
 END_TEST
 
+/* After the early re-creation, the peer's initiation comes on the new
+ * entry and no handshake follows: the two initiations crossed (each end's
+ * answer replaced its own initiation). The peer is re-created again once
+ * those bytes are half a second old, the greater key (of a node whose
+ * endpoint is not configured) a quarter of a second later still; not when
+ * the handshake comes within that half second. */
+START_TEST(test_early_retry_crossed) {
+  static const struct {
+    int greater_key;
+    int cross_ms;     /* the peer's initiation comes then */
+    int handshake_ms; /* a handshake completes then, or -1 */
+    double lo, hi;    /* the first re-creation */
+    double lo2, hi2;  /* the second, or 0: none */
+  } cases[] = {
+      {0, 200, -1, 0.1, 0.2, 0.7, 0.9},
+      {1, 500, -1, 0.35, 0.45, 1.2, 1.45},
+      {0, 200, 500, 0.1, 0.2, 0, 0},
+  };
+  wgam_endpoint ep;
+  wgam_tstamp start;
+  double first = -1, again = -1;
+  size_t c;
+  int n;
+
+  for (c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+    alone_self_unconfigured = cases[c].greater_key;
+    pair_alone_keys(0, 0, cases[c].greater_key);
+    alone_self_unconfigured = 0;
+    removals_alone(WGAM_SECONDS, net.now, &first);
+    ep.addr = tu_v4(203, 0, 113, 50, 40000);
+    ep.time = unix_now();
+    announce_to(0, 1, &ep, 1, 1);
+    start = net.now;
+    first = -1;
+    n = removals_alone((wgam_tstamp)cases[c].cross_ms * WGAM_MILLISECONDS,
+                       start, &first);
+    ck_assert_msg(n == 1, "case %zu: %d re-creations before the crossing", c,
+                  n);
+    ck_assert_msg(first >= cases[c].lo && first <= cases[c].hi,
+                  "case %zu: re-created after %.2f s", c, first);
+    net.n[0].dev[1].rx = 148; /* on the new entry: an initiation answered */
+    if (cases[c].handshake_ms >= 0) {
+      n = removals_alone(
+          (wgam_tstamp)(cases[c].handshake_ms - cases[c].cross_ms) *
+              WGAM_MILLISECONDS,
+          start, &again);
+      net.n[0].dev[1].hs = unix_now();
+      n += removals_alone(4 * WGAM_SECONDS, start, &again);
+    } else {
+      n = removals_alone(5 * WGAM_SECONDS, start, &again);
+    }
+    if (cases[c].hi2 == 0) {
+      ck_assert_msg(n == 0, "case %zu: re-created again after %.2f s", c,
+                    again);
+      continue;
+    }
+    ck_assert_msg(n == 1, "case %zu: %d re-creations after the crossing", c, n);
+    ck_assert_msg(again >= cases[c].lo2 && again <= cases[c].hi2,
+                  "case %zu: re-created again after %.2f s", c, again);
+  }
+}
+END_TEST
+
 /* The first try of a peer on the endpoint its entry was created with (its
  * configured one) with nothing received: it may not have been up when our
  * initiation came, so the peer is re-created three times a third of a
@@ -2587,6 +2650,7 @@ static Suite *mesh_suite(void) {
   tcase_add_test(tc, test_configured_endpoint_not_flooded);
   tcase_add_test(tc, test_early_retry_recreates);
   tcase_add_test(tc, test_early_retry_repeated);
+  tcase_add_test(tc, test_early_retry_crossed);
   tcase_add_test(tc, test_late_handshake_kept);
   tcase_add_test(tc, test_lan_broadcast_preempts);
   tcase_add_test(tc, test_answers_not_reflooded);
