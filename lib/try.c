@@ -231,10 +231,11 @@ static int again(const struct peer *p) {
  * started its own try as we did, the two initiations crossed, and each
  * end's answer replaced its own initiation, so that neither answer was
  * taken. WireGuard would retry in 5 s: the entry is re-created again, the
- * greater key later (see wgam_early_retry_at()), at most MAX_RECROSS times
- * per try, and only for a first handshake (obs_time: a path that worked and
- * broke is the other end moving, and its initiation is answered, not
- * crossed).
+ * greater key later (see wgam_early_retry_at()), at most MAX_RECROSS times,
+ * and only in the first try of a peer never seen connected (obs_time: a
+ * path that worked and broke is the other end moving, and its initiation is
+ * answered, not crossed; and a pair that cannot connect, tried again and
+ * again, must not cost more at each try).
  */
 #define MAX_RECROSS 2
 
@@ -242,8 +243,8 @@ static int crossed(const struct peer *p) {
   const struct peer_cold *c = cold_full(p);
 
   return p->state == PEER_RETRIED && c && c->recrossed < MAX_RECROSS &&
-         !p->obs_time && c->retried_at != NONE && p->rx_bytes &&
-         p->rx_at != NONE && p->rx_at > c->retried_at;
+         !p->obs_time && c->tries == 1 && c->retried_at != NONE &&
+         p->rx_bytes && p->rx_at != NONE && p->rx_at > c->retried_at;
 }
 
 /* When a try of @p without a handshake is redone (see wgam_fixed.early_retry in
