@@ -91,11 +91,14 @@ struct peer_cold {
   uint8_t relay_rank;   /* 0: the pair's first relay; else search slots */
   uint8_t first_ep;     /* the try began on an entry without endpoint */
   uint8_t stale_ep;     /* it rewrote a path found silent that we kept */
+  uint8_t nretried;     /* early re-creations in this try */
+  uint8_t recrossed;    /* of them after crossed initiations */
   wgam_tstamp deadline; /* end of the try window or of the backoff */
   wgam_tstamp try_start;
-  wgam_tstamp probe_at;  /* Ping sent to check a silent path */
-  wgam_tstamp broken_at; /* that Ping went unanswered */
-  wgam_tstamp heard_at;  /* then: the last sign of the path working */
+  wgam_tstamp retried_at; /* the last early re-creation */
+  wgam_tstamp probe_at;   /* Ping sent to check a silent path */
+  wgam_tstamp broken_at;  /* that Ping went unanswered */
+  wgam_tstamp heard_at;   /* then: the last sign of the path working */
   wgam_tstamp answered_at;
   wgam_tstamp req_at; /* we sent it a Request */
   /* Relaying (relay.c). */
@@ -353,6 +356,11 @@ static inline int cfg_literal_has(const struct peer *p, const wgam_addr *ep) {
  * own packets open the way to us. */
 static inline int self_behind_nat(const wgam_mesh *m) {
   return m->self_idx != NO_IDX && !m->peers[m->self_idx].ncfg;
+}
+
+/* Our endpoint is in every node's peer list: each knew it from its start. */
+static inline int self_configured(const wgam_mesh *m) {
+  return m->self_idx != NO_IDX && m->peers[m->self_idx].ncfg;
 }
 
 /* Where each endpoint of @p's store came from (after the endpoints). */

@@ -10,6 +10,7 @@
 const struct peer_cold wgam_cold_none = {
     .deadline = NONE,
     .try_start = NONE,
+    .retried_at = NONE,
     .probe_at = NONE,
     .broken_at = NONE,
     .heard_at = NONE,

@@ -206,23 +206,86 @@ static void path_silent(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
   }
 }
 
+/*
+ * The first try of a peer we never saw a handshake with (obs_time), on an
+ * endpoint its entry already had (its configured one), with nothing
+ * received: the peer was probably not up yet when our initiation came
+ * (nodes that start together start within a second or so), and one that
+ * comes up gets ours only if we send again. Such a try is re-created
+ * EARLY_RETRIES times, early_retry / EARLY_RETRIES apart, instead of once
+ * after early_retry: the peer is reached a third of a second after it came
+ * up, not up to a second. Not on an entry's first endpoint (two ends that
+ * learned of each other together: see early_stagger), nor in later tries
+ * (a peer that stays silent costs one re-creation per try, as before).
+ */
+#define EARLY_RETRIES 3
+
+static int retry_again(const struct peer *p) {
+  const struct peer_cold *c = cold_full(p);
+
+  return c && !c->first_ep && c->tries == 1 && !p->rx_bytes && !p->obs_time;
+}
+
+static int again(const struct peer *p) {
+  return p->state == PEER_RETRIED && retry_again(p) &&
+         p->cold->nretried < EARLY_RETRIES && p->cold->retried_at != NONE;
+}
+
+/*
+ * After an early re-creation, the peer's initiation came (its bytes on the
+ * new entry) and no handshake followed: the peer re-created its entry or
+ * started its own try as we did, the two initiations crossed, and each
+ * end's answer replaced its own initiation, so that neither answer was
+ * taken. WireGuard would retry in 5 s: the entry is re-created again, the
+ * greater key later (see wgam_early_retry_at()), at most MAX_RECROSS times,
+ * and only in the first try of a peer never seen connected (obs_time: a
+ * path that worked and broke is the other end moving, and its initiation is
+ * answered, not crossed; and a pair that cannot connect, tried again and
+ * again, must not cost more at each try).
+ */
+#define MAX_RECROSS 2
+
+static int crossed(const struct peer *p) {
+  const struct peer_cold *c = cold_full(p);
+
+  return p->state == PEER_RETRIED && c && c->recrossed < MAX_RECROSS &&
+         !p->obs_time && c->tries == 1 && c->retried_at != NONE &&
+         p->rx_bytes && p->rx_at != NONE && p->rx_at > c->retried_at;
+}
+
 /* When a try of @p without a handshake is redone (see wgam_fixed.early_retry in
  * settings.c).
  */
 wgam_tstamp wgam_early_retry_at(const wgam_mesh *m, const struct peer *p) {
   wgam_tstamp at = ts_add(cold(p)->try_start, wgam_fixed.early_retry);
 
-  if (cold(p)->first_ep && !p->rx_bytes) {
-    /* The entry spent WireGuard's initiation while it had no endpoint:
-     * no handshake is under way. The smaller key goes first, so that two
-     * ends that learned of each other together do not cross. */
-    at = ts_add(cold(p)->try_start, wgam_fixed.early_first);
+  if (crossed(p)) {
+    /* The bytes are the peer's initiation, answered: if the answer was
+     * taken after all, its data follows within early_quiet. */
+    at = ts_add(p->rx_at, wgam_fixed.early_quiet);
     if (m->has_pubkey && memcmp(m->pubkey, p->pubkey, WGAM_KEY_LEN) > 0)
       at = ts_add(at, wgam_fixed.early_stagger);
     return at;
   }
-  if (!p->rx_bytes)
+
+  if (again(p))
+    return ts_add(p->cold->retried_at, wgam_fixed.early_retry / EARLY_RETRIES);
+  if (cold(p)->first_ep && !p->rx_bytes) {
+    /* The entry spent WireGuard's initiation while it had no endpoint:
+     * no handshake is under way. The smaller key goes first, so that two
+     * ends that learned of each other together do not cross; a node whose
+     * endpoint is configured was known to the other from its start, so the
+     * two did not learn of each other together. */
+    at = ts_add(cold(p)->try_start, wgam_fixed.early_first);
+    if (m->has_pubkey && memcmp(m->pubkey, p->pubkey, WGAM_KEY_LEN) > 0 &&
+        !self_configured(m))
+      at = ts_add(at, wgam_fixed.early_stagger);
     return at;
+  }
+  if (!p->rx_bytes)
+    return retry_again(p) ? ts_add(cold(p)->try_start,
+                                   wgam_fixed.early_retry / EARLY_RETRIES)
+                          : at;
   if (p->rx_at != NONE && ts_add(p->rx_at, wgam_fixed.early_quiet) > at)
     at = ts_add(p->rx_at, wgam_fixed.early_quiet);
   if (m->has_pubkey && memcmp(m->pubkey, p->pubkey, WGAM_KEY_LEN) > 0)
@@ -248,6 +311,8 @@ void wgam_try_endpoint(wgam_mesh *m, struct peer *p, const wgam_addr *ep,
   wgam_set_want(m, p, ep);
   p->want_src = src;
   c->try_start = ts;
+  c->nretried = 0;
+  c->recrossed = 0;
   c->deadline = ts_add(ts, m->s.try_interval);
   c->tries++;
   if (m->s.policy == WGAM_POLICY_FAST && !p->dev_hs)
@@ -572,8 +637,9 @@ int wgam_early_retry_due(const wgam_mesh *m, const struct peer *p) {
   /* Never a completed handshake with the peer (bytes received alone may be
    * an initiation we answered in vain: see wgam_fixed.early_retry in
    * settings.c). */
-  return m->s.policy == WGAM_POLICY_FAST && p->state == PEER_TRYING &&
-         !p->dev_hs && p->hs_at == NONE;
+  return m->s.policy == WGAM_POLICY_FAST &&
+         (p->state == PEER_TRYING || again(p) || crossed(p)) && !p->dev_hs &&
+         p->hs_at == NONE;
 }
 
 /* News of another address of @p came since we last heard from it. */
@@ -817,7 +883,16 @@ void wgam_peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
         try_next(m, p, ts);
       } else if (m->observing && wgam_early_retry_due(m, p) &&
                  ts >= wgam_early_retry_at(m, p)) {
+        if (crossed(p))
+          p->cold->recrossed++; /* crossed() says p->cold is whole */
         wgam_peer_set_state(m, p, PEER_RETRIED, ts);
+        if (cold_full(p)) {
+          p->cold->nretried++;
+          p->cold->retried_at = ts;
+        }
+        /* A read when an initiation of the peer's that crossed ours would
+         * be early_quiet old (see crossed()). */
+        m->t_early = ts_min(m->t_early, ts_add(ts, wgam_fixed.early_quiet));
         wgam_mark_update(m, p, UPD_ENDPOINT | UPD_RECREATE);
         send_ping(m, p);
         wgam_read_soon(m, ts);

@@ -213,6 +213,9 @@ static void node_service(struct sim *s, uint32_t i) {
   wgam_tstamp e;
   uint32_t wants;
 
+  /* The daemon applies the updates first (flush() in cli/daemon.c). */
+  while (s->p.wg_strict && wgam_mesh_next_peer_update(n->mesh, &u) == 1)
+    apply_update(s, i, &u);
   while ((len = wgam_mesh_write_pkt(n->mesh, &dst, buf, sizeof(buf), s->now)) >
          0)
     gossip_out(s, i, &dst, buf, (size_t)len);
@@ -328,6 +331,8 @@ static void node_read_device(struct sim *s, uint32_t i) {
   size_t k = 0;
   int rc;
 
+  if (s->tr)
+    trace_read(s, i);
   if (lists)
     list_allowedips(s, i);
   for (uint32_t j = 0; j < s->n; j++) {
@@ -459,6 +464,8 @@ static void node_start(struct sim *s, uint32_t i) {
     exit(2);
   }
   n->started = 1;
+  if (s->tr)
+    trace_start(s, i);
   node_service(s, i);
   if (evq_push(&s->q, s->now + SEC, EV_TICK, i, 0, 0))
     fatal_nomem();
@@ -565,6 +572,8 @@ void metric_route(struct sim *s, uint32_t i, uint32_t k) {
 void metric_session(struct sim *s, uint32_t i, uint32_t j) {
   struct dpeer *dp = DP(s, i, j);
 
+  if (s->tr)
+    trace_session(s, i, j);
   reach_session(s, i, j);
   if (dp->flags & DP_EVER)
     return;
@@ -1141,6 +1150,7 @@ static void teardown(struct sim *s) {
   free(s->pktfree);
   maptab_free(&s->map);
   pay_release(&s->pay);
+  trace_free(s);
 }
 
 /* Why did this pair not connect? What each side's device and engine hold. */
@@ -1345,6 +1355,9 @@ static int run(const struct params *p, struct result *res) {
   int rc;
 
   rc = setup(s, p);
+  if (rc == 0 &&
+      trace_init(s, p->trace_last, p->trace_csv, p->trace_a, p->trace_b) < 0)
+    fatal_nomem();
   if (rc < 0) {
     teardown(s);
     free(s);
@@ -1470,6 +1483,7 @@ static int run(const struct params *p, struct result *res) {
             s->st.bad_dest, s->st.bad_update, s->st.expiry_loops, s->q.peak,
             s->st.drop_noroute, s->st.drop_allowedip, s->st.drop_forward,
             s->st.relayed);
+  trace_report(s);
   collect(s, res, wall_now() - wall0);
   teardown(s);
   free(s);
@@ -1682,7 +1696,25 @@ static void usage(FILE *f) {
           "heal_s: from then\n"
           "                     until the node reached every other again)\n"
           "  --reload-node I    which node (default: the first behind a "
-          "symmetric NAT)\n",
+          "symmetric NAT)\n"
+          "  --trace-last K     at the end: pairs connected per 100 ms, what "
+          "the pairs of the last\n"
+          "                     quarter had in common, and the K last pairs' "
+          "handshake history\n"
+          "  --wg-strict        WireGuard details the default model leaves "
+          "out: answering an\n"
+          "                     initiation while ours is under way makes the "
+          "response to ours\n"
+          "                     refused (crossing); a handshake due without "
+          "endpoint spends\n"
+          "                     the initiation (none before the retry, 5 s); "
+          "peer updates are\n"
+          "                     applied before the datagrams, as the daemon "
+          "does\n"
+          "  --trace-csv FILE   at the end: every connectable pair's "
+          "handshake history, one line each\n"
+          "  --trace-pair A:B   every device event of the pair A, B on "
+          "stderr\n",
           PFX_LEN);
 }
 
@@ -1722,6 +1754,10 @@ int main(int argc, char **argv) {
       {"reload-at", required_argument, NULL, 'A'},
       {"reload-node", required_argument, NULL, 'B'},
       {"reload-gap", required_argument, NULL, 'j'},
+      {"trace-last", required_argument, NULL, 'F'},
+      {"trace-pair", required_argument, NULL, 'f'},
+      {"trace-csv", required_argument, NULL, 'V'},
+      {"wg-strict", no_argument, NULL, 'Q'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
   };
@@ -1750,6 +1786,8 @@ int main(int argc, char **argv) {
       .reload_node = -1,
       .reload_s = -1,
       .reload_gap_s = 2,
+      .trace_a = -1,
+      .trace_b = -1,
   };
   struct result res[2];
   int both = 0, c, ok = 1;
@@ -1872,6 +1910,22 @@ int main(int argc, char **argv) {
     case 'j':
       p.reload_gap_s = strtod(optarg, NULL);
       break;
+    case 'F':
+      p.trace_last = (uint32_t)strtoul(optarg, NULL, 10);
+      break;
+    case 'Q':
+      p.wg_strict = 1;
+      break;
+    case 'V':
+      p.trace_csv = optarg;
+      break;
+    case 'f':
+      if (sscanf(optarg, "%" SCNd64 ":%" SCNd64, &p.trace_a, &p.trace_b) != 2 ||
+          p.trace_a < 0 || p.trace_b < 0 || p.trace_a == p.trace_b) {
+        fprintf(stderr, "bad --trace-pair\n");
+        return 2;
+      }
+      break;
     case 'h':
       usage(stdout);
       return 0;
@@ -1888,7 +1942,8 @@ int main(int argc, char **argv) {
       p.kill_node >= (int64_t)p.nodes || !(p.kill_s >= 0 || p.kill_s == -1) ||
       !(p.cone_s >= 0 || p.cone_s == -1) || (p.cone_s >= 0 && p.kill_s >= 0) ||
       !(p.reload_s >= 0 || p.reload_s == -1) || !(p.reload_gap_s >= 0) ||
-      p.reload_node >= (int64_t)p.nodes ||
+      p.reload_node >= (int64_t)p.nodes || p.trace_a >= (int64_t)p.nodes ||
+      p.trace_b >= (int64_t)p.nodes ||
       (p.reload_s >= 0 && (p.kill_s >= 0 || p.cone_s >= 0)) ||
       !isfinite(p.skew_s) || fabs(p.skew_s) > 1e11 ||
       (p.prefixes && p.nodes > 1u << (32 - 11 - (32 - PFX_LEN)))) {

@@ -77,6 +77,10 @@ enum pkt_type {
 #define DP_RESP 0x08    /* we answered an initiation, keys unconfirmed */
 #define DP_EVER 0x10    /* a session existed once (convergence metric) */
 #define DP_DATA_RX 0x20 /* data received and nothing sent since */
+/* With --wg-strict: we answered the other end's initiation while ours
+ * was under way, which replaced our initiation's state: the response to
+ * ours will be refused (crossing initiations). */
+#define DP_INIT_LOST 0x40
 
 /* No peer entry (allowed-IP holder, NAT slot key). */
 #define NO_PEER UINT32_MAX
@@ -221,6 +225,11 @@ struct params {
   double reload_gap_s;
   int64_t log_node;
   double mem_limit_gib;
+  int wg_strict;            /* crossing initiations fail, an initiation without
+                               endpoint is spent, updates go before datagrams */
+  uint32_t trace_last;      /* --trace-last K */
+  const char *trace_csv;    /* --trace-csv FILE */
+  int64_t trace_a, trace_b; /* --trace-pair A:B, -1: none */
 };
 
 struct result {
@@ -322,6 +331,7 @@ struct sim {
   uint32_t npublic;
   struct stats st;
   uint64_t digest;
+  struct trace *tr; /* --trace-last, --trace-pair (trace.c); NULL: none */
   int failed;
 };
 
@@ -397,5 +407,23 @@ void metric_session(struct sim *s, uint32_t i, uint32_t j);
 void metric_route(struct sim *s, uint32_t i, uint32_t k);
 void metric_rx(struct sim *s, uint32_t h, uint32_t j);
 void fatal_nomem(void);
+
+/* trace.c: where the time to full mesh goes. Called only when s->tr. */
+int trace_init(struct sim *s, uint32_t last, const char *csv, int64_t a,
+               int64_t b);
+void trace_free(struct sim *s);
+void trace_report(struct sim *s);
+void trace_start(struct sim *s, uint32_t i);
+void trace_read(struct sim *s, uint32_t i);
+void trace_update(struct sim *s, uint32_t i, uint32_t j,
+                  const wgam_peer_update *u);
+void trace_send_init(struct sim *s, uint32_t i, uint32_t j);
+void trace_drop(struct sim *s, uint32_t from, uint32_t to, uint8_t type,
+                const char *why);
+void trace_arrive(struct sim *s, uint32_t h, uint32_t from, uint8_t type,
+                  size_t len);
+void trace_roam(struct sim *s, uint32_t h, uint32_t from);
+void trace_init_in(struct sim *s, uint32_t h, uint32_t from);
+void trace_session(struct sim *s, uint32_t i, uint32_t j);
 
 #endif /* SIM_H */

@@ -25,6 +25,8 @@
  * path is never a chain); any other node drops it.
  */
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -331,6 +333,8 @@ static void send_packet(struct sim *s, uint32_t i, uint32_t j, uint8_t type,
 
   if (net_out(s, i, j, dip, dport, &sip, &sport) < 0) {
     s->st.drop_src++;
+    if (s->tr)
+      trace_drop(s, i, j, type, "source");
     return;
   }
   dp->tx = s->stamp;
@@ -338,6 +342,8 @@ static void send_packet(struct sim *s, uint32_t i, uint32_t j, uint8_t type,
   dp->flags &= (uint8_t)~DP_DATA_RX;
   if (s->p.loss > 0 && rng_double(&s->net) < s->p.loss) {
     s->st.drop_loss++;
+    if (s->tr)
+      trace_drop(s, i, j, type, "loss");
     return;
   }
   idx = pkt_alloc(s);
@@ -372,6 +378,9 @@ static void wg_send_init(struct sim *s, uint32_t i, uint32_t j) {
   struct dpeer *dp = DP(s, i, j);
 
   dp->init = s->stamp;
+  dp->flags &= (uint8_t)~DP_INIT_LOST;
+  if (s->tr)
+    trace_send_init(s, i, j);
   if (!dp->ep_ip)
     return;
   send_packet(s, i, j, PKT_INIT, dp->ep_ip, dp->ep_port, NULL, 0, WG_INIT_LEN,
@@ -400,6 +409,10 @@ void wg_send_data(struct sim *s, uint32_t i, uint32_t j, const uint8_t *data,
   }
   if (!dp->ep_ip) {
     s->st.drop_noep++;
+    /* WireGuard creates the initiation, fails to send it, and starts no
+     * other before its retry time. */
+    if (s->p.wg_strict && !session_valid(s, dp))
+      wg_handshake_start(s, i, j);
     return;
   }
   if (!session_valid(s, dp)) {
@@ -518,6 +531,8 @@ void wg_update(struct sim *s, uint32_t i, uint32_t j,
                const wgam_peer_update *u) {
   struct dpeer *dp = DP(s, i, j);
 
+  if (s->tr)
+    trace_update(s, i, j, u);
   if (u->flags & WGAM_PEER_REMOVE_ME) {
     uint8_t ever = dp->flags & DP_EVER;
     uint32_t via;
@@ -597,6 +612,8 @@ static void note_rx(struct sim *s, uint32_t h, uint32_t from,
                     const struct pkt *p, uint32_t wire) {
   struct dpeer *dp = DP(s, h, from);
 
+  if (s->tr && !dp->ep_ip)
+    trace_roam(s, h, from);
   dp->ep_ip = p->sip; /* roaming */
   dp->ep_port = p->sport;
   dp->rx = s->stamp;
@@ -615,8 +632,14 @@ static void note_rx(struct sim *s, uint32_t h, uint32_t from,
 
       *slot = s->stamp;
       if (s->rec_in[other] && s->rec_out[other] && reachable(s, x, other) &&
-          ++s->roam_recovered == s->roam_reach)
+          ++s->roam_recovered == s->roam_reach) {
         s->recovered_ns = s->now;
+        if (!s->p.quiet)
+          fprintf(stderr,
+                  "  [every pair of the moved node carried traffic again at "
+                  "%.3f s, the last with %" PRIu32 "]\n",
+                  (double)s->now / 1e9, other);
+      }
     }
   }
 }
@@ -658,6 +681,8 @@ void net_arrive(struct sim *s, uint32_t from, uint32_t hint, uint32_t pktidx) {
   hh = net_in(s, p, from);
   if (hh < 0) {
     s->st.drop_dst++;
+    if (s->tr)
+      trace_drop(s, from, hint, p->type, "nat");
     goto out;
   }
   h = (uint32_t)hh;
@@ -666,18 +691,32 @@ void net_arrive(struct sim *s, uint32_t from, uint32_t hint, uint32_t pktidx) {
                     ((uint64_t)h << 20) ^ p->type ^ ((uint64_t)p->len << 2));
   if (!s->nodes[h].started || !(dp->flags & DP_PRESENT)) {
     s->st.drop_nopeer++;
+    if (s->tr)
+      trace_drop(s, from, h, p->type, "no peer");
     goto out;
   }
+  if (s->tr)
+    trace_arrive(s, h, from, p->type, p->len);
   switch (p->type) {
   case PKT_INIT:
+    if (s->tr)
+      trace_init_in(s, h, from);
+    /* Answering replaces the state of our own initiation, if one is under
+     * way: its response will find nothing to match (WireGuard keeps one
+     * handshake per peer). */
+    if (s->p.wg_strict && (dp->flags & DP_PENDING))
+      dp->flags |= DP_INIT_LOST;
     note_rx(s, h, from, p, WG_INIT_LEN);
     dp->flags |= DP_RESP;
     send_packet(s, h, from, PKT_RESP, p->sip, p->sport, NULL, 0, WG_RESP_LEN, h,
                 from);
     break;
   case PKT_RESP:
-    if (!(dp->flags & DP_PENDING))
+    if (!(dp->flags & DP_PENDING) || (dp->flags & DP_INIT_LOST)) {
+      if (s->tr)
+        trace_drop(s, from, h, p->type, "stale");
       break;
+    }
     note_rx(s, h, from, p, WG_RESP_LEN);
     dp->flags &= (uint8_t)~DP_PENDING;
     dp->hs = s->stamp;

@@ -791,6 +791,10 @@ static void peers_cfg(wgam_peer_config *cfg, const int *which, int n) {
   }
 }
 
+/* Set by a test: node 0 has no configured endpoint of its own; node 1
+ * keeps its configured one. */
+static int alone_self_unconfigured, alone_peer_configured;
+
 /* Node 0 with one peer, node 1, which is down and has no configured
  * endpoint; node 0 has read its device. */
 static void pair_alone_keys(int classic, uint32_t flags, int swap_keys) {
@@ -808,7 +812,10 @@ static void pair_alone_keys(int classic, uint32_t flags, int swap_keys) {
   }
   net.n[1].down = 1;
   peers_cfg(cfg, (const int[]){0, 1}, 2);
-  memset(&cfg[1].endpoint, 0, sizeof(cfg[1].endpoint));
+  if (!alone_peer_configured)
+    memset(&cfg[1].endpoint, 0, sizeof(cfg[1].endpoint));
+  if (alone_self_unconfigured)
+    memset(&cfg[0].endpoint, 0, sizeof(cfg[0].endpoint));
   ck_assert_int_eq(wgam_mesh_set_peers(net.n[0].m, cfg, 2, net.now), 0);
   read_device(0);
 }
@@ -1166,6 +1173,10 @@ START_TEST(test_lan_try_not_preempted) {
 }
 END_TEST
 
+/* When the last REMOVE_ME seen by removals_alone() came, relative to its
+ * @start. */
+static double last_removal;
+
 /* Drives node 0 alone for @dur, counting its REMOVE_ME updates for peer 1
  * and the times they came at, relative to @start. */
 static int removals_alone(wgam_tstamp dur, wgam_tstamp start, double *first) {
@@ -1184,6 +1195,7 @@ static int removals_alone(wgam_tstamp dur, wgam_tstamp start, double *first) {
         ck_assert_int_eq(idx_of(u.pubkey), 1);
         if (!n++)
           *first = (double)(net.now - start) / WGAM_SECONDS;
+        last_removal = (double)(net.now - start) / WGAM_SECONDS;
         apply_update(0, &u);
         /* The same peer comes back whole, right after. */
         ck_assert_int_eq(wgam_mesh_next_peer_update(net.n[0].m, &u), 1);
@@ -1204,9 +1216,9 @@ static int removals_alone(wgam_tstamp dur, wgam_tstamp start, double *first) {
  * Also when an initiation came in without a handshake following (crossing
  * initiations: our answer replaced our own, and neither answer was taken),
  * once those bytes are half a second old, and then by the end with the
- * greater key half a second later still, so that the two ends do not cross
- * again. Not when the initiator's data follows the answer within that half
- * second (its new session would be thrown away), never in the classic
+ * greater key a quarter of a second later still, so that the two ends do not
+ * cross again. Not when the initiator's data follows the answer within that
+ * half second (its new session would be thrown away), never in the classic
  * policy. */
 START_TEST(test_early_retry_recreates) {
   static const struct {
@@ -1214,18 +1226,24 @@ START_TEST(test_early_retry_recreates) {
     uint64_t rx;      /* bytes the peer sent at the try's start */
     int handshake_ms; /* when a handshake completes, or -1 */
     double lo, hi;    /* when the peer is re-created, or 0: never */
+    int unconfigured; /* our own endpoint is not in the peer list */
   } cases[] = {
-      {0, 0, 0, -1, 0.1, 0.2},   /* nothing came, and the entry had no
+      {0, 0, 0, -1, 0.1, 0.2, 0},   /* nothing came, and the entry had no
                                     endpoint before (its initiation was
                                     spent): early_first */
-      {0, 1, 0, -1, 0.6, 0.7},   /* the same, greater key: staggered */
-      {0, 0, 148, -1, 0.9, 1.1}, /* an answered initiation, no handshake:
+      {0, 1, 0, -1, 0.35, 0.45, 1}, /* the same, greater key: staggered */
+      {0, 1, 0, -1, 0.1, 0.2, 0},   /* not when our endpoint is configured:
+                                    the peer knew it from its start, the
+                                    two did not learn of each other
+                                    together */
+      {0, 0, 148, -1, 0.9, 1.1, 0}, /* an answered initiation, no handshake:
                                     seen by the read soon after the try
                                     started, half a second old at 1 s */
-      {0, 1, 148, -1, 1.4, 1.6}, /* the same, greater key: another half */
-      {0, 0, 148, 400, 0, 0},    /* the initiator's data came within half
-                                    a second of the answer: kept */
-      {1, 0, 0, -1, 0, 0},       /* classic */
+      {0, 1, 148, -1, 1.2, 1.35,
+       0},                       /* the same, greater key: another quarter */
+      {0, 0, 148, 400, 0, 0, 0}, /* the initiator's data came within half
+                                 a second of the answer: kept */
+      {1, 0, 0, -1, 0, 0, 0},    /* classic */
   };
   wgam_endpoint ep;
   wgam_tstamp start;
@@ -1234,7 +1252,9 @@ START_TEST(test_early_retry_recreates) {
   int n;
 
   for (c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+    alone_self_unconfigured = cases[c].unconfigured;
     pair_alone_keys(cases[c].classic, 0, cases[c].greater_key);
+    alone_self_unconfigured = 0;
     removals_alone(WGAM_SECONDS, net.now, &first);
     ep.addr = tu_v4(203, 0, 113, 50, 40000);
     ep.time = unix_now();
@@ -1259,6 +1279,93 @@ START_TEST(test_early_retry_recreates) {
                   "case %zu: re-created after %.1f s", c, first);
     ck_assert(same(&net.n[0].dev[1].ep, &ep.addr));
   }
+}
+END_TEST
+
+/* After the early re-creation, the peer's initiation comes on the new
+ * entry and no handshake follows: the two initiations crossed (each end's
+ * answer replaced its own initiation). The peer is re-created again once
+ * those bytes are half a second old, the greater key (of a node whose
+ * endpoint is not configured) a quarter of a second later still; not when
+ * the handshake comes within that half second. */
+START_TEST(test_early_retry_crossed) {
+  static const struct {
+    int greater_key;
+    int cross_ms;     /* the peer's initiation comes then */
+    int handshake_ms; /* a handshake completes then, or -1 */
+    double lo, hi;    /* the first re-creation */
+    double lo2, hi2;  /* the second, or 0: none */
+  } cases[] = {
+      {0, 200, -1, 0.1, 0.2, 0.7, 0.9},
+      {1, 500, -1, 0.35, 0.45, 1.2, 1.45},
+      {0, 200, 500, 0.1, 0.2, 0, 0},
+  };
+  wgam_endpoint ep;
+  wgam_tstamp start;
+  double first = -1, again = -1;
+  size_t c;
+  int n;
+
+  for (c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+    alone_self_unconfigured = cases[c].greater_key;
+    pair_alone_keys(0, 0, cases[c].greater_key);
+    alone_self_unconfigured = 0;
+    removals_alone(WGAM_SECONDS, net.now, &first);
+    ep.addr = tu_v4(203, 0, 113, 50, 40000);
+    ep.time = unix_now();
+    announce_to(0, 1, &ep, 1, 1);
+    start = net.now;
+    first = -1;
+    n = removals_alone((wgam_tstamp)cases[c].cross_ms * WGAM_MILLISECONDS,
+                       start, &first);
+    ck_assert_msg(n == 1, "case %zu: %d re-creations before the crossing", c,
+                  n);
+    ck_assert_msg(first >= cases[c].lo && first <= cases[c].hi,
+                  "case %zu: re-created after %.2f s", c, first);
+    net.n[0].dev[1].rx = 148; /* on the new entry: an initiation answered */
+    if (cases[c].handshake_ms >= 0) {
+      n = removals_alone(
+          (wgam_tstamp)(cases[c].handshake_ms - cases[c].cross_ms) *
+              WGAM_MILLISECONDS,
+          start, &again);
+      net.n[0].dev[1].hs = unix_now();
+      n += removals_alone(4 * WGAM_SECONDS, start, &again);
+    } else {
+      n = removals_alone(5 * WGAM_SECONDS, start, &again);
+    }
+    if (cases[c].hi2 == 0) {
+      ck_assert_msg(n == 0, "case %zu: re-created again after %.2f s", c,
+                    again);
+      continue;
+    }
+    ck_assert_msg(n == 1, "case %zu: %d re-creations after the crossing", c, n);
+    ck_assert_msg(again >= cases[c].lo2 && again <= cases[c].hi2,
+                  "case %zu: re-created again after %.2f s", c, again);
+  }
+}
+END_TEST
+
+/* The first try of a peer on the endpoint its entry was created with (its
+ * configured one) with nothing received: it may not have been up when our
+ * initiation came, so the peer is re-created three times a third of a
+ * second apart (it is reached soon after it comes up), then left to
+ * WireGuard's retries. */
+START_TEST(test_early_retry_repeated) {
+  wgam_tstamp start = net.now;
+  double first = -1;
+  int n;
+
+  alone_peer_configured = 1;
+  pair_alone_keys(0, 0, 0);
+  alone_peer_configured = 0;
+  start = net.now;
+  n = removals_alone(1500 * WGAM_MILLISECONDS, start, &first);
+  ck_assert_msg(n == 3, "%d re-creations in 1.5 s", n);
+  ck_assert_msg(first >= 0.3 && first <= 0.45, "first after %.2f s", first);
+  ck_assert_msg(last_removal >= 0.95 && last_removal <= 1.35,
+                "last after %.2f s", last_removal);
+  n = removals_alone(5 * WGAM_SECONDS, start, &first);
+  ck_assert_msg(n == 0, "%d more re-creations", n);
 }
 END_TEST
 
@@ -2894,6 +3001,8 @@ static Suite *mesh_suite(void) {
   tcase_add_test(tc, test_log_level_changes);
   tcase_add_test(tc, test_configured_endpoint_not_flooded);
   tcase_add_test(tc, test_early_retry_recreates);
+  tcase_add_test(tc, test_early_retry_repeated);
+  tcase_add_test(tc, test_early_retry_crossed);
   tcase_add_test(tc, test_late_handshake_kept);
   tcase_add_test(tc, test_lan_broadcast_preempts);
   tcase_add_test(tc, test_answers_not_reflooded);
