@@ -137,6 +137,11 @@ static void update_relay(struct daemon *d) {
 
 /* ---- the device ------------------------------------------------------- */
 
+/* LAN discovery over IPv6: the gossip socket joins ff05::1 on each link. */
+static int lan6_wanted(const struct daemon *d) {
+  return d->gossip.fd6 >= 0 && d->cfg.lan_discovery && d->cfg.ipv6;
+}
+
 /* Joins the IPv6 LAN group on the interfaces that lack it (listing them is
  * a netlink dump): again when links or IPv6 addresses change, and at the
  * next device reads while one could not join; at every read when links
@@ -164,8 +169,7 @@ static int read_device(struct daemon *d, wgam_tstamp now) {
     log_err("device state rejected by the engine: %s", wgam_strerror(rc));
     return wgam_err_is_fatal(rc) ? rc : 0;
   }
-  if (d->gossip.fd6 >= 0 && d->cfg.lan_discovery && d->cfg.ipv6 &&
-      (d->dev_failing || now >= d->lan6_at))
+  if (lan6_wanted(d) && (d->dev_failing || now >= d->lan6_at))
     join_lan6(d, now);
   if (d->dev_failing)
     log_info("interface %s is back", d->cfg.interface);
@@ -744,8 +748,12 @@ static int run_loop(struct daemon *d) {
       handle_portmap(d, now);
     if (ready & (1u << EV_RESOLVER))
       resolve_results(d, now);
-    if ((ready & (1u << EV_LINKS)) && gossip_links_changed(&d->gossip))
-      join_lan6(d, now);
+    if ((ready & (1u << EV_LINKS)) && gossip_links_changed(&d->gossip)) {
+      if (lan6_wanted(d))
+        join_lan6(d, now);
+      if (d->dev_failing)
+        d->dev_retry_at = now;
+    }
     if (ready & (1u << EV_CONTROL))
       cpfds[0].revents = POLLIN;
     /* Also when nothing is ready: clients past their deadline go. */
@@ -876,14 +884,18 @@ int daemon_run(const char *path, int cli_level) {
     /* IPv6 may be disabled on this host: IPv4 alone is fine. */
     log_warn("no IPv6 gossip socket [::]:%u: %s", d->cfg.gossip_port,
              strerror(-d->gossip.fd6));
-  } else if (d->cfg.lan_discovery && d->cfg.ipv6) {
-    rc = gossip_watch_links(&d->gossip);
-    if (rc)
-      log_debug("cannot watch links (%s): the IPv6 LAN group is joined "
-                "again at every device read",
-                strerror(-rc));
-    join_lan6(d, now);
   }
+  /* Link changes: the interface back after it was deleted is read at once
+   * rather than at the next retry, and the IPv6 LAN group is joined again
+   * on the links that came up. */
+  rc = gossip_watch_links(&d->gossip);
+  if (rc)
+    log_debug("cannot watch links (%s): a deleted interface is looked for "
+              "every device interval, and the IPv6 LAN group joined again "
+              "at every device read",
+              strerror(-rc));
+  if (lan6_wanted(d))
+    join_lan6(d, now);
 
   if (d->cfg.persist_file)
     load_state(d, now);
