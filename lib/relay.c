@@ -458,12 +458,8 @@ void wgam_relay_up(wgam_mesh *m, struct peer *r, wgam_tstamp ts) {
   }
 }
 
-/*
- * A Ping from a peer whose relayed route is not confirmed yet: it has
- * chosen its route to us (its Ping came through), so a Ping of ours now is
- * answered through it. Without this our next Ping would wait for the next
- * slot of the search. One Ping out per Ping in, only in that state.
- */
+/* A Ping from a peer we route through a relay (see below); a peer in
+ * backoff is tried directly again at once. */
 void wgam_relay_pinged(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
   struct peer *p = &m->peers[idx];
 
@@ -473,6 +469,18 @@ void wgam_relay_pinged(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
    * would seldom meet. */
   if (p->route != WGAM_ROUTE_DIRECT && p->state == PEER_BACKOFF)
     wgam_try_again(m, idx, ts);
+  if (p->route == WGAM_ROUTE_RELAYED) {
+    /* It came through our relay for it (its source is allowed only on the
+     * entry we route it through), so the peer routes us through the same
+     * relay, which forwards: as good as a Pong. Else a route whose last
+     * Ping went unanswered while the peer was away (its interface
+     * re-created) is left just as the peer, back, takes it. */
+    p->pong_at = ts;
+    return;
+  }
+  /* Not confirmed yet: the peer has chosen its route to us, so a Ping of
+   * ours now is answered through it, rather than at the next slot of the
+   * search. One Ping out per Ping in. */
   if (p->route != WGAM_ROUTE_RELAY_PENDING ||
       (p->pong_at != NONE && p->pong_at >= p->cold->route_at))
     return;
