@@ -530,6 +530,7 @@ static struct {
   wgam_peer_config cfg[WN];
   struct entry dev[2][WN]; /* dev[e][i]: engine e's entry for node i */
   int halted[WN];          /* relay i does not forward */
+  int away[2];             /* engine e neither runs nor receives */
   wgam_tstamp ahead[2];    /* engine e's wall clock is this far ahead */
   uint8_t gkey[WGAM_KEY_LEN];
 } w;
@@ -612,7 +613,8 @@ static void w_drain(int e) {
     if (to != other)
       continue;
     via = w_holder(e, other);
-    if (via >= W1 && !w.halted[via] && w_holder(other, e) == via)
+    if (via >= W1 && !w.halted[via] && w_holder(other, e) == via &&
+        !w.away[other])
       w_deliver(other, e, buf, (size_t)n);
   }
   while (wgam_mesh_next_peer_update(w.m[e], &u) == 1)
@@ -655,6 +657,8 @@ static void w_run(wgam_tstamp ns) {
   while (w.now < end) {
     w.now += 50 * WGAM_MILLISECONDS;
     for (int e = WA; e <= WB; e++) {
+      if (w.away[e])
+        continue;
       if (wgam_mesh_get_expiry(w.m[e]) <= w.now)
         ck_assert_int_eq(wgam_mesh_handle_expiry(w.m[e], w.now), 0);
       w_drain(e);
@@ -768,6 +772,47 @@ static void w_teardown(void) {
 
 /* Both ends fresh at once take the pair's first choice at once: relayed
  * within relay_after and a round trip, one route change each. */
+/*
+ * One end away for 2.6 s (its interface deleted and created again, its
+ * daemon stopped): the other's Ping through the pair's relay goes
+ * unanswered meanwhile. When the end back pings through the same relay
+ * before the other gives the route up, that Ping answers it and the pair
+ * stays on its relay (else the other left the relay just as this end,
+ * back, took it, and the pair was split until the next probe). Ten moments
+ * of the probe cycle, either end away.
+ */
+START_TEST(test_pair_end_away) {
+  int moved = 0, runs = 0;
+
+  for (int e = WA; e <= WB; e++)
+    for (int k = 0; k < 10; k++) {
+      wgam_peer_info pi;
+      uint64_t before;
+
+      w_setup(WGAM_SECONDS, (unsigned)k, 3);
+      ck_assert(w_heal(10 * WGAM_SECONDS) < 10);
+      w_run(20 * WGAM_SECONDS + k * 250 * WGAM_MILLISECONDS);
+      w_info(e == WA ? WB : WA, e, &pi);
+      before = pi.route_changes;
+      w.away[e] = 1;
+      w_run(2600 * WGAM_MILLISECONDS);
+      w.away[e] = 0;
+      w_run(10 * WGAM_SECONDS);
+      w_info(e == WA ? WB : WA, e, &pi);
+      moved += pi.route_changes != before;
+      runs++;
+      ck_assert_int_ge(w_agreed(), W1);
+      w_teardown();
+    }
+  if (getenv("RELAY_DEBUG"))
+    printf("end away: the other end changed route in %d of %d runs\n", moved,
+           runs);
+  /* It moves only when the end came back after its Ping's time was up
+   * (every run did, before the other end's Ping counted). */
+  ck_assert_int_le(moved * 4, runs);
+}
+END_TEST
+
 START_TEST(test_pair_first_choice) {
   wgam_peer_info a, b;
 
@@ -893,6 +938,7 @@ static Suite *relay_suite(void) {
   tcase_add_test(tc, test_pair_first_choice);
   tcase_add_test(tc, test_pair_reload_one_end);
   tcase_add_test(tc, test_pair_relay_halts);
+  tcase_add_test(tc, test_pair_end_away);
   suite_add_tcase(s, tc);
   return s;
 }
