@@ -1211,6 +1211,36 @@ static int removals_alone(wgam_tstamp dur, wgam_tstamp start, double *first) {
   return n;
 }
 
+/* Node 0 alone with peer 1 (pair_alone_keys(); its own endpoint out of
+ * the peer list if @unconfigured), its first second over, then told of a
+ * new endpoint of peer 1, returned in *@ep. Returns when it was told. */
+static wgam_tstamp alone_told(int classic, int unconfigured, int greater_key,
+                              wgam_endpoint *ep) {
+  double first;
+
+  alone_self_unconfigured = unconfigured;
+  pair_alone_keys(classic, 0, greater_key);
+  alone_self_unconfigured = 0;
+  removals_alone(WGAM_SECONDS, net.now, &first);
+  ep->addr = tu_v4(203, 0, 113, 50, 40000);
+  ep->time = unix_now();
+  announce_to(0, 1, ep, 1, 1);
+  return net.now;
+}
+
+/* removals_alone() for 5 s, a handshake with peer 1 coming after @hs_ms
+ * (never if negative). */
+static int removals_until_handshake(int hs_ms, wgam_tstamp start,
+                                    double *first) {
+  int n;
+
+  if (hs_ms < 0)
+    return removals_alone(5 * WGAM_SECONDS, start, first);
+  n = removals_alone((wgam_tstamp)hs_ms * WGAM_MILLISECONDS, start, first);
+  net.n[0].dev[1].hs = unix_now();
+  return n + removals_alone(4 * WGAM_SECONDS, start, first);
+}
+
 /* A try of a peer that never had a handshake is redone once after about a
  * second with the peer removed and added back (WireGuard would wait 5 s).
  * Also when an initiation came in without a handshake following (crossing
@@ -1252,24 +1282,11 @@ START_TEST(test_early_retry_recreates) {
   int n;
 
   for (c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
-    alone_self_unconfigured = cases[c].unconfigured;
-    pair_alone_keys(cases[c].classic, 0, cases[c].greater_key);
-    alone_self_unconfigured = 0;
-    removals_alone(WGAM_SECONDS, net.now, &first);
-    ep.addr = tu_v4(203, 0, 113, 50, 40000);
-    ep.time = unix_now();
-    announce_to(0, 1, &ep, 1, 1);
-    start = net.now;
+    start = alone_told(cases[c].classic, cases[c].unconfigured,
+                       cases[c].greater_key, &ep);
     net.n[0].dev[1].rx = cases[c].rx;
     first = -1;
-    if (cases[c].handshake_ms >= 0) {
-      n = removals_alone((wgam_tstamp)cases[c].handshake_ms * WGAM_MILLISECONDS,
-                         start, &first);
-      net.n[0].dev[1].hs = unix_now();
-      n += removals_alone(4 * WGAM_SECONDS, start, &first);
-    } else {
-      n = removals_alone(5 * WGAM_SECONDS, start, &first);
-    }
+    n = removals_until_handshake(cases[c].handshake_ms, start, &first);
     if (cases[c].hi == 0) {
       ck_assert_msg(n == 0, "case %zu: re-created after %.1f s", c, first);
       continue;
@@ -1307,14 +1324,7 @@ START_TEST(test_early_retry_crossed) {
   int n;
 
   for (c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
-    alone_self_unconfigured = cases[c].greater_key;
-    pair_alone_keys(0, 0, cases[c].greater_key);
-    alone_self_unconfigured = 0;
-    removals_alone(WGAM_SECONDS, net.now, &first);
-    ep.addr = tu_v4(203, 0, 113, 50, 40000);
-    ep.time = unix_now();
-    announce_to(0, 1, &ep, 1, 1);
-    start = net.now;
+    start = alone_told(0, cases[c].greater_key, cases[c].greater_key, &ep);
     first = -1;
     n = removals_alone((wgam_tstamp)cases[c].cross_ms * WGAM_MILLISECONDS,
                        start, &first);
@@ -1323,16 +1333,10 @@ START_TEST(test_early_retry_crossed) {
     ck_assert_msg(first >= cases[c].lo && first <= cases[c].hi,
                   "case %zu: re-created after %.2f s", c, first);
     net.n[0].dev[1].rx = 148; /* on the new entry: an initiation answered */
-    if (cases[c].handshake_ms >= 0) {
-      n = removals_alone(
-          (wgam_tstamp)(cases[c].handshake_ms - cases[c].cross_ms) *
-              WGAM_MILLISECONDS,
-          start, &again);
-      net.n[0].dev[1].hs = unix_now();
-      n += removals_alone(4 * WGAM_SECONDS, start, &again);
-    } else {
-      n = removals_alone(5 * WGAM_SECONDS, start, &again);
-    }
+    n = removals_until_handshake(
+        cases[c].handshake_ms < 0 ? -1
+                                  : cases[c].handshake_ms - cases[c].cross_ms,
+        start, &again);
     if (cases[c].hi2 == 0) {
       ck_assert_msg(n == 0, "case %zu: re-created again after %.2f s", c,
                     again);
