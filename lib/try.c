@@ -467,6 +467,18 @@ static wgam_tstamp probe_idle(const wgam_mesh *m) {
   return budget > idle ? budget : idle;
 }
 
+/* Small enough that probe_idle is not stretched by the probe_rate budget:
+ * a node probes all its peers together (probe_along()). */
+static int small_mesh(const wgam_mesh *m) {
+  return probe_idle(m) == m->s.probe_idle;
+}
+
+/* A node behind a NAT in a small mesh keeps its own probe cadence (see
+ * idle_since()). */
+static int own_cadence(const wgam_mesh *m) {
+  return self_behind_nat(m) && small_mesh(m);
+}
+
 /*
  * Since when @p's path counts as idle, for its idle probe: everything heard
  * from the peer counts. But a node behind a NAT (no endpoint of its own
@@ -479,10 +491,6 @@ static wgam_tstamp probe_idle(const wgam_mesh *m) {
  * NAT-ed nodes would add a fifth to the steady gossip (simulator, 200
  * nodes): there the peers' keepalives and probes count.
  */
-static int own_cadence(const wgam_mesh *m) {
-  return self_behind_nat(m) && probe_idle(m) == m->s.probe_idle;
-}
-
 static wgam_tstamp idle_since(const wgam_mesh *m, const struct peer *p) {
   if (m->probe_round != NONE && own_cadence(m))
     return ts_latest(m->probe_round, p->hs_at, p->pong_at);
@@ -491,11 +499,11 @@ static wgam_tstamp idle_since(const wgam_mesh *m, const struct peer *p) {
 
 /* When @p's idle probe is due. A peer behind a NAT keeps its own cadence
  * in a small mesh, its next Ping due when our probe would be: there it is
- * given probe_timeout to come first (else both ends probe the pair). */
+ * given probe_news to come first (else both ends probe the pair). */
 static wgam_tstamp idle_due(const wgam_mesh *m, const struct peer *p) {
   wgam_tstamp due = ts_add(idle_since(m, p), probe_idle(m));
 
-  return own_cadence(m) || p->ncfg || probe_idle(m) != m->s.probe_idle
+  return own_cadence(m) || p->ncfg || !small_mesh(m)
              ? due
              : ts_add(due, wgam_fixed.probe_news);
 }
@@ -711,7 +719,7 @@ static int probe(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
 static void probe_along(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
   size_t i;
 
-  if (probe_idle(m) != m->s.probe_idle)
+  if (!small_mesh(m))
     return;
   m->probe_round = ts;
   for (i = 0; i < m->npeers; i++) {
