@@ -417,8 +417,11 @@ static void fill_update(wgam_mesh *m, struct peer *p, uint8_t flags,
 }
 
 int wgam_mesh_next_peer_update(wgam_mesh *m, wgam_peer_update *upd) {
-  if (!m || !upd || !m->dev_seen)
-    return 0; /* nothing is decided before the device was read */
+  /* Nothing is decided before the device was read, nor while it has no
+   * private key: which entry of the configuration is ours is not known
+   * then (the key usually comes a moment after the interface). */
+  if (!m || !upd || !m->dev_seen || !m->has_pubkey)
+    return 0;
   if (m->recreate != NO_IDX) {
     uint32_t idx = m->recreate;
 

@@ -739,6 +739,63 @@ START_TEST(lanbroadcast_replayed_from_another_address) {
 }
 END_TEST
 
+/* A device read before its private key was set (wireguard-go and kernel
+ * interfaces are created first, keyed a moment later) gets no peer changes:
+ * which entry is ours is unknown, and adding it would put ourselves on the
+ * device. Once the key is there, the two others are added, not us. */
+START_TEST(device_without_key_left_alone) {
+  wgam_peer_config pc[NKEYS];
+  wgam_peer_update upd;
+  wgam_device dev;
+  wgam_settings s;
+  wgam_mesh *m;
+  int added[NKEYS] = {0};
+
+  wgam_settings_default(&s);
+  s.secret = (const uint8_t *)SECRET;
+  s.secretlen = strlen(SECRET);
+  s.gossip_port = PORT;
+  s.rand = rand_cb;
+  s.user_data = &rstate;
+  ck_assert_int_eq(wgam_mesh_new(&m, &s, 0), 0);
+  peer_cfg(&pc[0], 0, "100.64.0.1");
+  peer_cfg(&pc[1], 1, "100.64.0.2");
+  peer_cfg(&pc[2], 2, "100.64.0.3");
+  pc[1].endpoint = A("198.51.100.2:51820");
+  ck_assert_int_eq(wgam_mesh_set_peers(m, pc, NKEYS, 0), 0);
+
+  memset(&dev, 0, sizeof(dev));
+  dev.listen_port = 40249;
+  for (int k = 0; k < 3; k++) {
+    wgam_tstamp ts = (wgam_tstamp)k * WGAM_SECONDS;
+
+    ck_assert_int_eq(wgam_mesh_observe_device(m, &dev, ts, 1700000000 + k), 0);
+    drain_pkts(m, ts);
+    ck_assert_int_eq(wgam_mesh_next_peer_update(m, &upd), 0);
+  }
+
+  memcpy(dev.pubkey, pc[0].pubkey, WGAM_KEY_LEN);
+  dev.has_pubkey = 1;
+  dev.listen_port = 51820;
+  ck_assert_int_eq(
+      wgam_mesh_observe_device(m, &dev, 3 * WGAM_SECONDS, 1700000003), 0);
+  while (wgam_mesh_next_peer_update(m, &upd) == 1) {
+    int k;
+
+    for (k = 0; k < NKEYS; k++)
+      if (memcmp(upd.pubkey, pc[k].pubkey, WGAM_KEY_LEN) == 0)
+        break;
+    ck_assert_int_lt(k, NKEYS);
+    ck_assert_int_ne(k, 0); /* never ourselves */
+    if (!(upd.flags & WGAM_PEER_REMOVE_ME))
+      added[k]++;
+  }
+  ck_assert_int_ge(added[1], 1);
+  ck_assert_int_ge(added[2], 1);
+  wgam_mesh_del(m);
+}
+END_TEST
+
 static Suite *suite(void) {
   Suite *s = suite_create("hardening");
   TCase *tc = tcase_create("bad-input");
@@ -755,6 +812,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, gossip_store_bound);
   tcase_add_test(tc, future_times_bounded);
   tcase_add_test(tc, lanbroadcast_replayed_from_another_address);
+  tcase_add_test(tc, device_without_key_left_alone);
   suite_add_tcase(s, tc);
   return s;
 }
