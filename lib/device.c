@@ -233,6 +233,13 @@ int wgam_mesh_observe_device(wgam_mesh *m, const wgam_device *dev,
       continue;
     if (p->on_device != 3) {
       /* Gone from the device (or never there): configure it again. */
+      if (p->on_device) {
+        struct peer_cold *c =
+            addr_valid(&p->dev_ep) ? wgam_cold_get(m, p) : cold_full(p);
+
+        if (c)
+          c->lost_ep = p->dev_ep;
+      }
       p->on_device = 0;
       p->allowed_ok = 0;
       static const wgam_addr none;

@@ -83,6 +83,8 @@ struct peer_cold {
   uint8_t prop_pending;
   /* The small block ends here (COLD_SMALL). */
   wgam_addr obs_ep;
+  /* Where the device had the peer when it lost the entry. */
+  wgam_addr lost_ep;
   /* The try (try.c). */
   uint32_t tried[MAX_CANDIDATES];
   uint32_t tries;

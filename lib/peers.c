@@ -97,6 +97,7 @@ void wgam_cold_trim(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
       (c->lan || c->prefixes || peer_trying(p->state) || c->ntried ||
        c->tries || c->backoff_level || c->deadline != NONE ||
        c->probe_at != NONE || c->broken_at != NONE || addr_valid(&c->obs_ep) ||
+       (addr_valid(&c->lost_ep) && !addr_valid(&p->dev_ep)) ||
        !over(c->req_at, wgam_fixed.answer_window, ts) ||
        !over(c->answered_at, wgam_fixed.answer_interval, ts) || c->relay_rank ||
        c->via != NO_IDX || c->avoid_via != NO_IDX || c->down_since != NONE ||

@@ -122,12 +122,18 @@ static size_t candidates(const wgam_mesh *m, const struct peer *p,
   if (has_lan(p))
     n = add_cand(c, n, &peer_lan(p)->addr, WGAM_SOURCE_LAN);
   /* The device lost the entry (its interface deleted and created again):
-   * where we last saw the peer ourselves comes first. Behind a symmetric
-   * NAT every observer sees another port, and the newest in the store is
-   * most likely someone else's. */
-  if (!addr_valid(&p->dev_ep) && addr_valid(obs_ep(p)) &&
-      wgam_endpoint_acceptable(m, obs_ep(p)))
-    n = add_cand(c, n, obs_ep(p), WGAM_SOURCE_ROAMING);
+   * where we last saw the peer ourselves comes first: where the device had
+   * it (the latest packets came from there, also when we had written it
+   * ourselves and it was no news to announce), then what we announced.
+   * Behind a symmetric NAT every observer sees another port, and the
+   * newest in the store is most likely someone else's. */
+  if (!addr_valid(&p->dev_ep)) {
+    if (addr_valid(&cold(p)->lost_ep) &&
+        wgam_endpoint_acceptable(m, &cold(p)->lost_ep))
+      n = add_cand(c, n, &cold(p)->lost_ep, WGAM_SOURCE_ROAMING);
+    if (addr_valid(obs_ep(p)) && wgam_endpoint_acceptable(m, obs_ep(p)))
+      n = add_cand(c, n, obs_ep(p), WGAM_SOURCE_ROAMING);
+  }
   for (private_pass = 0; private_pass < 2; private_pass++) {
     for (i = 0; i < p->nknown; i++)
       if (addr_is_private(&p->known[i].addr) == private_pass &&

@@ -2592,6 +2592,47 @@ START_TEST(test_recreated_device_own_view) {
 }
 END_TEST
 
+/* The same when we had moved the entry ourselves: news of another address
+ * of peer 5 (its NAT rebooted) had it probed and tried there, and the
+ * handshake came. That is no news to announce (the store has it), so what
+ * we last announced is still its old address; the device's last endpoint
+ * is the newer view, and comes first when the entry is lost. */
+START_TEST(test_recreated_device_tried_there) {
+  const wgam_device_peer *peers;
+  wgam_endpoint ep;
+  wgam_tstamp news;
+  size_t npeers;
+
+  star_of_14(0);
+  star_live(10 * WGAM_SECONDS);
+  star_run(1700, 5);
+  star_quiet = 5;
+  ep.addr = tu_v4(203, 0, 113, 90, 7000);
+  ep.time = unix_now();
+  announce_from(0, 6, 5, &ep, 1, 1);
+  news = net.now;
+  star_writes = 0;
+  while (!star_writes && net.now < news + 8 * WGAM_SECONDS)
+    star_run(10, 5);
+  ck_assert_int_eq(star_writes, 1);
+  ck_assert(same(&star_written, &ep.addr));
+  star_dp[5].endpoint = ep.addr; /* the handshake came there */
+  star_dp[5].last_handshake = unix_now();
+  star_quiet = 0;
+  star_run(3000, 5);
+  peers = star_dev.peers;
+  npeers = star_dev.npeers;
+  star_dev.npeers = 0; /* the interface is back, empty */
+  star_writes = 0;
+  star_touch();
+  star_run(100, 5);
+  star_dev.peers = peers;
+  star_dev.npeers = npeers;
+  ck_assert_int_eq(star_writes, 1);
+  ck_assert(same(&star_written, &ep.addr));
+}
+END_TEST
+
 /* While the interface is gone (deleted, not yet created again: reads fail)
  * no probe is judged: its Ping never left. Judged on the read that finds
  * the interface back and empty, the peer is pointed at where we last saw
@@ -3022,6 +3063,7 @@ static Suite *mesh_suite(void) {
   tcase_add_test(tc, test_old_bytes_no_answer);
   tcase_add_test(tc, test_self_news_we_moved);
   tcase_add_test(tc, test_recreated_device_own_view);
+  tcase_add_test(tc, test_recreated_device_tried_there);
   tcase_add_test(tc, test_no_verdict_without_device);
   tcase_add_test(tc, test_moved_peer_told_and_probes_all);
   tcase_add_test(tc, test_bad_input_counted);
