@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <net/if.h>
 #include <netdb.h>
 #include <poll.h>
 #include <signal.h>
@@ -69,6 +70,7 @@ struct daemon {
   wg_backend *wg;
   struct wg_dev dev;
   int dev_failing;
+  unsigned ifindex;         /* of the interface last read (0: unknown) */
   wgam_tstamp dev_retry_at; /* 0: no retry pending */
   wgam_tstamp lan6_at;      /* join the IPv6 LAN group at a read after */
   uint16_t listen_port;
@@ -173,6 +175,11 @@ static int read_device(struct daemon *d, wgam_tstamp now) {
     join_lan6(d, now);
   if (d->dev_failing)
     log_info("interface %s is back", d->cfg.interface);
+  /* Not before it has a key: the key comes a moment after the interface,
+   * and the link changes that follow have it read again. */
+  if (d->dev_failing || !d->ifindex)
+    d->ifindex =
+        d->dev.dev.has_pubkey ? if_nametoindex(d->cfg.interface) : 0;
   d->dev_failing = 0;
   d->dev_retry_at = 0;
   d->listen_port = d->dev.dev.listen_port;
@@ -596,7 +603,8 @@ static void handle_portmap(struct daemon *d, wgam_tstamp now) {
 static void handle_wants(struct daemon *d, wgam_tstamp now) {
   uint32_t wants = wgam_mesh_get_wants(d->mesh);
 
-  if ((wants & WGAM_WANT_DEVICE) &&
+  /* A missing interface is retried whether or not the engine asks. */
+  if (((wants & WGAM_WANT_DEVICE) || d->dev_failing) &&
       (d->dev_retry_at == 0 || now >= d->dev_retry_at))
     read_device(d, now);
   if (wants & WGAM_WANT_STATE)
@@ -751,8 +759,17 @@ static int run_loop(struct daemon *d) {
     if ((ready & (1u << EV_LINKS)) && gossip_links_changed(&d->gossip)) {
       if (lan6_wanted(d))
         join_lan6(d, now);
-      if (d->dev_failing)
+      if (d->dev_failing) {
         d->dev_retry_at = now;
+      } else if (if_nametoindex(d->cfg.interface) != d->ifindex) {
+        /* Deleted, or deleted and created again, since the last read: the
+         * engine learns it now, not at its next periodic read (a public
+         * node's comes seconds apart when every peer is quiet). */
+        log_debug("interface %s: link replaced or gone; reading it now",
+                  d->cfg.interface);
+        d->ifindex = 0;
+        read_device(d, now);
+      }
     }
     if (ready & (1u << EV_CONTROL))
       cpfds[0].revents = POLLIN;
@@ -885,9 +902,9 @@ int daemon_run(const char *path, int cli_level) {
     log_warn("no IPv6 gossip socket [::]:%u: %s", d->cfg.gossip_port,
              strerror(-d->gossip.fd6));
   }
-  /* Link changes: the interface back after it was deleted is read at once
-   * rather than at the next retry, and the IPv6 LAN group is joined again
-   * on the links that came up. */
+  /* Link changes: the interface deleted, or back after it was, is read at
+   * once rather than at the next read or retry, and the IPv6 LAN group is
+   * joined again on the links that came up. */
   rc = gossip_watch_links(&d->gossip);
   if (rc)
     log_debug("cannot watch links (%s): a deleted interface is looked for "

@@ -272,8 +272,25 @@ done
 [ "$(peers_on_device)" = 2 ] ||
   fail "vanish: peers not configured again on the new interface"
 status_ok || fail "vanish: status does not answer after the return"
+# Deleted and created again at once (wg-quick down; up), between two
+# device reads: the new, empty interface gets the peers again.
+kill "$WGPID"
+wait "$WGPID" 2>/dev/null
+for _ in $(seq 50); do
+  ip -n "$NS" link show "$WG" >/dev/null 2>&1 || break
+  sleep 0.02
+done
+hdn_start_wg "$NS" "$WG" "$TMP/a.key" 100.64.0.1/24
+T0=$(date +%s%N)
+for _ in $(seq 25); do
+  [ "$(peers_on_device)" = 2 ] && break
+  sleep 0.2
+done
+[ "$(peers_on_device)" = 2 ] ||
+  fail "vanish: peers not configured again after a quick re-creation"
+echo "re-created interface: peers back after $(( ($(date +%s%N) - T0) / 1000000 )) ms"
 stop_daemon
-echo "ok: interface vanished and returned: logged once, recovered, peers set again"
+echo "ok: interface vanished and returned: logged once, recovered, peers set again, also when re-created at once"
 
 # ---- a LAN interface that comes up while running -----------------------------
 # With ipv6 and lan_discovery, the daemon must be in the LAN group ff05::1 on it within a few
