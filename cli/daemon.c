@@ -178,8 +178,7 @@ static int read_device(struct daemon *d, wgam_tstamp now) {
   /* Not before it has a key: the key comes a moment after the interface,
    * and the link changes that follow have it read again. */
   if (d->dev_failing || !d->ifindex)
-    d->ifindex =
-        d->dev.dev.has_pubkey ? if_nametoindex(d->cfg.interface) : 0;
+    d->ifindex = d->dev.dev.has_pubkey ? if_nametoindex(d->cfg.interface) : 0;
   d->dev_failing = 0;
   d->dev_retry_at = 0;
   d->listen_port = d->dev.dev.listen_port;
