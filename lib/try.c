@@ -292,8 +292,20 @@ wgam_tstamp wgam_early_retry_at(const wgam_mesh *m, const struct peer *p) {
     return retry_again(p) ? ts_add(cold(p)->try_start,
                                    wgam_fixed.early_retry / EARLY_RETRIES)
                           : at;
-  if (p->rx_at != NONE && ts_add(p->rx_at, wgam_fixed.early_quiet) > at)
-    at = ts_add(p->rx_at, wgam_fixed.early_quiet);
+  if (p->rx_at != NONE) {
+    wgam_tstamp quiet = ts_add(p->rx_at, wgam_fixed.early_quiet);
+
+    /* In the first try of a peer never seen connected, its initiation
+     * received since the try started and answered without a handshake
+     * following is a crossing (both ends configured each other at once;
+     * each answer replaced its own initiation): redone once the bytes are
+     * early_quiet old, not after the whole early_retry. Otherwise the
+     * bytes only hold the retry. */
+    if (!p->obs_time && cold(p)->tries == 1 && p->rx_at >= cold(p)->try_start)
+      at = quiet;
+    else if (quiet > at)
+      at = quiet;
+  }
   if (m->has_pubkey && memcmp(m->pubkey, p->pubkey, WGAM_KEY_LEN) > 0)
     at = ts_add(at, wgam_fixed.early_stagger);
   return at;

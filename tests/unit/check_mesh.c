@@ -1349,6 +1349,37 @@ START_TEST(test_early_retry_crossed) {
 }
 END_TEST
 
+/* Both ends configured each other at start: the peer's initiation comes
+ * 0.2 s into our first try (ours went out when we configured it), and no
+ * handshake follows: the two initiations crossed. The peer is re-created
+ * once those bytes are half a second old (the greater key a quarter of a
+ * second later), not a whole early_retry after the try started. */
+START_TEST(test_early_retry_first_crossing) {
+  static const struct {
+    int greater_key;
+    double lo, hi;
+  } cases[] = {{0, 0.7, 0.9}, {1, 0.95, 1.25}};
+  wgam_tstamp start;
+  double first = -1;
+  size_t c;
+  int n;
+
+  for (c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+    alone_peer_configured = 1;
+    pair_alone_keys(0, 0, cases[c].greater_key);
+    alone_peer_configured = 0;
+    start = net.now;
+    n = removals_alone(200 * WGAM_MILLISECONDS, start, &first);
+    ck_assert_msg(n == 0, "case %zu: re-created before the crossing", c);
+    net.n[0].dev[1].rx = 148; /* its initiation, answered */
+    n = removals_alone(1500 * WGAM_MILLISECONDS, start, &first);
+    ck_assert_msg(n >= 1, "case %zu: not re-created", c);
+    ck_assert_msg(first >= cases[c].lo && first <= cases[c].hi,
+                  "case %zu: re-created after %.2f s", c, first);
+  }
+}
+END_TEST
+
 /* The first try of a peer on the endpoint its entry was created with (its
  * configured one) with nothing received: it may not have been up when our
  * initiation came, so the peer is re-created three times a third of a
@@ -3048,6 +3079,7 @@ static Suite *mesh_suite(void) {
   tcase_add_test(tc, test_early_retry_recreates);
   tcase_add_test(tc, test_early_retry_repeated);
   tcase_add_test(tc, test_early_retry_crossed);
+  tcase_add_test(tc, test_early_retry_first_crossing);
   tcase_add_test(tc, test_late_handshake_kept);
   tcase_add_test(tc, test_lan_broadcast_preempts);
   tcase_add_test(tc, test_answers_not_reflooded);
