@@ -99,6 +99,7 @@ struct peer_cold {
   wgam_tstamp try_start;
   wgam_tstamp retried_at; /* the last early re-creation */
   wgam_tstamp probe_at;   /* Ping sent to check a silent path */
+  wgam_tstamp along_at;   /* our probe round's Ping to it is due then */
   wgam_tstamp broken_at;  /* that Ping went unanswered */
   wgam_tstamp heard_at;   /* then: the last sign of the path working */
   wgam_tstamp answered_at;

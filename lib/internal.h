@@ -102,6 +102,7 @@ struct wgam_fixed {
   wgam_tstamp read_soon;     /* a handshake likely: read the device then */
   wgam_tstamp probe_news;    /* a probe unanswered after news: it moved */
   wgam_tstamp ping_read_gap; /* a Ping has the device read, this far apart */
+  wgam_tstamp round_stagger; /* a probe round's first Ping goes alone */
 };
 extern const struct wgam_fixed wgam_fixed;
 

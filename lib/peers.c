@@ -12,6 +12,7 @@ const struct peer_cold wgam_cold_none = {
     .try_start = NONE,
     .retried_at = NONE,
     .probe_at = NONE,
+    .along_at = NONE,
     .broken_at = NONE,
     .heard_at = NONE,
     .answered_at = NONE,
@@ -93,18 +94,18 @@ void wgam_cold_trim(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
   const struct peer_cold *c = cold_full(p);
   struct peer_cold *small;
 
-  if (c &&
-      (c->lan || c->prefixes || peer_trying(p->state) || c->ntried ||
-       c->tries || c->backoff_level || c->deadline != NONE ||
-       c->probe_at != NONE || c->broken_at != NONE || addr_valid(&c->obs_ep) ||
-       (addr_valid(&c->lost_ep) && !addr_valid(&p->dev_ep)) ||
-       !over(c->req_at, wgam_fixed.answer_window, ts) ||
-       !over(c->answered_at, wgam_fixed.answer_interval, ts) || c->relay_rank ||
-       c->via != NO_IDX || c->avoid_via != NO_IDX || c->down_since != NONE ||
-       c->relay_at != NONE || c->route_changes ||
-       (c->route_at != NONE &&
-        (p->route != WGAM_ROUTE_DIRECT || p->pong_at == NONE ||
-         p->pong_at <= c->route_at))))
+  if (c && (c->lan || c->prefixes || peer_trying(p->state) || c->ntried ||
+            c->tries || c->backoff_level || c->deadline != NONE ||
+            c->probe_at != NONE || c->along_at != NONE ||
+            c->broken_at != NONE || addr_valid(&c->obs_ep) ||
+            (addr_valid(&c->lost_ep) && !addr_valid(&p->dev_ep)) ||
+            !over(c->req_at, wgam_fixed.answer_window, ts) ||
+            !over(c->answered_at, wgam_fixed.answer_interval, ts) ||
+            c->relay_rank || c->via != NO_IDX || c->avoid_via != NO_IDX ||
+            c->down_since != NONE || c->relay_at != NONE || c->route_changes ||
+            (c->route_at != NONE &&
+             (p->route != WGAM_ROUTE_DIRECT || p->pong_at == NONE ||
+              p->pong_at <= c->route_at))))
     return;
   if (!p->cold)
     return;

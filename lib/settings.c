@@ -179,4 +179,13 @@ const struct wgam_fixed wgam_fixed = {
      * and a read done in the Ping's wake-up costs less than one of its
      * own. */
     .ping_read_gap = 1 * WGAM_SECONDS,
+    /* A probe round's first Ping goes alone and the others this much
+     * later. Behind a NAT that lost its mappings (rebooted), each Ping
+     * opens a new flow; set up together (WireGuard sends them from
+     * parallel workers), the NAT finds no mapping of ours to reuse for
+     * any of them and may give each its own port, and a peer then knows
+     * only the port the others saw: the pair never meets again (five-node
+     * rig). Once the first flow is set up, the NAT maps the others to
+     * its port. */
+    .round_stagger = 20 * WGAM_MILLISECONDS,
 };

@@ -686,6 +686,7 @@ static wgam_tstamp peer_next(const wgam_mesh *m, const struct peer *p) {
   next = ts_min(next, c->relay_at);
   if (has_lan(p))
     next = ts_min(next, ts_add(c->lan->seen, m->s.lan_timeout));
+  next = ts_min(next, c->along_at);
   if (p->state == PEER_CONNECTED) {
     next = ts_min(next, ts_add(p->hs_at, m->s.timeout));
     if (m->s.probe_idle) {
@@ -742,12 +743,25 @@ static void probe_along(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
   m->probe_round = ts;
   for (i = 0; i < m->npeers; i++) {
     struct peer *q = &m->peers[i];
+    struct peer_cold *c;
 
     if (i == idx || i == m->self_idx || q->state != PEER_CONNECTED ||
-        cold(q)->probe_at != NONE || !wgam_peer_connected(m, q, ts))
+        cold(q)->probe_at != NONE || cold(q)->along_at != NONE ||
+        !wgam_peer_connected(m, q, ts))
       continue;
-    if (probe(m, q, ts) == 0)
-      wgam_heap_set(m, (uint32_t)i, peer_next(m, q));
+    if (idx == NO_IDX) {
+      /* The round's first Ping: now. */
+      if (probe(m, q, ts) == 0)
+        wgam_heap_set(m, (uint32_t)i, peer_next(m, q));
+      idx = (uint32_t)i;
+      continue;
+    }
+    /* The others round_stagger later (see wgam_fixed.round_stagger). */
+    c = wgam_cold_get(m, q);
+    if (!c)
+      continue;
+    c->along_at = ts_add(ts, wgam_fixed.round_stagger);
+    wgam_heap_set(m, (uint32_t)i, peer_next(m, q));
   }
 }
 
@@ -792,6 +806,12 @@ void wgam_peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
   }
 
   conn = wgam_peer_connected(m, p, ts);
+  if (cold(p)->along_at != NONE && ts >= cold(p)->along_at) {
+    /* Our probe round's Ping, held back by round_stagger. */
+    p->cold->along_at = NONE;
+    if (conn && p->state == PEER_CONNECTED && p->cold->probe_at == NONE)
+      probe(m, p, ts);
+  }
   if (conn && m->s.probe_idle && p->state == PEER_CONNECTED) {
     wgam_tstamp last = ts_latest(p->rx_at, p->hs_at, p->pong_at);
     /* A pong can carry the probe's own time (a clock that did not move

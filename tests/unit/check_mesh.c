@@ -2247,10 +2247,12 @@ START_TEST(test_roamed_endpoint_time) {
 }
 END_TEST
 
-/* A connected, quiet node wakes only for its device reads and its probes:
- * no timer of the store Requests while every peer has a candidate (it woke
- * every ask_min for nothing). Wake-ups a minute, the daemon's way: sleep
- * until the expiry, handle it, read the device when asked. */
+/* A connected, quiet node wakes only for its device reads and its probes
+ * (a probe round is two wake-ups: its first Ping, the others
+ * round_stagger later): no timer of the store Requests while every peer
+ * has a candidate (it woke every ask_min for nothing). Wake-ups a minute,
+ * the daemon's way: sleep until the expiry, handle it, read the device
+ * when asked. */
 START_TEST(test_idle_wakeups) {
   wgam_tstamp end;
   int wakes = 0, reads = 0;
@@ -2272,7 +2274,7 @@ START_TEST(test_idle_wakeups) {
     count_out(0);
   }
   ck_assert_int_ge(reads, 25); /* device_interval 2 s */
-  ck_assert_int_le(wakes, reads + 20);
+  ck_assert_int_le(wakes, reads + 32);
 }
 END_TEST
 
@@ -2713,6 +2715,7 @@ END_TEST
  * NAT's new mappings. */
 START_TEST(test_moved_peer_told_and_probes_all) {
   wgam_endpoint ep, me;
+  int n;
 
   star_of_14(0);
   star_live(10 * WGAM_SECONDS);
@@ -2727,6 +2730,15 @@ START_TEST(test_moved_peer_told_and_probes_all) {
   me.addr = tu_v4(203, 0, 113, 77, 4000); /* node 0, as peer 6 sees it */
   me.time = unix_now();
   announce_from(0, 6, 0, &me, 1, 2);
+  /* The first Ping alone, the other twelve round_stagger later: a NAT
+   * that lost its mappings sets up the first flow, then maps the others
+   * to the same port (set up together, each could get its own). */
+  n = sent_of(0, WGAM_MSG_PING, -1, NULL);
+  ck_assert_int_ge(n, 1);
+  ck_assert_int_le(n, 2);
+  net.now += 20 * WGAM_MILLISECONDS;
+  ck_assert_uint_le(wgam_mesh_get_expiry(net.n[0].m), net.now);
+  ck_assert_int_eq(wgam_mesh_handle_expiry(net.n[0].m, net.now), 0);
   ck_assert_int_ge(sent_of(0, WGAM_MSG_PING, -1, NULL), 12);
 }
 END_TEST

@@ -105,6 +105,7 @@ int main(void) {
   FIXED_TIME(read_soon);
   FIXED_TIME(probe_news);
   FIXED_TIME(ping_read_gap);
+  FIXED_TIME(round_stagger);
 
   CONST(WGAM_MAX_ENDPOINTS);
   CONST(WGAM_GOSSIP_FANOUT);
