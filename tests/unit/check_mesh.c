@@ -2534,6 +2534,36 @@ static void star_run(int ms, int k) {
   }
 }
 
+/* Peer 6 tells node 0 that peer 5 is at @ep; the star runs until node 0
+ * writes an endpoint for peer 5 (8 s at most), which must be that one,
+ * once. Returns when the news came. */
+static wgam_tstamp star_news_tried(const wgam_endpoint *ep) {
+  wgam_tstamp news;
+
+  announce_from(0, 6, 5, ep, 1, 1);
+  news = net.now;
+  star_writes = 0;
+  while (!star_writes && net.now < news + 8 * WGAM_SECONDS)
+    star_run(10, 5);
+  ck_assert_int_eq(star_writes, 1);
+  ck_assert(same(&star_written, &ep->addr));
+  return news;
+}
+
+/* Node 0's interface is back, empty, @gap after the last step: node 0
+ * reads it and runs for 100 ms, its endpoint writes for peer 5 counted
+ * from zero; then the device holds its peers again. */
+static void star_back_empty(wgam_tstamp gap) {
+  size_t npeers = star_dev.npeers;
+
+  star_dev.npeers = 0;
+  net.now += gap;
+  star_writes = 0;
+  star_touch();
+  star_run(100, 5);
+  star_dev.npeers = npeers;
+}
+
 /* Bytes from a peer that came before a probe went out do not answer it,
  * even when the first device read after the probe is what sees them: a
  * NAT that rebooted under the peer lets nothing through since. Here news
@@ -2554,13 +2584,7 @@ START_TEST(test_old_bytes_no_answer) {
   star_dp[5].rx_bytes += 200; /* came in, not read yet */
   ep.addr = tu_v4(203, 0, 113, 90, 7000);
   ep.time = unix_now();
-  announce_from(0, 6, 5, &ep, 1, 1);
-  news = net.now;
-  star_writes = 0;
-  while (!star_writes && net.now < news + 8 * WGAM_SECONDS)
-    star_run(10, 5);
-  ck_assert_int_eq(star_writes, 1);
-  ck_assert(same(&star_written, &ep.addr));
+  news = star_news_tried(&ep);
   ck_assert_uint_le(net.now - news, 1000 * WGAM_MILLISECONDS);
   star_quiet = 0;
 }
@@ -2602,8 +2626,6 @@ END_TEST
  * a symmetric NAT every observer sees another port). */
 START_TEST(test_recreated_device_own_view) {
   wgam_endpoint other;
-  const wgam_device_peer *peers = star_dev.peers;
-  size_t npeers;
 
   star_of_14(0);
   star_live(10 * WGAM_SECONDS);
@@ -2611,15 +2633,7 @@ START_TEST(test_recreated_device_own_view) {
   other.time = unix_now();
   announce_from(0, 6, 5, &other, 1, 1);
   star_live(3 * WGAM_SECONDS);
-  peers = star_dev.peers;
-  npeers = star_dev.npeers;
-  star_dev.npeers = 0; /* the interface is back, empty */
-  net.now += WGAM_SECONDS;
-  star_writes = 0;
-  star_touch();
-  star_run(100, 5);
-  star_dev.peers = peers;
-  star_dev.npeers = npeers;
+  star_back_empty(WGAM_SECONDS);
   ck_assert_int_ge(star_writes, 1);
   ck_assert(same(&star_written, &star_dp[5].endpoint));
 }
@@ -2631,10 +2645,7 @@ END_TEST
  * we last announced is still its old address; the device's last endpoint
  * is the newer view, and comes first when the entry is lost. */
 START_TEST(test_recreated_device_tried_there) {
-  const wgam_device_peer *peers;
   wgam_endpoint ep;
-  wgam_tstamp news;
-  size_t npeers;
 
   star_of_14(0);
   star_live(10 * WGAM_SECONDS);
@@ -2642,25 +2653,12 @@ START_TEST(test_recreated_device_tried_there) {
   star_quiet = 5;
   ep.addr = tu_v4(203, 0, 113, 90, 7000);
   ep.time = unix_now();
-  announce_from(0, 6, 5, &ep, 1, 1);
-  news = net.now;
-  star_writes = 0;
-  while (!star_writes && net.now < news + 8 * WGAM_SECONDS)
-    star_run(10, 5);
-  ck_assert_int_eq(star_writes, 1);
-  ck_assert(same(&star_written, &ep.addr));
+  star_news_tried(&ep);
   star_dp[5].endpoint = ep.addr; /* the handshake came there */
   star_dp[5].last_handshake = unix_now();
   star_quiet = 0;
   star_run(3000, 5);
-  peers = star_dev.peers;
-  npeers = star_dev.npeers;
-  star_dev.npeers = 0; /* the interface is back, empty */
-  star_writes = 0;
-  star_touch();
-  star_run(100, 5);
-  star_dev.peers = peers;
-  star_dev.npeers = npeers;
+  star_back_empty(0);
   ck_assert_int_eq(star_writes, 1);
   ck_assert(same(&star_written, &ep.addr));
 }
@@ -2683,7 +2681,6 @@ START_TEST(test_no_verdict_without_device) {
   announce_from(0, 6, 5, &other, 1, 1);
   star_live(3 * WGAM_SECONDS);
   star_quiet = 5;
-  star_writes = 0;
   end = net.now + 8 * WGAM_SECONDS;
   while (net.now < end) { /* no read succeeds */
     wgam_peer_update u;
@@ -2698,10 +2695,7 @@ START_TEST(test_no_verdict_without_device) {
     count_out(0);
   }
   ck_assert_int_eq(others, 0);
-  star_dev.npeers = 0; /* back, empty */
-  star_touch();
-  star_run(100, 5);
-  star_dev.npeers = 13;
+  star_back_empty(0);
   ck_assert_int_ge(star_writes, 1);
   ck_assert(same(&star_written, &star_dp[5].endpoint));
   star_quiet = 0;
