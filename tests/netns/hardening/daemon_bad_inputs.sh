@@ -242,17 +242,23 @@ peers_on_device() { # prints the number of peers with their allowed IP
   ip netns exec "$NS" wg show "$WG" allowed-ips 2>/dev/null |
     grep -cE '100\.64\.0\.[23]/32'
 }
-for _ in $(seq 50); do
-  [ "$(peers_on_device)" = 2 ] && break
-  sleep 0.2
-done
-[ "$(peers_on_device)" = 2 ] || fail "vanish: peers not configured at start"
-kill "$WGPID"
-wait "$WGPID" 2>/dev/null
-for _ in $(seq 50); do
-  ip -n "$NS" link show "$WG" >/dev/null 2>&1 || break
-  sleep 0.1
-done
+wait_peers() { # TRIES: polls every 0.2 s until both peers are on the device
+  for _ in $(seq "$1"); do
+    [ "$(peers_on_device)" = 2 ] && return 0
+    sleep 0.2
+  done
+  [ "$(peers_on_device)" = 2 ]
+}
+stop_wg() { # STEP: stops wireguard-go, polls 50 times STEP apart for its link to go
+  kill "$WGPID"
+  wait "$WGPID" 2>/dev/null
+  for _ in $(seq 50); do
+    ip -n "$NS" link show "$WG" >/dev/null 2>&1 || return 0
+    sleep "$1"
+  done
+}
+wait_peers 50 || fail "vanish: peers not configured at start"
+stop_wg 0.1
 ip -n "$NS" link show "$WG" >/dev/null 2>&1 && fail "vanish: $WG still exists"
 hdn_wait_log "$TMP/vanish.log" \
   "^wgautomesh\[error\]: interface $WG: no such WireGuard interface; retrying every [0-9]+ ms$" 15 ||
@@ -265,29 +271,14 @@ status_ok || fail "vanish: status does not answer while the interface is gone"
 hdn_start_wg "$NS" "$WG" "$TMP/a.key" 100.64.0.1/24
 hdn_wait_log "$TMP/vanish.log" "^wgautomesh\[info\]: interface $WG is back$" 15 ||
   fail "vanish: the daemon did not see the interface come back"
-for _ in $(seq 50); do
-  [ "$(peers_on_device)" = 2 ] && break
-  sleep 0.2
-done
-[ "$(peers_on_device)" = 2 ] ||
-  fail "vanish: peers not configured again on the new interface"
+wait_peers 50 || fail "vanish: peers not configured again on the new interface"
 status_ok || fail "vanish: status does not answer after the return"
 # Deleted and created again at once (wg-quick down; up), between two
 # device reads: the new, empty interface gets the peers again.
-kill "$WGPID"
-wait "$WGPID" 2>/dev/null
-for _ in $(seq 50); do
-  ip -n "$NS" link show "$WG" >/dev/null 2>&1 || break
-  sleep 0.02
-done
+stop_wg 0.02
 hdn_start_wg "$NS" "$WG" "$TMP/a.key" 100.64.0.1/24
 T0=$(date +%s%N)
-for _ in $(seq 25); do
-  [ "$(peers_on_device)" = 2 ] && break
-  sleep 0.2
-done
-[ "$(peers_on_device)" = 2 ] ||
-  fail "vanish: peers not configured again after a quick re-creation"
+wait_peers 25 || fail "vanish: peers not configured again after a quick re-creation"
 echo "re-created interface: peers back after $(( ($(date +%s%N) - T0) / 1000000 )) ms"
 stop_daemon
 echo "ok: interface vanished and returned: logged once, recovered, peers set again, also when re-created at once"
