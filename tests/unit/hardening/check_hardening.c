@@ -56,6 +56,16 @@ static void peer_cfg(wgam_peer_config *p, int k, const char *addr) {
   p->address = A(addr);
 }
 
+/* Fast-policy settings with this file's secret, port and random source. */
+static void settings_init(wgam_settings *s) {
+  wgam_settings_default(s);
+  s->secret = (const uint8_t *)SECRET;
+  s->secretlen = strlen(SECRET);
+  s->gossip_port = PORT;
+  s->rand = rand_cb;
+  s->user_data = &rstate;
+}
+
 /* Engine A of the mesh {A 100.64.0.1, B 100.64.0.2, C 100.64.0.3}, fast
  * policy, LAN discovery on, the device read once with B and C connected
  * (B at 198.51.100.2:51820, C at 198.51.100.3:51820). */
@@ -69,13 +79,8 @@ static wgam_mesh *mesh_new(wgam_tstamp ts, uint64_t unix_now,
   wgam_mesh *m;
 
   wgam_key_derive(gkey, (const uint8_t *)SECRET, strlen(SECRET));
-  wgam_settings_default(&s);
-  s.secret = (const uint8_t *)SECRET;
-  s.secretlen = strlen(SECRET);
-  s.gossip_port = PORT;
+  settings_init(&s);
   s.flags = WGAM_SETTINGS_LAN_DISCOVERY | WGAM_SETTINGS_PERSIST;
-  s.rand = rand_cb;
-  s.user_data = &rstate;
   if (max_pending)
     s.max_pending = max_pending;
   ck_assert_int_eq(wgam_mesh_new(&m, &s, ts), 0);
@@ -751,12 +756,7 @@ START_TEST(device_without_key_left_alone) {
   wgam_mesh *m;
   int added[NKEYS] = {0};
 
-  wgam_settings_default(&s);
-  s.secret = (const uint8_t *)SECRET;
-  s.secretlen = strlen(SECRET);
-  s.gossip_port = PORT;
-  s.rand = rand_cb;
-  s.user_data = &rstate;
+  settings_init(&s);
   ck_assert_int_eq(wgam_mesh_new(&m, &s, 0), 0);
   peer_cfg(&pc[0], 0, "100.64.0.1");
   peer_cfg(&pc[1], 1, "100.64.0.2");
