@@ -479,3 +479,15 @@ void wgam_key_to_base64(char dest[WGAM_KEY_B64_LEN + 1],
   }
   dest[o] = '\0';
 }
+
+/* Private, shared-NAT, link-local and ULA addresses: reachable only from
+ * the network they belong to, which we cannot tell from here. */
+int wgam_addr_private(const wgam_addr *a) {
+  const uint8_t *ip = a->ip;
+  if (a->family == WGAM_AF_INET)
+    return ip[0] == 10 || (ip[0] == 172 && (ip[1] & 0xf0) == 16) ||
+           (ip[0] == 192 && ip[1] == 168) ||
+           (ip[0] == 100 && (ip[1] & 0xc0) == 64) ||
+           (ip[0] == 169 && ip[1] == 254);
+  return (ip[0] & 0xfe) == 0xfc || (ip[0] == 0xfe && (ip[1] & 0xc0) == 0x80);
+}

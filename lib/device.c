@@ -228,6 +228,7 @@ int wgam_mesh_observe_device(wgam_mesh *m, const wgam_device *dev,
   m->dev_at = ts;
   for (i = 0; i < m->npeers; i++) {
     struct peer *p = &m->peers[i];
+    wgam_tstamp watch;
 
     if (i == m->self_idx)
       continue;
@@ -267,6 +268,9 @@ int wgam_mesh_observe_device(wgam_mesh *m, const wgam_device *dev,
     m->observing = 0;
     if (wgam_early_retry_due(m, p))
       m->t_early = ts_min(m->t_early, wgam_early_retry_at(m, p));
+    watch = wgam_cross_watch_at(m, p);
+    if (watch != NONE && watch > ts)
+      m->t_early = ts_min(m->t_early, watch);
   }
   /* With every peer's state current (so propagation finds its targets): */
   for (i = 0; i < m->npeers; i++) {

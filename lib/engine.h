@@ -445,9 +445,11 @@ void wgam_ask_peer(wgam_mesh *m, struct peer *p, wgam_tstamp ts);
 int wgam_is_answer(const wgam_mesh *m, const wgam_addr *src, wgam_tstamp ts);
 void wgam_became_connected(wgam_mesh *m, struct peer *p, wgam_tstamp ts);
 int wgam_early_retry_due(const wgam_mesh *m, const struct peer *p);
+wgam_tstamp wgam_cross_watch_at(const wgam_mesh *m, const struct peer *p);
 void wgam_peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts);
 void wgam_try_again(wgam_mesh *m, uint32_t idx, wgam_tstamp ts);
 void wgam_read_soon(wgam_mesh *m, wgam_tstamp ts);
+void wgam_read_prompt(wgam_mesh *m, wgam_tstamp ts);
 void wgam_pinged(wgam_mesh *m, uint32_t idx, wgam_tstamp ts);
 void wgam_probe_all(wgam_mesh *m, wgam_tstamp ts);
 

@@ -172,16 +172,17 @@ int wgam_mesh_read_pkt(wgam_mesh *m, const wgam_addr *src, const uint8_t *pkt,
   if (idx == m->self_idx)
     idx = NO_IDX;
   /* Gossip comes through the tunnel: from a peer we do not see connected
-   * yet, it proves a fresh session (a handshake it initiated, whose
-   * endpoint we are to observe and announce); from one whose path we are
-   * probing, other than the answer, it may come from where the peer moved
-   * (WireGuard roamed). */
+   * yet, it proves a session already made (a handshake it initiated, whose
+   * endpoint we are to observe and announce): read now; from one whose
+   * path we are probing, other than the answer, it may come from where the
+   * peer moved (WireGuard roamed it within a round trip). */
   if (m->s.policy == WGAM_POLICY_FAST && idx != NO_IDX) {
     struct peer *p = &m->peers[idx];
 
     p->bits |= SIG_GOSSIP_IN;
-    if (p->state != PEER_CONNECTED ||
-        (msg.type != WGAM_MSG_PONG && cold(p)->probe_at != NONE))
+    if (p->state != PEER_CONNECTED)
+      wgam_read_prompt(m, ts);
+    else if (msg.type != WGAM_MSG_PONG && cold(p)->probe_at != NONE)
       wgam_read_soon(m, ts);
   }
 

@@ -10,6 +10,9 @@
 
 #include "wgautomesh.h"
 
+/* addr.c: private, shared-NAT, link-local and ULA addresses. */
+int wgam_addr_private(const wgam_addr *a);
+
 /* addr.c: wgam_addr_equal(), inline for the receive path, which compares
  * every announced endpoint with a peer's store (a call per pair was most of
  * the cost of merging an announce). */
@@ -98,11 +101,12 @@ struct wgam_fixed {
   wgam_tstamp relay_scan;    /* a search unanswered this long slows down */
   wgam_tstamp clock_slack;   /* announced times further ahead are ours */
   wgam_tstamp
-      relay_direct_retry;    /* relayed: direct tried at least this often */
-  wgam_tstamp read_soon;     /* a handshake likely: read the device then */
-  wgam_tstamp probe_news;    /* a probe unanswered after news: it moved */
-  wgam_tstamp ping_read_gap; /* a Ping has the device read, this far apart */
-  wgam_tstamp round_stagger; /* a probe round's first Ping goes alone */
+      relay_direct_retry;       /* relayed: direct tried at least this often */
+  wgam_tstamp read_soon;        /* a handshake likely: read the device then */
+  wgam_tstamp session_read_gap; /* a new session's gossip: reads this apart */
+  wgam_tstamp probe_news;       /* a probe unanswered after news: it moved */
+  wgam_tstamp ping_read_gap;    /* a Ping has the device read, this far apart */
+  wgam_tstamp round_stagger;    /* a probe round's first Ping goes alone */
 };
 extern const struct wgam_fixed wgam_fixed;
 

@@ -250,13 +250,22 @@ static int store_is_configured(const struct peer *p) {
   return 1;
 }
 
+static int has_public(const wgam_endpoint *eps, size_t n) {
+  size_t i;
+
+  for (i = 0; i < n; i++)
+    if (!wgam_addr_private(&eps[i].addr))
+      return 1;
+  return 0;
+}
+
 int wgam_handle_announce(wgam_mesh *m, uint32_t subject,
                          const wgam_endpoint *eps, size_t neps, uint8_t src,
                          int mode, wgam_tstamp ts) {
   wgam_endpoint out[WGAM_MAX_ENDPOINTS];
   uint8_t out_src[WGAM_MAX_ENDPOINTS];
   size_t n;
-  int changed;
+  int changed, first_public = 0;
 
   if (subject == SUBJECT_SELF) {
     static const uint8_t no_src[WGAM_MAX_ENDPOINTS];
@@ -285,6 +294,8 @@ int wgam_handle_announce(wgam_mesh *m, uint32_t subject,
 
     changed = wgam_store_merge(p->known, known_src(p), p->nknown, eps, neps,
                                src, out, out_src, &n);
+    first_public =
+        changed && !has_public(p->known, p->nknown) && has_public(out, n);
     if (changed && wgam_store_set(m, p, out, out_src, n) != 0)
       return WGAM_ERR_NOMEM; /* the store is as if it was never heard */
   }
@@ -317,6 +328,12 @@ int wgam_handle_announce(wgam_mesh *m, uint32_t subject,
    * up on, flooded the mesh with every such subject. */
   if (mode == ANN_FLOOD || mode == ANN_MOVED) {
     m->peers[subject].learned_at = ts;
+    /* The first public address of a peer known so far only at private
+     * ones (what its LAN neighbours see of it, spread first when it
+     * starts) is what the others can use: not held back by that first
+     * news. A store gets it once, so no flapping hides behind it. */
+    if (first_public && m->peers[subject].cold)
+      m->peers[subject].cold->prop_next = NONE;
     wgam_propagate_damped(m, subject, ts);
   }
   if (m->dev_seen)

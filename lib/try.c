@@ -95,18 +95,6 @@ static size_t add_cand(struct cand *c, size_t n, const wgam_addr *a,
   return n + 1;
 }
 
-/* Private, shared-NAT, link-local and ULA addresses: reachable only from
- * the network they belong to, which we cannot tell from here. */
-static int addr_is_private(const wgam_addr *a) {
-  const uint8_t *ip = a->ip;
-  if (a->family == WGAM_AF_INET)
-    return ip[0] == 10 || (ip[0] == 172 && (ip[1] & 0xf0) == 16) ||
-           (ip[0] == 192 && ip[1] == 168) ||
-           (ip[0] == 100 && (ip[1] & 0xc0) == 64) ||
-           (ip[0] == 169 && ip[1] == 254);
-  return (ip[0] & 0xfe) == 0xfc || (ip[0] == 0xfe && (ip[1] & 0xc0) == 0x80);
-}
-
 /*
  * Fast policy order: the LAN endpoint heard by broadcast, then gossip
  * (newest first) and configured endpoints with public addresses, then the
@@ -136,11 +124,11 @@ static size_t candidates(const wgam_mesh *m, const struct peer *p,
   }
   for (private_pass = 0; private_pass < 2; private_pass++) {
     for (i = 0; i < p->nknown; i++)
-      if (addr_is_private(&p->known[i].addr) == private_pass &&
+      if (wgam_addr_private(&p->known[i].addr) == private_pass &&
           wgam_endpoint_acceptable(m, &p->known[i].addr))
         n = add_cand(c, n, &p->known[i].addr, known_src(p)[i]);
     for (i = 0; i < p->ncfg; i++)
-      if (addr_is_private(&peer_cfg(p)[i]) == private_pass)
+      if (wgam_addr_private(&peer_cfg(p)[i]) == private_pass)
         n = add_cand(c, n, &peer_cfg(p)[i], WGAM_SOURCE_CONFIG);
   }
   return n;
@@ -152,7 +140,7 @@ static int only_private(const wgam_mesh *m, const struct peer *p) {
   size_t n = candidates(m, p, c), i;
 
   for (i = 0; i < n; i++)
-    if (c[i].src == WGAM_SOURCE_LAN || !addr_is_private(&c[i].addr))
+    if (c[i].src == WGAM_SOURCE_LAN || !wgam_addr_private(&c[i].addr))
       return 0;
   return n > 0;
 }
@@ -279,12 +267,15 @@ wgam_tstamp wgam_early_retry_at(const wgam_mesh *m, const struct peer *p) {
   if (cold(p)->first_ep && !p->rx_bytes) {
     /* The entry spent WireGuard's initiation while it had no endpoint:
      * no handshake is under way. The smaller key goes first, so that two
-     * ends that learned of each other together do not cross; a node whose
-     * endpoint is configured was known to the other from its start, so the
-     * two did not learn of each other together. */
+     * ends that learned of each other together do not cross. They did not
+     * when our endpoint is configured (the other knew it from its start),
+     * nor when news did not start this try: the address came in an answer
+     * to a Request, which we send when news went past us, and the other
+     * end had the news of us, and tried us, then. */
     at = ts_add(cold(p)->try_start, wgam_fixed.early_first);
     if (m->has_pubkey && memcmp(m->pubkey, p->pubkey, WGAM_KEY_LEN) > 0 &&
-        !self_configured(m))
+        !self_configured(m) && p->learned_at != NONE &&
+        p->learned_at >= cold(p)->try_start)
       at = ts_add(at, wgam_fixed.early_stagger);
     return at;
   }
@@ -432,6 +423,15 @@ void wgam_read_soon(wgam_mesh *m, wgam_tstamp ts) {
     m->t_early = ts_min(m->t_early, ts_add(ts, wgam_fixed.read_soon));
 }
 
+/* A device read now, or session_read_gap after the last one: a session is
+ * proven made (see wgam_fixed.session_read_gap). */
+void wgam_read_prompt(wgam_mesh *m, wgam_tstamp ts) {
+  if (m->s.policy == WGAM_POLICY_FAST && m->dev_seen)
+    m->t_early = ts_min(
+        m->t_early,
+        ts_latest(ts, ts_add(m->dev_at, wgam_fixed.session_read_gap), NONE));
+}
+
 /* A backing-off peer starts a new round now (see wgam_relay_pinged()). */
 void wgam_try_again(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
   struct peer *p = &m->peers[idx];
@@ -447,13 +447,13 @@ void wgam_try_again(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
 static int has_preempting(const wgam_mesh *m, const struct peer *p) {
   struct cand c[MAX_CANDIDATES];
   size_t n = candidates(m, p, c), i;
-  int now_private = addr_is_private(want_ep(p));
+  int now_private = wgam_addr_private(want_ep(p));
 
   /* A private address from gossip is usually another network's LAN; one
    * from a broadcast is ours. */
   for (i = 0; i < n; i++)
     if (!was_tried(p, &c[i].addr) &&
-        (now_private || !addr_is_private(&c[i].addr) ||
+        (now_private || !wgam_addr_private(&c[i].addr) ||
          c[i].src == WGAM_SOURCE_LAN))
       return 1;
   return 0;
@@ -463,6 +463,27 @@ static int has_preempting(const wgam_mesh *m, const struct peer *p) {
  * first and is on our own network, so it cuts a try at once. */
 static int lan_untried(const struct peer *p) {
   return has_lan(p) && !was_tried(p, &peer_lan(p)->addr);
+}
+
+/*
+ * The try is at a private address learned by gossip (another node's view
+ * of the peer on its own LAN, usually not ours), taken for want of any
+ * other candidate, and a public one has come since, by news or in an
+ * answer: the candidates would have ranked it first, so it cuts the try
+ * at once (an answer is not news, and otherwise the guess held the peer
+ * for a whole try window).
+ */
+static int private_guess_beaten(const wgam_mesh *m, const struct peer *p) {
+  struct cand c[MAX_CANDIDATES];
+  size_t n, i;
+
+  if (p->want_src != WGAM_SOURCE_GOSSIP || !wgam_addr_private(want_ep(p)))
+    return 0;
+  n = candidates(m, p, c);
+  for (i = 0; i < n; i++)
+    if (!was_tried(p, &c[i].addr) && !wgam_addr_private(&c[i].addr))
+      return 1;
+  return 0;
 }
 
 static int has_untried(const wgam_mesh *m, const struct peer *p) {
@@ -657,6 +678,21 @@ static int new_since_try(const struct peer *p) {
 static wgam_tstamp cut_at(const struct peer *p) {
   return cold(p)->stale_ep ? cold(p)->try_start
                            : ts_add(cold(p)->try_start, wgam_fixed.min_try);
+}
+
+/* After an early re-creation, the device is read when an initiation of
+ * the peer's that crossed ours would be early_quiet old (see crossed()),
+ * whatever reads came between (the read_soon after the re-creation is
+ * too early for the initiation of a peer that re-created its entry a
+ * stagger after ours). NONE when no crossing is watched for. */
+wgam_tstamp wgam_cross_watch_at(const wgam_mesh *m, const struct peer *p) {
+  const struct peer_cold *c = cold_full(p);
+
+  if (m->s.policy != WGAM_POLICY_FAST || p->state != PEER_RETRIED || !c ||
+      c->recrossed >= MAX_RECROSS || p->obs_time || c->tries != 1 ||
+      c->retried_at == NONE || p->dev_hs || p->hs_at != NONE)
+    return NONE;
+  return ts_add(c->retried_at, wgam_fixed.early_quiet);
 }
 
 int wgam_early_retry_due(const wgam_mesh *m, const struct peer *p) {
@@ -913,8 +949,11 @@ void wgam_peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
       /* Something learned during the window (the peer moved, and another
        * node saw where to) is worth more than the rest of the window. */
       wgam_tstamp deadline = cold(p)->deadline;
-      int cut = preemptible(p) && new_since_try(p) &&
-                (lan_untried(p) || (ts >= cut_at(p) && has_preempting(m, p)));
+      int cut =
+          preemptible(p) &&
+          ((new_since_try(p) &&
+            (lan_untried(p) || (ts >= cut_at(p) && has_preempting(m, p)))) ||
+           private_guess_beaten(m, p));
 
       if ((ts >= deadline || cut) && !m->observing &&
           m->dev_at < ts_min(ts, deadline) &&
@@ -936,9 +975,18 @@ void wgam_peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
           p->cold->nretried++;
           p->cold->retried_at = ts;
         }
-        /* A read when an initiation of the peer's that crossed ours would
-         * be early_quiet old (see crossed()). */
-        m->t_early = ts_min(m->t_early, ts_add(ts, wgam_fixed.early_quiet));
+        /* The peer's initiation came from elsewhere during the try (the
+         * device roamed the entry there; behind a symmetric NAT the port
+         * it has towards us is not the one others saw): the new entry is
+         * pointed there. With its data lost, the peer holds a session and
+         * initiates no more; ours to the old address would go unanswered
+         * until its rekey, minutes later. */
+        if (p->rx_bytes && p->rx_at >= cold(p)->try_start &&
+            addr_valid(&p->dev_ep) &&
+            !wgam_addr_equal(&p->dev_ep, want_ep(p))) {
+          wgam_set_want(m, p, &p->dev_ep);
+          p->want_src = p->src;
+        }
         wgam_mark_update(m, p, UPD_ENDPOINT | UPD_RECREATE);
         send_ping(m, p);
         wgam_read_soon(m, ts);

@@ -1091,6 +1091,44 @@ START_TEST(test_private_after_public) {
 }
 END_TEST
 
+/* A private address learned by gossip and tried for want of any other
+ * (what the peer's LAN neighbours see of it, spread first when it starts)
+ * gives way at once to a public one learned during the try, not after
+ * min_try: the candidates would have ranked the public one first. */
+START_TEST(test_private_guess_cut) {
+  wgam_peer_config cfg[2];
+  wgam_peer_update u;
+  wgam_endpoint priv, pub;
+  wgam_addr first = {0}, seen;
+  double after;
+
+  net_init(0, 0);
+  add_node(NAT_NONE, tu_v4(198, 51, 100, 1, WG_PORT), 0, (wgam_addr){0});
+  add_node(NAT_NONE, tu_v4(198, 51, 100, 2, WG_PORT), 0, (wgam_addr){0});
+  add_node(NAT_NONE, tu_v4(198, 51, 100, 3, WG_PORT), 0, (wgam_addr){0});
+  net.n[1].down = 1;
+  peers_cfg(cfg, (const int[]){0, 1}, 2);
+  memset(&cfg[1].endpoint, 0, sizeof(cfg[1].endpoint));
+  ck_assert_int_eq(wgam_mesh_set_peers(net.n[0].m, cfg, 2, net.now), 0);
+  priv.addr = tu_v4(192, 168, 9, 9, 51820);
+  priv.time = UNIX0 + 10;
+  announce_to(0, 1, &priv, 1, 1);
+  read_device(0);
+  while (wgam_mesh_next_peer_update(net.n[0].m, &u)) {
+    apply_update(0, &u);
+    if (first.family == WGAM_AF_NONE && (u.flags & WGAM_PEER_HAS_ENDPOINT))
+      first = u.endpoint;
+  }
+  ck_assert(same(&first, &priv.addr));
+  pub.addr = tu_v4(203, 0, 113, 9, 40000);
+  pub.time = UNIX0 + 11;
+  after = next_write_after(&pub, 500 * WGAM_MILLISECONDS, &seen);
+  ck_assert_msg(after >= 0.5 && after < 1.0,
+                "private guess cut after %.1f s for a public address", after);
+  ck_assert(same(&seen, &pub.addr));
+}
+END_TEST
+
 /* A LAN broadcast heard while a public endpoint is being tried (a restart
  * from a state file that knows only the NAT's address) cuts that try at
  * once instead of waiting out the window: the peer is on our LAN. */
@@ -1258,11 +1296,11 @@ START_TEST(test_early_retry_recreates) {
     double lo, hi;    /* when the peer is re-created, or 0: never */
     int unconfigured; /* our own endpoint is not in the peer list */
   } cases[] = {
-      {0, 0, 0, -1, 0.1, 0.2, 0},   /* nothing came, and the entry had no
+      {0, 0, 0, -1, 0, 0.1, 0},     /* nothing came, and the entry had no
                                     endpoint before (its initiation was
-                                    spent): early_first */
-      {0, 1, 0, -1, 0.35, 0.45, 1}, /* the same, greater key: staggered */
-      {0, 1, 0, -1, 0.1, 0.2, 0},   /* not when our endpoint is configured:
+                                    spent): at once (early_first) */
+      {0, 1, 0, -1, 0.25, 0.35, 1}, /* the same, greater key: staggered */
+      {0, 1, 0, -1, 0, 0.1, 0},     /* not when our endpoint is configured:
                                     the peer knew it from its start, the
                                     two did not learn of each other
                                     together */
@@ -1299,6 +1337,33 @@ START_TEST(test_early_retry_recreates) {
 }
 END_TEST
 
+/* The peer's initiation came from another address than the one we were
+ * told (behind a symmetric NAT its port towards us is its own) and was
+ * answered, and no handshake followed (its data lost): the entry is
+ * re-created there, where WireGuard had roamed it, not at the address
+ * told. The peer holds a session and initiates no more; ours to the old
+ * address would go unanswered until its rekey. */
+START_TEST(test_early_retry_keeps_roamed) {
+  wgam_peer_update u;
+  wgam_endpoint ep;
+  wgam_addr roamed = tu_v4(203, 0, 113, 50, 40007);
+  wgam_tstamp start;
+  double first = -1;
+  int n;
+
+  start = alone_told(0, 0, 0, &ep);
+  while (wgam_mesh_next_peer_update(net.n[0].m, &u))
+    apply_update(0, &u); /* the try's write of the address told */
+  ck_assert(same(&net.n[0].dev[1].ep, &ep.addr));
+  net.n[0].dev[1].ep = roamed;
+  net.n[0].dev[1].rx = 148;
+  n = removals_alone(2 * WGAM_SECONDS, start, &first);
+  ck_assert_msg(n == 1, "%d re-creations", n);
+  ck_assert_msg(first >= 0.5 && first <= 0.7, "re-created after %.1f s", first);
+  ck_assert(same(&net.n[0].dev[1].ep, &roamed));
+}
+END_TEST
+
 /* After the early re-creation, the peer's initiation comes on the new
  * entry and no handshake follows: the two initiations crossed (each end's
  * answer replaced its own initiation). The peer is re-created again once
@@ -1313,9 +1378,10 @@ START_TEST(test_early_retry_crossed) {
     double lo, hi;    /* the first re-creation */
     double lo2, hi2;  /* the second, or 0: none */
   } cases[] = {
-      {0, 200, -1, 0.1, 0.2, 0.7, 0.9},
-      {1, 500, -1, 0.35, 0.45, 1.2, 1.45},
-      {0, 200, 500, 0.1, 0.2, 0, 0},
+      {0, 200, -1, 0, 0.1, 0.7, 0.9},
+      {1, 500, -1, 0.25, 0.35, 1.5, 1.65}, /* seen by the read early_quiet
+                                             after our re-creation, 0.8 s */
+      {0, 200, 500, 0, 0.1, 0, 0},
   };
   wgam_endpoint ep;
   wgam_tstamp start;
@@ -2018,6 +2084,36 @@ START_TEST(test_propagation_damping) {
 }
 END_TEST
 
+/* The first public address of a peer known so far only at a private one
+ * (its LAN neighbours spread what they see of it first) is flooded at
+ * once, not held back by the hold that first news started; later changes
+ * are damped as before. */
+START_TEST(test_first_public_not_held) {
+  wgam_endpoint ep;
+
+  star_config(0);
+  star_dp[7].last_handshake = 0;
+  memset(&star_dp[7].endpoint, 0, sizeof(star_dp[7].endpoint));
+  star_first_read();
+  star_live(3 * WGAM_SECONDS);
+  count_out(0);
+  ep.addr = tu_v4(192, 168, 7, 7, 51820);
+  ep.time = unix_now();
+  announce_to(0, 7, &ep, 1, 1);
+  ck_assert_int_eq(count_out(0), 10);
+  net.now += WGAM_SECONDS / 2;
+  ep.addr = tu_v4(203, 0, 113, 7, 40000);
+  ep.time = unix_now();
+  announce_to(0, 7, &ep, 1, 2);
+  ck_assert_int_eq(count_out(0), 10);
+  net.now += WGAM_SECONDS / 2;
+  ep.addr = tu_v4(203, 0, 113, 7, 40001);
+  ep.time = unix_now();
+  announce_to(0, 7, &ep, 1, 3);
+  ck_assert_int_eq(count_out(0), 0);
+}
+END_TEST
+
 /* An observation is flooded when it is new. Announced again after the
  * gossip interval (same endpoint, newer handshake) it only refreshes the
  * store, even where newer entries had pushed it out: every observer of a
@@ -2358,6 +2454,44 @@ START_TEST(test_ping_reads_device) {
   ping_from(5, 42);
   ck_assert(!(wgam_mesh_get_wants(net.n[0].m) & WGAM_WANT_DEVICE));
   ck_assert_uint_le(wgam_mesh_get_expiry(net.n[0].m), t0 + WGAM_SECONDS);
+}
+END_TEST
+
+/* Expiry handled at the current time: whether the engine asks for a
+ * device read now. */
+static int read_wanted_now(void) {
+  if (wgam_mesh_get_expiry(net.n[0].m) <= net.now)
+    wgam_mesh_handle_expiry(net.n[0].m, net.now);
+  return (wgam_mesh_get_wants(net.n[0].m) & WGAM_WANT_DEVICE) != 0;
+}
+
+/* Gossip through the tunnel from a peer not seen connected proves a
+ * session made: the device is read at once (the node learns who is
+ * connected, and a public node where to announce the peer), not read_soon
+ * later; more such gossip within session_read_gap of that read waits for
+ * the gap, and gossip from a connected peer asks for no read. */
+START_TEST(test_new_session_read_at_once) {
+  star_config(0);
+  star_dp[7].last_handshake = 0;
+  star_dp[8].last_handshake = 0;
+  star_first_read();
+  star_live(3 * WGAM_SECONDS);
+  count_out(0);
+  net.now += 100 * WGAM_MILLISECONDS;
+  ck_assert(!read_wanted_now());
+  ping_from(3, 40);
+  ck_assert(!read_wanted_now());
+  star_dp[7].last_handshake = unix_now();
+  ping_from(7, 41);
+  ck_assert(read_wanted_now());
+  star_touch();
+  count_out(0);
+  net.now += 10 * WGAM_MILLISECONDS;
+  star_dp[8].last_handshake = unix_now();
+  ping_from(8, 42);
+  ck_assert(!read_wanted_now());
+  net.now += 40 * WGAM_MILLISECONDS;
+  ck_assert(read_wanted_now());
 }
 END_TEST
 
@@ -3068,6 +3202,7 @@ static Suite *mesh_suite(void) {
   tcase_add_test(tc, test_persisted_endpoints_used);
   tcase_add_test(tc, test_fallback_order);
   tcase_add_test(tc, test_private_after_public);
+  tcase_add_test(tc, test_private_guess_cut);
   tcase_add_test(tc, test_lan_try_not_preempted);
   tcase_add_test(tc, test_state_before_identity);
   tcase_add_test(tc, test_reload);
@@ -3079,12 +3214,14 @@ static Suite *mesh_suite(void) {
   tcase_add_test(tc, test_table_collisions);
   tcase_add_test(tc, test_propagation_request_ping);
   tcase_add_test(tc, test_propagation_damping);
+  tcase_add_test(tc, test_first_public_not_held);
   tcase_add_test(tc, test_observation_not_reflooded);
   tcase_add_test(tc, test_log_level_changes);
   tcase_add_test(tc, test_configured_endpoint_not_flooded);
   tcase_add_test(tc, test_early_retry_recreates);
   tcase_add_test(tc, test_early_retry_repeated);
   tcase_add_test(tc, test_early_retry_crossed);
+  tcase_add_test(tc, test_early_retry_keeps_roamed);
   tcase_add_test(tc, test_early_retry_first_crossing);
   tcase_add_test(tc, test_late_handshake_kept);
   tcase_add_test(tc, test_lan_broadcast_preempts);
@@ -3096,6 +3233,7 @@ static Suite *mesh_suite(void) {
   tcase_add_test(tc, test_probed_peer_not_probed_back);
   tcase_add_test(tc, test_ping_reads_device);
   tcase_add_test(tc, test_reads_coalesced);
+  tcase_add_test(tc, test_new_session_read_at_once);
   tcase_add_test(tc, test_nat_probes_all_together);
   tcase_add_test(tc, test_news_kept_until_someone_listens);
   tcase_add_test(tc, test_old_bytes_no_answer);

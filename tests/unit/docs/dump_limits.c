@@ -103,6 +103,7 @@ int main(void) {
   FIXED_TIME(clock_slack);
   FIXED_TIME(relay_direct_retry);
   FIXED_TIME(read_soon);
+  FIXED_TIME(session_read_gap);
   FIXED_TIME(probe_news);
   FIXED_TIME(ping_read_gap);
   FIXED_TIME(round_stagger);
