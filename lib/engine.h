@@ -15,6 +15,9 @@
 #define NONE WGAM_TSTAMP_NONE
 /* No peer index; a queued Announce about ourselves. */
 #define NO_IDX UINT32_MAX
+/* WireGuard's REKEY_TIMEOUT: a peer's handshake initiations are at least
+ * this far apart, counting those it could not send. */
+#define WG_REKEY_TIMEOUT (5 * WGAM_SECONDS)
 #define SUBJECT_SELF (UINT32_MAX - 1)
 /* Configured endpoints of one peer (a hostname may resolve to several). */
 #define MAX_CFG_ENDPOINTS WGAM_MAX_ENDPOINTS
@@ -91,7 +94,7 @@ struct peer_cold {
   uint8_t ntried;
   uint8_t backoff_level;
   uint8_t relay_rank;   /* 0: the pair's first relay; else search slots */
-  uint8_t first_ep;     /* the try began on an entry without endpoint */
+  uint8_t first_ep;     /* no initiation of ours on its way (try.c) */
   uint8_t stale_ep;     /* it rewrote a path found silent that we kept */
   uint8_t nretried;     /* early re-creations in this try */
   uint8_t recrossed;    /* of them after crossed initiations */

@@ -311,7 +311,16 @@ void wgam_try_endpoint(wgam_mesh *m, struct peer *p, const wgam_addr *ep,
     return; /* no memory: the next step tries again */
   if (c->ntried < MAX_CANDIDATES)
     c->tried[c->ntried++] = wgam_addr_hash32(ep);
-  c->first_ep = p->on_device && !addr_valid(&p->dev_ep) && !p->dev_hs;
+  /* No initiation of ours can be on its way to @ep: the entry had no
+   * endpoint (WireGuard spent its initiation without one), or it never
+   * handshaked and the last try, at another address, began less than
+   * WireGuard's rekey timeout ago (its initiation went there, and the
+   * next waits for that timeout). */
+  c->first_ep = p->on_device && !p->dev_hs &&
+                (!addr_valid(&p->dev_ep) ||
+                 (c->tries && c->try_start != NONE &&
+                  ts < ts_add(c->try_start, WG_REKEY_TIMEOUT) &&
+                  !wgam_addr_equal(&p->dev_ep, ep)));
   /* The path just found silent, tried again for want of another
    * candidate, while the peer more likely moved: no handshake of ours is
    * under way, so news of where it went ends this try at once. */
