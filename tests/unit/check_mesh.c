@@ -1337,6 +1337,37 @@ START_TEST(test_early_retry_recreates) {
 }
 END_TEST
 
+/* A try that follows another within WireGuard's rekey timeout, on an entry
+ * that never handshaked: its initiation went to the first address, and
+ * WireGuard would send the next only 5 s after it. The entry is re-created
+ * right after the read that shows no handshake, as on a first endpoint, not
+ * early_retry later. */
+START_TEST(test_second_try_recreated_at_once) {
+  wgam_peer_update u;
+  wgam_endpoint ep;
+  wgam_tstamp start;
+  double first = -1;
+  int n;
+
+  start = alone_told(0, 0, 0, &ep);
+  n = removals_alone(300 * WGAM_MILLISECONDS, start, &first);
+  ck_assert_int_eq(n, 1); /* the first endpoint's re-creation */
+  while (wgam_mesh_next_peer_update(net.n[0].m, &u))
+    apply_update(0, &u);
+  /* Another address of the peer is told 0.3 s into the try: it cuts the
+   * try at min_try (2 s), and the second try's entry is re-created then. */
+  ep.addr = tu_v4(203, 0, 113, 51, 40001);
+  ep.time = unix_now() + 1;
+  announce_to(0, 1, &ep, 1, 9);
+  first = -1;
+  n = removals_alone(3 * WGAM_SECONDS, start, &first);
+  ck_assert_msg(n >= 1, "no re-creation in the second try");
+  ck_assert_msg(first >= 2.0 && first <= 2.2,
+                "second try re-created %.1f s after the first began", first);
+  ck_assert(same(&net.n[0].dev[1].ep, &ep.addr));
+}
+END_TEST
+
 /* The peer's initiation came from another address than the one we were
  * told (behind a symmetric NAT its port towards us is its own) and was
  * answered, and no handshake followed (its data lost): the entry is
@@ -3203,6 +3234,7 @@ static Suite *mesh_suite(void) {
   tcase_add_test(tc, test_fallback_order);
   tcase_add_test(tc, test_private_after_public);
   tcase_add_test(tc, test_private_guess_cut);
+  tcase_add_test(tc, test_second_try_recreated_at_once);
   tcase_add_test(tc, test_lan_try_not_preempted);
   tcase_add_test(tc, test_state_before_identity);
   tcase_add_test(tc, test_reload);
