@@ -258,6 +258,9 @@ struct wgam_mesh {
   wgam_tstamp t_ask;
   /* The last idle probe of all peers together (probe_along() in try.c). */
   wgam_tstamp probe_round;
+  /* Probe round trips (Ping to Pong): the largest, decaying slowly towards
+   * later ones; NONE before the first (news_wait() in try.c). */
+  wgam_tstamp rtt_slow;
   wgam_tstamp ask_interval;
   size_t ask_pos;
   wgam_tstamp foreign_answered_at;

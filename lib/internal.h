@@ -105,6 +105,7 @@ struct wgam_fixed {
   wgam_tstamp read_soon;        /* a handshake likely: read the device then */
   wgam_tstamp session_read_gap; /* a new session's gossip: reads this apart */
   wgam_tstamp probe_news;       /* a probe unanswered after news: it moved */
+  wgam_tstamp probe_news_min;   /* the same, floor of its round-trip scale */
   wgam_tstamp ping_read_gap;    /* a Ping has the device read, this far apart */
   wgam_tstamp round_stagger;    /* a probe round's first Ping goes alone */
 };

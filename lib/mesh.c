@@ -112,6 +112,7 @@ int wgam_mesh_new_versioned(wgam_mesh **pmesh, int settings_version,
   m->foreign_answered_at = NONE;
   m->t_ask = NONE;
   m->probe_round = NONE;
+  m->rtt_slow = NONE;
   m->ask_interval = wgam_fixed.ask_min;
   m->silent_since = NONE;
   m->self_moved_at = NONE;

@@ -184,6 +184,10 @@ const struct wgam_fixed wgam_fixed = {
      * while such news came is taken as the path gone, not probe_timeout:
      * a Pong takes a round trip, and the news says where to go. */
     .probe_news = 500 * WGAM_MILLISECONDS,
+    /* ... or four times the slowest recent round trip of a probe, when
+     * that is shorter, but not below this: on a path a few milliseconds
+     * long the moved peer is tried at once, not half a second later. */
+    .probe_news_min = 100 * WGAM_MILLISECONDS,
     /* At a node with an endpoint of its own configured, a Ping from a
      * connected peer has the device read at once (WireGuard roamed its
      * entry to where the Ping came from), at most this often: such a node

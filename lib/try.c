@@ -713,6 +713,29 @@ int wgam_early_retry_due(const wgam_mesh *m, const struct peer *p) {
          p->hs_at == NONE;
 }
 
+/* How long a probe sent after news of another address may go unanswered
+ * before the path is taken as gone: probe_news, or four round trips of the
+ * slowest recent probe when that is shorter (never below probe_news_min). */
+static wgam_tstamp news_wait(const wgam_mesh *m) {
+  wgam_tstamp w;
+
+  if (m->rtt_slow == NONE)
+    return wgam_fixed.probe_news;
+  w = 4 * m->rtt_slow;
+  if (w < wgam_fixed.probe_news_min)
+    return wgam_fixed.probe_news_min;
+  return w < wgam_fixed.probe_news ? w : wgam_fixed.probe_news;
+}
+
+/* A probe answered after @rtt: the largest round trip is kept, and a
+ * smaller one brings it down by an eighth of the difference. */
+static void rtt_sample(wgam_mesh *m, wgam_tstamp rtt) {
+  if (m->rtt_slow == NONE || rtt >= m->rtt_slow)
+    m->rtt_slow = rtt;
+  else
+    m->rtt_slow -= (m->rtt_slow - rtt) / 8;
+}
+
 /* News of another address of @p came since we last heard from it. */
 static int news_since_heard(const struct peer *p) {
   return p->learned_at != NONE &&
@@ -739,7 +762,7 @@ static wgam_tstamp peer_next(const wgam_mesh *m, const struct peer *p) {
 
       if (c->probe_at != NONE)
         next = ts_min(next, ts_add(c->probe_at, news_since_heard(p)
-                                                    ? wgam_fixed.probe_news
+                                                    ? news_wait(m)
                                                     : m->s.probe_timeout));
       else if (news_since_heard(p))
         next = ts_min(next, ts_add(last, wgam_fixed.read_soon));
@@ -866,12 +889,14 @@ void wgam_peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
     if (probe_at != NONE && last >= probe_at) {
       /* Answered: the path works, whatever a read taken before the Pong
        * said of our Ping (observe_traffic()). */
+      if (p->pong_at != NONE && p->pong_at >= probe_at)
+        rtt_sample(m, p->pong_at - probe_at);
       p->cold->probe_at = NONE;
       p->bits &= (uint8_t)~SIG_CHECK;
     } else if (probe_at != NONE &&
                (ts >= ts_add(probe_at, m->s.probe_timeout) ||
                 (news_since_heard(p) &&
-                 ts >= ts_add(probe_at, wgam_fixed.probe_news)))) {
+                 ts >= ts_add(probe_at, news_wait(m))))) {
       if (!m->observing) {
         /* Judged on a read taken now: an interface deleted and not yet
          * back sent no Ping, and what it lost decides the next try (see

@@ -2436,19 +2436,24 @@ START_TEST(test_probed_peer_not_probed_back) {
 }
 END_TEST
 
-/* Node 0 gets a Ping from connected peer @k through its tunnel. */
-static void ping_from(int k, uint8_t nonce) {
+/* Node 0 gets a datagram of @type (no body) from connected peer @k
+ * through its tunnel. */
+static void bare_from(int k, uint8_t type, uint8_t nonce) {
   uint8_t pkt[WGAM_MAX_DATAGRAM_LEN];
   wgam_addr src = net.n[k].mesh;
   wgam_ssize len;
   wgam_msg msg;
 
   memset(&msg, 0, sizeof(msg));
-  msg.type = WGAM_MSG_PING;
+  msg.type = type;
   len = seal_msg(pkt, sizeof(pkt), &msg, nonce);
   src.port = GOSSIP_PORT;
   ck_assert_int_eq(
       wgam_mesh_read_pkt(net.n[0].m, &src, pkt, (size_t)len, net.now), 0);
+}
+
+static void ping_from(int k, uint8_t nonce) {
+  bare_from(k, WGAM_MSG_PING, nonce);
 }
 
 /* WireGuard moves a peer's entry to where its packets come from, a Ping
@@ -2751,6 +2756,42 @@ START_TEST(test_old_bytes_no_answer) {
   ep.time = unix_now();
   news = star_news_tried(&ep);
   ck_assert_uint_le(net.now - news, 1000 * WGAM_MILLISECONDS);
+  star_quiet = 0;
+}
+END_TEST
+
+/* A probe that news of another address started is given four round
+ * trips of the slowest recent probe (at least probe_news_min), not the
+ * whole probe_news: with Pongs 20 ms after the Ping, the moved peer is
+ * tried about 0.1 s after the news. */
+START_TEST(test_news_wait_scales_with_rtt) {
+  wgam_endpoint ep;
+  wgam_tstamp news;
+  int k, pinged = 0;
+
+  star_of_14(0);
+  star_live(10 * WGAM_SECONDS);
+  /* Peer 5 falls quiet: its idle probe is answered 20 ms later. */
+  star_quiet = 5;
+  for (k = 0; k < 800 && !pinged; k++) {
+    net.now += 10 * WGAM_MILLISECONDS;
+    if (wgam_mesh_get_expiry(net.n[0].m) <= net.now)
+      wgam_mesh_handle_expiry(net.n[0].m, net.now);
+    if (wgam_mesh_get_wants(net.n[0].m) & WGAM_WANT_DEVICE)
+      star_touch();
+    pinged = sent_of(0, WGAM_MSG_PING, 5, NULL);
+  }
+  ck_assert(pinged);
+  net.now += 20 * WGAM_MILLISECONDS;
+  bare_from(5, WGAM_MSG_PONG, 2);
+  star_run(100, 5);
+  /* News of peer 5 elsewhere, and no Pong. */
+  ep.addr = tu_v4(203, 0, 113, 92, 7000);
+  ep.time = unix_now();
+  news = star_news_tried(&ep);
+  ck_assert_msg(net.now - news <= 250 * WGAM_MILLISECONDS,
+                "moved peer tried %.2f s after the news",
+                (double)(net.now - news) / WGAM_SECONDS);
   star_quiet = 0;
 }
 END_TEST
@@ -3269,6 +3310,7 @@ static Suite *mesh_suite(void) {
   tcase_add_test(tc, test_nat_probes_all_together);
   tcase_add_test(tc, test_news_kept_until_someone_listens);
   tcase_add_test(tc, test_old_bytes_no_answer);
+  tcase_add_test(tc, test_news_wait_scales_with_rtt);
   tcase_add_test(tc, test_self_news_we_moved);
   tcase_add_test(tc, test_recreated_device_own_view);
   tcase_add_test(tc, test_recreated_device_tried_there);

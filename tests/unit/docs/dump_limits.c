@@ -105,6 +105,7 @@ int main(void) {
   FIXED_TIME(read_soon);
   FIXED_TIME(session_read_gap);
   FIXED_TIME(probe_news);
+  FIXED_TIME(probe_news_min);
   FIXED_TIME(ping_read_gap);
   FIXED_TIME(round_stagger);
 
