@@ -728,12 +728,12 @@ static wgam_tstamp news_wait(const wgam_mesh *m) {
 }
 
 /* A probe answered after @rtt: the largest round trip is kept, and a
- * smaller one brings it down by an eighth of the difference. */
+ * smaller one brings it down by a quarter of the difference. */
 static void rtt_sample(wgam_mesh *m, wgam_tstamp rtt) {
   if (m->rtt_slow == NONE || rtt >= m->rtt_slow)
     m->rtt_slow = rtt;
   else
-    m->rtt_slow -= (m->rtt_slow - rtt) / 8;
+    m->rtt_slow -= (m->rtt_slow - rtt) / 4;
 }
 
 /* News of another address of @p came since we last heard from it. */
@@ -889,7 +889,10 @@ void wgam_peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
     if (probe_at != NONE && last >= probe_at) {
       /* Answered: the path works, whatever a read taken before the Pong
        * said of our Ping (observe_traffic()). */
-      if (p->pong_at != NONE && p->pong_at >= probe_at)
+      /* A round trip only over a session made before the Ping: one that
+       * waited for a handshake measures the handshake too. */
+      if (p->pong_at != NONE && p->pong_at >= probe_at && p->hs_at != NONE &&
+          p->hs_at < probe_at)
         rtt_sample(m, p->pong_at - probe_at);
       p->cold->probe_at = NONE;
       p->bits &= (uint8_t)~SIG_CHECK;
