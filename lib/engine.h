@@ -15,10 +15,10 @@
 #define NONE WGAM_TSTAMP_NONE
 /* No peer index; a queued Announce about ourselves. */
 #define NO_IDX UINT32_MAX
+#define SUBJECT_SELF (UINT32_MAX - 1)
 /* WireGuard's REKEY_TIMEOUT: a peer's handshake initiations are at least
  * this far apart, counting those it could not send. */
 #define WG_REKEY_TIMEOUT (5 * WGAM_SECONDS)
-#define SUBJECT_SELF (UINT32_MAX - 1)
 /* Configured endpoints of one peer (a hostname may resolve to several). */
 #define MAX_CFG_ENDPOINTS WGAM_MAX_ENDPOINTS
 /* Candidates of one round: LAN + our own last observation + gossip +
