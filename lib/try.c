@@ -239,12 +239,18 @@ static int again(const struct peer *p) {
  */
 #define MAX_RECROSS 2
 
-static int crossed(const struct peer *p) {
+/* After an early re-creation in the first try of a peer never seen
+ * connected, with re-crossings left: a crossing may still come. */
+static int cross_possible(const struct peer *p) {
   const struct peer_cold *c = cold_full(p);
 
   return p->state == PEER_RETRIED && c && c->recrossed < MAX_RECROSS &&
-         !p->obs_time && c->tries == 1 && c->retried_at != NONE &&
-         p->rx_bytes && p->rx_at != NONE && p->rx_at > c->retried_at;
+         !p->obs_time && c->tries == 1 && c->retried_at != NONE;
+}
+
+static int crossed(const struct peer *p) {
+  return cross_possible(p) && p->rx_bytes && p->rx_at != NONE &&
+         p->rx_at > p->cold->retried_at;
 }
 
 /* When a try of @p without a handshake is redone (see wgam_fixed.early_retry in
@@ -695,13 +701,10 @@ static wgam_tstamp cut_at(const struct peer *p) {
  * too early for the initiation of a peer that re-created its entry a
  * stagger after ours). NONE when no crossing is watched for. */
 wgam_tstamp wgam_cross_watch_at(const wgam_mesh *m, const struct peer *p) {
-  const struct peer_cold *c = cold_full(p);
-
-  if (m->s.policy != WGAM_POLICY_FAST || p->state != PEER_RETRIED || !c ||
-      c->recrossed >= MAX_RECROSS || p->obs_time || c->tries != 1 ||
-      c->retried_at == NONE || p->dev_hs || p->hs_at != NONE)
+  if (m->s.policy != WGAM_POLICY_FAST || !cross_possible(p) || p->dev_hs ||
+      p->hs_at != NONE)
     return NONE;
-  return ts_add(c->retried_at, wgam_fixed.early_quiet);
+  return ts_add(p->cold->retried_at, wgam_fixed.early_quiet);
 }
 
 int wgam_early_retry_due(const wgam_mesh *m, const struct peer *p) {
@@ -888,9 +891,9 @@ void wgam_peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
 
     if (probe_at != NONE && last >= probe_at) {
       /* Answered: the path works, whatever a read taken before the Pong
-       * said of our Ping (observe_traffic()). */
-      /* A round trip only over a session made before the Ping: one that
-       * waited for a handshake measures the handshake too. */
+       * said of our Ping (observe_traffic()). Its round trip counts only
+       * over a session made before the Ping: one that waited for a
+       * handshake measures the handshake too. */
       if (p->pong_at != NONE && p->pong_at >= probe_at && p->hs_at != NONE &&
           p->hs_at < probe_at)
         rtt_sample(m, p->pong_at - probe_at);
