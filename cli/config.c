@@ -646,6 +646,7 @@ int config_parse(struct config *cfg, const char *name, const char *json,
                                       "persist_file",
                                       "ipv6",
                                       "lan_discovery",
+                                      "roam_watch",
                                       "upnp_forward_external_port",
                                       "log_level",
                                       "control_socket",
@@ -661,6 +662,7 @@ int config_parse(struct config *cfg, const char *name, const char *json,
   memset(cfg, 0, sizeof(*cfg));
   cfg->log_level = -1;
   cfg->policy = WGAM_POLICY_FAST;
+  cfg->roam_watch = 1;
 
   if (memchr(json, '\0', len)) {
     err(&c, NULL, "invalid JSON: contains a NUL byte");
@@ -757,6 +759,9 @@ int config_parse(struct config *cfg, const char *name, const char *json,
   it = cJSON_GetObjectItemCaseSensitive(root, "lan_discovery");
   if (it)
     get_bool(&c, it, "lan_discovery", &cfg->lan_discovery);
+  it = cJSON_GetObjectItemCaseSensitive(root, "roam_watch");
+  if (it)
+    get_bool(&c, it, "roam_watch", &cfg->roam_watch);
 
   it = cJSON_GetObjectItemCaseSensitive(root, "upnp_forward_external_port");
   if (it && !cJSON_IsNull(it))

@@ -48,6 +48,7 @@ struct config {
   char *persist_file; /* or NULL */
   int ipv6;
   int lan_discovery;
+  int roam_watch;     /* see roam_watch.h; default on */
   uint16_t upnp_port; /* 0: no UPnP */
   int log_level;      /* -1: not set */
   char *control_socket;

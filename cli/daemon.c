@@ -31,6 +31,7 @@
 #include "log.h"
 #include "notify.h"
 #include "resolve.h"
+#include "roam_watch.h"
 #include "sockaddr.h"
 #include "state_io.h"
 #include "status.h"
@@ -56,6 +57,7 @@ enum ev_tag {
   EV_RESOLVER,
   EV_CONTROL,
   EV_LINKS,
+  EV_WATCH,
   EV_NTAGS
 };
 
@@ -82,6 +84,11 @@ struct daemon {
   portmap *pm;
   struct resolver *res;
   wgam_tstamp resolve_at; /* WGAM_TSTAMP_NONE: no hostnames */
+  /* The roam watch; listened to from one device read to the first hint
+   * after it (the hint asks for the next read). */
+  struct roam_watch *watch;
+  int watch_armed;
+  int watch_full; /* too many peers for it: hints off */
 
   wgam_peer_update *upds;
   size_t capupds;
@@ -154,6 +161,61 @@ static void join_lan6(struct daemon *d, wgam_tstamp now) {
   d->lan6_at = failed || d->gossip.linkfd < 0 ? now : WGAM_TSTAMP_NONE;
 }
 
+/*
+ * After a device read: the watch learns the endpoints the device has now,
+ * and listens again. A source reported before the read and still unknown
+ * has the device read once more (WireGuard may not have handled its packet
+ * yet); one that is still unknown then is left out as a stranger.
+ */
+static void watch_update(struct daemon *d, wgam_tstamp now) {
+  int rc;
+
+  if (!d->watch)
+    return;
+  rc = roam_watch_set(d->watch, &d->dev.dev, d->ifindex);
+  if (rc == -E2BIG) {
+    if (!d->watch_full)
+      log_info("roam watch off: %zu peers on the interface, more than %d; "
+               "probing instead",
+               d->dev.dev.npeers, ROAM_WATCH_MAX);
+    d->watch_full = 1;
+    wgam_mesh_set_roam_hints(d->mesh, 0, now);
+    return;
+  }
+  if (rc < 0) {
+    log_warn("roam watch off: %s; probing instead", strerror(-rc));
+    roam_watch_close(d->watch);
+    d->watch = NULL;
+    d->watch_armed = 0;
+    wgam_mesh_set_roam_hints(d->mesh, 0, now);
+    return;
+  }
+  if (d->watch_full)
+    log_info("roam watch on again: %zu peers", d->dev.dev.npeers);
+  d->watch_full = 0;
+  wgam_mesh_set_roam_hints(d->mesh, 1, now);
+  if (rc == 1)
+    wgam_mesh_roam_hint(d->mesh, now);
+  d->watch_armed = 1;
+}
+
+/* Opens the watch at start (roam_watch in the configuration). */
+static void watch_start(struct daemon *d, wgam_tstamp now) {
+  int rc;
+
+  if (!d->cfg.roam_watch || d->cfg.policy != WGAM_POLICY_FAST)
+    return;
+  rc = roam_watch_open(&d->watch);
+  if (rc) {
+    log_info("no roam watch (%s); probing instead",
+             rc == -EPERM ? "no CAP_NET_RAW" : strerror(-rc));
+    return;
+  }
+  watch_update(d, now);
+  if (d->watch)
+    log_info("roam watch on (UDP port %u)", d->listen_port);
+}
+
 static int read_device(struct daemon *d, wgam_tstamp now) {
   int rc;
 
@@ -183,6 +245,7 @@ static int read_device(struct daemon *d, wgam_tstamp now) {
   d->dev_retry_at = 0;
   d->listen_port = d->dev.dev.listen_port;
   update_relay(d);
+  watch_update(d, now);
   return 0;
 fail:
   if (rc == -ENODEV && d->wg) {
@@ -478,6 +541,7 @@ static void reload(struct daemon *d, wgam_tstamp now) {
   RESTART_IF(str_differs(nc.persist_file, c->persist_file), "persist_file");
   RESTART_IF(nc.ipv6 != c->ipv6, "ipv6");
   RESTART_IF(nc.lan_discovery != c->lan_discovery, "lan_discovery");
+  RESTART_IF(nc.roam_watch != c->roam_watch, "roam_watch");
   RESTART_IF(nc.upnp_port != c->upnp_port, "upnp_forward_external_port");
   RESTART_IF(str_differs(nc.control_socket, c->control_socket),
              "control_socket");
@@ -668,7 +732,7 @@ static int run_loop(struct daemon *d) {
   struct epoll_event evs[EV_NTAGS];
   struct pollfd pfds[NPOLL];
   int epfd, ctl_fd = control_fd(d->ctl), ctl_in_set = 0, pm_in_set = 0;
-  int res_in_set = 0, rc = 0;
+  int res_in_set = 0, watch_in_set = 0, rc = 0;
   wgam_tstamp now = now_mono();
 
   epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -716,6 +780,12 @@ static int run_loop(struct daemon *d) {
         goto out;
       res_in_set = 1;
     }
+    if ((d->watch && d->watch_armed) != watch_in_set) {
+      watch_in_set = !watch_in_set;
+      if ((rc = ep_set(epfd, watch_in_set ? EPOLL_CTL_ADD : EPOLL_CTL_DEL,
+                       roam_watch_fd(d->watch), EV_WATCH)))
+        goto out;
+    }
     nctl = control_pollfds(d->ctl, cpfds, NPOLL - 1);
     idle = nctl == 1 && cpfds[0].fd == ctl_fd;
     if (idle != ctl_in_set) {
@@ -751,6 +821,10 @@ static int run_loop(struct daemon *d) {
     if ((ready & (1u << EV_GOSSIP6)) &&
         (rc = recv_gossip(d, d->gossip.fd6, now)))
       goto out;
+    if ((ready & (1u << EV_WATCH)) && d->watch && roam_watch_read(d->watch)) {
+      wgam_mesh_roam_hint(d->mesh, now);
+      d->watch_armed = 0; /* until the read the hint asks for */
+    }
     if (ready & (1u << EV_PORTMAP))
       handle_portmap(d, now);
     if (ready & (1u << EV_RESOLVER))
@@ -926,6 +1000,8 @@ int daemon_run(const char *path, int cli_level) {
     goto out;
   }
   update_relay(d);
+  d->ifindex = d->dev.dev.has_pubkey ? if_nametoindex(d->cfg.interface) : 0;
+  watch_start(d, now);
 
   rc = control_open(&d->ctl, d->cfg.control_socket, control_cb, d);
   if (rc) {
@@ -949,6 +1025,7 @@ out:
   forward_restore(&d->fwd);
   control_close(d->ctl);
   resolver_free(d->res);
+  roam_watch_close(d->watch);
   if (d->sigfd >= 0)
     close(d->sigfd);
   gossip_close(&d->gossip);

@@ -548,6 +548,38 @@ WGAM_EXTERN int wgam_mesh_observe_device(wgam_mesh *mesh,
                                          uint64_t unix_now);
 
 /**
+ * Roam hints. WireGuard gives no event when it moves a peer's entry to
+ * where that peer's packets now come from (its NAT rebooted or took
+ * another address) nor when a new peer's first handshake arrives: only a
+ * device read shows them. A caller that sees the packets WireGuard
+ * receives (a packet socket with a kernel filter, say) can tell the engine
+ * when one came from an address that no peer had at the last device read.
+ *
+ * With hints on (fast policy), the engine reads the device when told,
+ * and otherwise every device_interval only while some path is being tried
+ * or probed; when every path is settled it reads rarely. A node behind a
+ * NAT (no endpoint of its own configured) then keeps its NAT open towards
+ * the peers that see its moves unasked (those with an endpoint configured)
+ * with WireGuard's persistent keepalive, every probe_idle, instead of probe
+ * rounds of its own: a mesh at rest costs next to nothing, and a move is
+ * seen as soon as the moved node's next keepalive arrives.
+ *
+ * wgam_mesh_set_roam_hints() says whether hints come (default: they do
+ * not); a caller that loses its way to see them turns them off.
+ * Returns 0 or WGAM_ERR_INVALID_ARGUMENT.
+ */
+WGAM_EXTERN int wgam_mesh_set_roam_hints(wgam_mesh *mesh, int on,
+                                         wgam_tstamp ts);
+
+/**
+ * A packet came to WireGuard's port from an address that no peer had at
+ * the last device read: the engine asks for a read (WGAM_WANT_DEVICE) at
+ * once, or a short while after the last one (a burst of such packets
+ * costs one read). Returns 0 or WGAM_ERR_INVALID_ARGUMENT.
+ */
+WGAM_EXTERN int wgam_mesh_roam_hint(wgam_mesh *mesh, wgam_tstamp ts);
+
+/**
  * Feeds a received gossip datagram from @src (the sender's address and
  * port). A rejected datagram leaves the state unchanged and is counted.
  *

@@ -86,9 +86,15 @@ static uint8_t guess_source(const struct peer *p, const wgam_addr *ep) {
   return WGAM_SOURCE_ROAMING;
 }
 
-/* A persistent keepalive: an empty transport message. Byte counts beyond
- * one per read are traffic. */
+/* A persistent keepalive: an empty transport message. */
 #define KEEPALIVE_BYTES 32u
+
+/* The keepalive bytes @elapsed since the last read may hold, every
+ * @interval seconds (0: none but WireGuard's passive one): beyond that
+ * they are traffic. */
+static uint64_t keepalive_allowance(wgam_tstamp elapsed, wgam_tstamp interval) {
+  return KEEPALIVE_BYTES * (1 + (interval ? elapsed / interval : 0));
+}
 
 /*
  * What the byte counters say since the last read (fast policy). Traffic
@@ -97,14 +103,23 @@ static uint8_t guess_source(const struct peer *p, const wgam_addr *ep) {
  * (a NAT rebooted, an address changed, on either side), so it is probed
  * now rather than after probe_idle of silence. Our own gossip is left out
  * (an Announce is one way by design, a Pong answers), but for a Ping that
- * goes unanswered (its probe's Pong clears the check).
+ * goes unanswered (its probe's Pong clears the check). Keepalives are
+ * ours every dev_keepalive and the peer's as often as every probe_idle (a
+ * node behind a NAT with roam hints, hints.c): reads far apart see
+ * several.
  */
-static void observe_traffic(struct peer *p, const wgam_device_peer *dp) {
+static void observe_traffic(const wgam_mesh *m, struct peer *p,
+                            const wgam_device_peer *dp, wgam_tstamp ts) {
+  wgam_tstamp elapsed = ts > m->dev_at ? ts - m->dev_at : 0;
   uint64_t rx = dp->rx_bytes - p->rx_bytes;
   uint16_t tx = (uint16_t)((uint16_t)dp->tx_bytes - p->tx_low);
-  int rx_more = dp->rx_bytes >= p->rx_bytes && rx > KEEPALIVE_BYTES;
+  int rx_more = dp->rx_bytes >= p->rx_bytes &&
+                rx > keepalive_allowance(elapsed, m->s.probe_idle);
   int rx_traffic = rx_more && !(p->bits & SIG_GOSSIP_IN);
-  int tx_traffic = tx > KEEPALIVE_BYTES && !(p->bits & SIG_GOSSIP_OUT);
+  int tx_traffic =
+      tx > keepalive_allowance(elapsed,
+                               (wgam_tstamp)p->dev_keepalive * WGAM_SECONDS) &&
+      !(p->bits & SIG_GOSSIP_OUT);
   int check = p->bits & SIG_CHECK;
   unsigned streak = p->bits >> RX_STREAK_SHIFT;
 
@@ -161,7 +176,7 @@ static void observe_peer(wgam_mesh *m, struct peer *p,
   }
   p->dev_hs = dp->last_handshake;
   if (m->s.policy == WGAM_POLICY_FAST && !first)
-    observe_traffic(p, dp);
+    observe_traffic(m, p, dp, ts);
   if (dp->rx_bytes != p->rx_bytes) {
     /* The bytes came after the last read (m->dev_at until this read is
      * done). When news of another address of the peer came since that
@@ -374,7 +389,8 @@ int wgam_mesh_observe_device(wgam_mesh *m, const wgam_device *dev,
     }
   }
   m->wants &= ~WGAM_WANT_DEVICE;
-  m->t_device = ts_add(ts, m->s.device_interval);
+  wgam_hints_observed(m);
+  m->t_device = ts_add(ts, wgam_read_interval(m));
   return 0;
 }
 

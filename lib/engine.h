@@ -267,6 +267,14 @@ struct wgam_mesh {
 
   size_t nrelays; /* configured relays other than us; 0 if we are one */
 
+  /* Roam hints (hints.c): the caller tells us when WireGuard hears from
+   * an address no peer had at the last read. At that read, how many
+   * connected peers see our moves unasked (an endpoint of theirs
+   * configured), and how many paths were being tried or probed. */
+  int roam_hints;
+  size_t nobservers;
+  size_t nbusy;
+
   wgam_stats stats;
 };
 
@@ -458,6 +466,14 @@ void wgam_read_soon(wgam_mesh *m, wgam_tstamp ts);
 void wgam_read_prompt(wgam_mesh *m, wgam_tstamp ts);
 void wgam_pinged(wgam_mesh *m, uint32_t idx, wgam_tstamp ts);
 void wgam_probe_all(wgam_mesh *m, wgam_tstamp ts);
+wgam_tstamp wgam_probe_idle(const wgam_mesh *m);
+
+/* hints.c */
+int wgam_heartbeat_in_wg(const wgam_mesh *m);
+uint16_t wgam_connected_keepalive(const wgam_mesh *m, const struct peer *p);
+void wgam_hints_observed(wgam_mesh *m);
+void wgam_hints_busy(wgam_mesh *m, wgam_tstamp ts);
+wgam_tstamp wgam_read_interval(const wgam_mesh *m);
 
 /* classic.c */
 void wgam_classic_cycle(wgam_mesh *m, wgam_tstamp ts);

@@ -204,4 +204,17 @@ const struct wgam_fixed wgam_fixed = {
      * rig). Once the first flow is set up, the NAT maps the others to
      * its port. */
     .round_stagger = 20 * WGAM_MILLISECONDS,
+    /* A roam hint (a packet to WireGuard's port from an address no peer
+     * had) has the device read at once, or this long after the last read:
+     * the first packets of a peer that moved or starts come in a burst
+     * (an initiation, then its data), and one read a little later serves
+     * them all. It also bounds what a stranger spraying packets at the
+     * port can cost (the daemon listens for the next hint only after the
+     * read). */
+    .hint_read_gap = 250 * WGAM_MILLISECONDS,
+    /* With roam hints, the device is read this often while every path is
+     * settled (none tried or probed): a move announces itself by a hint,
+     * and what is left for periodic reads (handshakes growing old,
+     * traffic that goes unanswered) is not urgent. */
+    .rest_read = 30 * WGAM_SECONDS,
 };

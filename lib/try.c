@@ -339,6 +339,7 @@ void wgam_try_endpoint(wgam_mesh *m, struct peer *p, const wgam_addr *ep,
   c->recrossed = 0;
   c->deadline = ts_add(ts, m->s.try_interval);
   c->tries++;
+  wgam_hints_busy(m, ts);
   if (m->s.policy == WGAM_POLICY_FAST && !p->dev_hs)
     m->t_early = ts_min(m->t_early, wgam_early_retry_at(m, p));
   /* Its handshake takes a round trip: see it then, not a device read
@@ -510,7 +511,7 @@ static int has_untried(const wgam_mesh *m, const struct peer *p) {
   return 0;
 }
 
-static wgam_tstamp probe_idle(const wgam_mesh *m) {
+wgam_tstamp wgam_probe_idle(const wgam_mesh *m) {
   /* Small meshes probe quickly; large ones stay within wgam_fixed.probe_rate
    * probes a second and otherwise rely on WireGuard's own rekeying: with
    * keepalives flowing, a healthy session is renewed every two minutes, so a
@@ -524,7 +525,7 @@ static wgam_tstamp probe_idle(const wgam_mesh *m) {
 /* Small enough that probe_idle is not stretched by the probe_rate budget:
  * a node probes all its peers together (probe_along()). */
 static int small_mesh(const wgam_mesh *m) {
-  return probe_idle(m) == m->s.probe_idle;
+  return wgam_probe_idle(m) == m->s.probe_idle;
 }
 
 /* A node behind a NAT in a small mesh keeps its own probe cadence (see
@@ -555,7 +556,11 @@ static wgam_tstamp idle_since(const wgam_mesh *m, const struct peer *p) {
  * in a small mesh, its next Ping due when our probe would be: there it is
  * given probe_news to come first (else both ends probe the pair). */
 static wgam_tstamp idle_due(const wgam_mesh *m, const struct peer *p) {
-  wgam_tstamp due = ts_add(idle_since(m, p), probe_idle(m));
+  wgam_tstamp due;
+
+  if (wgam_heartbeat_in_wg(m))
+    return NONE; /* hints.c */
+  due = ts_add(idle_since(m, p), wgam_probe_idle(m));
 
   return own_cadence(m) || p->ncfg || !small_mesh(m)
              ? due
@@ -639,7 +644,7 @@ static void catch_up(wgam_mesh *m, struct peer *p, wgam_tstamp since) {
 void wgam_became_connected(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
   int was_up = p->state == PEER_CONNECTED;
 
-  wgam_set_keepalive(m, p, m->s.keepalive_connected);
+  wgam_set_keepalive(m, p, wgam_connected_keepalive(m, p));
   if (was_up)
     return;
   if (m->s.policy == WGAM_POLICY_FAST && cold(p)->broken_at != NONE)
@@ -785,6 +790,7 @@ static int probe(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
   wgam_log(m, WGAM_LOG_TRACE, "peer %s: probing a silent path",
            wgam_key_short(p->pubkey).s);
   c->probe_at = ts;
+  wgam_hints_busy(m, ts);
   /* Traffic unanswered, or news: two Pings, so that one lost datagram does
    * not turn a working path over to the next candidate. */
   if ((p->bits & SIG_CHECK) || news_since_heard(p))

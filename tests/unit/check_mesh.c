@@ -46,6 +46,7 @@ struct node {
   int nperm;
   uint64_t endpoint_writes[MAXN];
   wgam_tstamp read_at, read_gap; /* the last device read; the least gap */
+  unsigned reads, sent;          /* device reads, datagrams sent */
 };
 
 struct net {
@@ -54,6 +55,7 @@ struct net {
   wgam_tstamp now;
   int classic;
   uint32_t flags;
+  int hints; /* the engines get roam hints (wgam_mesh_roam_hint()) */
 };
 
 static struct net net;
@@ -155,6 +157,17 @@ static int session_ok(const struct dpeer *d) {
   return d->hs && unix_now() - d->hs < 180;
 }
 
+/* Node @bi's WireGuard moves its entry of @ai to @src, where an
+ * authenticated packet came from; with roam hints, an address its engine
+ * did not see at the last read is hinted. */
+static void roam(int bi, int ai, const wgam_addr *src) {
+  struct dpeer *d = &net.n[bi].dev[ai];
+
+  if (net.hints && !same(&d->ep, src))
+    ck_assert_int_eq(wgam_mesh_roam_hint(net.n[bi].m, net.now), 0);
+  d->ep = *src;
+}
+
 /* WireGuard handshake from a to b (b's index in a's device). */
 static int handshake(int ai, int bi) {
   struct node *a = &net.n[ai], *b = &net.n[bi];
@@ -172,7 +185,7 @@ static int handshake(int ai, int bi) {
   if (r != ai)
     return 0;
   d->hs = b->dev[ai].hs = unix_now();
-  b->dev[ai].ep = s1; /* the responder roams to the initiator */
+  roam(bi, ai, &s1); /* the responder roams to the initiator */
   d->last_ka = b->dev[ai].last_ka = net.now;
   return 1;
 }
@@ -196,7 +209,7 @@ static int tunnel(int ai, int bi, size_t len) {
   if (deliver(a, &d->ep, &src) != bi || !session_ok(&b->dev[ai]))
     return 0;
   b->dev[ai].rx += len;
-  b->dev[ai].ep = src;
+  roam(bi, ai, &src);
   return 1;
 }
 
@@ -229,6 +242,8 @@ static void make_engine(int i) {
   s.log = log_cb;
   s.log_level = WGAM_LOG_TRACE;
   ck_assert_int_eq(wgam_mesh_new(&n->m, &s, net.now), 0);
+  if (net.hints)
+    ck_assert_int_eq(wgam_mesh_set_roam_hints(n->m, 1, net.now), 0);
 }
 
 static void net_init(int classic, uint32_t flags) {
@@ -336,6 +351,7 @@ static void read_device(int i) {
   if (n->read_at && (!n->read_gap || net.now - n->read_at < n->read_gap))
     n->read_gap = net.now - n->read_at;
   n->read_at = net.now;
+  n->reads++;
 }
 
 static int by_mesh(const wgam_addr *a) {
@@ -357,6 +373,7 @@ static void send_out(int i) {
     int j;
     if (n->down)
       continue;
+    n->sent++;
     if (dest.ip[0] == 255) { /* LAN broadcast, outside the tunnel */
       for (j = 0; j < net.count; j++) {
         wgam_addr src = n->lanip;
@@ -928,23 +945,31 @@ START_TEST(test_roaming_public) {
 END_TEST
 
 /* A public node and three behind port-restricted cone NATs, only the public
- * one's endpoint configured; after @quiet, the NAT in front of
- * node @moved changes its address to @ext (a new WAN address, or a reboot:
- * a new external port), its mappings lost, while every other node pings
- * it every 300 ms (as the netns benchmark does). Returns the seconds until
- * every pair works again. */
-static double nat_moves(int moved, wgam_addr ext, wgam_tstamp quiet) {
+ * one's endpoint configured, in full mesh; roam hints when @hints. */
+static void four_nodes(int hints) {
   static const int ep[4] = {1, 0, 0, 0};
-  wgam_tstamp start;
-  int i;
 
   net_init(0, 0);
+  net.hints = hints;
   add_node(NAT_NONE, tu_v4(198, 51, 100, 1, WG_PORT), 0, (wgam_addr){0});
   add_node(NAT_CONE, tu_v4(203, 0, 113, 1, 40001), 0, (wgam_addr){0});
   add_node(NAT_CONE, tu_v4(203, 0, 113, 2, 40002), 0, (wgam_addr){0});
   add_node(NAT_CONE, tu_v4(203, 0, 113, 3, 40003), 0, (wgam_addr){0});
   configure(ep);
   ck_assert(until_full_mesh(120) >= 0);
+}
+
+/* four_nodes(); after @quiet, the NAT in front of
+ * node @moved changes its address to @ext (a new WAN address, or a reboot:
+ * a new external port), its mappings lost, while every other node pings
+ * it every 300 ms (as the netns benchmark does). Returns the seconds until
+ * every pair works again. */
+static double nat_moves(int moved, wgam_addr ext, wgam_tstamp quiet,
+                        int hints) {
+  wgam_tstamp start;
+  int i;
+
+  four_nodes(hints);
   run_for(quiet);
   ck_assert(full_mesh());
   net.n[moved].ext = ext;
@@ -974,25 +999,81 @@ START_TEST(test_nat_moved) {
       {"NAT WAN address changed", 3, 33, 40003}, /* was 203.0.113.3 */
       {"NAT rebooted (new port)", 2, 2, 31002},  /* was port 40002 */
   };
-  int c, k;
+  int c, k, hints = _i;
 
   for (c = 0; c < 2; c++) {
     double sum = 0, max = 0;
 
     /* At eight points of the probe cycle. */
     for (k = 0; k < 8; k++) {
-      double t = nat_moves(cases[c].node,
-                           tu_v4(203, 0, 113, cases[c].host, cases[c].port),
-                           60 * WGAM_SECONDS + k * 500 * WGAM_MILLISECONDS);
+      double t = nat_moves(
+          cases[c].node, tu_v4(203, 0, 113, cases[c].host, cases[c].port),
+          60 * WGAM_SECONDS + k * 500 * WGAM_MILLISECONDS, hints);
 
       ck_assert_msg(t >= 0, "%s: no full mesh", cases[c].what);
       sum += t;
       max = t > max ? t : max;
     }
-    printf("%s: full mesh again in %.1f s on average, %.1f s at most\n",
-           cases[c].what, sum / 8, max);
+    printf("%s%s: full mesh again in %.1f s on average, %.1f s at most\n",
+           cases[c].what, hints ? ", roam hints" : "", sum / 8, max);
     ck_assert_msg(max <= 8, "%s: %.1f s", cases[c].what, max);
   }
+}
+END_TEST
+
+/*
+ * A mesh at rest. Without roam hints, a node behind a NAT probes every
+ * peer each probe_idle and everyone reads the device every
+ * device_interval. With them, nobody probes, the device is read every
+ * rest_read, and a node behind a NAT has WireGuard send the heartbeat:
+ * a persistent keepalive of probe_idle towards the public node, the
+ * usual one towards the others. A hint has the device read at once, and
+ * another within hint_read_gap of that read waits for the gap.
+ */
+START_TEST(test_hints_rest) {
+  unsigned reads[4], sent[4];
+  int i, hints = _i;
+  wgam_tstamp t0;
+
+  four_nodes(hints);
+  run_for(60 * WGAM_SECONDS);
+  for (i = 0; i < 4; i++) {
+    reads[i] = net.n[i].reads;
+    sent[i] = net.n[i].sent;
+  }
+  run_for(60 * WGAM_SECONDS);
+  ck_assert(full_mesh());
+  for (i = 0; i < 4; i++) {
+    unsigned r = net.n[i].reads - reads[i], n = net.n[i].sent - sent[i];
+
+    if (hints) {
+      ck_assert_msg(r <= 3, "node %d: %u reads a minute", i, r);
+      ck_assert_msg(n == 0, "node %d: %u datagrams a minute", i, n);
+    } else {
+      ck_assert_msg(r >= 20, "node %d: %u reads a minute", i, r);
+      if (i)
+        ck_assert_msg(n >= 10, "node %d: %u datagrams a minute", i, n);
+    }
+  }
+  ck_assert_uint_eq(net.n[1].dev[0].ka, hints ? 4 : 30);
+  ck_assert_uint_eq(net.n[1].dev[2].ka, 30);
+  ck_assert_uint_eq(net.n[0].dev[1].ka, 30);
+  if (!hints)
+    return;
+  ck_assert(!(wgam_mesh_get_wants(net.n[0].m) & WGAM_WANT_DEVICE));
+  ck_assert_int_eq(wgam_mesh_roam_hint(net.n[0].m, net.now), 0);
+  ck_assert(wgam_mesh_get_wants(net.n[0].m) & WGAM_WANT_DEVICE);
+  pump(0);
+  t0 = net.now;
+  net.now += 10 * WGAM_MILLISECONDS;
+  ck_assert_int_eq(wgam_mesh_roam_hint(net.n[0].m, net.now), 0);
+  ck_assert(!(wgam_mesh_get_wants(net.n[0].m) & WGAM_WANT_DEVICE));
+  ck_assert_uint_le(wgam_mesh_get_expiry(net.n[0].m),
+                    t0 + 250 * WGAM_MILLISECONDS);
+  /* Turned off: the periodic read is back within device_interval. */
+  ck_assert_int_eq(wgam_mesh_set_roam_hints(net.n[0].m, 0, net.now), 0);
+  ck_assert_uint_le(wgam_mesh_get_expiry(net.n[0].m),
+                    net.now + 2 * WGAM_SECONDS);
 }
 END_TEST
 
@@ -3272,7 +3353,8 @@ static Suite *mesh_suite(void) {
   tcase_add_test(tc, test_reload);
   tcase_add_test(tc, test_symmetric_no_flap);
   tcase_add_test(tc, test_roaming_public);
-  tcase_add_test(tc, test_nat_moved);
+  tcase_add_loop_test(tc, test_nat_moved, 0, 2);
+  tcase_add_loop_test(tc, test_hints_rest, 0, 2);
   tcase_add_test(tc, test_merge_rule);
   tcase_add_test(tc, test_merge_matches_reference);
   tcase_add_test(tc, test_table_collisions);

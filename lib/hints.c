@@ -1,0 +1,125 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Roam hints, and the heartbeat they allow (fast policy).
+ *
+ * Without them the engine learns of a move only from device reads, so a
+ * node behind a NAT probes its peers every probe_idle (only its own
+ * packets reopen its NAT after a reboot or a new WAN address) and a node
+ * that sees moves reads its device in the wake-up of those probes: a
+ * mesh at rest wakes every daemon a few times a second.
+ *
+ * With hints, the caller tells us when a packet reached WireGuard from an
+ * address no peer had at the last read: what WireGuard roamed, or a new
+ * peer's first handshake, is read at once. The heartbeat moves into
+ * WireGuard: a node behind a NAT sets a persistent keepalive of
+ * probe_idle towards the peers that see its moves unasked (an endpoint of
+ * theirs configured), whose hint then starts the announce of its new
+ * address; it no longer probes on its own cadence, and nobody reads the
+ * device more than every rest_read while every path is settled.
+ */
+#include "engine.h"
+
+int wgam_mesh_set_roam_hints(wgam_mesh *m, int on, wgam_tstamp ts) {
+  size_t i;
+
+  if (!m)
+    return WGAM_ERR_INVALID_ARGUMENT;
+  on = on && m->s.policy == WGAM_POLICY_FAST;
+  if (on == m->roam_hints)
+    return 0;
+  m->roam_hints = on;
+  wgam_log(m, WGAM_LOG_DEBUG, "roam hints %s", on ? "on" : "off");
+  for (i = 0; i < m->npeers; i++) {
+    struct peer *p = &m->peers[i];
+
+    if (i == m->self_idx)
+      continue;
+    if (p->state == PEER_CONNECTED)
+      wgam_set_keepalive(m, p, wgam_connected_keepalive(m, p));
+    wgam_heap_set(m, (uint32_t)i, ts); /* its probes: on or off */
+  }
+  /* Without hints, the periodic read is what finds a move again. */
+  if (!on)
+    m->t_device = ts_min(m->t_device, ts_add(ts, m->s.device_interval));
+  return 0;
+}
+
+int wgam_mesh_roam_hint(wgam_mesh *m, wgam_tstamp ts) {
+  wgam_tstamp at;
+
+  if (!m)
+    return WGAM_ERR_INVALID_ARGUMENT;
+  if (!m->dev_seen)
+    return 0; /* the first read is on its way */
+  at = ts_add(m->dev_at, wgam_fixed.hint_read_gap);
+  if (ts >= at)
+    m->wants |= WGAM_WANT_DEVICE;
+  else
+    m->t_early = ts_min(m->t_early, at);
+  return 0;
+}
+
+/*
+ * The heartbeat is WireGuard's: hints come, and we are seen by a connected
+ * peer when we move (we have an endpoint configured, so a move of ours is
+ * a new configuration, or a peer with one is connected to us). Idle
+ * probes are then left out.
+ */
+int wgam_heartbeat_in_wg(const wgam_mesh *m) {
+  return m->roam_hints && (!self_behind_nat(m) || m->nobservers);
+}
+
+/*
+ * The persistent keepalive of connected peer @p: behind a NAT, with hints,
+ * the heartbeat towards the peers that see our moves, every probe_idle
+ * (at least a second, WireGuard's unit); else keepalive_connected, which
+ * keeps NAT mappings alive.
+ */
+uint16_t wgam_connected_keepalive(const wgam_mesh *m, const struct peer *p) {
+  uint16_t ka = m->s.keepalive_connected;
+
+  if (m->roam_hints && self_behind_nat(m) && p->ncfg && m->s.probe_idle) {
+    wgam_tstamp idle = wgam_probe_idle(m);
+    wgam_tstamp secs = (idle + WGAM_SECONDS - 1) / WGAM_SECONDS;
+
+    if (secs < 1)
+      secs = 1;
+    if (!ka || secs < ka)
+      ka = (uint16_t)secs;
+  }
+  return ka;
+}
+
+/* After a read: counts what decides the next one and the heartbeat. */
+void wgam_hints_observed(wgam_mesh *m) {
+  size_t i;
+
+  m->nobservers = 0;
+  m->nbusy = 0;
+  for (i = 0; i < m->npeers; i++) {
+    const struct peer *p = &m->peers[i];
+
+    if (i == m->self_idx)
+      continue;
+    if (p->state == PEER_CONNECTED && p->route == WGAM_ROUTE_DIRECT && p->ncfg)
+      m->nobservers++;
+    if (p->state == PEER_TRYING || p->state == PEER_RETRIED ||
+        p->state == PEER_SWITCHING || cold(p)->probe_at != NONE ||
+        cold(p)->along_at != NONE)
+      m->nbusy++;
+  }
+}
+
+/* A path is being tried or probed: the periodic read comes within
+ * device_interval again (a handshake may complete mid-window). */
+void wgam_hints_busy(wgam_mesh *m, wgam_tstamp ts) {
+  if (m->roam_hints)
+    m->t_device = ts_min(m->t_device, ts_add(ts, m->s.device_interval));
+}
+
+/* How long after a read the next periodic one comes. */
+wgam_tstamp wgam_read_interval(const wgam_mesh *m) {
+  if (m->roam_hints && !m->nbusy && m->s.device_interval < wgam_fixed.rest_read)
+    return wgam_fixed.rest_read;
+  return m->s.device_interval;
+}
