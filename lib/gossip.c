@@ -128,7 +128,10 @@ static int handle_lan_broadcast(wgam_mesh *m, const wgam_addr *src,
     wgam_log(m, WGAM_LOG_INFO, "peer %s: LAN endpoint %s",
              wgam_key_short(p->pubkey).s, wgam_addr_str(&lan).s);
     peer_lan(p)->addr = lan;
-    p->learned_at = ts;
+    /* Not news when WireGuard already has the peer there (it roamed to
+     * the LAN path): nothing to probe. */
+    if (!wgam_addr_equal(&p->dev_ep, &lan))
+      p->learned_at = ts;
     if (wgam_addr_hash32(&lan) != peer_lan(p)->failed)
       peer_lan(p)->fail_until = NONE; /* a new address deserves a try at once */
     peer_lan(p)->seen = ts;
