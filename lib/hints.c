@@ -51,11 +51,11 @@ int wgam_mesh_roam_hint(wgam_mesh *m, wgam_tstamp ts) {
     return WGAM_ERR_INVALID_ARGUMENT;
   if (!m->dev_seen)
     return 0; /* the first read is on its way */
+  /* The watch sees the packet before WireGuard has handled it. */
   at = ts_add(m->dev_at, wgam_fixed.hint_read_gap);
-  if (ts >= at)
-    m->wants |= WGAM_WANT_DEVICE;
-  else
-    m->t_early = ts_min(m->t_early, at);
+  if (at < ts_add(ts, wgam_fixed.hint_settle))
+    at = ts_add(ts, wgam_fixed.hint_settle);
+  m->t_early = ts_min(m->t_early, at);
   return 0;
 }
 

@@ -108,6 +108,7 @@ struct wgam_fixed {
   wgam_tstamp probe_news_min;   /* the same, floor of its round-trip scale */
   wgam_tstamp ping_read_gap;    /* a Ping has the device read, this far apart */
   wgam_tstamp round_stagger;    /* a probe round's first Ping goes alone */
+  wgam_tstamp hint_settle;      /* a roam hint: the device read this later */
   wgam_tstamp hint_read_gap;    /* roam hints have the device read, apart */
   wgam_tstamp rest_read;        /* with hints, every path settled: reads */
 };

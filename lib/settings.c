@@ -204,8 +204,13 @@ const struct wgam_fixed wgam_fixed = {
      * rig). Once the first flow is set up, the NAT maps the others to
      * its port. */
     .round_stagger = 20 * WGAM_MILLISECONDS,
+    /* A roam hint comes from a packet seen on its way to WireGuard, which
+     * has yet to handle it (and move the peer's entry): the device is read
+     * this much later, not at once. */
+    .hint_settle = 10 * WGAM_MILLISECONDS,
     /* A roam hint (a packet to WireGuard's port from an address no peer
-     * had) has the device read at once, or this long after the last read:
+     * had) has the device read hint_settle later, or this long after the
+     * last read:
      * the first packets of a peer that moved or starts come in a burst
      * (an initiation, then its data), and one read a little later serves
      * them all. It also bounds what a stranger spraying packets at the

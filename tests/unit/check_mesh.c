@@ -444,6 +444,14 @@ static void run_for(wgam_tstamp dur) {
   }
 }
 
+/* Expiry handled at the current time: whether the engine asks for a
+ * device read now (node 0). */
+static int read_wanted_now(void) {
+  if (wgam_mesh_get_expiry(net.n[0].m) <= net.now)
+    wgam_mesh_handle_expiry(net.n[0].m, net.now);
+  return (wgam_mesh_get_wants(net.n[0].m) & WGAM_WANT_DEVICE) != 0;
+}
+
 static int linked(int a, int b) {
   return session_ok(&net.n[a].dev[b]) && session_ok(&net.n[b].dev[a]) &&
          path_ok(a, b) && path_ok(b, a);
@@ -1062,7 +1070,9 @@ START_TEST(test_hints_rest) {
     return;
   ck_assert(!(wgam_mesh_get_wants(net.n[0].m) & WGAM_WANT_DEVICE));
   ck_assert_int_eq(wgam_mesh_roam_hint(net.n[0].m, net.now), 0);
-  ck_assert(wgam_mesh_get_wants(net.n[0].m) & WGAM_WANT_DEVICE);
+  ck_assert(!read_wanted_now());
+  net.now += 10 * WGAM_MILLISECONDS;
+  ck_assert(read_wanted_now());
   pump(0);
   t0 = net.now;
   net.now += 10 * WGAM_MILLISECONDS;
@@ -2564,14 +2574,6 @@ START_TEST(test_ping_reads_device) {
   ck_assert_uint_le(wgam_mesh_get_expiry(net.n[0].m), t0 + WGAM_SECONDS);
 }
 END_TEST
-
-/* Expiry handled at the current time: whether the engine asks for a
- * device read now. */
-static int read_wanted_now(void) {
-  if (wgam_mesh_get_expiry(net.n[0].m) <= net.now)
-    wgam_mesh_handle_expiry(net.n[0].m, net.now);
-  return (wgam_mesh_get_wants(net.n[0].m) & WGAM_WANT_DEVICE) != 0;
-}
 
 /* Gossip through the tunnel from a peer not seen connected proves a
  * session made: the device is read at once (the node learns who is

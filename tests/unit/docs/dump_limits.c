@@ -108,6 +108,7 @@ int main(void) {
   FIXED_TIME(probe_news_min);
   FIXED_TIME(ping_read_gap);
   FIXED_TIME(round_stagger);
+  FIXED_TIME(hint_settle);
   FIXED_TIME(hint_read_gap);
   FIXED_TIME(rest_read);
 
