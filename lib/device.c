@@ -123,7 +123,9 @@ static void observe_traffic(const wgam_mesh *m, struct peer *p,
   int check = p->bits & SIG_CHECK;
   unsigned streak = p->bits >> RX_STREAK_SHIFT;
 
-  if (tx_traffic && !rx_more)
+  /* Over a window longer than probe_idle (roam hints: reads far apart)
+   * anything back answers: the peer's keepalives, a rekey's response. */
+  if (tx_traffic && !(elapsed > m->s.probe_idle ? rx > 0 : rx_more))
     check = 1;
   if (rx_traffic) {
     if (streak < 3)

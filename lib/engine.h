@@ -106,7 +106,8 @@ struct peer_cold {
   wgam_tstamp broken_at;  /* that Ping went unanswered */
   wgam_tstamp heard_at;   /* then: the last sign of the path working */
   wgam_tstamp answered_at;
-  wgam_tstamp req_at; /* we sent it a Request */
+  wgam_tstamp req_at;     /* we sent it a Request */
+  wgam_tstamp answer_end; /* what it sends before this is the answer */
   /* Relaying (relay.c). */
   uint32_t via;           /* the relay's index while routed through one */
   uint32_t avoid_via;     /* the relay that failed us, passed over a while */
@@ -456,7 +457,7 @@ wgam_tstamp wgam_early_retry_at(const wgam_mesh *m, const struct peer *p);
 void wgam_try_endpoint(wgam_mesh *m, struct peer *p, const wgam_addr *ep,
                        uint8_t src, wgam_tstamp ts);
 void wgam_ask_peer(wgam_mesh *m, struct peer *p, wgam_tstamp ts);
-int wgam_is_answer(const wgam_mesh *m, const wgam_addr *src, wgam_tstamp ts);
+int wgam_is_answer(wgam_mesh *m, const wgam_addr *src, wgam_tstamp ts);
 void wgam_became_connected(wgam_mesh *m, struct peer *p, wgam_tstamp ts);
 int wgam_early_retry_due(const wgam_mesh *m, const struct peer *p);
 wgam_tstamp wgam_cross_watch_at(const wgam_mesh *m, const struct peer *p);

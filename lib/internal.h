@@ -82,6 +82,7 @@ struct wgam_fixed {
   wgam_tstamp request_interval; /* Requests on new connections, at most */
   wgam_tstamp answer_interval;  /* one answer per source per interval */
   wgam_tstamp answer_window;    /* an Announce this soon after our Request */
+  wgam_tstamp answer_burst;     /* ... and this soon after the answer began */
   wgam_tstamp min_try;          /* a try is not cut before this */
   wgam_tstamp early_retry;      /* re-create a peer with no handshake */
   wgam_tstamp early_first;      /* the same, first endpoint of its entry */

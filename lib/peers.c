@@ -17,6 +17,7 @@ const struct peer_cold wgam_cold_none = {
     .heard_at = NONE,
     .answered_at = NONE,
     .req_at = NONE,
+    .answer_end = NONE,
     .prop_next = NONE,
     .via = NO_IDX,
     .avoid_via = NO_IDX,

@@ -301,6 +301,13 @@ int wgam_handle_announce(wgam_mesh *m, uint32_t subject,
   }
   if (!changed)
     return 0;
+  if (n)
+    wgam_log(
+        m, WGAM_LOG_TRACE, "%s %s: %s endpoint %s (%zu known)",
+        subject == SUBJECT_SELF ? "self" : "peer",
+        subject == SUBJECT_SELF ? wgam_key_short(m->pubkey).s
+                                : wgam_key_short(m->peers[subject].pubkey).s,
+        changed == 2 ? "news:" : "refreshed", wgam_addr_str(&out[0].addr).s, n);
   state_changed(m, ts);
   if (m->s.policy == WGAM_POLICY_CLASSIC) {
     propagate(m, subject, ts);

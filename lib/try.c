@@ -605,18 +605,31 @@ void wgam_ask_peer(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
   if (!c || wgam_queue_to_peer(m, WGAM_MSG_REQUEST, NO_IDX, p) != 0)
     return;
   c->req_at = ts;
+  c->answer_end = ts_add(ts, wgam_fixed.answer_window);
   m->answers_until = ts_add(ts, wgam_fixed.answer_window);
 }
 
-int wgam_is_answer(const wgam_mesh *m, const wgam_addr *src, wgam_tstamp ts) {
+/*
+ * Whether an Announce from @src is the answer to our Request: it comes
+ * within answer_window, and within answer_burst of the answer's first
+ * datagram (the whole store goes out at once). What the peer sends after
+ * is news again: a peer that moves right after we asked a node that sees
+ * it is not missed.
+ */
+int wgam_is_answer(wgam_mesh *m, const wgam_addr *src, wgam_tstamp ts) {
+  struct peer_cold *c;
   uint32_t idx;
 
   if (m->s.policy != WGAM_POLICY_FAST || ts >= m->answers_until)
     return 0; /* nothing asked lately: no lookup on this hot path */
   idx = wgam_find_addr(m, src);
-  return idx != NO_IDX && idx != m->self_idx &&
-         cold(&m->peers[idx])->req_at != NONE &&
-         ts < ts_add(cold(&m->peers[idx])->req_at, wgam_fixed.answer_window);
+  if (idx == NO_IDX || idx == m->self_idx)
+    return 0;
+  c = m->peers[idx].cold; /* there since the Request, if any */
+  if (!c || c->req_at == NONE || ts >= c->answer_end)
+    return 0;
+  c->answer_end = ts_min(c->answer_end, ts_add(ts, wgam_fixed.answer_burst));
+  return 1;
 }
 
 /*

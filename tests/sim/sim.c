@@ -90,6 +90,7 @@ static void cb_log(void *user_data, int level, const char *msg) {
 }
 
 static void node_service(struct sim *s, uint32_t i);
+static void node_schedule(struct sim *s, uint32_t i);
 
 /* --log-node: the device writes of that node, next to its engine's log. */
 static void log_update(struct sim *s, uint32_t i, uint32_t j,
@@ -210,7 +211,6 @@ static void node_service(struct sim *s, uint32_t i) {
   wgam_peer_update u;
   wgam_addr dst;
   wgam_ssize len;
-  wgam_tstamp e;
   uint32_t wants;
 
   /* The daemon applies the updates first (flush() in cli/daemon.c). */
@@ -244,7 +244,14 @@ static void node_service(struct sim *s, uint32_t i) {
   }
   if (wants & WGAM_WANT_IGD)
     wgam_mesh_ack_igd(n->mesh);
-  e = wgam_mesh_get_expiry(n->mesh);
+  node_schedule(s, i);
+}
+
+/* A timer event at the engine's next expiry, unless one comes sooner. */
+static void node_schedule(struct sim *s, uint32_t i) {
+  struct node *n = &s->nodes[i];
+  wgam_tstamp e = wgam_mesh_get_expiry(n->mesh);
+
   if (e != WGAM_TSTAMP_NONE && e < n->sched) {
     if (e <= s->now)
       e = s->now;
@@ -252,6 +259,15 @@ static void node_service(struct sim *s, uint32_t i) {
     if (evq_push(&s->q, e, EV_TIMER, i, 0, 0))
       fatal_nomem();
   }
+}
+
+void node_roam_hint(struct sim *s, uint32_t h) {
+  struct node *n = &s->nodes[h];
+
+  if (!s->p.roam_hints || !n->started)
+    return;
+  wgam_mesh_roam_hint(n->mesh, s->now);
+  node_schedule(s, h);
 }
 
 void node_deliver(struct sim *s, uint32_t h, uint32_t sip, uint16_t sport,
@@ -457,6 +473,8 @@ static void node_start(struct sim *s, uint32_t i) {
     }
     rc = wgam_mesh_new(&n->mesh, &st, s->now);
   }
+  if (rc == 0 && s->p.roam_hints)
+    rc = wgam_mesh_set_roam_hints(n->mesh, 1, s->now);
   if (rc == 0)
     rc = wgam_mesh_set_peers(n->mesh, s->cfg, s->n, s->now);
   if (rc < 0) {
@@ -1701,6 +1719,10 @@ static void usage(FILE *f) {
           "the pairs of the last\n"
           "                     quarter had in common, and the K last pairs' "
           "handshake history\n"
+          "  --roam-hints       the engines get roam hints: a device that "
+          "moves an entry to a\n"
+          "                     new source tells its engine, as the "
+          "daemon's roam watch does\n"
           "  --wg-strict        WireGuard details the default model leaves "
           "out: answering an\n"
           "                     initiation while ours is under way makes the "
@@ -1758,6 +1780,7 @@ int main(int argc, char **argv) {
       {"trace-pair", required_argument, NULL, 'f'},
       {"trace-csv", required_argument, NULL, 'V'},
       {"wg-strict", no_argument, NULL, 'Q'},
+      {"roam-hints", no_argument, NULL, 'H'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
   };
@@ -1915,6 +1938,9 @@ int main(int argc, char **argv) {
       break;
     case 'Q':
       p.wg_strict = 1;
+      break;
+    case 'H':
+      p.roam_hints = 1;
       break;
     case 'V':
       p.trace_csv = optarg;

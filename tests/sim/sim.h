@@ -227,6 +227,7 @@ struct params {
   double mem_limit_gib;
   int wg_strict;            /* crossing initiations fail, an initiation without
                                endpoint is spent, updates go before datagrams */
+  int roam_hints;           /* the engines get roam hints (hints.c) */
   uint32_t trace_last;      /* --trace-last K */
   const char *trace_csv;    /* --trace-csv FILE */
   int64_t trace_a, trace_b; /* --trace-pair A:B, -1: none */
@@ -401,6 +402,9 @@ void pkt_free(struct sim *s, uint32_t idx);
 void pay_release(struct paypool *pp);
 
 /* sim.c: the engines. */
+/* Device @h moved its entry of a peer to a new source: with --roam-hints
+ * the engine hears of it as the daemon's watch would tell it. */
+void node_roam_hint(struct sim *s, uint32_t h);
 void node_deliver(struct sim *s, uint32_t h, uint32_t sip, uint16_t sport,
                   const uint8_t *data, size_t len);
 void metric_session(struct sim *s, uint32_t i, uint32_t j);

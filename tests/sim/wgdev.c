@@ -612,10 +612,14 @@ static void note_rx(struct sim *s, uint32_t h, uint32_t from,
                     const struct pkt *p, uint32_t wire) {
   struct dpeer *dp = DP(s, h, from);
 
+  int moved = dp->ep_ip != p->sip || dp->ep_port != p->sport;
+
   if (s->tr && !dp->ep_ip)
     trace_roam(s, h, from);
   dp->ep_ip = p->sip; /* roaming */
   dp->ep_port = p->sport;
+  if (moved)
+    node_roam_hint(s, h);
   dp->rx = s->stamp;
   dp->rx_bytes += wire;
   metric_rx(s, h, from);

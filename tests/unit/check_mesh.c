@@ -2318,7 +2318,8 @@ END_TEST
 
 /* What a node we asked for its store sends back is taken, tried, and not
  * flooded again (it spread it when it learned it); the same from a node we
- * did not ask, or after the answer window, is news. */
+ * did not ask, after the answer's burst, or after the answer window, is
+ * news. */
 START_TEST(test_answers_not_reflooded) {
   wgam_endpoint ep;
   wgam_peer_info info;
@@ -2346,6 +2347,17 @@ START_TEST(test_answers_not_reflooded) {
   ck_assert_int_eq(count_out(0), 0);
   peer_info(0, 5, &info);
   ck_assert(same(&info.known[0].addr, &ep.addr));
+  /* The rest of the answer comes with it (within answer_burst) ... */
+  net.now += 150 * WGAM_MILLISECONDS;
+  ep.addr = tu_v4(203, 0, 113, 80, 7000);
+  announce_from(0, asked, 8, &ep, 1, 4);
+  ck_assert_int_eq(count_out(0), 0);
+  /* ... and what the asked node sends after it is news, though within
+   * the answer window (a peer that moved right after we asked). */
+  net.now += 100 * WGAM_MILLISECONDS;
+  ep.addr = tu_v4(203, 0, 113, 81, 7000);
+  announce_from(0, asked, 9, &ep, 1, 5);
+  ck_assert_int_eq(count_out(0), 10);
 
   ep.addr = tu_v4(203, 0, 113, 78, 7000);
   announce_from(0, other, 7, &ep, 1, 2);

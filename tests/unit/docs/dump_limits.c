@@ -83,6 +83,7 @@ int main(void) {
   FIXED_TIME(request_interval);
   FIXED_TIME(answer_interval);
   FIXED_TIME(answer_window);
+  FIXED_TIME(answer_burst);
   FIXED_TIME(min_try);
   FIXED_TIME(early_retry);
   FIXED_TIME(early_quiet);
