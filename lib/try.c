@@ -625,7 +625,7 @@ int wgam_is_answer(wgam_mesh *m, const wgam_addr *src, wgam_tstamp ts) {
   idx = wgam_find_addr(m, src);
   if (idx == NO_IDX || idx == m->self_idx)
     return 0;
-  c = m->peers[idx].cold; /* there since the Request, if any */
+  c = cold_full(&m->peers[idx]); /* whole since the Request, if any */
   if (!c || c->req_at == NONE || ts >= c->answer_end)
     return 0;
   c->answer_end = ts_min(c->answer_end, ts_add(ts, wgam_fixed.answer_burst));
