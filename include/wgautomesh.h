@@ -560,7 +560,7 @@ WGAM_EXTERN int wgam_mesh_observe_device(wgam_mesh *mesh,
  * or probed; when every path is settled it reads rarely. A node behind a
  * NAT (no endpoint of its own configured) then keeps its NAT open towards
  * the peers that see its moves unasked (those with an endpoint configured)
- * with WireGuard's persistent keepalive, every probe_idle, instead of probe
+ * with WireGuard's persistent keepalive, every 2 s, instead of probe
  * rounds of its own: a mesh at rest costs next to nothing, and a move is
  * seen as soon as the moved node's next keepalive arrives.
  *

@@ -273,6 +273,7 @@ struct wgam_mesh {
    * connected peers see our moves unasked (an endpoint of theirs
    * configured), and how many paths were being tried or probed. */
   int roam_hints;
+  size_t npublic; /* peers with an endpoint configured */
   size_t nobservers;
   size_t nbusy;
 
@@ -473,6 +474,7 @@ wgam_tstamp wgam_probe_idle(const wgam_mesh *m);
 int wgam_heartbeat_in_wg(const wgam_mesh *m);
 uint16_t wgam_connected_keepalive(const wgam_mesh *m, const struct peer *p);
 void wgam_hints_observed(wgam_mesh *m);
+void wgam_hints_recount(wgam_mesh *m);
 void wgam_hints_busy(wgam_mesh *m, wgam_tstamp ts);
 wgam_tstamp wgam_read_interval(const wgam_mesh *m);
 

@@ -12,7 +12,7 @@
  * address no peer had at the last read: what WireGuard roamed, or a new
  * peer's first handshake, is read at once. The heartbeat moves into
  * WireGuard: a node behind a NAT sets a persistent keepalive of
- * probe_idle towards the peers that see its moves unasked (an endpoint of
+ * heartbeat towards the peers that see its moves unasked (an endpoint of
  * theirs configured), whose hint then starts the announce of its new
  * address; it no longer probes on its own cadence, and nobody reads the
  * device more than every rest_read while every path is settled.
@@ -71,23 +71,38 @@ int wgam_heartbeat_in_wg(const wgam_mesh *m) {
 
 /*
  * The persistent keepalive of connected peer @p: behind a NAT, with hints,
- * the heartbeat towards the peers that see our moves, every probe_idle
- * (at least a second, WireGuard's unit); else keepalive_connected, which
- * keeps NAT mappings alive.
+ * the heartbeat towards the peers that see our moves, every heartbeat, or
+ * slower when there are so many of them that the keepalives would pass
+ * probe_rate a second (whole seconds, WireGuard's unit); else, and at
+ * most, keepalive_connected, which keeps NAT mappings alive.
  */
 uint16_t wgam_connected_keepalive(const wgam_mesh *m, const struct peer *p) {
   uint16_t ka = m->s.keepalive_connected;
 
-  if (m->roam_hints && self_behind_nat(m) && p->ncfg && m->s.probe_idle) {
-    wgam_tstamp idle = wgam_probe_idle(m);
-    wgam_tstamp secs = (idle + WGAM_SECONDS - 1) / WGAM_SECONDS;
+  if (m->roam_hints && self_behind_nat(m) && p->ncfg) {
+    wgam_tstamp beat = wgam_fixed.heartbeat;
+    wgam_tstamp budget =
+        (wgam_tstamp)m->npublic * WGAM_SECONDS / wgam_fixed.probe_rate;
+    wgam_tstamp secs;
 
-    if (secs < 1)
-      secs = 1;
+    if (budget > beat)
+      beat = budget;
+    secs = (beat + WGAM_SECONDS - 1) / WGAM_SECONDS;
     if (!ka || secs < ka)
       ka = (uint16_t)secs;
   }
   return ka;
+}
+
+/* After the peer list or our identity changed: the peers with an
+ * endpoint configured. */
+void wgam_hints_recount(wgam_mesh *m) {
+  size_t i;
+
+  m->npublic = 0;
+  for (i = 0; i < m->npeers; i++)
+    if (i != m->self_idx && m->peers[i].ncfg)
+      m->npublic++;
 }
 
 /* After a read: counts what decides the next one and the heartbeat. */

@@ -112,6 +112,7 @@ struct wgam_fixed {
   wgam_tstamp hint_settle;      /* a roam hint: the device read this later */
   wgam_tstamp hint_read_gap;    /* roam hints have the device read, apart */
   wgam_tstamp rest_read;        /* with hints, every path settled: reads */
+  wgam_tstamp heartbeat;        /* with hints: keepalive towards observers */
 };
 extern const struct wgam_fixed wgam_fixed;
 

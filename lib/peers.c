@@ -224,6 +224,7 @@ void wgam_update_identity(wgam_mesh *m) {
     wgam_store_set(m, me, NULL, NULL, 0);
   }
   wgam_relay_recount(m);
+  wgam_hints_recount(m);
   m->nconnected = 0;
   for (i = 0; i < m->npeers; i++)
     if (i != m->self_idx && m->peers[i].state == PEER_CONNECTED)

@@ -1034,7 +1034,7 @@ END_TEST
  * peer each probe_idle and everyone reads the device every
  * device_interval. With them, nobody probes, the device is read every
  * rest_read, and a node behind a NAT has WireGuard send the heartbeat:
- * a persistent keepalive of probe_idle towards the public node, the
+ * a persistent keepalive of heartbeat towards the public node, the
  * usual one towards the others. A hint has the device read at once, and
  * another within hint_read_gap of that read waits for the gap.
  */
@@ -1063,7 +1063,7 @@ START_TEST(test_hints_rest) {
         ck_assert_msg(n >= 10, "node %d: %u datagrams a minute", i, n);
     }
   }
-  ck_assert_uint_eq(net.n[1].dev[0].ka, hints ? 4 : 30);
+  ck_assert_uint_eq(net.n[1].dev[0].ka, hints ? 2 : 30);
   ck_assert_uint_eq(net.n[1].dev[2].ka, 30);
   ck_assert_uint_eq(net.n[0].dev[1].ka, 30);
   if (!hints)

@@ -112,6 +112,7 @@ int main(void) {
   FIXED_TIME(hint_settle);
   FIXED_TIME(hint_read_gap);
   FIXED_TIME(rest_read);
+  FIXED_TIME(heartbeat);
 
   CONST(WGAM_MAX_ENDPOINTS);
   CONST(WGAM_GOSSIP_FANOUT);
