@@ -476,6 +476,7 @@ static void control_cb(void *user_data, const char *cmd, struct sbuf *reply) {
     return;
   }
   st.relay = d->fwd.relay;
+  st.roam_watch = d->watch && !d->watch_full;
   if (d->pm) {
     struct portmap_endpoint eps[PORTMAP_MAX];
     uint64_t now_ms = now_mono() / WGAM_MILLISECONDS;

@@ -201,6 +201,8 @@ void status_render_json(struct sbuf *b, const struct status *st) {
   jw_str(b, st->policy);
   sb_puts(b, ",\"relay\":");
   jw_bool(b, st->relay);
+  sb_puts(b, ",\"roam_watch\":");
+  jw_bool(b, st->roam_watch);
   sb_puts(b, ",\"peers\":[");
   for (size_t i = 0; i < st->npeers; i++) {
     if (i)
@@ -308,9 +310,10 @@ void status_render_table(struct sbuf *out, const struct status *st) {
     snprintf(exts, sizeof(exts), "none");
   sb_printf(out,
             "interface: %s  public key: %s  listen port: %u  "
-            "external endpoint: %s  policy: %s%s\n",
+            "external endpoint: %s  policy: %s%s%s\n",
             st->interface, key, st->stats.listen_port, exts, st->policy,
-            st->relay ? "  relay: yes" : "");
+            st->relay ? "  relay: yes" : "",
+            st->roam_watch ? "  roam watch: on" : "");
   for (size_t i = 0; i < st->npeers; i++)
     if (st->peers[i].relay || st->peers[i].info.route != WGAM_ROUTE_DIRECT)
       ncols = NCOLS;
@@ -480,6 +483,9 @@ void status_render_prometheus(struct sbuf *out, const struct status *st) {
   prom_head(out, "relay", "gauge",
             "1 if this node forwards mesh traffic (its entry says relay).");
   sb_printf(out, "wgautomesh_relay %d\n", st->relay != 0);
+  prom_head(out, "roam_watch", "gauge",
+            "1 while the roam watch tells the engine of moved peers.");
+  sb_printf(out, "wgautomesh_roam_watch %d\n", st->roam_watch != 0);
   prom_head(out, "relay_switches_total", "counter",
             "Moves of a peer's route to a relay or back, all peers.");
   sb_printf(out, "wgautomesh_relay_switches_total %" PRIu64 "\n",

@@ -45,6 +45,8 @@ struct status {
   const char *policy;
   /* We forward mesh traffic for the others (our own entry says relay). */
   int relay;
+  /* The roam watch is on (roam_watch.h). */
+  int roam_watch;
   wgam_stats stats;
   struct status_peer *peers;
   size_t npeers;

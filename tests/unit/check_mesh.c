@@ -1035,8 +1035,8 @@ END_TEST
  * device_interval. With them, nobody probes, the device is read every
  * rest_read, and a node behind a NAT has WireGuard send the heartbeat:
  * a persistent keepalive of heartbeat towards the public node, the
- * usual one towards the others. A hint has the device read at once, and
- * another within hint_read_gap of that read waits for the gap.
+ * usual one towards the others. A hint has the device read hint_settle
+ * later, and another within hint_read_gap of that read waits for the gap.
  */
 START_TEST(test_hints_rest) {
   unsigned reads[4], sent[4];

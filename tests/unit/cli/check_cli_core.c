@@ -211,6 +211,7 @@ static void fake_status(struct status *st, struct status_peer peers[2]) {
   ck_assert_int_eq(wgam_key_from_base64(st->stats.pubkey, keys[0], 44), 0);
   st->stats.has_pubkey = 1;
   st->stats.listen_port = 51820;
+  st->roam_watch = 1;
   st->stats.nexternal = 1;
   ck_assert_int_eq(
       wgam_addr_parse(&st->stats.external[0], "203.0.113.5:40000", 0), 0);
@@ -261,7 +262,7 @@ START_TEST(test_render_table) {
       sb_cstr(&out),
       "interface: wg0  public key: lEFx+aA1pzIMPOhRAwFvmTJ1GL6enLup7Tt6y0PDd1k="
       "  listen port: 51820  external endpoint: 203.0.113.5:40000  policy: "
-      "fast\n"
+      "fast  roam watch: on\n"
       "PEER       ADDRESS     ENDPOINT            SOURCE  STATE      "
       "HANDSHAKE\n"
       "NpGxDw7K\u2026  100.64.0.2  198.51.100.2:51820  gossip  connected  12s "
@@ -292,6 +293,7 @@ START_TEST(test_render_json) {
   ck_assert_str_eq(cJSON_GetObjectItem(root, "external_endpoint")->valuestring,
                    "203.0.113.5:40000");
   ck_assert_int_eq(cJSON_GetObjectItem(root, "listen_port")->valueint, 51820);
+  ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(root, "roam_watch")));
   ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(root, "peers")), 2);
   p = cJSON_GetArrayItem(cJSON_GetObjectItem(root, "peers"), 0);
   ck_assert_str_eq(cJSON_GetObjectItem(p, "address")->valuestring,
@@ -399,7 +401,7 @@ START_TEST(test_render_relay) {
       sb_cstr(&out),
       "interface: wg0  public key: lEFx+aA1pzIMPOhRAwFvmTJ1GL6enLup7Tt6y0PDd1k="
       "  listen port: 51820  external endpoint: 203.0.113.5:40000  policy: "
-      "fast  relay: yes\n"
+      "fast  relay: yes  roam watch: on\n"
       "PEER       ADDRESS     ENDPOINT            SOURCE  STATE      "
       "HANDSHAKE  RELAY  ROUTE\n"
       "NpGxDw7K\u2026  100.64.0.2  198.51.100.2:51820  gossip  connected  12s "
@@ -454,6 +456,7 @@ START_TEST(test_render_relay) {
   {
     static const char *const want[] = {
         "wgautomesh_relay 1\n",
+        "wgautomesh_roam_watch 1\n",
         "wgautomesh_relay_switches_total 5\n",
         "wgautomesh_peer_relay{peer=\"NpGxDw7K3av+GCqvk91iGMzXatjSG08RDFN/"
         "gHLAnFM=\"} 1\n",
