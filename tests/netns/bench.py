@@ -18,6 +18,7 @@ A run that does not finish within the cap is printed as ">cap".
     sudo WGAM_BIN=build/cli/wgautomesh tests/netns/bench.py five [--runs 5]
          [--cap 60] [--cpu-minutes 3] [--settle 60] [--cpu-log-level info|debug]
          [--no-cpu | --cpu-only] [--keep] [--random-moment [--seed N]]
+         [--no-roam-watch]
 
 The speed rows, in five nodes (a public; b and c on one LAN behind the cone
 NAT r1; d behind r2; e behind r3; only a's endpoint configured; daemons
@@ -34,7 +35,9 @@ Then, on a fresh mesh after --settle seconds, the CPU of each daemon over
 scaled to an hour, and how many times a minute its threads were put on a
 CPU (about its wake-ups, each one a context switch); the daemons log at
 --cpu-log-level (default info, as in production; the other rows run them
-with -v and "log_level": "debug").
+with -v and "log_level": "debug"). --no-roam-watch: every daemon with
+"roam_watch": false (it reads every device_interval and probes every
+probe_idle).
 
     sudo WGAM_BIN=build/cli/wgautomesh tests/netns/bench.py relay [--runs 5]
          [--cap 30] [--direct-cap 90]
@@ -357,8 +360,11 @@ def main_five(argv):
     runs = 0 if "--cpu-only" in argv else int(arg(argv, "--runs", 5))
     cap = float(arg(argv, "--cap", 60))
     S.HANG = cap
+    if "--no-roam-watch" in argv:
+        R.Rig.extra_config = {"roam_watch": False}
     print("five nodes (%s), only a's endpoint configured, wireguard-go; "
-          "%d runs, cap %.0f s; daemon %s" % (FIVE, runs, cap, os.environ["WGAM_BIN"]))
+          "%d runs, cap %.0f s; daemon %s%s" % (FIVE, runs, cap, os.environ["WGAM_BIN"],
+                                              ", roam watch off" if R.Rig.extra_config else ""))
     rows = {"handshakes": [], "ping": [], "wan": [], "reboot": []}
     rng = None
     if "--random-moment" in argv:

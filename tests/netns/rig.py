@@ -540,6 +540,9 @@ table inet fw {
             self.start_wg(n)
 
     # daemon
+    # Configuration keys every node gets (a benchmark's switch).
+    extra_config = {}
+
     def write_config(self, node, endpoints=None, policy=None, extra=None):
         """Every node gets the same peer list (itself included, as with the
         original); only nodes in @endpoints {node: "ip:port"} get one."""
@@ -560,6 +563,7 @@ table inet fw {
             "log_level": os.environ.get("WGAM_LOG_LEVEL", "debug"),
             "peers": peers,
         }
+        cfg.update(self.extra_config)
         if extra:
             cfg.update(extra)
         node.config = cfg

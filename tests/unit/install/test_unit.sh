@@ -29,8 +29,8 @@ for line in \
   'ExecReload=/bin/kill -HUP $MAINPID' \
   'Restart=on-failure' \
   'RestartPreventExitStatus=2' \
-  'CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_BIND_SERVICE' \
-  'AmbientCapabilities=CAP_NET_ADMIN CAP_NET_BIND_SERVICE' \
+  'CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_BIND_SERVICE CAP_NET_RAW' \
+  'AmbientCapabilities=CAP_NET_ADMIN CAP_NET_BIND_SERVICE CAP_NET_RAW' \
   'ProtectSystem=strict' \
   'ProtectHome=yes' \
   'PrivateTmp=yes' \
@@ -38,7 +38,7 @@ for line in \
   'RuntimeDirectory=wgautomesh' \
   'ReadWritePaths=-/run/wireguard' \
   'NoNewPrivileges=yes' \
-  'RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK' \
+  'RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK AF_PACKET' \
   'ProtectKernelModules=yes' \
   'ProtectKernelTunables=yes' \
   'LockPersonality=yes' \
