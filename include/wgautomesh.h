@@ -559,7 +559,7 @@ WGAM_EXTERN int wgam_mesh_observe_device(wgam_mesh *mesh,
  * and otherwise every device_interval only while some path is being tried
  * or probed; when every path is settled it reads rarely. A node behind a
  * NAT (no endpoint of its own configured) then keeps its NAT open towards
- * the peers that see its moves unasked (those with an endpoint configured)
+ * a few peers that see its moves unasked (with an endpoint configured)
  * with WireGuard's persistent keepalive, every 2 s, instead of probe
  * rounds of its own: a mesh at rest costs next to nothing, and a move is
  * seen as soon as the moved node's next keepalive arrives.

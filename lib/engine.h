@@ -24,6 +24,9 @@
 /* Candidates of one round: LAN + our own last observation + gossip +
  * configured. */
 #define MAX_CANDIDATES (2 + WGAM_MAX_ENDPOINTS + MAX_CFG_ENDPOINTS)
+/* With roam hints, the peers with an endpoint configured a node behind a
+ * NAT sends its heartbeat to (hints.c). */
+#define HEARTBEAT_PEERS 3
 
 /*
  * The per-peer state machine (try.c has the diagram). The first four are
@@ -273,7 +276,10 @@ struct wgam_mesh {
    * connected peers see our moves unasked (an endpoint of theirs
    * configured), and how many paths were being tried or probed. */
   int roam_hints;
-  size_t npublic; /* peers with an endpoint configured */
+  /* The peers with an endpoint configured that our heartbeat goes to,
+   * the first ones in our gossip order. */
+  uint32_t beat_to[HEARTBEAT_PEERS];
+  size_t nbeat_to;
   size_t nobservers;
   size_t nbusy;
 

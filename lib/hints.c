@@ -12,8 +12,8 @@
  * address no peer had at the last read: what WireGuard roamed, or a new
  * peer's first handshake, is read at once. The heartbeat moves into
  * WireGuard: a node behind a NAT sets a persistent keepalive of
- * heartbeat towards the peers that see its moves unasked (an endpoint of
- * theirs configured), whose hint then starts the announce of its new
+ * heartbeat towards a few peers that see its moves unasked (an endpoint
+ * of theirs configured), whose hint then starts the announce of its new
  * address; it no longer probes on its own cadence, and nobody reads the
  * device more than every rest_read while every path is settled.
  */
@@ -71,38 +71,46 @@ int wgam_heartbeat_in_wg(const wgam_mesh *m) {
 
 /*
  * The persistent keepalive of connected peer @p: behind a NAT, with hints,
- * the heartbeat towards the peers that see our moves, every heartbeat, or
- * slower when there are so many of them that the keepalives would pass
- * probe_rate a second (whole seconds, WireGuard's unit); else, and at
- * most, keepalive_connected, which keeps NAT mappings alive.
+ * every heartbeat towards the few peers with an endpoint configured that
+ * our heartbeat goes to (beat_to: they see our moves unasked; a few, so
+ * that one down does not hide a move, and never many, whatever the size
+ * of the mesh); else keepalive_connected, which keeps NAT mappings alive.
  */
 uint16_t wgam_connected_keepalive(const wgam_mesh *m, const struct peer *p) {
   uint16_t ka = m->s.keepalive_connected;
+  uint32_t idx = (uint32_t)(p - m->peers);
+  size_t i;
 
-  if (m->roam_hints && self_behind_nat(m) && p->ncfg) {
-    wgam_tstamp beat = wgam_fixed.heartbeat;
-    wgam_tstamp budget =
-        (wgam_tstamp)m->npublic * WGAM_SECONDS / wgam_fixed.probe_rate;
-    wgam_tstamp secs;
+  if (!m->roam_hints || !self_behind_nat(m))
+    return ka;
+  for (i = 0; i < m->nbeat_to; i++)
+    if (m->beat_to[i] == idx) {
+      wgam_tstamp secs =
+          (wgam_fixed.heartbeat + WGAM_SECONDS - 1) / WGAM_SECONDS;
 
-    if (budget > beat)
-      beat = budget;
-    secs = (beat + WGAM_SECONDS - 1) / WGAM_SECONDS;
-    if (!ka || secs < ka)
-      ka = (uint16_t)secs;
-  }
+      return !ka || secs < ka ? (uint16_t)secs : ka;
+    }
   return ka;
 }
 
-/* After the peer list or our identity changed: the peers with an
- * endpoint configured. */
+/* After the peer list, our identity or the gossip order changed: whom our
+ * heartbeat goes to, and the keepalives that follow. */
 void wgam_hints_recount(wgam_mesh *m) {
   size_t i;
 
-  m->npublic = 0;
+  m->nbeat_to = 0;
+  for (i = 0; i < m->npeers && m->nbeat_to < HEARTBEAT_PEERS; i++) {
+    uint32_t idx = m->order[i];
+
+    if (idx != m->self_idx && m->peers[idx].ncfg)
+      m->beat_to[m->nbeat_to++] = idx;
+  }
+  if (!m->roam_hints)
+    return;
   for (i = 0; i < m->npeers; i++)
-    if (i != m->self_idx && m->peers[i].ncfg)
-      m->npublic++;
+    if (i != m->self_idx && m->peers[i].state == PEER_CONNECTED)
+      wgam_set_keepalive(m, &m->peers[i],
+                         wgam_connected_keepalive(m, &m->peers[i]));
 }
 
 /* After a read: counts what decides the next one and the heartbeat. */

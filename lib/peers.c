@@ -224,7 +224,6 @@ void wgam_update_identity(wgam_mesh *m) {
     wgam_store_set(m, me, NULL, NULL, 0);
   }
   wgam_relay_recount(m);
-  wgam_hints_recount(m);
   m->nconnected = 0;
   for (i = 0; i < m->npeers; i++)
     if (i != m->self_idx && m->peers[i].state == PEER_CONNECTED)
@@ -239,16 +238,17 @@ void wgam_update_identity(wgam_mesh *m) {
   for (i = 0; i < m->npeers; i++)
     m->order[i] = (uint32_t)i;
   v = wgam_calloc(m, m->npeers, sizeof(*v));
-  if (!v)
-    return;
-  for (i = 0; i < m->npeers; i++) {
-    v[i].prio = m->has_pubkey ? pair_prio(buf, m->peers[i].pubkey) : 0;
-    v[i].idx = (uint32_t)i;
+  if (v) {
+    for (i = 0; i < m->npeers; i++) {
+      v[i].prio = m->has_pubkey ? pair_prio(buf, m->peers[i].pubkey) : 0;
+      v[i].idx = (uint32_t)i;
+    }
+    qsort(v, m->npeers, sizeof(*v), cmp_prio_idx);
+    for (i = 0; i < m->npeers; i++)
+      m->order[i] = v[i].idx;
+    wgam_free(m, v);
   }
-  qsort(v, m->npeers, sizeof(*v), cmp_prio_idx);
-  for (i = 0; i < m->npeers; i++)
-    m->order[i] = v[i].idx;
-  wgam_free(m, v);
+  wgam_hints_recount(m);
 }
 
 int wgam_mesh_set_peers(wgam_mesh *m, const wgam_peer_config *cfg, size_t n,

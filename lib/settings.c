@@ -227,7 +227,7 @@ const struct wgam_fixed wgam_fixed = {
      * traffic that goes unanswered) is not urgent. */
     .rest_read = 30 * WGAM_SECONDS,
     /* With roam hints, a node behind a NAT has WireGuard send a persistent
-     * keepalive this often to the peers with an endpoint configured: when
+     * keepalive this often to a few peers with an endpoint configured: when
      * its NAT reboots or takes another address, the first one after has
      * the move announced, so this bounds the time to heal (five-node rig:
      * half a heartbeat and about 0.5 s on average). WireGuard's, not

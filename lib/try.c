@@ -828,7 +828,9 @@ static int probe(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
 static void probe_along(wgam_mesh *m, uint32_t idx, wgam_tstamp ts) {
   size_t i;
 
-  if (!small_mesh(m))
+  /* A large mesh probes idle peers one by one; but when we moved, all of
+   * them (wgam_probe_all()), whatever the size. */
+  if (!small_mesh(m) && idx != NO_IDX)
     return;
   m->probe_round = ts;
   for (i = 0; i < m->npeers; i++) {
