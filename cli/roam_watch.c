@@ -45,6 +45,7 @@ struct roam_watch {
   size_t nreported;
   wgam_addr strangers[STRANGERS_MAX];
   size_t nstrangers, stranger_next;
+  int current; /* the attached filter is the one for the sets above */
   struct sock_filter prog[PROG_MAX];
 };
 
@@ -213,6 +214,7 @@ static int judge_reported(struct roam_watch *w) {
     if (known(w, a))
       continue;
     if (w->strikes[i]++) {
+      w->current = 0;
       w->strangers[w->stranger_next] = *a;
       w->stranger_next = (w->stranger_next + 1) % STRANGERS_MAX;
       if (w->nstrangers < STRANGERS_MAX)
@@ -236,6 +238,7 @@ int roam_watch_set(struct roam_watch *w, const wgam_device *dev,
   if (dev->npeers > ROAM_WATCH_MAX) {
     w->prog[0] = (struct sock_filter){BPF_RET | BPF_K, 0, 0, 0};
     attach(w, 1);
+    w->current = 0;
     return -E2BIG;
   }
   if (dev->npeers > w->capknown) {
@@ -245,15 +248,32 @@ int roam_watch_set(struct roam_watch *w, const wgam_device *dev,
     w->known = known;
     w->capknown = dev->npeers;
   }
-  for (i = 0; i < dev->npeers; i++)
-    if (dev->peers[i].endpoint.family != WGAM_AF_NONE)
-      w->known[n++] = dev->peers[i].endpoint;
+  /* A device at rest reads the same every time: the filter is rebuilt
+   * and attached (compiled again by the kernel) only when it changed. */
+  if (w->port != dev->listen_port || w->skip_ifindex != skip_ifindex)
+    w->current = 0;
+  for (i = 0; i < dev->npeers; i++) {
+    const wgam_addr *a = &dev->peers[i].endpoint;
+
+    if (a->family == WGAM_AF_NONE)
+      continue;
+    if (n >= w->nknown || !wgam_addr_equal(&w->known[n], a))
+      w->current = 0;
+    w->known[n++] = *a;
+  }
+  if (n != w->nknown)
+    w->current = 0;
   w->nknown = n;
   w->port = dev->listen_port;
   w->skip_ifindex = skip_ifindex;
   again = judge_reported(w);
-  rc = attach(w, build(w));
-  return rc ? rc : again;
+  if (!w->current) {
+    rc = attach(w, build(w));
+    if (rc)
+      return rc;
+    w->current = 1;
+  }
+  return again;
 }
 
 /* The source of a packet that starts at its network header. */
