@@ -19,6 +19,16 @@
  */
 #include "engine.h"
 
+/* Every connected peer's keepalive, as wgam_connected_keepalive() says. */
+static void set_keepalives(wgam_mesh *m) {
+  size_t i;
+
+  for (i = 0; i < m->npeers; i++)
+    if (i != m->self_idx && m->peers[i].state == PEER_CONNECTED)
+      wgam_set_keepalive(m, &m->peers[i],
+                         wgam_connected_keepalive(m, &m->peers[i]));
+}
+
 int wgam_mesh_set_roam_hints(wgam_mesh *m, int on, wgam_tstamp ts) {
   size_t i;
 
@@ -29,15 +39,10 @@ int wgam_mesh_set_roam_hints(wgam_mesh *m, int on, wgam_tstamp ts) {
     return 0;
   m->roam_hints = on;
   wgam_log(m, WGAM_LOG_DEBUG, "roam hints %s", on ? "on" : "off");
-  for (i = 0; i < m->npeers; i++) {
-    struct peer *p = &m->peers[i];
-
-    if (i == m->self_idx)
-      continue;
-    if (p->state == PEER_CONNECTED)
-      wgam_set_keepalive(m, p, wgam_connected_keepalive(m, p));
-    wgam_heap_set(m, (uint32_t)i, ts); /* its probes: on or off */
-  }
+  set_keepalives(m);
+  for (i = 0; i < m->npeers; i++)
+    if (i != m->self_idx)
+      wgam_heap_set(m, (uint32_t)i, ts); /* its probes: on or off */
   /* Without hints, the periodic read is what finds a move again. */
   if (!on)
     m->t_device = ts_min(m->t_device, ts_add(ts, m->s.device_interval));
@@ -105,12 +110,8 @@ void wgam_hints_recount(wgam_mesh *m) {
     if (idx != m->self_idx && m->peers[idx].ncfg)
       m->beat_to[m->nbeat_to++] = idx;
   }
-  if (!m->roam_hints)
-    return;
-  for (i = 0; i < m->npeers; i++)
-    if (i != m->self_idx && m->peers[i].state == PEER_CONNECTED)
-      wgam_set_keepalive(m, &m->peers[i],
-                         wgam_connected_keepalive(m, &m->peers[i]));
+  if (m->roam_hints)
+    set_keepalives(m);
 }
 
 /* After a read: counts what decides the next one and the heartbeat. */
