@@ -41,6 +41,8 @@
 
 /* Hostname endpoints are looked up again this often. */
 #define RESOLVE_INTERVAL (60 * WGAM_SECONDS)
+/* An interface read while it was going away is read again this soon. */
+#define GONE_RECHECK (100 * WGAM_MILLISECONDS)
 /* Datagrams read per socket per wakeup, so one busy socket cannot starve
  * the others (or the timers) during a flood. */
 #define RECV_BURST 64
@@ -242,7 +244,11 @@ static int read_device(struct daemon *d, wgam_tstamp now) {
   if (d->dev_failing || !d->ifindex)
     d->ifindex = d->dev.dev.has_pubkey ? if_nametoindex(d->cfg.interface) : 0;
   d->dev_failing = 0;
-  d->dev_retry_at = 0;
+  /* A userspace WireGuard shutting down still answers for a moment after
+   * its interface went: read again soon, not at the engine's next read
+   * (half a minute away in a mesh at rest with the roam watch). */
+  d->dev_retry_at =
+      d->dev.dev.has_pubkey && !d->ifindex ? now + GONE_RECHECK : 0;
   d->listen_port = d->dev.dev.listen_port;
   update_relay(d);
   watch_update(d, now);
@@ -668,7 +674,7 @@ static void handle_wants(struct daemon *d, wgam_tstamp now) {
   uint32_t wants = wgam_mesh_get_wants(d->mesh);
 
   /* A missing interface is retried whether or not the engine asks. */
-  if (((wants & WGAM_WANT_DEVICE) || d->dev_failing) &&
+  if (((wants & WGAM_WANT_DEVICE) || d->dev_failing || d->dev_retry_at) &&
       (d->dev_retry_at == 0 || now >= d->dev_retry_at))
     read_device(d, now);
   if (wants & WGAM_WANT_STATE)
