@@ -761,6 +761,7 @@ static int run_loop(struct daemon *d) {
     size_t nctl;
     unsigned ready = 0;
     int timeout, nev, idle;
+    wgam_addr unknown;
 
     if (now >= wgam_mesh_get_expiry(d->mesh)) {
       rc = wgam_mesh_handle_expiry(d->mesh, now);
@@ -828,7 +829,14 @@ static int run_loop(struct daemon *d) {
     if ((ready & (1u << EV_GOSSIP6)) &&
         (rc = recv_gossip(d, d->gossip.fd6, now)))
       goto out;
-    if ((ready & (1u << EV_WATCH)) && d->watch && roam_watch_read(d->watch)) {
+    if ((ready & (1u << EV_WATCH)) && d->watch &&
+        roam_watch_read(d->watch, &unknown)) {
+      if (log_level >= WGAM_LOG_DEBUG) {
+        char a[WGAM_ADDR_STRLEN];
+
+        addr_str(a, sizeof(a), &unknown);
+        log_debug("roam watch: a packet from %s, unknown at the last read", a);
+      }
       wgam_mesh_roam_hint(d->mesh, now);
       d->watch_armed = 0; /* until the read the hint asks for */
     }

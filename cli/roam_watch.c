@@ -296,7 +296,7 @@ static int source(wgam_addr *a, const uint8_t *b, size_t n, uint16_t proto) {
   return -1;
 }
 
-int roam_watch_read(struct roam_watch *w) {
+int roam_watch_read(struct roam_watch *w, wgam_addr *first) {
   uint8_t buf[KEEP_BYTES];
   int unknown = 0;
 
@@ -313,6 +313,8 @@ int roam_watch_read(struct roam_watch *w) {
                ntohs(sll.sll_protocol)) ||
         known(w, &a))
       continue;
+    if (!unknown)
+      *first = a;
     unknown = 1;
     if (!in_list(w->reported, w->nreported, &a) &&
         w->nreported < REPORTED_MAX) {

@@ -40,8 +40,8 @@ int roam_watch_set(struct roam_watch *w, const wgam_device *dev,
                    unsigned skip_ifindex);
 
 /* Drains what the filter passed. Returns 1 when some packet came from a
- * source that is not known, 0 when none did. */
-int roam_watch_read(struct roam_watch *w);
+ * source that is not known (the first in *@first), 0 when none did. */
+int roam_watch_read(struct roam_watch *w, wgam_addr *first);
 
 void roam_watch_close(struct roam_watch *w);
 

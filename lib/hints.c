@@ -75,18 +75,20 @@ int wgam_heartbeat_in_wg(const wgam_mesh *m) {
 }
 
 /*
- * The persistent keepalive of connected peer @p: behind a NAT, with hints,
- * every heartbeat towards the few peers with an endpoint configured that
- * our heartbeat goes to (beat_to: they see our moves unasked; a few, so
- * that one down does not hide a move, and never many, whatever the size
- * of the mesh); else keepalive_connected, which keeps NAT mappings alive.
+ * The persistent keepalive of connected peer @p: with hints, every
+ * heartbeat towards the few peers with an endpoint configured that our
+ * heartbeat goes to (beat_to: they see our moves unasked, whether our NAT
+ * moved or, with an endpoint of our own configured, we were renumbered; a
+ * few, so that one down does not hide a move, and never many, whatever
+ * the size of the mesh); else keepalive_connected, which keeps NAT
+ * mappings alive.
  */
 uint16_t wgam_connected_keepalive(const wgam_mesh *m, const struct peer *p) {
   uint16_t ka = m->s.keepalive_connected;
   uint32_t idx = (uint32_t)(p - m->peers);
   size_t i;
 
-  if (!m->roam_hints || !self_behind_nat(m))
+  if (!m->roam_hints)
     return ka;
   for (i = 0; i < m->nbeat_to; i++)
     if (m->beat_to[i] == idx) {

@@ -611,10 +611,11 @@ void wgam_ask_peer(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
 
 /*
  * Whether an Announce from @src is the answer to our Request: it comes
- * within answer_window, and within answer_burst of the answer's first
- * datagram (the whole store goes out at once). What the peer sends after
- * is news again: a peer that moves right after we asked a node that sees
- * it is not missed.
+ * within answer_window and, with roam hints, within answer_burst of the
+ * answer's first datagram (the whole store goes out at once). What the
+ * peer sends after is news again: a peer that moves right after we asked
+ * a node that sees it is not missed. Without hints the idle probes find
+ * such a move at the next round, and the whole window is the answer's.
  */
 int wgam_is_answer(wgam_mesh *m, const wgam_addr *src, wgam_tstamp ts) {
   struct peer_cold *c;
@@ -628,7 +629,8 @@ int wgam_is_answer(wgam_mesh *m, const wgam_addr *src, wgam_tstamp ts) {
   c = cold_full(&m->peers[idx]); /* whole since the Request, if any */
   if (!c || c->req_at == NONE || ts >= c->answer_end)
     return 0;
-  c->answer_end = ts_min(c->answer_end, ts_add(ts, wgam_fixed.answer_burst));
+  if (m->roam_hints)
+    c->answer_end = ts_min(c->answer_end, ts_add(ts, wgam_fixed.answer_burst));
   return 1;
 }
 

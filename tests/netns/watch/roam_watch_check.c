@@ -102,9 +102,10 @@ static void send_from(const wgam_addr *from, uint16_t to_port) {
  * wait covers a slow machine). */
 static int reported(struct roam_watch *w, int expect) {
   struct pollfd pfd = {.fd = roam_watch_fd(w), .events = POLLIN};
+  wgam_addr first;
 
   poll(&pfd, 1, expect ? 1000 : 100);
-  return roam_watch_read(w);
+  return roam_watch_read(w, &first);
 }
 
 int main(void) {
