@@ -38,7 +38,8 @@ struct roam_watch {
   int fd;
   unsigned skip_ifindex;
   uint16_t port;
-  wgam_addr *known;
+  wgam_addr *known; /* sorted (cmp_addr) */
+  wgam_addr *fresh; /* the next read's, while compared */
   size_t nknown, capknown;
   wgam_addr reported[REPORTED_MAX];
   uint8_t strikes[REPORTED_MAX]; /* reads it stayed unknown at */
@@ -61,6 +62,12 @@ static int in_list(const wgam_addr *list, size_t n, const wgam_addr *a) {
 static int known(const struct roam_watch *w, const wgam_addr *a) {
   return in_list(w->known, w->nknown, a) ||
          in_list(w->strangers, w->nstrangers, a);
+}
+
+/* Any total order: sets of endpoints are compared sorted. wgam_addr has
+ * no padding and its unused bytes are zero (the device reads memset it). */
+static int cmp_addr(const void *a, const void *b) {
+  return memcmp(a, b, sizeof(wgam_addr));
 }
 
 struct prog {
@@ -246,23 +253,24 @@ int roam_watch_set(struct roam_watch *w, const wgam_device *dev,
     if (!known)
       return -ENOMEM;
     w->known = known;
+    known = realloc(w->fresh, dev->npeers * sizeof(*known));
+    if (!known)
+      return -ENOMEM;
+    w->fresh = known;
     w->capknown = dev->npeers;
   }
-  /* A device at rest reads the same every time: the filter is rebuilt
-   * and attached (compiled again by the kernel) only when it changed. */
+  /* A device at rest reads the same set every time (wireguard-go lists
+   * its peers in another order each time): the filter is rebuilt and
+   * attached (compiled again by the kernel) only when the set changed. */
   if (w->port != dev->listen_port || w->skip_ifindex != skip_ifindex)
     w->current = 0;
-  for (i = 0; i < dev->npeers; i++) {
-    const wgam_addr *a = &dev->peers[i].endpoint;
-
-    if (a->family == WGAM_AF_NONE)
-      continue;
-    if (n >= w->nknown || !wgam_addr_equal(&w->known[n], a))
-      w->current = 0;
-    w->known[n++] = *a;
-  }
-  if (n != w->nknown)
+  for (i = 0; i < dev->npeers; i++)
+    if (dev->peers[i].endpoint.family != WGAM_AF_NONE)
+      w->fresh[n++] = dev->peers[i].endpoint;
+  qsort(w->fresh, n, sizeof(*w->fresh), cmp_addr);
+  if (n != w->nknown || memcmp(w->fresh, w->known, n * sizeof(*w->known)))
     w->current = 0;
+  memcpy(w->known, w->fresh, n * sizeof(*w->known));
   w->nknown = n;
   w->port = dev->listen_port;
   w->skip_ifindex = skip_ifindex;
@@ -331,5 +339,6 @@ void roam_watch_close(struct roam_watch *w) {
   if (w->fd >= 0)
     close(w->fd);
   free(w->known);
+  free(w->fresh);
   free(w);
 }
