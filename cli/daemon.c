@@ -790,7 +790,9 @@ static int run_loop(struct daemon *d) {
     }
     if ((d->watch && d->watch_armed) != watch_in_set) {
       watch_in_set = !watch_in_set;
-      if ((rc = ep_set(epfd, watch_in_set ? EPOLL_CTL_ADD : EPOLL_CTL_DEL,
+      /* A watch closed after a failure left the set with its descriptor. */
+      if (d->watch &&
+          (rc = ep_set(epfd, watch_in_set ? EPOLL_CTL_ADD : EPOLL_CTL_DEL,
                        roam_watch_fd(d->watch), EV_WATCH)))
         goto out;
     }
