@@ -414,6 +414,12 @@ enum {
   ANN_MOVED,    /* a peer roamed: news even if only its time changed */
 };
 
+/* Whether a message of @level reaches the log: callers on hot paths check
+ * before formatting its arguments. */
+static inline int wgam_log_on(const wgam_mesh *m, int level) {
+  return m->s.log && level <= m->s.log_level;
+}
+
 /* mesh.c */
 void wgam_log(const wgam_mesh *m, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

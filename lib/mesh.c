@@ -49,7 +49,7 @@ void wgam_log(const wgam_mesh *m, int level, const char *fmt, ...) {
   char buf[256];
   va_list ap;
 
-  if (!m->s.log || level > m->s.log_level)
+  if (!wgam_log_on(m, level))
     return;
   va_start(ap, fmt);
   vsnprintf(buf, sizeof(buf), fmt, ap);

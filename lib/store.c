@@ -301,7 +301,9 @@ int wgam_handle_announce(wgam_mesh *m, uint32_t subject,
   }
   if (!changed)
     return 0;
-  if (n)
+  /* Every Announce that changes a store comes here: its key and address
+   * are formatted only when the line is wanted. */
+  if (n && wgam_log_on(m, WGAM_LOG_TRACE))
     wgam_log(
         m, WGAM_LOG_TRACE, "%s %s: %s endpoint %s (%zu known)",
         subject == SUBJECT_SELF ? "self" : "peer",
