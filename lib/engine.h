@@ -272,16 +272,13 @@ struct wgam_mesh {
   size_t nrelays; /* configured relays other than us; 0 if we are one */
 
   /* Roam hints (hints.c): the caller tells us when WireGuard hears from
-   * an address no peer had at the last read. At that read, how many
-   * connected peers see our moves unasked (an endpoint of theirs
-   * configured), and how many paths were being tried or probed. */
+   * an address no peer had at the last read. */
   int roam_hints;
   /* The peers with an endpoint configured that our heartbeat goes to,
    * the first ones in our gossip order. */
   uint32_t beat_to[HEARTBEAT_PEERS];
   size_t nbeat_to;
-  size_t nobservers;
-  size_t nbusy;
+  size_t nbusy; /* paths tried or probed at the last read */
 
   wgam_stats stats;
 };

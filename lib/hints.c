@@ -64,14 +64,27 @@ int wgam_mesh_roam_hint(wgam_mesh *m, wgam_tstamp ts) {
   return 0;
 }
 
+/* A peer our heartbeat goes to is connected directly: it sees our moves. */
+static int beat_heard(const wgam_mesh *m) {
+  size_t i;
+
+  for (i = 0; i < m->nbeat_to; i++) {
+    const struct peer *p = &m->peers[m->beat_to[i]];
+
+    if (p->state == PEER_CONNECTED && p->route == WGAM_ROUTE_DIRECT)
+      return 1;
+  }
+  return 0;
+}
+
 /*
- * The heartbeat is WireGuard's: hints come, and we are seen by a connected
- * peer when we move (we have an endpoint configured, so a move of ours is
- * a new configuration, or a peer with one is connected to us). Idle
- * probes are then left out.
+ * The heartbeat is WireGuard's: hints come, and we are seen when we move
+ * (we have an endpoint configured, so a move of ours is a new
+ * configuration, or a peer our heartbeat goes to is connected to us).
+ * Idle probes are then left out.
  */
 int wgam_heartbeat_in_wg(const wgam_mesh *m) {
-  return m->roam_hints && (!self_behind_nat(m) || m->nobservers);
+  return m->roam_hints && (!self_behind_nat(m) || beat_heard(m));
 }
 
 /*
@@ -116,19 +129,16 @@ void wgam_hints_recount(wgam_mesh *m) {
     set_keepalives(m);
 }
 
-/* After a read: counts what decides the next one and the heartbeat. */
+/* After a read: counts the paths tried or probed (wgam_read_interval()). */
 void wgam_hints_observed(wgam_mesh *m) {
   size_t i;
 
-  m->nobservers = 0;
   m->nbusy = 0;
   for (i = 0; i < m->npeers; i++) {
     const struct peer *p = &m->peers[i];
 
     if (i == m->self_idx)
       continue;
-    if (p->state == PEER_CONNECTED && p->route == WGAM_ROUTE_DIRECT && p->ncfg)
-      m->nobservers++;
     if (p->state == PEER_TRYING || p->state == PEER_RETRIED ||
         p->state == PEER_SWITCHING || cold(p)->probe_at != NONE ||
         cold(p)->along_at != NONE)
