@@ -7,16 +7,13 @@
 # at the end with one end direct and the other relayed (one end alone lost
 # its direct path), which it rejects. Prints the field.
 set -eu
+. "$(dirname "$0")/sim_check.sh"
 sim="$1"
 field="$2"
 max="$3"
 shift 3
-out=$("$sim" "$@" --quiet --check 2>/dev/null) || {
-  printf '%s\n' "$out" | tail -n 3 >&2
-  exit 1
-}
-got=$(printf '%s\n' "$out" | tail -n 1 | tr ' ' '\n' |
-  sed -n "s/^$field=//p")
+sim_run "$sim" "$@"
+got=$(sim_field "$field")
 echo "$field=$got (at most $max)"
 awk -v h="$got" -v m="$max" 'BEGIN { exit !(h != "" && h != "none" && h + 0 >= 0 && h + 0 <= m + 0) }' || {
   echo "$field: $got s, more than $max" >&2

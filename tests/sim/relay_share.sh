@@ -8,16 +8,13 @@
 # their two ends on different relays (each end moved on its own), which
 # --check-relay rejects; this test prints the share and bounds it.
 set -eu
+. "$(dirname "$0")/sim_check.sh"
 sim="$1"
 min="$2"
 shift 2
-out=$("$sim" "$@" --quiet --check 2>/dev/null) || {
-  printf '%s\n' "$out" | tail -n 3 >&2
-  exit 1
-}
-last=$(printf '%s\n' "$out" | tail -n 1)
-share=$(printf '%s\n' "$last" | tr ' ' '\n' | sed -n 's/^reachable_share=//p')
-misrouted=$(printf '%s\n' "$last" | tr ' ' '\n' | sed -n 's/^prefix_misrouted=//p')
+sim_run "$sim" "$@"
+share=$(sim_field reachable_share)
+misrouted=$(sim_field prefix_misrouted)
 echo "reachable_share=$share (at least $min) prefix_misrouted=${misrouted:-0}"
 awk -v s="$share" -v m="$min" 'BEGIN { exit !(s != "" && s + 0 >= m + 0) }' || {
   echo "reachable share $share below $min" >&2
