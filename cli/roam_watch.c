@@ -267,10 +267,16 @@ int roam_watch_set(struct roam_watch *w, const wgam_device *dev,
   for (i = 0; i < dev->npeers; i++)
     if (dev->peers[i].endpoint.family != WGAM_AF_NONE)
       w->fresh[n++] = dev->peers[i].endpoint;
-  qsort(w->fresh, n, sizeof(*w->fresh), cmp_addr);
-  if (n != w->nknown || memcmp(w->fresh, w->known, n * sizeof(*w->known)))
+  /* No peer may have an endpoint yet: then both arrays can be NULL,
+   * which qsort, memcmp and memcpy must not see, even for 0 bytes. */
+  if (n) {
+    qsort(w->fresh, n, sizeof(*w->fresh), cmp_addr);
+    if (n != w->nknown || memcmp(w->fresh, w->known, n * sizeof(*w->known)))
+      w->current = 0;
+    memcpy(w->known, w->fresh, n * sizeof(*w->known));
+  } else if (w->nknown) {
     w->current = 0;
-  memcpy(w->known, w->fresh, n * sizeof(*w->known));
+  }
   w->nknown = n;
   w->port = dev->listen_port;
   w->skip_ifindex = skip_ifindex;

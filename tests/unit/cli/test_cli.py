@@ -391,6 +391,10 @@ def daemon_tests(exe, tmp):
               "state file decodes: %d %r" % (rc, out))
         check(oct(os.stat(state).st_mode & 0o777) == "0o600",
               "state file mode 0600")
+    except BaseException:
+        log.seek(0)
+        print("---- daemon log ----\n" + log.read())
+        raise
     finally:
         if proc.poll() is None:
             proc.kill()
