@@ -270,6 +270,61 @@ fail:
   return 0;
 }
 
+/* Stores @upd as d->upds[@i], growing the array. Returns 0 or
+ * WGAM_ERR_NOMEM. */
+static int put_upd(struct daemon *d, size_t i, const wgam_peer_update *upd) {
+  if (i == d->capupds) {
+    size_t cap = d->capupds ? d->capupds * 2 : 16;
+    wgam_peer_update *g = realloc(d->upds, cap * sizeof(*g));
+
+    if (!g)
+      return WGAM_ERR_NOMEM;
+    d->upds = g;
+    d->capupds = cap;
+  }
+  d->upds[i] = *upd;
+  return 0;
+}
+
+/*
+ * An address left one of the host's interfaces (a DHCP lease renumbered,
+ * a link went). WireGuard may still send from it: wireguard-go keeps the
+ * source address it last used towards a peer until that peer's endpoint is
+ * set again, and its every packet fails meanwhile, so no peer's roam watch
+ * sees the node's new address until a handshake retry, some 15 s later.
+ * Setting every endpoint again, as read just now, clears that source (the
+ * kernel module clears it too; for it this costs one netlink message).
+ */
+static void repoint(struct daemon *d, wgam_tstamp now) {
+  wgam_peer_update upd = {.flags = WGAM_PEER_HAS_ENDPOINT};
+  size_t i, n = 0;
+  int rc;
+
+  read_device(d, now);
+  if (!d->wg || d->dev_failing)
+    return;
+  for (i = 0; i < d->dev.dev.npeers; i++) {
+    const wgam_device_peer *p = &d->dev.dev.peers[i];
+
+    if (p->endpoint.family == WGAM_AF_NONE)
+      continue;
+    memcpy(upd.pubkey, p->pubkey, WGAM_KEY_LEN);
+    upd.endpoint = p->endpoint;
+    if (put_upd(d, n++, &upd)) {
+      log_err("setting endpoints again: %s", strerror(ENOMEM));
+      return;
+    }
+  }
+  if (!n)
+    return;
+  rc = wg_set(d->wg, d->upds, n);
+  if (rc)
+    log_warn("interface %s: setting %zu endpoints again: %s", d->cfg.interface,
+             n, strerror(-rc));
+  else
+    log_debug("an address went: %zu endpoints set again", n);
+}
+
 /* Sends queued datagrams and applies pending device changes in one call. */
 static int flush(struct daemon *d, wgam_tstamp now) {
   uint8_t pkt[WGAM_MAX_DATAGRAM_LEN];
@@ -279,16 +334,8 @@ static int flush(struct daemon *d, wgam_tstamp now) {
   size_t nupds = 0;
 
   while (wgam_mesh_next_peer_update(d->mesh, &upd) == 1) {
-    if (nupds == d->capupds) {
-      size_t cap = d->capupds ? d->capupds * 2 : 16;
-      wgam_peer_update *g = realloc(d->upds, cap * sizeof(*g));
-
-      if (!g)
-        return WGAM_ERR_NOMEM;
-      d->upds = g;
-      d->capupds = cap;
-    }
-    d->upds[nupds++] = upd;
+    if (put_upd(d, nupds++, &upd))
+      return WGAM_ERR_NOMEM;
   }
   if (nupds && d->wg) {
     int rc = wg_set(d->wg, d->upds, nupds);
@@ -728,6 +775,29 @@ static int ep_set(int epfd, int op, int fd, enum ev_tag tag) {
   return 0;
 }
 
+/* Links or addresses came or went (the rtnetlink watch). */
+static void links_changed(struct daemon *d, wgam_tstamp now) {
+  int seen = gossip_links_changed(&d->gossip, d->ifindex);
+
+  if (!seen)
+    return;
+  if (lan6_wanted(d))
+    join_lan6(d, now);
+  if (d->dev_failing) {
+    d->dev_retry_at = now;
+  } else if (if_nametoindex(d->cfg.interface) != d->ifindex) {
+    /* Deleted, or deleted and created again, since the last read: the
+     * engine learns it now, not at its next periodic read (a public
+     * node's comes seconds apart when every peer is quiet). */
+    log_debug("interface %s: link replaced or gone; reading it now",
+              d->cfg.interface);
+    d->ifindex = 0;
+    read_device(d, now);
+  } else if (seen & LINKS_ADDR_GONE) {
+    repoint(d, now);
+  }
+}
+
 /*
  * The long-lived descriptors stay in one epoll set, so a wakeup costs one
  * epoll_wait rather than a poll that checks every descriptor again. While
@@ -846,21 +916,8 @@ static int run_loop(struct daemon *d) {
       handle_portmap(d, now);
     if (ready & (1u << EV_RESOLVER))
       resolve_results(d, now);
-    if ((ready & (1u << EV_LINKS)) && gossip_links_changed(&d->gossip)) {
-      if (lan6_wanted(d))
-        join_lan6(d, now);
-      if (d->dev_failing) {
-        d->dev_retry_at = now;
-      } else if (if_nametoindex(d->cfg.interface) != d->ifindex) {
-        /* Deleted, or deleted and created again, since the last read: the
-         * engine learns it now, not at its next periodic read (a public
-         * node's comes seconds apart when every peer is quiet). */
-        log_debug("interface %s: link replaced or gone; reading it now",
-                  d->cfg.interface);
-        d->ifindex = 0;
-        read_device(d, now);
-      }
-    }
+    if (ready & (1u << EV_LINKS))
+      links_changed(d, now);
     if (ready & (1u << EV_CONTROL))
       cpfds[0].revents = POLLIN;
     /* Also when nothing is ready: clients past their deadline go. */

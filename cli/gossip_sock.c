@@ -93,7 +93,8 @@ int gossip_join_lan6(struct gossip_socks *g, const char *mesh_ifname) {
 
 int gossip_watch_links(struct gossip_socks *g) {
   struct sockaddr_nl sa = {.nl_family = AF_NETLINK,
-                           .nl_groups = RTMGRP_LINK | RTMGRP_IPV6_IFADDR};
+                           .nl_groups = RTMGRP_LINK | RTMGRP_IPV4_IFADDR |
+                                        RTMGRP_IPV6_IFADDR};
   int fd, rc;
 
   fd = socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC,
@@ -109,25 +110,42 @@ int gossip_watch_links(struct gossip_socks *g) {
   return 0;
 }
 
-int gossip_links_changed(struct gossip_socks *g) {
-  char buf[8192];
-  int changed = 0;
+/* The LINKS_* bits of one datagram of notifications. */
+static int links_seen(const char *buf, size_t n, unsigned skip_ifindex) {
+  const struct nlmsghdr *h = (const struct nlmsghdr *)(const void *)buf;
+  int seen = 0;
+
+  for (; NLMSG_OK(h, n); h = NLMSG_NEXT(h, n)) {
+    const struct ifaddrmsg *ifa = NLMSG_DATA(h);
+
+    seen |= LINKS_CHANGED;
+    if (h->nlmsg_type == RTM_DELADDR &&
+        h->nlmsg_len >= NLMSG_LENGTH(sizeof(*ifa)) &&
+        ifa->ifa_index != skip_ifindex)
+      seen |= LINKS_ADDR_GONE;
+  }
+  return seen;
+}
+
+int gossip_links_changed(struct gossip_socks *g, unsigned skip_ifindex) {
+  _Alignas(struct nlmsghdr) char buf[8192];
+  int seen = 0;
 
   for (;;) {
     ssize_t n = recv(g->linkfd, buf, sizeof(buf), 0);
 
     if (n > 0) {
-      changed = 1;
+      seen |= links_seen(buf, (size_t)n, skip_ifindex);
       continue;
     }
     if (n < 0 && errno == EINTR)
       continue;
-    /* ENOBUFS: notifications were lost, so something changed. */
+    /* ENOBUFS: notifications were lost, so anything may have changed. */
     if (n < 0 && errno == ENOBUFS) {
-      changed = 1;
+      seen |= LINKS_CHANGED | LINKS_ADDR_GONE;
       continue;
     }
-    return changed;
+    return seen;
   }
 }
 

@@ -29,7 +29,7 @@ struct gossip_socks {
   unsigned joined6[GOSSIP_MAX_JOINED6];
   size_t njoined6;
   int send_errno[GOSSIP_SEND_KINDS]; /* last error logged per kind */
-  int linkfd; /* rtnetlink notifications of links and IPv6 addresses, or -1 */
+  int linkfd; /* rtnetlink notifications of links and addresses, or -1 */
 };
 
 /* Both sockets closed, no error logged yet. */
@@ -45,13 +45,20 @@ int gossip_socket(int family, uint16_t port);
  * or -1 when the interfaces cannot be listed. */
 int gossip_join_lan6(struct gossip_socks *g, const char *mesh_ifname);
 
-/* Opens g->linkfd, told when a link or an IPv6 address comes or goes.
+/* Opens g->linkfd, told when a link or an address comes or goes.
  * Returns 0 or -errno. */
 int gossip_watch_links(struct gossip_socks *g);
 
-/* Reads every pending notification of g->linkfd; returns 1 when links or
- * addresses changed (or notifications were lost), else 0. */
-int gossip_links_changed(struct gossip_socks *g);
+/* What gossip_links_changed() saw; lost notifications count as both. */
+enum {
+  LINKS_CHANGED = 1,   /* a link or an address came or went */
+  LINKS_ADDR_GONE = 2, /* an address left another interface than the mesh's */
+};
+
+/* Reads every pending notification of g->linkfd; returns the LINKS_* bits
+ * seen, 0 when nothing changed. An address leaving @skip_ifindex (the mesh
+ * interface) is not LINKS_ADDR_GONE. */
+int gossip_links_changed(struct gossip_socks *g, unsigned skip_ifindex);
 
 /* Sends one datagram to @dst; errors are logged, never returned (the
  * engine retries what matters). */

@@ -321,6 +321,32 @@ def daemon_tests(exe, tmp):
         check(fake.peers.get(b64_to_hex(K1), {}).get("allowed") ==
               ["100.64.0.1/32"], "allowed ip of K1 %r" % fake.peers)
 
+        # An address leaving an interface of the host has every endpoint
+        # set again, as read (wireguard-go forgets the source address it
+        # kept for the peer), and nothing else.
+        k1 = b64_to_hex(K1)
+        want = ["public_key=" + k1, "endpoint=198.51.100.1:51820"]
+
+        def repointed(since):
+            for lines in fake.sets[since:]:
+                keys = {l.partition("=")[0] for l in lines}
+                if keys <= {"public_key", "update_only", "endpoint"} and \
+                        all(w in lines for w in want):
+                    return True
+            return False
+
+        check(wait_for(lambda: fake.peers.get(k1, {}).get("endpoint")),
+              "endpoint of K1 on the device %r" % fake.peers)
+        ip = ["nsenter", "-t", str(proc.pid), "-n", "ip", "addr"]
+        subprocess.run(ip + ["add", "198.51.100.77/32", "dev", "lo"],
+                       check=True)
+        since = len(fake.sets)
+        subprocess.run(ip + ["del", "198.51.100.77/32", "dev", "lo"],
+                       check=True)
+        check(wait_for(lambda: repointed(since), 5),
+              "endpoints set again after an address went: %r" %
+              fake.sets[since:])
+
         rc, out, _ = status()
         lines = out.splitlines()
         check(rc == 0 and lines[0].startswith("interface: %s" % iface) and
