@@ -161,6 +161,13 @@ static void observe_peer(wgam_mesh *m, struct peer *p,
                wgam_key_short(p->pubkey).s, wgam_addr_str(&dp->endpoint).s,
                wgam_source_name(p->src));
   }
+  /* A connected peer that moved by itself (WireGuard roamed its entry to
+   * where its packets now come from) missed what we sent it since we last
+   * heard it where it was. */
+  if (m->s.policy == WGAM_POLICY_FAST && roamed && !first &&
+      p->state == PEER_CONNECTED && addr_valid(&p->dev_ep) &&
+      addr_valid(&dp->endpoint) && !wgam_addr_equal(&dp->endpoint, want_ep(p)))
+    wgam_catch_up(m, p, ts_latest(p->rx_at, p->hs_at, p->pong_at));
   wgam_set_dev_ep(m, p, &dp->endpoint);
   p->on_device = 1;
   p->dev_keepalive = dp->persistent_keepalive;

@@ -469,6 +469,7 @@ void wgam_try_endpoint(wgam_mesh *m, struct peer *p, const wgam_addr *ep,
 void wgam_ask_peer(wgam_mesh *m, struct peer *p, wgam_tstamp ts);
 int wgam_is_answer(wgam_mesh *m, const wgam_addr *src, wgam_tstamp ts);
 void wgam_became_connected(wgam_mesh *m, struct peer *p, wgam_tstamp ts);
+void wgam_catch_up(wgam_mesh *m, struct peer *p, wgam_tstamp since);
 int wgam_early_retry_due(const wgam_mesh *m, const struct peer *p);
 wgam_tstamp wgam_cross_watch_at(const wgam_mesh *m, const struct peer *p);
 void wgam_peer_step(wgam_mesh *m, uint32_t idx, wgam_tstamp ts);

@@ -329,12 +329,12 @@ int wgam_handle_announce(wgam_mesh *m, uint32_t subject,
    * it: flooding it again from every node that asks starts a wave through
    * the mesh each time (with endpoints behind symmetric NATs, a different
    * one each time). Nor is it news that the peer moved: learned_at, which
-   * probes a connected peer, ends a probe, cuts a try and is caught up on
-   * by a peer whose path comes back (catch_up() in try.c), is for news
-   * alone. An answer brings a whole store, and where symmetric NATs show
-   * each observer another port, most of it differs from ours: at a
-   * thousand nodes, one answer declared working paths silent and, caught
-   * up on, flooded the mesh with every such subject. */
+   * probes a connected peer, ends a probe and cuts a try, and the
+   * propagation a peer whose path came back or moved is caught up on
+   * (wgam_catch_up() in try.c), are for news alone. An answer brings a whole
+   * store, and where symmetric NATs show each observer another port, most of it
+   * differs from ours: at a thousand nodes, one answer declared working paths
+   * silent and, caught up on, flooded the mesh with every such subject. */
   if (mode == ANN_FLOOD || mode == ANN_MOVED) {
     m->peers[subject].learned_at = ts;
     /* The first public address of a peer known so far only at private

@@ -634,22 +634,34 @@ int wgam_is_answer(wgam_mesh *m, const wgam_addr *src, wgam_tstamp ts) {
   return 1;
 }
 
+/* When news of @q last went out from us, or NONE: propagation damping may
+ * send it well after we learned it. */
+static wgam_tstamp spread_at(const struct peer *q) {
+  const struct peer_cold *c = cold_pre(q);
+
+  if (c->prop_next == NONE || !c->prop_hold_s || c->prop_pending)
+    return NONE;
+  return c->prop_next - (wgam_tstamp)c->prop_hold_s * WGAM_SECONDS;
+}
+
 /*
- * A peer back after its path broke missed what was propagated meanwhile
- * (a NAT that rebooted under both of them: our announce of the other's new
- * port went to its old one). Tell it the news we learned since the path
- * was last known to work (learned_at: not what Request answers brought,
- * see wgam_handle_announce()).
+ * A peer back after its path broke, or found at another address, missed
+ * what was propagated meanwhile (a NAT that rebooted under both of them:
+ * our announce of the other's new port went to its old one). Tell it the
+ * news we learned or sent since it was last heard where it was (learned_at:
+ * not what Request answers brought, see wgam_handle_announce()).
  */
-static void catch_up(wgam_mesh *m, struct peer *p, wgam_tstamp since) {
+void wgam_catch_up(wgam_mesh *m, struct peer *p, wgam_tstamp since) {
   uint32_t idx = (uint32_t)(p - m->peers);
   size_t i;
 
   for (i = 0; i < m->npeers; i++) {
     const struct peer *q = &m->peers[i];
+    wgam_tstamp sent = spread_at(q);
 
-    if (i == idx || i == m->self_idx || q->learned_at == NONE ||
-        q->learned_at < since || !q->nknown)
+    if (i == idx || i == m->self_idx || !q->nknown)
+      continue;
+    if (sent == NONE || sent < since)
       continue;
     if (wgam_queue_to_peer(m, WGAM_MSG_ANNOUNCE, (uint32_t)i, p) != 0)
       break;
@@ -663,7 +675,7 @@ void wgam_became_connected(wgam_mesh *m, struct peer *p, wgam_tstamp ts) {
   if (was_up)
     return;
   if (m->s.policy == WGAM_POLICY_FAST && cold(p)->broken_at != NONE)
-    catch_up(m, p, cold(p)->heard_at);
+    wgam_catch_up(m, p, cold(p)->heard_at);
   wgam_peer_set_state(m, p, PEER_CONNECTED, ts);
   wgam_relay_up(m, p, ts);
   if (cold_full(p)) {

@@ -2376,6 +2376,57 @@ START_TEST(test_answers_not_reflooded) {
 }
 END_TEST
 
+/* Announces node @i sends now to node @to whose first endpoint is @addr
+ * (the rest is drained). */
+static int announces_of(int i, int to, const wgam_addr *addr) {
+  uint8_t buf[WGAM_MAX_DATAGRAM_LEN], plain[WGAM_MAX_PLAINTEXT_LEN], key[32];
+  wgam_addr dest;
+  wgam_ssize len;
+  wgam_msg msg;
+  int n = 0;
+
+  wgam_key_derive(key, (const uint8_t *)"test secret", 11);
+  while ((len = wgam_mesh_write_pkt(net.n[i].m, &dest, buf, sizeof(buf),
+                                    net.now)) > 0) {
+    len = wgam_pkt_open(plain, sizeof(plain), key, buf, (size_t)len);
+    ck_assert_int_gt(len, 0);
+    ck_assert_int_gt(wgam_msg_decode(&msg, plain, (size_t)len), 0);
+    n += msg.type == WGAM_MSG_ANNOUNCE && by_mesh(&dest) == to &&
+         msg.nendpoints && same(&msg.endpoints[0].addr, addr);
+  }
+  return n;
+}
+
+/* A connected peer that WireGuard finds at another address (its NAT lost
+ * its mappings) missed what we sent to where it was since we last heard
+ * it there: that news is sent to it again, and only that. */
+START_TEST(test_moved_peer_caught_up) {
+  wgam_addr moved5 = tu_v4(203, 0, 113, 55, 7005);
+  int k;
+
+  star_config(0);
+  star_first_read();
+  star_live(3 * WGAM_SECONDS); /* past the first read's hold times */
+  /* Peer 5 moves: announced to the others (and to itself). */
+  star_dp[5].endpoint = moved5;
+  star_touch();
+  ck_assert_int_eq(announces_of(0, 9, &moved5), 1);
+  /* Peer 9 moved too, before that announce could reach it. */
+  net.now += WGAM_SECONDS / 2;
+  star_dp[9].endpoint = tu_v4(203, 0, 113, 59, 7009);
+  star_touch();
+  ck_assert_int_eq(announces_of(0, 9, &moved5), 1);
+  /* Heard since at its new address: nothing is sent to it again, nor to a
+   * peer that moves after it was heard where it was. */
+  star_live(3 * WGAM_SECONDS);
+  star_dp[11].endpoint = tu_v4(203, 0, 113, 61, 7011);
+  star_touch();
+  ck_assert_int_eq(announces_of(0, 11, &moved5), 0);
+  for (k = 1; k < 14; k++)
+    ck_assert_int_eq(announces_of(0, k, &moved5), 0);
+}
+END_TEST
+
 /* Lets @ms pass in device reads of 100 ms (every star peer sending);
  * returns the Pings node 0 sent to node @to meanwhile. */
 static int star_pings(int ms, int to) {
@@ -3389,6 +3440,7 @@ static Suite *mesh_suite(void) {
   tcase_add_test(tc, test_late_handshake_kept);
   tcase_add_test(tc, test_lan_broadcast_preempts);
   tcase_add_test(tc, test_answers_not_reflooded);
+  tcase_add_test(tc, test_moved_peer_caught_up);
   tcase_add_test(tc, test_answer_not_news);
   tcase_add_test(tc, test_roamed_endpoint_time);
   tcase_add_test(tc, test_idle_wakeups);
