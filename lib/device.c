@@ -308,16 +308,19 @@ int wgam_mesh_observe_device(wgam_mesh *m, const wgam_device *dev,
       uint64_t gi = m->s.gossip_interval / WGAM_SECONDS;
       size_t k;
       int fresh = 0;
-      /* Moved since we last announced it, and not by us: WireGuard roams to
+      /* Moved since we last announced it (or, never announced by us, away
+       * from where we had put it), and not by us: WireGuard roams to
        * where authenticated packets come from (a NAT that rebooted, a WAN
        * address that changed), often without a new handshake. The bytes since
        * prove it as of their read: that is news even when the store holds
        * the address from before (a NAT may hand out a port again), and it
        * must outrank what observers saw before the move, not wait for the
        * next rekey. */
-      int moved = m->s.policy == WGAM_POLICY_FAST && addr_valid(obs_ep(p)) &&
-                  !wgam_addr_equal(obs_ep(p), &p->dev_ep) &&
-                  !wgam_addr_equal(want_ep(p), &p->dev_ep);
+      int moved =
+          m->s.policy == WGAM_POLICY_FAST &&
+          !wgam_addr_equal(want_ep(p), &p->dev_ep) &&
+          (addr_valid(obs_ep(p)) ? !wgam_addr_equal(obs_ep(p), &p->dev_ep)
+                                 : addr_valid(want_ep(p)));
       for (k = 0; k < p->nknown; k++)
         if (wgam_addr_equal(&p->known[k].addr, &p->dev_ep) &&
             p->dev_hs <= p->known[k].time + gi)

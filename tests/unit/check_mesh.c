@@ -2427,6 +2427,38 @@ START_TEST(test_moved_peer_caught_up) {
 }
 END_TEST
 
+/* A peer found at another address than the one we had put it at is told
+ * so (its NAT moved: until it sends to each peer from there, their packets
+ * do not get through), also when its address came to our store from
+ * others, so that we never announced it ourselves. */
+START_TEST(test_moved_peer_told) {
+  wgam_addr moved5 = tu_v4(203, 0, 113, 55, 7005);
+  wgam_peer_info info;
+  wgam_endpoint ep;
+
+  star_config(0);
+  star_dp[5].last_handshake = 0;
+  memset(&star_dp[5].endpoint, 0, sizeof(star_dp[5].endpoint));
+  star_first_read();
+  star_live(3 * WGAM_SECONDS);
+  /* Told by a peer where 5 is, node 0 puts it there and a handshake
+   * follows. */
+  ep.addr = net.n[5].ext;
+  ep.time = unix_now();
+  announce_from(0, 3, 5, &ep, 1, 1);
+  net.now += 100 * WGAM_MILLISECONDS;
+  star_dp[5].endpoint = net.n[5].ext;
+  star_dp[5].last_handshake = unix_now();
+  star_live(3 * WGAM_SECONDS);
+  peer_info(0, 5, &info);
+  ck_assert_int_eq(info.state, WGAM_PEER_CONNECTED);
+  /* Its NAT moves. */
+  star_dp[5].endpoint = moved5;
+  star_touch();
+  ck_assert_int_eq(announces_of(0, 5, &moved5), 1);
+}
+END_TEST
+
 /* Lets @ms pass in device reads of 100 ms (every star peer sending);
  * returns the Pings node 0 sent to node @to meanwhile. */
 static int star_pings(int ms, int to) {
@@ -3441,6 +3473,7 @@ static Suite *mesh_suite(void) {
   tcase_add_test(tc, test_lan_broadcast_preempts);
   tcase_add_test(tc, test_answers_not_reflooded);
   tcase_add_test(tc, test_moved_peer_caught_up);
+  tcase_add_test(tc, test_moved_peer_told);
   tcase_add_test(tc, test_answer_not_news);
   tcase_add_test(tc, test_roamed_endpoint_time);
   tcase_add_test(tc, test_idle_wakeups);
