@@ -647,9 +647,9 @@ static wgam_tstamp spread_at(const struct peer *q) {
 /*
  * A peer back after its path broke, or found at another address, missed
  * what was propagated meanwhile (a NAT that rebooted under both of them:
- * our announce of the other's new port went to its old one). Tell it the
- * news we learned or sent since it was last heard where it was (learned_at:
- * not what Request answers brought, see wgam_handle_announce()).
+ * our announce of the other's new port went to its old one). Tell it again
+ * each subject we propagated since it was last heard where it was (news
+ * only: Request answers are not propagated, see wgam_handle_announce()).
  */
 void wgam_catch_up(wgam_mesh *m, struct peer *p, wgam_tstamp since) {
   uint32_t idx = (uint32_t)(p - m->peers);
