@@ -161,12 +161,16 @@ static void observe_peer(wgam_mesh *m, struct peer *p,
                wgam_key_short(p->pubkey).s, wgam_addr_str(&dp->endpoint).s,
                wgam_source_name(p->src));
   }
-  /* A connected peer that moved by itself (WireGuard roamed its entry to
-   * where its packets now come from) missed what we sent it since we last
-   * heard it where it was. */
+  /* A connected peer whose public address changed by itself (its NAT
+   * moved; WireGuard roamed its entry to where its packets now come from)
+   * missed what we sent it since we last heard it where it was. A move
+   * between a public and a LAN address is a path found, not a NAT moved:
+   * nothing was lost. */
   if (m->s.policy == WGAM_POLICY_FAST && roamed && !first &&
       p->state == PEER_CONNECTED && addr_valid(&p->dev_ep) &&
-      addr_valid(&dp->endpoint) && !wgam_addr_equal(&dp->endpoint, want_ep(p)))
+      addr_valid(&dp->endpoint) && !wgam_addr_private(&p->dev_ep) &&
+      !wgam_addr_private(&dp->endpoint) &&
+      !wgam_addr_equal(&dp->endpoint, want_ep(p)))
     wgam_catch_up(m, p, ts_latest(p->rx_at, p->hs_at, p->pong_at));
   wgam_set_dev_ep(m, p, &dp->endpoint);
   p->on_device = 1;
@@ -309,7 +313,8 @@ int wgam_mesh_observe_device(wgam_mesh *m, const wgam_device *dev,
       size_t k;
       int fresh = 0;
       /* Moved since we last announced it (or, never announced by us, away
-       * from where we had put it), and not by us: WireGuard roams to
+       * from where we had put it), and not by us (nor is a write of ours
+       * under way, which a try this read started): WireGuard roams to
        * where authenticated packets come from (a NAT that rebooted, a WAN
        * address that changed), often without a new handshake. The bytes since
        * prove it as of their read: that is news even when the store holds
@@ -317,7 +322,7 @@ int wgam_mesh_observe_device(wgam_mesh *m, const wgam_device *dev,
        * must outrank what observers saw before the move, not wait for the
        * next rekey. */
       int moved =
-          m->s.policy == WGAM_POLICY_FAST &&
+          m->s.policy == WGAM_POLICY_FAST && !(p->upd & UPD_ENDPOINT) &&
           !wgam_addr_equal(want_ep(p), &p->dev_ep) &&
           (addr_valid(obs_ep(p)) ? !wgam_addr_equal(obs_ep(p), &p->dev_ep)
                                  : addr_valid(want_ep(p)));
