@@ -2404,8 +2404,7 @@ START_TEST(test_moved_peer_caught_up) {
   wgam_addr moved5 = tu_v4(203, 0, 113, 55, 7005);
   int k;
 
-  star_config(0);
-  star_first_read();
+  star_of_14(0);
   star_live(3 * WGAM_SECONDS); /* past the first read's hold times */
   /* Peer 5 moves: announced to the others (and to itself). */
   star_dp[5].endpoint = moved5;
